@@ -66,7 +66,12 @@ foreign_arch() {
 	compgen -G "/var/lib/apt/lists/*_binary-${DEBARCH}_Packages*" >/dev/null || update=1
 	if [[ -n $update ]]; then
 		log "apt-get update (for $DEBARCH)"
-		apt-get "${APT_LOCK[@]}" update >/dev/null || die "apt-get update failed"
+		if ! apt-get "${APT_LOCK[@]}" update >/dev/null; then
+			# A partial failure (e.g. one mirror mid-sync) still leaves usable lists.
+			compgen -G "/var/lib/apt/lists/*_binary-${DEBARCH}_Packages*" >/dev/null ||
+				die "apt-get update failed: no package lists for $DEBARCH"
+			log "warning: apt-get update reported errors; using the $DEBARCH lists it fetched"
+		fi
 	fi
 }
 
@@ -131,9 +136,11 @@ resolve() {
 	mv "$RESOLVED.tmp" "$RESOLVED"
 }
 
+mkdir -p "$DEBDIR"
+exec 9>"$CACHE/.lock-$ARCH" # one build per ARCH at a time (shared cache and resolution)
+flock 9
 host_tools
 foreign_arch
-mkdir -p "$DEBDIR"
 fp=$(apt_fingerprint)
 if [[ ! -f $RESOLVED ]] || [[ $(head -n1 "$RESOLVED") != "fingerprint $fp" ]]; then
 	resolve "$fp"
