@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import { describe, it, expect } from 'vitest';
+import { formatCpuList, parseCpuList } from '../../src/host/cpulist.js';
 import {
-  formatCpuList,
-  parseCpuList,
   parseInterrupts,
   parseProcStat,
   parseSchedstat,

@@ -1,0 +1,104 @@
+// The seam between the harness and the machine. Everything above it — runner, pinning, collectors,
+// reports — runs the same code for real QEMU and for the mock; only what is behind these interfaces
+// knows whether the guest and host are real.
+import type { GuestSpec, Knobs } from '../spec/schema.js';
+import type { QmpClient } from './qmp-client.js';
+import type { KeyPair, SshGuest } from './ssh-guest.js';
+
+/** What the host is and can do, as far as an experiment's `requires` and preflight care. */
+export interface HostFacts {
+  simulated: boolean;
+  /** uname -m */
+  arch: string;
+  kernelRelease: string;
+  /** Online host CPUs. */
+  cpus: number[];
+  cpuVendor: string;
+  cpuModel: string;
+  cpuFlags: string[];
+  /** /proc/cmdline */
+  kernelCmdline: string;
+  kvm: {
+    /** /dev/kvm opens and creates a VM. */
+    usable: boolean;
+    /** Why not, when it is not. */
+    reason?: string;
+    /** A standard guest kernel boots under it (false on nested page-table-based KVMs). */
+    canBootGuest: boolean;
+    /** KVM_CHECK_EXTENSION(KVM_CAP_X86_DISABLE_EXITS) on a VM fd; 0 when unknown. */
+    disableExitsMask: number;
+    haltPollCap: boolean;
+    /** kvm module parameters that matter (name → value as read). */
+    params: Record<string, string>;
+  };
+  tracefs: { path: string | undefined; writable: boolean };
+  root: boolean;
+  /** Row names of /proc/interrupts (LOC, PIN, PIW, …). */
+  interruptRows: string[];
+  /** Does this host path exist? */
+  pathExists(path: string): Promise<boolean>;
+}
+
+/** The host as collectors and pinning touch it: files, thread affinity, process usage. */
+export interface HostView {
+  readonly simulated: boolean;
+  readFile(path: string): Promise<string>;
+  readdir(path: string): Promise<string[]>;
+  writeFile(path: string, data: string): Promise<void>;
+  mkdir(path: string): Promise<void>;
+  rmdir(path: string): Promise<void>;
+  exists(path: string): Promise<boolean>;
+  /** sched_setaffinity for one thread. */
+  setAffinity(tid: number, cpus: readonly number[]): Promise<void>;
+  /** CPU % (of one CPU) and RSS of a whole process since the previous call. */
+  processUsage(pid: number): Promise<{ cpuPct: number; rssBytes: number }>;
+}
+
+export type Accel = 'kvm' | 'tcg';
+
+export interface LaunchRequest {
+  /** VM name (appears in thread names and -name). */
+  name: string;
+  guest: GuestSpec;
+  knobs: Knobs;
+  accel: Accel;
+  /** Private directory (mode 0700) for the QMP socket and pidfile. */
+  runDir: string;
+  /** Results directory for this variant: console log, transcripts, launch command. */
+  logDir: string;
+  clientKey: KeyPair;
+}
+
+/** What was asked of the VM and what actually took effect, for the results. */
+export interface Effective {
+  accel: Accel;
+  argv: string[];
+  /** The disabled-exits mask KVM accepted, when known. */
+  disableExitsMask?: number;
+  [key: string]: unknown;
+}
+
+export interface Vm {
+  readonly pid: number;
+  readonly qmp: QmpClient;
+  readonly guest: SshGuest;
+  readonly effective: Effective;
+  /** Path of the guest console log. */
+  readonly consoleLog: string;
+  /** Why the VM process is gone, or undefined while it runs. */
+  exitReason(): string | undefined;
+  /** Wait until the guest answers commands. */
+  waitReady(deadline: number): Promise<void>;
+  /** QMP quit, then SIGTERM, then SIGKILL, each with a deadline. Safe to call twice. */
+  shutdown(): Promise<string>;
+}
+
+export interface Backend {
+  readonly name: 'qemu' | 'mock';
+  readonly simulated: boolean;
+  readonly host: HostView;
+  probe(): Promise<HostFacts>;
+  /** Which accelerator a guest would get, and a notice when it is not what was asked. */
+  chooseAccel(asked: 'auto' | Accel, facts: HostFacts): { accel: Accel; notice?: string };
+  launch(req: LaunchRequest): Promise<Vm>;
+}

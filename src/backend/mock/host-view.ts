@@ -1,0 +1,136 @@
+// The simulated host as collectors see it: procfs files for the simulated QEMU processes' threads,
+// rendered in the kernel's own formats from the model, and sched_setaffinity on those threads.
+// Collectors parse these with the same parsers they use on a real /proc.
+import { formatCpuList } from '../../host/cpulist.js';
+import type { HostView } from '../backend.js';
+import type { MockMachine } from './machine.js';
+import type { ThreadSim } from './model.js';
+import { MOCK_HOST } from './profile.js';
+
+const USER_HZ = 100;
+
+function enoent(path: string): Error {
+  return Object.assign(new Error(`ENOENT: no such file or directory (simulated host), open '${path}'`), { code: 'ENOENT' });
+}
+
+export class MockHostView implements HostView {
+  readonly simulated = true;
+  private readonly machines = new Map<number, MockMachine>();
+  private readonly usageMark = new Map<number, { at: number; ns: number }>();
+
+  attach(m: MockMachine): void {
+    this.machines.set(m.pid, m);
+  }
+
+  detach(m: MockMachine): void {
+    this.machines.delete(m.pid);
+  }
+
+  private threadsOf(m: MockMachine): ThreadSim[] {
+    return [...m.others, ...m.vcpus.filter((v) => v.activity !== 'absent')];
+  }
+
+  private find(pid: number, tid: number): { m: MockMachine; t: ThreadSim } | undefined {
+    const m = this.machines.get(pid);
+    if (!m || m.deadReason) return undefined;
+    m.sync();
+    const t = this.threadsOf(m).find((x) => x.tid === tid);
+    return t ? { m, t } : undefined;
+  }
+
+  async readFile(path: string): Promise<string> {
+    const task = /^\/proc\/(\d+)\/task\/(\d+)\/(schedstat|stat|status|comm)$/.exec(path);
+    if (task) {
+      const found = this.find(Number(task[1]), Number(task[2]));
+      if (!found) throw enoent(path);
+      return render(task[3]!, found.m, found.t);
+    }
+    if (path === '/sys/devices/system/cpu/online') return `${formatCpuList(MOCK_HOST.cpus)}\n`;
+    if (path === '/proc/cmdline') return `${MOCK_HOST.kernelCmdline}\n`;
+    throw enoent(path);
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    const m = /^\/proc\/(\d+)\/task\/?$/.exec(path);
+    const machine = m ? this.machines.get(Number(m[1])) : undefined;
+    if (!machine || machine.deadReason) throw enoent(path);
+    return this.threadsOf(machine).map((t) => String(t.tid));
+  }
+
+  async writeFile(path: string): Promise<void> {
+    throw enoent(path);
+  }
+
+  async mkdir(path: string): Promise<void> {
+    throw enoent(path);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    throw enoent(path);
+  }
+
+  async exists(path: string): Promise<boolean> {
+    return this.readFile(path).then(
+      () => true,
+      () => (MOCK_HOST.devices as readonly string[]).includes(path),
+    );
+  }
+
+  async setAffinity(tid: number, cpus: readonly number[]): Promise<void> {
+    for (const m of this.machines.values()) {
+      const t = this.threadsOf(m).find((x) => x.tid === tid);
+      if (!t) continue;
+      const bad = cpus.filter((c) => !MOCK_HOST.cpus.includes(c as never));
+      if (bad.length) throw new Error(`sched_setaffinity(${tid}): Invalid argument (CPU ${bad.join(',')} not on the simulated host)`);
+      m.sync();
+      t.affinity = [...cpus];
+      if (!cpus.includes(t.lastCpu)) t.lastCpu = cpus[0]!;
+      return;
+    }
+    throw new Error(`sched_setaffinity(${tid}): No such process (simulated host)`);
+  }
+
+  async processUsage(pid: number): Promise<{ cpuPct: number; rssBytes: number }> {
+    const m = this.machines.get(pid);
+    if (!m || m.deadReason) throw new Error(`No such process ${pid} (simulated host)`);
+    m.sync();
+    const ns = this.threadsOf(m).reduce((s, t) => s + t.runNs, 0);
+    const now = Date.now();
+    const prev = this.usageMark.get(pid) ?? { at: m.bootedAt, ns: 0 };
+    this.usageMark.set(pid, { at: now, ns });
+    const cpuPct = now > prev.at ? ((ns - prev.ns) / 1e6 / (now - prev.at)) * 100 : 0;
+    return { cpuPct, rssBytes: 256 * 1024 * 1024 };
+  }
+}
+
+function render(file: string, m: MockMachine, t: ThreadSim): string {
+  const ticks = (ns: number) => Math.floor((ns / 1e9) * USER_HZ);
+  switch (file) {
+    case 'schedstat':
+      return `${Math.round(t.runNs)} ${Math.round(t.waitNs)} ${Math.round(t.slices)}\n`;
+    case 'comm':
+      return `${t.comm}\n`;
+    case 'status':
+      return [
+        `Name:\t${t.comm}`,
+        'State:\tS (sleeping)',
+        `Tgid:\t${m.pid}`,
+        `Pid:\t${t.tid}`,
+        `Cpus_allowed_list:\t${formatCpuList(t.affinity)}`,
+        `voluntary_ctxt_switches:\t${Math.round(t.voluntary)}`,
+        `nonvoluntary_ctxt_switches:\t${Math.round(t.involuntary)}`,
+        '',
+      ].join('\n');
+    default: {
+      // utime includes guest time, as the kernel accounts it.
+      const guest = ticks(t.guestNs);
+      const utime = Math.max(guest, ticks(t.runNs * 0.6 + t.guestNs * 0.4));
+      const stime = Math.max(0, ticks(t.runNs) - utime);
+      const fields = [
+        t.tid, `(${t.comm})`, 'S', 1, m.pid, m.pid, 0, -1, 4194560, 1000, 0, 0, 0, utime, stime, 0, 0, 20, 0, m.others.length + m.vcpus.length,
+        0, 100, 1_300_000_000, 65_536, '18446744073709551615', 1, 1, 0, 0, 0, 0, 0, 4096, 0, 0, 0, 0, -1, t.lastCpu, 0, 0, 0, guest, 0,
+      ];
+      return `${fields.join(' ')}\n`;
+    }
+  }
+}

@@ -1,0 +1,114 @@
+// The mock backend: a simulated host and guest behind a real QMP socket and a real SSH server, so
+// the runner, QMP client, SSH client, collectors and reports run unchanged without hardware.
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { generateClientKey, SshGuest } from '../ssh-guest.js';
+import { QmpClient } from '../qmp-client.js';
+import { guestCmdline } from '../guest-cmdline.js';
+import type { Accel, Backend, HostFacts, LaunchRequest, Vm } from '../backend.js';
+import { MockMachine } from './machine.js';
+import { MockHostView } from './host-view.js';
+import { MockQmpServer } from './qmp-server.js';
+import { MockShell } from './shell.js';
+import { MockSshServer } from './ssh-server.js';
+import { MOCK_HOST } from './profile.js';
+import { settlesWithin } from '../../util/deadline.js';
+
+/** Simulated time from launch until the guest's SSH server listens. */
+const BOOT_MS = 300;
+
+export class MockBackend implements Backend {
+  readonly name = 'mock';
+  readonly simulated = true;
+  readonly host = new MockHostView();
+
+  async probe(): Promise<HostFacts> {
+    return {
+      simulated: true,
+      arch: MOCK_HOST.arch,
+      kernelRelease: MOCK_HOST.kernelRelease,
+      cpus: [...MOCK_HOST.cpus],
+      cpuVendor: MOCK_HOST.cpuVendor,
+      cpuModel: MOCK_HOST.cpuModel,
+      cpuFlags: [...MOCK_HOST.cpuFlags],
+      kernelCmdline: MOCK_HOST.kernelCmdline,
+      kvm: { usable: true, canBootGuest: true, disableExitsMask: MOCK_HOST.disableExitsMask, haltPollCap: true, params: { ...MOCK_HOST.kvmParams } },
+      tracefs: { path: '/sys/kernel/tracing', writable: true },
+      root: true,
+      interruptRows: [...MOCK_HOST.interruptRows],
+      pathExists: async (p) => (MOCK_HOST.devices as readonly string[]).includes(p),
+    };
+  }
+
+  chooseAccel(asked: 'auto' | Accel): { accel: Accel; notice?: string } {
+    return { accel: asked === 'tcg' ? 'tcg' : 'kvm' };
+  }
+
+  async launch(req: LaunchRequest): Promise<Vm> {
+    const g = req.guest;
+    const cmdline = guestCmdline(g, req.knobs, req.clientKey.publicKey);
+    const machine = new MockMachine({
+      name: req.name,
+      arch: g.arch,
+      cpuModel: g.cpu ?? (g.arch === 'x86_64' ? 'qemu64' : 'power9'),
+      cpus: g.cpus,
+      maxcpus: g.maxcpus ?? g.cpus,
+      cmdline,
+      knobs: req.knobs,
+    });
+    const hostKey = generateClientKey(); // the simulated image's host key, known to kvmlab in advance
+    const qmpPath = join(req.runDir, 'qmp.sock');
+    const consoleLog = join(req.logDir, 'console.log');
+    let qmpServer: MockQmpServer | undefined;
+    let sshServer: MockSshServer | undefined;
+    const stop = (reason: string) => {
+      if (machine.deadReason) return;
+      machine.kill(reason);
+      sshServer?.close();
+      qmpServer?.close();
+      this.host.detach(machine);
+      writeFileSync(consoleLog, machine.dmesg());
+    };
+    qmpServer = new MockQmpServer(machine, () => stop('quit over QMP'));
+    await qmpServer.listen(qmpPath);
+    this.host.attach(machine);
+    sshServer = new MockSshServer(hostKey.privateKey, req.clientKey.publicKey, new MockShell(machine), () => !machine.deadReason);
+    const bootTimer = new Promise<number>((resolve) => setTimeout(() => resolve(sshServer!.listen()), BOOT_MS));
+    const port = await bootTimer;
+
+    const qmp = await QmpClient.connect(qmpPath, { transcript: join(req.logDir, 'qmp.jsonl') });
+    const guest = new SshGuest({ host: '127.0.0.1', port, user: 'root', privateKey: req.clientKey.privateKey, hostKey: hostKey.publicKey, transcript: join(req.logDir, 'guest.jsonl') });
+    const mask = machine.policy.disableMask;
+    return {
+      pid: machine.pid,
+      qmp,
+      guest,
+      consoleLog,
+      effective: {
+        accel: req.accel,
+        simulated: true,
+        argv: ['(simulated by the mock backend; no QEMU process)', `-smp ${g.cpus},maxcpus=${g.maxcpus ?? g.cpus}`, `-append ${cmdline}`],
+        disableExitsMask: mask,
+        mwaitInGuestCpuid: machine.policy.mwaitInCpuid,
+        haltPollNs: machine.policy.haltPollNs,
+      },
+      exitReason: () => machine.deadReason,
+      waitReady: async (deadline) => {
+        await guest.waitReady(deadline, () => machine.deadReason);
+      },
+      shutdown: async () => {
+        guest.disconnect();
+        if (machine.deadReason) return `already gone: ${machine.deadReason}`;
+        try {
+          await qmp.execute('quit', undefined, 5000);
+          await settlesWithin(qmp.closed, 5000);
+        } catch {
+          // fall through to the hard stop
+        }
+        stop('stopped by kvmlab');
+        qmp.close();
+        return 'quit';
+      },
+    };
+  }
+}

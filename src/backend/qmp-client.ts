@@ -1,0 +1,288 @@
+// A small QMP client: greeting and capability negotiation, id-correlated commands with timeouts,
+// an event history with waitForEvent(name, match, timeout), QMP errors as typed errors carrying the
+// command and its arguments, and a JSONL transcript of everything sent and received.
+// One connection is held for the VM's whole life: QEMU drops events nobody is connected to hear.
+import { appendFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+export interface QmpEvent {
+  event: string;
+  data: Record<string, unknown>;
+  /** QEMU's timestamp, seconds since the epoch. */
+  qemuTime: number;
+  /** When kvmlab received it, ms since the epoch. */
+  receivedAt: number;
+  /** Position in the event history: waitForEvent(…, {after}) looks past it. */
+  seq: number;
+}
+
+/** QEMU answered a command with an error. */
+export class QmpError extends Error {
+  constructor(
+    readonly command: string,
+    readonly args: Record<string, unknown> | undefined,
+    readonly errorClass: string,
+    readonly desc: string,
+  ) {
+    super(`QMP ${command}${args ? ` ${JSON.stringify(args)}` : ''} failed: ${errorClass}: ${desc}`);
+    this.name = 'QmpError';
+  }
+}
+
+/** The connection is gone (QEMU exited or closed the socket) or never came up. */
+export class QmpConnectionError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QmpConnectionError';
+  }
+}
+
+export class QmpTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'QmpTimeoutError';
+  }
+}
+
+interface Pending {
+  command: string;
+  args: Record<string, unknown> | undefined;
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Waiter {
+  name: string;
+  match: Record<string, unknown> | undefined;
+  after: number;
+  resolve: (e: QmpEvent) => void;
+  reject: (e: Error) => void;
+  timer: NodeJS.Timeout;
+}
+
+export interface QmpConnectOptions {
+  /** Keep retrying while the socket does not exist or refuses, until this many ms have passed. */
+  timeoutMs?: number;
+  /** Append every message sent and received to this JSONL file. */
+  transcript?: string;
+  /** Default timeout for a command. */
+  commandTimeoutMs?: number;
+}
+
+export class QmpClient {
+  readonly events: QmpEvent[] = [];
+  readonly greeting: Record<string, unknown>;
+  /** Resolves when the connection ends, with the reason. */
+  readonly closed: Promise<string>;
+  private readonly pending = new Map<string, Pending>();
+  private readonly waiters = new Set<Waiter>();
+  private nextId = 1;
+  private buffer = '';
+  private closeReason: string | undefined;
+
+  private constructor(
+    private readonly socket: Socket,
+    greeting: Record<string, unknown>,
+    rest: string,
+    private readonly transcript: string | undefined,
+    private readonly commandTimeoutMs: number,
+  ) {
+    this.greeting = greeting;
+    let markClosed!: (reason: string) => void;
+    this.closed = new Promise((resolve) => (markClosed = resolve));
+    socket.on('data', (chunk) => this.onData(chunk.toString('utf8')));
+    socket.on('error', (e) => this.fail(`QMP socket error: ${e.message}`));
+    socket.on('close', () => {
+      this.fail('QMP connection closed (QEMU exited or closed its monitor)');
+      markClosed(this.closeReason!);
+    });
+    if (rest) this.onData(rest);
+  }
+
+  static async connect(path: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
+    const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+    let lastError = '';
+    for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+      try {
+        const { socket, greeting, rest } = await openAndGreet(path, Math.max(1000, deadline - Date.now()));
+        const client = new QmpClient(socket, greeting, rest, opts.transcript, opts.commandTimeoutMs ?? 30_000);
+        client.record('<', greeting);
+        await client.execute('qmp_capabilities');
+        return client;
+      } catch (e) {
+        lastError = (e as Error).message;
+        if (e instanceof QmpError || Date.now() + delay > deadline) break;
+        await sleep(delay);
+      }
+    }
+    throw new QmpConnectionError(`could not connect to QMP at ${path}: ${lastError}`);
+  }
+
+  get isOpen(): boolean {
+    return this.closeReason === undefined;
+  }
+
+  execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = this.commandTimeoutMs): Promise<T> {
+    if (this.closeReason !== undefined) return Promise.reject(new QmpConnectionError(`QMP ${command}: ${this.closeReason}`));
+    const id = `kvmlab-${this.nextId++}`;
+    const msg = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
+    return new Promise<T>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new QmpTimeoutError(`QMP ${command} got no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { command, args, resolve: resolve as (v: unknown) => void, reject, timer });
+      this.record('>', msg);
+      this.socket.write(`${JSON.stringify(msg)}\n`);
+    });
+  }
+
+  /** The next event named `name` whose data contains `match`, received after event number `after`. */
+  waitForEvent(name: string, match: Record<string, unknown> | undefined, timeoutMs: number, after = -1): Promise<QmpEvent> {
+    const seen = this.events.find((e) => e.seq > after && e.event === name && contains(e.data, match));
+    if (seen) return Promise.resolve(seen);
+    if (this.closeReason !== undefined) return Promise.reject(new QmpConnectionError(`waiting for ${name}: ${this.closeReason}`));
+    return new Promise((resolve, reject) => {
+      const waiter: Waiter = {
+        name,
+        match,
+        after,
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter);
+          reject(new QmpTimeoutError(`no ${name}${match ? ` matching ${JSON.stringify(match)}` : ''} within ${timeoutMs} ms`));
+        }, timeoutMs).unref(), // a waiter that lost a race must not keep kvmlab alive
+      };
+      this.waiters.add(waiter);
+    });
+  }
+
+  /** Sequence number of the latest event, for waitForEvent(…, after). */
+  get lastSeq(): number {
+    return this.events.length - 1;
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private onData(text: string): void {
+    this.buffer += text;
+    let nl: number;
+    while ((nl = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, nl).trim();
+      this.buffer = this.buffer.slice(nl + 1);
+      if (line) this.onMessage(line);
+    }
+  }
+
+  private onMessage(line: string): void {
+    let msg: Record<string, unknown>;
+    try {
+      msg = JSON.parse(line) as Record<string, unknown>;
+    } catch {
+      this.record('<', { unparsable: line });
+      return;
+    }
+    this.record('<', msg);
+    if (typeof msg.event === 'string') {
+      const ts = msg.timestamp as { seconds?: number; microseconds?: number } | undefined;
+      const event: QmpEvent = {
+        event: msg.event,
+        data: (msg.data as Record<string, unknown>) ?? {},
+        qemuTime: (ts?.seconds ?? 0) + (ts?.microseconds ?? 0) / 1e6,
+        receivedAt: Date.now(),
+        seq: this.events.length,
+      };
+      this.events.push(event);
+      for (const w of this.waiters) {
+        if (event.seq > w.after && event.event === w.name && contains(event.data, w.match)) {
+          clearTimeout(w.timer);
+          this.waiters.delete(w);
+          w.resolve(event);
+        }
+      }
+      return;
+    }
+    const id = typeof msg.id === 'string' ? msg.id : undefined;
+    const p = id === undefined ? undefined : this.pending.get(id);
+    if (!p) return;
+    this.pending.delete(id!);
+    clearTimeout(p.timer);
+    if ('error' in msg) {
+      const err = msg.error as { class?: string; desc?: string };
+      p.reject(new QmpError(p.command, p.args, err.class ?? 'GenericError', err.desc ?? 'no description'));
+    } else {
+      p.resolve(msg.return);
+    }
+  }
+
+  private fail(reason: string): void {
+    if (this.closeReason !== undefined) return;
+    this.closeReason = reason;
+    this.record('!', { closed: reason });
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.reject(new QmpConnectionError(`QMP ${p.command}: ${reason}`));
+    }
+    this.pending.clear();
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new QmpConnectionError(`waiting for ${w.name}: ${reason}`));
+    }
+    this.waiters.clear();
+  }
+
+  private record(dir: '<' | '>' | '!', msg: unknown): void {
+    if (!this.transcript) return;
+    try {
+      appendFileSync(this.transcript, `${JSON.stringify({ t: Date.now() / 1000, dir, msg })}\n`);
+    } catch {
+      // An unwritable results directory must not take the VM's monitor down with it; the runner
+      // notices the unwritable directory on its own writes and reports it.
+    }
+  }
+}
+
+function openAndGreet(path: string, timeoutMs: number): Promise<{ socket: Socket; greeting: Record<string, unknown>; rest: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(path);
+    let buf = '';
+    const timer = setTimeout(() => finish(new Error('no QMP greeting')), timeoutMs);
+    const finish = (err?: Error, value?: { socket: Socket; greeting: Record<string, unknown>; rest: string }) => {
+      clearTimeout(timer);
+      socket.removeAllListeners('data');
+      socket.removeAllListeners('error');
+      socket.removeAllListeners('close');
+      if (err) {
+        socket.destroy();
+        reject(err);
+      } else resolve(value!);
+    };
+    socket.on('error', (e) => finish(e));
+    socket.on('close', () => finish(new Error('closed before the greeting')));
+    socket.on('data', (chunk) => {
+      buf += chunk.toString('utf8');
+      const nl = buf.indexOf('\n');
+      if (nl < 0) return;
+      try {
+        const greeting = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
+        if (!('QMP' in greeting)) throw new Error(`not a QMP greeting: ${buf.slice(0, nl)}`);
+        finish(undefined, { socket, greeting, rest: buf.slice(nl + 1) });
+      } catch (e) {
+        finish(e as Error);
+      }
+    });
+  });
+}
+
+/** Does `data` contain every key of `match` with an equal value (recursively)? */
+export function contains(data: unknown, match: unknown): boolean {
+  if (match === undefined) return true;
+  if (match === null || typeof match !== 'object') return data === match;
+  if (data === null || typeof data !== 'object') return false;
+  return Object.entries(match).every(([k, v]) => contains((data as Record<string, unknown>)[k], v));
+}

@@ -1,0 +1,186 @@
+// The guest command channel: SSH with a fresh client key per run and the guest's host key known in
+// advance and checked (never trust-on-first-use). Every command and its result go to a JSONL
+// transcript.
+import { appendFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
+import ssh2 from 'ssh2';
+import type { Client as SshClient, ClientChannel } from 'ssh2';
+// ssh2 is CommonJS: named imports of its values fail under Node's ESM loader.
+const { Client, utils } = ssh2;
+
+export interface ExecResult {
+  cmd: string;
+  /** Exit status, or null when the command was killed or the channel died. */
+  status: number | null;
+  stdout: string;
+  stderr: string;
+  startedAt: number;
+  durationMs: number;
+  timedOut: boolean;
+}
+
+export interface KeyPair {
+  /** OpenSSH private key text. */
+  privateKey: string;
+  /** One OpenSSH public key line, "ssh-ed25519 AAAA… kvmlab". */
+  publicKey: string;
+}
+
+export function generateClientKey(): KeyPair {
+  const pair = utils.generateKeyPairSync('ed25519', { comment: 'kvmlab' });
+  return { privateKey: pair.private, publicKey: pair.public.trim() };
+}
+
+/** The key blob of an OpenSSH public key line ("ssh-ed25519 AAAA… comment"). */
+export function keyBlob(line: string): Buffer {
+  const parts = line.trim().split(/\s+/);
+  if (parts.length < 2 || !/^(ssh-|ecdsa-)/.test(parts[0]!)) throw new Error(`not an OpenSSH public key line: "${line.slice(0, 60)}"`);
+  return Buffer.from(parts[1]!, 'base64');
+}
+
+export class GuestDisconnectedError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'GuestDisconnectedError';
+  }
+}
+
+export interface SshGuestOptions {
+  host: string;
+  port: number;
+  user: string;
+  privateKey: string;
+  /** The guest's host public key as an OpenSSH line; a different key is refused. */
+  hostKey: string;
+  transcript?: string;
+}
+
+export class SshGuest {
+  private client: SshClient | undefined;
+  private readonly expectedHostKey: Buffer;
+  private hostKeyMismatch = false;
+
+  constructor(private readonly opts: SshGuestOptions) {
+    this.expectedHostKey = keyBlob(opts.hostKey);
+  }
+
+  /** Connect with backoff until a command runs or the deadline passes. */
+  async waitReady(deadline: number, isAlive: () => string | undefined = () => undefined): Promise<number> {
+    let attempt = 0;
+    let last = '';
+    for (let delay = 250; Date.now() < deadline; delay = Math.min(delay * 1.5, 3000)) {
+      attempt++;
+      const dead = isAlive();
+      if (dead) throw new GuestDisconnectedError(`guest never became ready: ${dead}`);
+      try {
+        await this.connect(Math.min(20_000, Math.max(1000, deadline - Date.now())));
+        const r = await this.exec('true', Math.max(1000, deadline - Date.now()));
+        if (r.status === 0) {
+          this.note({ ready: true, attempts: attempt });
+          return attempt;
+        }
+        last = `"true" exited ${r.status}`;
+      } catch (e) {
+        last = (e as Error).message;
+        if (this.hostKeyMismatch) throw new GuestDisconnectedError(last);
+      }
+      this.disconnect();
+      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+    }
+    throw new GuestDisconnectedError(`guest did not answer SSH on 127.0.0.1:${this.opts.port} before the deadline (${attempt} attempts; last: ${last})`);
+  }
+
+  async exec(cmd: string, timeoutMs: number): Promise<ExecResult> {
+    if (!this.client) await this.connect(Math.min(timeoutMs, 20_000));
+    const client = this.client!;
+    const startedAt = Date.now();
+    const result = await new Promise<ExecResult>((resolve, reject) => {
+      let stdout = '';
+      let stderr = '';
+      let timedOut = false;
+      let channel: ClientChannel | undefined;
+      const onClientGone = () => reject(new GuestDisconnectedError(`SSH connection to the guest dropped while running: ${cmd}`));
+      client.once('close', onClientGone);
+      const timer = setTimeout(() => {
+        timedOut = true;
+        channel?.signal('KILL');
+        channel?.close();
+      }, timeoutMs);
+      client.exec(cmd, (err, ch) => {
+        if (err) {
+          clearTimeout(timer);
+          client.off('close', onClientGone);
+          reject(new GuestDisconnectedError(`could not start a guest command: ${err.message}`));
+          return;
+        }
+        channel = ch;
+        let status: number | null = null;
+        ch.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+        ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+        ch.on('exit', (code: number | null) => (status = typeof code === 'number' ? code : null));
+        ch.on('close', () => {
+          clearTimeout(timer);
+          client.off('close', onClientGone);
+          resolve({ cmd, status: timedOut ? null : status, stdout, stderr, startedAt, durationMs: Date.now() - startedAt, timedOut });
+        });
+      });
+    });
+    this.note(result);
+    return result;
+  }
+
+  disconnect(): void {
+    this.client?.end();
+    this.client = undefined;
+  }
+
+  private connect(timeoutMs: number): Promise<void> {
+    this.disconnect();
+    return new Promise<void>((resolve, reject) => {
+      const client = new Client();
+      const fail = (e: Error) => {
+        client.end();
+        reject(e);
+      };
+      client.once('ready', () => {
+        client.removeListener('error', fail);
+        client.on('error', () => undefined); // later errors surface as 'close' on the running exec
+        client.on('close', () => {
+          if (this.client === client) this.client = undefined;
+        });
+        this.client = client;
+        resolve();
+      });
+      client.once('error', fail);
+      client.connect({
+        host: this.opts.host,
+        port: this.opts.port,
+        username: this.opts.user,
+        privateKey: this.opts.privateKey,
+        readyTimeout: timeoutMs,
+        keepaliveInterval: 5000,
+        keepaliveCountMax: 6,
+        hostVerifier: (key: Buffer) => {
+          const ok = key.equals(this.expectedHostKey);
+          if (!ok) {
+            this.hostKeyMismatch = true;
+            this.note({ hostKeyMismatch: true, offered: key.toString('base64') });
+          }
+          return ok;
+        },
+      });
+    }).catch((e: Error) => {
+      if (this.hostKeyMismatch) throw new GuestDisconnectedError(`the guest's SSH host key is not the one its image was built with; refusing to talk to it (${e.message})`);
+      throw e;
+    });
+  }
+
+  private note(entry: unknown): void {
+    if (!this.opts.transcript) return;
+    try {
+      appendFileSync(this.opts.transcript, `${JSON.stringify({ t: Date.now() / 1000, ...(entry as object) })}\n`);
+    } catch {
+      // see QmpClient.record
+    }
+  }
+}

@@ -1,0 +1,32 @@
+// What a collector is: something that watches the host while the steps run, marks every step
+// boundary, and writes per-step rows into the one metrics table (and raw files beside it). Each
+// declares what it needs from the host, so an experiment without it is told, not given zeros.
+import type { Backend, HostFacts, HostView, Vm } from '../backend/backend.js';
+import type { RowSink } from '../run/metrics.js';
+import type { ThreadMap } from '../run/threads.js';
+
+export interface CollectorContext {
+  host: HostView;
+  vm: Vm;
+  /** The current thread map; the runner refreshes it after every CPU step. */
+  threads(): ThreadMap;
+  /** Directory for this collector's raw files. */
+  dir: string;
+  emit: RowSink;
+}
+
+export interface Collector {
+  readonly name: string;
+  start(ctx: CollectorContext): Promise<void>;
+  stepStart(step: string): Promise<void>;
+  stepEnd(step: string): Promise<void>;
+  /** Stop sampling and release everything taken from the host. Always called, also after errors. */
+  stop(): Promise<void>;
+}
+
+export interface CollectorKind<O> {
+  readonly name: string;
+  /** Why this host cannot serve the collector, or undefined when it can. */
+  unmet(facts: HostFacts, backend: Backend): string | undefined;
+  create(options: O): Collector;
+}

@@ -1,0 +1,128 @@
+// vcpu-cpu: per-thread CPU time of the QEMU process, keyed by vCPU index, from
+// /proc/PID/task/TID/schedstat (ns on CPU, ns waiting on a run queue, timeslices) and …/stat (guest
+// time, last CPU). Samples at a fixed interval into vcpu-cpu.csv; per step it writes CPU %, run-queue
+// wait %, guest %, timeslices and migrations per vCPU, the emulator threads together, and the whole
+// QEMU process (pidusage on a real host).
+import { appendFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseSchedstat, parseTaskStat } from './parse/procfs.js';
+import type { Collector, CollectorContext, CollectorKind } from './collector.js';
+
+const TICK_NS = 1e7; // USER_HZ = 100
+
+interface Sample {
+  t: number; // ms since the epoch
+  runNs: number;
+  waitNs: number;
+  slices: number;
+  guestNs: number;
+  cpu: number;
+}
+
+interface Window {
+  start: Map<string, Sample>;
+  cpus: Map<string, number[]>;
+}
+
+export class VcpuCpuCollector implements Collector {
+  readonly name = 'vcpu-cpu';
+  private ctx!: CollectorContext;
+  private timer: NodeJS.Timeout | undefined;
+  private sampling: Promise<void> = Promise.resolve();
+  private window: Window | undefined;
+  private rawPath = '';
+
+  constructor(private readonly intervalMs: number) {}
+
+  async start(ctx: CollectorContext): Promise<void> {
+    this.ctx = ctx;
+    this.rawPath = join(ctx.dir, 'vcpu-cpu.csv');
+    await writeFile(this.rawPath, 't,entity,tid,run_ns,wait_ns,timeslices,guest_ns,last_cpu\n');
+    this.timer = setInterval(() => {
+      this.sampling = this.sampling.then(() => this.tick()).catch(() => undefined);
+    }, this.intervalMs);
+  }
+
+  async stepStart(): Promise<void> {
+    const now = await this.snapshot();
+    this.window = { start: now, cpus: new Map([...now].map(([e, s]) => [e, [s.cpu]])) };
+  }
+
+  async stepEnd(step: string): Promise<void> {
+    const w = this.window;
+    this.window = undefined;
+    if (!w) return;
+    const end = await this.snapshot();
+    // Deltas per thread, summed per entity over the threads alive at both ends of the window.
+    const per = new Map<string, { dtNs: number; run: number; wait: number; guest: number; slices: number; cpus: number[]; lastCpu: number }>();
+    for (const [key, last] of end) {
+      const first = w.start.get(key);
+      if (!first) continue; // appeared mid-step (hot-plug): no baseline for this window
+      const entity = key.slice(0, key.indexOf(':'));
+      const agg = per.get(entity) ?? { dtNs: (last.t - first.t) * 1e6, run: 0, wait: 0, guest: 0, slices: 0, cpus: w.cpus.get(key) ?? [], lastCpu: last.cpu };
+      agg.run += last.runNs - first.runNs;
+      agg.wait += last.waitNs - first.waitNs;
+      agg.guest += last.guestNs - first.guestNs;
+      agg.slices += last.slices - first.slices;
+      per.set(entity, agg);
+    }
+    const e = this.ctx.emit;
+    for (const [entity, a] of per) {
+      if (a.dtNs <= 0) continue;
+      const pct = (ns: number) => (ns / a.dtNs) * 100;
+      const cpus = [...a.cpus, a.lastCpu];
+      e({ step, entity, metric: 'vcpu.cpu_pct', value: pct(a.run), unit: '%' });
+      e({ step, entity, metric: 'vcpu.wait_pct', value: pct(a.wait), unit: '%' });
+      e({ step, entity, metric: 'vcpu.guest_pct', value: pct(a.guest), unit: '%' });
+      e({ step, entity, metric: 'vcpu.timeslices', value: a.slices, unit: 'count' });
+      if (entity !== 'emulator') {
+        e({ step, entity, metric: 'vcpu.migrations', value: cpus.filter((c, i) => i > 0 && c !== cpus[i - 1]).length, unit: 'count' });
+        e({ step, entity, metric: 'vcpu.last_cpu', value: a.lastCpu, unit: 'cpu' });
+      }
+    }
+    try {
+      const usage = await this.ctx.host.processUsage(this.ctx.vm.pid);
+      e({ step, entity: 'qemu', metric: 'qemu.cpu_pct', value: usage.cpuPct, unit: '%' });
+      e({ step, entity: 'qemu', metric: 'qemu.rss_bytes', value: usage.rssBytes, unit: 'bytes' });
+    } catch {
+      // the process is gone; the runner reports that
+    }
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.sampling;
+  }
+
+  private async tick(): Promise<void> {
+    const snap = await this.snapshot();
+    if (this.window) for (const [key, s] of snap) this.window.cpus.set(key, [...(this.window.cpus.get(key) ?? []), s.cpu]);
+    const lines = [...snap].map(([key, s]) => `${s.t / 1000},${key.slice(0, key.indexOf(':'))},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.cpu}`);
+    if (lines.length) await appendFile(this.rawPath, `${lines.join('\n')}\n`);
+  }
+
+  /** Read every thread now, keyed "vcpuN:TID" for vCPU threads and "emulator:TID" for the rest. */
+  private async snapshot(): Promise<Map<string, Sample & { tid: number }>> {
+    const map = this.ctx.threads();
+    const threads = [...map.vcpus.map((v) => ({ entity: `vcpu${v.index}`, tid: v.tid })), ...map.others.map((tid) => ({ entity: 'emulator', tid }))];
+    const read = async (tid: number) => {
+      const base = `/proc/${map.pid}/task/${tid}`;
+      const [schedstat, stat] = await Promise.all([this.ctx.host.readFile(`${base}/schedstat`), this.ctx.host.readFile(`${base}/stat`)]);
+      const s = parseSchedstat(schedstat);
+      const st = parseTaskStat(stat);
+      return { t: Date.now(), tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor };
+    };
+    const settled = await Promise.allSettled(threads.map((t) => read(t.tid)));
+    const out = new Map<string, Sample & { tid: number }>();
+    settled.forEach((r, i) => {
+      if (r.status === 'fulfilled') out.set(`${threads[i]!.entity}:${threads[i]!.tid}`, r.value); // else: thread gone
+    });
+    return out;
+  }
+}
+
+export const vcpuCpu: CollectorKind<{ interval: number }> = {
+  name: 'vcpu-cpu',
+  unmet: () => undefined,
+  create: (o) => new VcpuCpuCollector(o.interval),
+};

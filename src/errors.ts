@@ -1,0 +1,37 @@
+// Errors a user can cause or meet, each with the exit status the CLI gives it. Anything else that
+// reaches the top is a bug in kvmlab and is reported as one.
+
+/** Bad input or usage: exit 2. The message names the file, the field and the fix. */
+export class InputError extends Error {
+  readonly exitCode = 2;
+  constructor(message: string, readonly problems: readonly Problem[] = []) {
+    super(message);
+    this.name = 'InputError';
+  }
+}
+
+/** The host cannot run what was asked (missing hardware, unmet requirement, broken setup): exit 3. */
+export class HostError extends Error {
+  readonly exitCode = 3;
+  constructor(message: string) {
+    super(message);
+    this.name = 'HostError';
+  }
+}
+
+export interface Problem {
+  file: string;
+  line?: number;
+  col?: number;
+  path: string;
+  message: string;
+}
+
+export function formatProblem(p: Problem): string {
+  const where = p.line === undefined ? p.file : `${p.file}:${p.line}${p.col === undefined ? '' : `:${p.col}`}`;
+  return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
+}
+
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,61 @@
+// The verdict of a run in words: the terminal table printed at the end of `run` and by `report`,
+// summary.md, and the exit status.
+import type { Summary } from '../run/runner.js';
+import { formatTable } from './table.js';
+
+export const EXIT_INTERRUPTED = 130;
+
+/** 0 every expectation held, 1 some failed, 3 could not run (errors or nothing runnable), 130 interrupted. */
+export function exitCodeOf(summary: Summary): number {
+  const vs = summary.variants;
+  if (vs.some((v) => v.status === 'failed')) return 1;
+  if (summary.interrupted) return EXIT_INTERRUPTED;
+  if (vs.some((v) => v.status === 'error')) return 3;
+  if (vs.every((v) => v.status === 'skipped')) return 3;
+  return 0;
+}
+
+function fmt(v: number | null): string {
+  if (v === null) return 'no data';
+  if (Number.isInteger(v)) return String(v);
+  return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
+}
+
+export function verdictTable(s: Summary): string {
+  const rows: string[][] = [];
+  for (const v of s.variants) {
+    const verdict = v.status.toUpperCase();
+    if (v.expectations.length === 0) rows.push([v.id, verdict, v.reason ?? '(no expectations)', '', '']);
+    v.expectations.forEach((e, i) => rows.push([i === 0 ? v.id : '', i === 0 ? verdict : '', e.description, fmt(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
+    if (v.reason && v.expectations.length) rows.push(['', '', `reason: ${v.reason}`, '', '']);
+  }
+  return formatTable(['variant', 'verdict', 'expectation', 'observed', 'claim'], rows);
+}
+
+export function headline(s: Summary): string {
+  const count = (st: string) => s.variants.filter((v) => v.status === st).length;
+  const sim = s.simulated ? ' — SIMULATED (mock backend: the guest and host are simulated)' : '';
+  return `${s.experiment}: ${count('passed')} passed, ${count('failed')} failed, ${count('error')} error, ${count('skipped')} skipped (backend ${s.backend}, accel ${s.accel})${sim}`;
+}
+
+export function summaryMarkdown(s: Summary): string {
+  const lines = [`# ${s.experiment}${s.simulated ? ' (simulated)' : ''}`, '', s.description.trim(), ''];
+  if (s.simulated) lines.push('> **Simulated.** These results come from kvmlab\'s mock backend: the guest and host are a model, not hardware.', '');
+  if (s.source) lines.push(`Source: ${typeof s.source === 'string' ? s.source : `${s.source.list}, ${s.source.date}: "${s.source.subject}"${s.source.url ? ` <${s.source.url}>` : ''}`}`, '');
+  lines.push(
+    `- backend: ${s.backend}, accel: ${s.accel}${s.simulated ? ', simulated' : ''}`,
+    `- host: ${s.host.cpuModel}, ${s.host.arch}, kernel ${s.host.kernelRelease}, ${s.host.cpus.length} CPUs`,
+    `- started ${s.startedAt}, finished ${s.finishedAt}${s.interrupted ? ' (interrupted)' : ''}`,
+    ...s.notices.map((n) => `- note: ${n}`),
+    '',
+    headline(s),
+    '',
+    '```',
+    verdictTable(s),
+    '```',
+    '',
+  );
+  const skipped = s.variants.filter((v) => v.status === 'skipped');
+  if (skipped.length) lines.push('## Skipped', '', ...skipped.map((v) => `- \`${v.id}\`: ${v.reason}`), '');
+  return `${lines.join('\n')}\n`;
+}

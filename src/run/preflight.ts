@@ -1,0 +1,82 @@
+// Preflight: what a variant needs from the host, checked before anything boots. Unmet needs skip
+// the variant with a reason; a pinning to host CPUs that do not exist refuses the whole run.
+import type { Accel, HostFacts } from '../backend/backend.js';
+import { HostError } from '../errors.js';
+import { formatCpuList } from '../host/cpulist.js';
+import { EXIT_BITS, EXIT_NAMES, formatMask, maskOf, type ExitName } from '../host/exits.js';
+import type { Experiment, Knobs } from '../spec/schema.js';
+
+/** The disabled-exits mask a variant asks for; cpu-pm means everything the host allows. */
+export function requestedExitMask(knobs: Knobs, allowed: number): number {
+  return knobs.disable_exits === 'cpu-pm' ? allowed & (EXIT_BITS.mwait | EXIT_BITS.hlt | EXIT_BITS.pause | EXIT_BITS.cstate) : maskOf(knobs.disable_exits);
+}
+
+/** Why the host refuses one exit bit, in the words of the kernel's rules. */
+export function whyRefused(bit: ExitName, facts: HostFacts): string {
+  const smtRsb = /^[Yy1]/.test(facts.kvm.params.mitigate_smt_rsb ?? '');
+  if (smtRsb && bit !== 'pause' && bit !== 'aperfmperf') return `kvm.mitigate_smt_rsb is on, so KVM refuses ${bit} passthrough`;
+  if (bit === 'mwait') {
+    const has = facts.cpuFlags.includes('monitor') || facts.cpuFlags.includes('mwait');
+    return has ? 'KVM does not allow MWAIT passthrough here (MONITOR erratum or no always-running APIC timer)' : 'the host CPU has no MONITOR/MWAIT (no monitor flag in /proc/cpuinfo)';
+  }
+  if (bit === 'aperfmperf') return `the host kernel (${facts.kernelRelease}) does not offer APERFMPERF passthrough (Linux 6.17 or later)`;
+  return `KVM does not allow ${bit} passthrough on this host`;
+}
+
+export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: HostFacts, accel: Accel): Promise<string[]> {
+  const r = exp.requires;
+  const reasons: string[] = [];
+  if (r.arch && !r.arch.includes(facts.arch as never)) reasons.push(`needs a ${r.arch.join(' or ')} host; this host is ${facts.arch}`);
+  if (r.accel === 'kvm' && accel !== 'kvm') {
+    reasons.push(`needs KVM, but this run uses TCG${facts.kvm.usable ? '' : ` (${facts.kvm.reason ?? '/dev/kvm unusable'})`}`);
+  } else if (r.accel === 'kvm' && !facts.kvm.canBootGuest) {
+    reasons.push(`needs a KVM that can boot a guest kernel; this host's cannot (${facts.kvm.reason ?? 'nested KVM'})`);
+  }
+  if (r.accel === 'tcg' && accel !== 'tcg') reasons.push('needs TCG (run with --accel tcg)');
+  const missingFlags = r.cpu_flags.filter((f) => !facts.cpuFlags.includes(f));
+  if (missingFlags.length) reasons.push(`needs host CPU flag${missingFlags.length > 1 ? 's' : ''} ${missingFlags.join(', ')} (absent from /proc/cpuinfo)`);
+  const params = facts.kernelCmdline.split(/\s+/);
+  for (const want of r.kernel_params) {
+    const ok = want.includes('=') ? params.includes(want) : params.some((p) => p === want || p.startsWith(`${want}=`));
+    if (!ok) reasons.push(`needs host kernel parameter ${want} (not on /proc/cmdline)`);
+  }
+  for (const dev of r.devices) if (!(await facts.pathExists(dev))) reasons.push(`needs ${dev} (not present on this host)`);
+  const rows = r.interrupts.filter((row) => !facts.interruptRows.includes(row));
+  if (rows.length) reasons.push(`needs interrupt row${rows.length > 1 ? 's' : ''} ${rows.join(', ')} in /proc/interrupts (${rows.includes('PIW') || rows.includes('PIN') ? 'posted interrupts are not enabled' : 'absent'})`);
+  if (r.root && !facts.root) reasons.push('needs root');
+
+  const wantsExits = knobs.disable_exits === 'cpu-pm' || knobs.disable_exits.length > 0 || knobs.expose_mwait === true;
+  if (wantsExits || knobs.halt_poll_ns !== undefined) {
+    if (accel !== 'kvm' || exp.guest.arch !== 'x86_64') {
+      reasons.push(`${wantsExits ? 'disabled exits' : 'halt_poll_ns'} ${wantsExits ? 'need' : 'needs'} an x86 guest under KVM; this variant would run ${exp.guest.arch} under ${accel.toUpperCase()}`);
+    } else {
+      const allowed = facts.kvm.disableExitsMask;
+      const asked = requestedExitMask(knobs, allowed);
+      for (const bit of EXIT_NAMES) {
+        if (asked & EXIT_BITS[bit] && !(allowed & EXIT_BITS[bit])) reasons.push(`asks for ${bit} passthrough, which this host does not allow (allowed ${formatMask(allowed)}): ${whyRefused(bit, facts)}`);
+      }
+      if (knobs.expose_mwait && !(allowed & EXIT_BITS.mwait)) reasons.push(`asks for MWAIT in the guest CPUID, which QEMU offers only when KVM allows MWAIT passthrough: ${whyRefused('mwait', facts)}`);
+      if (knobs.halt_poll_ns !== undefined && !facts.kvm.haltPollCap) reasons.push('asks for a per-VM halt_poll_ns, but this KVM lacks KVM_CAP_HALT_POLL');
+    }
+  }
+  return reasons;
+}
+
+/** Refuse the whole run when the pinning names host CPUs this host does not have. */
+export function checkPinning(exp: Experiment, file: string, facts: HostFacts): void {
+  const p = exp.pinning;
+  if (!p) return;
+  const have = new Set(facts.cpus);
+  const problems: string[] = [];
+  for (const [vcpu, cpus] of Object.entries(p.vcpupin)) {
+    const missing = cpus.filter((c) => !have.has(c));
+    if (missing.length) problems.push(`pinning.vcpupin.${vcpu} pins vCPU ${vcpu} to host CPU ${formatCpuList(missing)}`);
+  }
+  const missingEmu = (p.emulatorpin ?? []).filter((c) => !have.has(c));
+  if (missingEmu.length) problems.push(`pinning.emulatorpin names host CPU ${formatCpuList(missingEmu)}`);
+  if (problems.length) {
+    throw new HostError(
+      `${file}: ${problems.join('; ')}, but this ${facts.simulated ? 'simulated ' : ''}host has CPUs ${formatCpuList(facts.cpus)}. Pin to CPUs the host has, or run on a larger host.`,
+    );
+  }
+}

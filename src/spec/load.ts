@@ -1,0 +1,137 @@
+// Reading an experiment file: YAML (or JSON, which YAML 1.2 reads too) into a validated Experiment,
+// with every problem reported as file:line:col, the field path, what was wrong and what is allowed.
+import { readFile, stat } from 'node:fs/promises';
+import { LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { InputError, formatProblem, type Problem } from '../errors.js';
+import { ExperimentSchema, type Experiment } from './schema.js';
+
+/** Experiment files are hand-written; anything this large is a mistake or an attack. */
+export const MAX_FILE_BYTES = 1024 * 1024;
+const MAX_DEPTH = 64;
+
+export interface Loaded {
+  file: string;
+  text: string;
+  experiment: Experiment;
+}
+
+export async function loadExperiment(file: string): Promise<Loaded> {
+  let size: number;
+  try {
+    const st = await stat(file);
+    if (!st.isFile()) throw new InputError(`${file}: not a regular file; give the path of an experiment .yaml file`);
+    size = st.size;
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${file}: cannot read it (${(e as NodeJS.ErrnoException).code ?? 'error'}); check the path`);
+  }
+  if (size > MAX_FILE_BYTES) throw new InputError(`${file}: ${size} bytes is too large for an experiment file (limit ${MAX_FILE_BYTES})`);
+  const bytes = await readFile(file);
+  return { file, text: bytes.toString('utf8'), experiment: parseExperiment(bytes, file) };
+}
+
+export function parseExperiment(bytes: Buffer | string, file: string): Experiment {
+  const buf = typeof bytes === 'string' ? Buffer.from(bytes, 'utf8') : bytes;
+  if (buf.length > MAX_FILE_BYTES) throw new InputError(`${file}: ${buf.length} bytes is too large for an experiment file (limit ${MAX_FILE_BYTES})`);
+  if (buf.includes(0) || !isUtf8(buf)) {
+    throw new InputError(`${file}: not a text file (binary or not UTF-8); an experiment is a YAML or JSON text file`);
+  }
+  const text = buf.toString('utf8');
+  if (text.trim() === '') throw new InputError(`${file}: the file is empty; an experiment needs at least name, description, guest and steps`);
+
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
+  if (doc.errors.length > 0) {
+    const problems = doc.errors.map((err): Problem => {
+      const pos = lines.linePos(err.pos[0]);
+      return { file, line: pos.line, col: pos.col, path: '', message: `not valid YAML: ${firstLine(err.message)}` };
+    });
+    throw new InputError(problems.map(formatProblem).join('\n'), problems);
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 });
+  } catch (e) {
+    throw new InputError(`${file}: ${firstLine((e as Error).message)} (YAML aliases are limited to 100 expansions)`);
+  }
+  if (depth(value) > MAX_DEPTH) throw new InputError(`${file}: nested more than ${MAX_DEPTH} levels deep; an experiment is a few levels deep`);
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new InputError(`${file}: the top level must be a mapping with name, description, guest and steps (found ${Array.isArray(value) ? 'a list' : typeof value})`);
+  }
+  const result = ExperimentSchema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => toProblem(issue, doc, lines, file));
+  throw new InputError(problems.map(formatProblem).join('\n'), problems);
+}
+
+function toProblem(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string): Problem {
+  const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
+  const pos = locate(doc, lines, path);
+  return { file, ...pos, path: formatPath(path), message: describe(issue) };
+}
+
+/** The closest line to the offending field: the node itself, or the nearest parent that exists. */
+function locate(doc: Document, lines: LineCounter, path: (string | number)[]): { line?: number; col?: number } {
+  for (let n = path.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : doc.getIn(path.slice(0, n), true);
+    const range = (node as { range?: [number, number, number] } | undefined)?.range;
+    if (range) {
+      // For a missing or unknown key this is the parent mapping: point at its first line.
+      const pos = lines.linePos(range[0]);
+      return { line: pos.line, col: pos.col };
+    }
+  }
+  return {};
+}
+
+function describe(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.input === undefined ? `required field is missing (expected ${issue.expected})` : `expected ${issue.expected}, found ${kind(issue.input)}`;
+    case 'invalid_value':
+      return `${JSON.stringify(issue.input)} is not allowed; allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_union': {
+      // Report the branch that got furthest rather than "invalid input".
+      const best = issue.errors.map((branch) => branch[0]).find((b) => b && b.code !== 'invalid_type') ?? issue.errors[0]?.[0];
+      const expected = issue.errors.map((branch) => branch[0]).filter((b) => b?.code === 'invalid_type').map((b) => (b as z.core.$ZodIssueInvalidType).expected);
+      if (best && best.code !== 'invalid_type') return describe(best);
+      return `expected ${[...new Set(expected)].join(' or ')}, found ${kind(issue.input)}`;
+    }
+    default:
+      return issue.message;
+  }
+}
+
+function kind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
+
+function formatPath(path: (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+function firstLine(s: string): string {
+  return s.split('\n')[0] ?? s;
+}
+
+function depth(v: unknown, d = 0): number {
+  if (d > MAX_DEPTH) return d;
+  if (v === null || typeof v !== 'object') return d;
+  let max = d;
+  for (const child of Object.values(v)) max = Math.max(max, depth(child, d + 1));
+  return max;
+}
+
+function isUtf8(buf: Buffer): boolean {
+  try {
+    new TextDecoder('utf-8', { fatal: true }).decode(buf);
+    return true;
+  } catch {
+    return false;
+  }
+}
