@@ -4,6 +4,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { InputError, formatProblem, type Problem } from '../errors.js';
+import { describeIssue } from './issues.js';
 import { ExperimentSchema, type Experiment } from './schema.js';
 
 /** Experiment files are hand-written; anything this large is a mistake or an attack. */
@@ -59,7 +60,7 @@ export function parseExperiment(bytes: Buffer | string, file: string): Experimen
   if (value === null || typeof value !== 'object' || Array.isArray(value)) {
     throw new InputError(`${file}: the top level must be a mapping with name, description, guest and steps (found ${Array.isArray(value) ? 'a list' : typeof value})`);
   }
-  const result = ExperimentSchema.safeParse(value);
+  const result = ExperimentSchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
   const problems = result.error.issues.map((issue) => toProblem(issue, doc, lines, file));
   throw new InputError(problems.map(formatProblem).join('\n'), problems);
@@ -68,7 +69,7 @@ export function parseExperiment(bytes: Buffer | string, file: string): Experimen
 function toProblem(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string): Problem {
   const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   const pos = locate(doc, lines, path);
-  return { file, ...pos, path: formatPath(path), message: describe(issue) };
+  return { file, ...pos, path: formatPath(path), message: describeIssue(issue) };
 }
 
 /** The closest line to the offending field: the node itself, or the nearest parent that exists. */
@@ -83,32 +84,6 @@ function locate(doc: Document, lines: LineCounter, path: (string | number)[]): {
     }
   }
   return {};
-}
-
-function describe(issue: z.core.$ZodIssue): string {
-  switch (issue.code) {
-    case 'invalid_type':
-      return issue.input === undefined ? `required field is missing (expected ${issue.expected})` : `expected ${issue.expected}, found ${kind(issue.input)}`;
-    case 'invalid_value':
-      return `${JSON.stringify(issue.input)} is not allowed; allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'invalid_union': {
-      // Report the branch that got furthest rather than "invalid input".
-      const best = issue.errors.map((branch) => branch[0]).find((b) => b && b.code !== 'invalid_type') ?? issue.errors[0]?.[0];
-      const expected = issue.errors.map((branch) => branch[0]).filter((b) => b?.code === 'invalid_type').map((b) => (b as z.core.$ZodIssueInvalidType).expected);
-      if (best && best.code !== 'invalid_type') return describe(best);
-      return `expected ${[...new Set(expected)].join(' or ')}, found ${kind(issue.input)}`;
-    }
-    default:
-      return issue.message;
-  }
-}
-
-function kind(v: unknown): string {
-  if (v === null) return 'null';
-  if (Array.isArray(v)) return 'a list';
-  if (typeof v === 'object') return 'a mapping';
-  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
-  return `${typeof v} ${String(v)}`;
 }
 
 function formatPath(path: (string | number)[]): string {

@@ -3,6 +3,7 @@
 import { z } from 'zod';
 import { parseCpuList } from '../host/cpulist.js';
 import { EXIT_NAMES, type ExitName as ExitNameT } from '../host/exits.js';
+import { describeIssue } from './issues.js';
 import { parseDuration, parseSizeMiB } from './units.js';
 
 /** An object that refuses unknown fields and says which ones it knows. */
@@ -134,8 +135,8 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
         }
         const knob = Knobs.shape[axis as keyof typeof Knobs.shape];
         values.forEach((v, i) => {
-          const r = knob.safeParse(v);
-          if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [axis, i, ...iss.path], message: iss.message });
+          const r = knob.safeParse(v, { reportInput: true });
+          if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [axis, i, ...iss.path], message: describeIssue(iss) });
         });
       } else if (Array.isArray(values)) {
         ctx.addIssue({
@@ -145,8 +146,8 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
         });
       } else {
         for (const [label, preset] of Object.entries(values)) {
-          const r = Knobs.partial().safeParse(preset);
-          if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [axis, label, ...iss.path], message: iss.message });
+          const r = Knobs.partial().safeParse(preset, { reportInput: true });
+          if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [axis, label, ...iss.path], message: describeIssue(iss) });
         }
       }
     }

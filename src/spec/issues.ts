@@ -1,0 +1,28 @@
+// Zod issues in words a person fixing an experiment file can act on: what was found, what is allowed.
+import type { z } from 'zod';
+
+export function describeIssue(issue: z.core.$ZodIssue): string {
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.input === undefined ? `required field is missing (expected ${issue.expected})` : `expected ${issue.expected}, found ${kind(issue.input)}`;
+    case 'invalid_value':
+      return `${JSON.stringify(issue.input)} is not allowed; allowed: ${issue.values.map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'invalid_union': {
+      // Report the branch that got furthest rather than "invalid input".
+      const best = issue.errors.map((branch) => branch[0]).find((b) => b && b.code !== 'invalid_type') ?? issue.errors[0]?.[0];
+      const expected = issue.errors.map((branch) => branch[0]).filter((b) => b?.code === 'invalid_type').map((b) => (b as z.core.$ZodIssueInvalidType).expected);
+      if (best && best.code !== 'invalid_type') return describeIssue(best);
+      return `expected ${[...new Set(expected)].join(' or ')}, found ${kind(issue.input)}`;
+    }
+    default:
+      return issue.message;
+  }
+}
+
+export function kind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'a list';
+  if (typeof v === 'object') return 'a mapping';
+  if (typeof v === 'string') return `the string ${JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}…` : v)}`;
+  return `${typeof v} ${String(v)}`;
+}
