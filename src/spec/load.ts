@@ -43,12 +43,12 @@ export function parseExperiment(bytes: Buffer | string, file: string): Experimen
 
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
-  if (doc.errors.length > 0) {
-    const problems = doc.errors.map((err): Problem => {
-      const pos = lines.linePos(err.pos[0]);
-      return { file, line: pos.line, col: pos.col, path: '', message: `not valid YAML: ${firstLine(err.message)}` };
-    });
-    throw new InputError(problems.map(formatProblem).join('\n'), problems);
+  const syntax = doc.errors[0];
+  if (syntax) {
+    // The first syntax error is the one to fix; the ones after it are usually its echoes.
+    const pos = lines.linePos(syntax.pos[0]);
+    const problem: Problem = { file, line: pos.line, col: pos.col, path: '', message: `not valid YAML: ${firstLine(syntax.message)}` };
+    throw new InputError(formatProblem(problem), [problem]);
   }
   let value: unknown;
   try {

@@ -116,6 +116,8 @@ function render(file: string, m: MockMachine, t: ThreadSim): string {
         'State:\tS (sleeping)',
         `Tgid:\t${m.pid}`,
         `Pid:\t${t.tid}`,
+        'PPid:\t1',
+        `Threads:\t${m.others.length + m.presentCpus().length}`,
         `Cpus_allowed_list:\t${formatCpuList(t.affinity)}`,
         `voluntary_ctxt_switches:\t${Math.round(t.voluntary)}`,
         `nonvoluntary_ctxt_switches:\t${Math.round(t.involuntary)}`,

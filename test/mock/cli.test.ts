@@ -1,0 +1,131 @@
+// The CLI end to end on the mock backend: what a person types, what they get back.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, describe, expect, it } from 'vitest';
+
+const root = new URL('../..', import.meta.url).pathname;
+const cli = join(root, 'dist/cli.js');
+const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const kvmlab = (...args: string[]) => execa('node', [cli, ...args], { reject: false, cwd: root, stdin: 'ignore' });
+function file(name: string, content: string | Buffer): string {
+  const p = join(tmp, name);
+  writeFileSync(p, content);
+  return p;
+}
+const noStack = (s: string) => expect(s).not.toMatch(/^\s+at .*\(.*:\d+:\d+\)$/m);
+
+describe('kvmlab run on the mock backend', () => {
+  it('runs the smoke experiment end to end and writes the results', async () => {
+    const out = join(tmp, 'smoke');
+    const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/SIMULATED/);
+    const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+    expect(summary).toMatchObject({ experiment: 'smoke-cpu-hotplug', backend: 'mock', simulated: true, exitCode: 0 });
+    expect(summary.variants).toHaveLength(1);
+    expect(summary.variants[0].status).toBe('passed');
+    expect(summary.variants[0].expectations.length).toBeGreaterThanOrEqual(4);
+    for (const e of summary.variants[0].expectations) expect(e, e.description).toMatchObject({ passed: true });
+    for (const f of ['summary.md', 'metrics.csv', 'experiment.yaml', 'experiment.expanded.json']) expect(existsSync(join(out, f)), f).toBe(true);
+    const rep = join(out, 'variants/default/rep-1');
+    for (const f of ['launch.json', 'qmp.jsonl', 'guest.jsonl', 'steps.jsonl', 'console.log', 'vcpu-cpu/vcpu-cpu.csv']) expect(existsSync(join(rep, f)), f).toBe(true);
+    expect(readFileSync(join(out, 'metrics.csv'), 'utf8').split('\n')[0]).toBe('variant,repetition,step,entity,metric,value,unit');
+    expect(readFileSync(join(out, 'summary.md'), 'utf8')).toMatch(/Simulated/);
+    const steps = readFileSync(join(rep, 'steps.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(steps.map((s) => s.step)).toEqual(['kernel', 'plug', 'online', 'settle', 'offline', 'unplug', 'teardown']);
+    for (const s of steps.slice(0, -1)) expect(s.end).toBeGreaterThanOrEqual(s.start);
+  });
+
+  it('exits 1 when an expectation fails, and says which with the observed value', async () => {
+    const exp = readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8').replace('eq: 3\n  - description: its thread', 'eq: 4\n  - description: its thread');
+    const r = await kvmlab('run', file('failing.yaml', exp), '--backend', 'mock', '--out', join(tmp, 'failing'), '-q');
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/FAIL\s+median guest\.online_cpus @ online == 4/);
+    expect(r.stdout).toMatch(/the hot-plugged vCPU comes online in the guest\s+3/);
+  });
+
+  it('refuses, before anything starts, a pinning to a host CPU that does not exist (exit 3)', async () => {
+    const exp = `${readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8')}pinning:\n  vcpupin: { "1": "64" }\n`;
+    const out = join(tmp, 'pin');
+    const r = await kvmlab('run', file('pin.yaml', exp), '--backend', 'mock', '--out', out);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/pinning\.vcpupin\.1 pins vCPU 1 to host CPU 64, but this simulated host has CPUs 0-7/);
+    expect(existsSync(join(out, 'variants'))).toBe(false);
+    noStack(r.stderr);
+  });
+
+  it('pins vCPU threads and records what was pinned where', async () => {
+    const exp = `${readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8')}pinning:\n  vcpupin: { "0": "2", "1": "3", "2": "4-5" }\n  emulatorpin: "0-1"\n`;
+    const out = join(tmp, 'pinned');
+    const r = await kvmlab('run', file('pinned.yaml', exp), '--backend', 'mock', '--out', out, '-q');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const pinned = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).variants[0].repetitions[0].pinned;
+    expect(pinned).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ thread: 'vcpu0', requested: '2', actual: '2' }),
+        expect.objectContaining({ thread: 'vcpu2', requested: '4-5', actual: '4-5' }),
+        expect.objectContaining({ thread: 'emulator', actual: '0-1' }),
+      ]),
+    );
+  });
+});
+
+describe('kvmlab validate', () => {
+  const cases: [string, string | Buffer, RegExp][] = [
+    ['empty.yaml', '', /empty\.yaml: the file is empty/],
+    ['notyaml.yaml', 'name: [oops\n  - : :\n', /notyaml\.yaml:\d+:\d+: not valid YAML/],
+    ['binary.yaml', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]), /binary\.yaml: not a text file/],
+    ['unknown.yaml', 'name: u\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n', /unknown\.yaml:1:1: unknown field "colour"; allowed here: name, description/],
+    ['negative.yaml', 'name: n\ndescription: d\nguest:\n  arch: x86_64\n  cpus: -1\nsteps: [{ wait: 1 }]\n', /negative\.yaml:5:9: guest\.cpus: Too small: expected number to be >=1/],
+  ];
+  for (const [name, content, message] of cases) {
+    it(`refuses ${name} with exit 2 and one clear message`, async () => {
+      const r = await kvmlab('validate', file(name, content));
+      expect(r.exitCode).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      noStack(r.stderr);
+    });
+  }
+
+  it('accepts every shipped experiment', async () => {
+    const r = await kvmlab('validate', 'experiments/smoke-cpu-hotplug.yaml');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/ok \(smoke-cpu-hotplug: 1 variant/);
+  });
+
+  it('reports a missing file as bad input', async () => {
+    const r = await kvmlab('validate', join(tmp, 'nope.yaml'));
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/nope\.yaml: cannot read it \(ENOENT\)/);
+  });
+});
+
+describe('the rest of the CLI', () => {
+  it('lists experiments with descriptions and requirements', async () => {
+    const r = await kvmlab('list', 'experiments');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/smoke-cpu-hotplug\.yaml\s+Boot a 2-vCPU x86_64 guest/);
+  });
+
+  it('has --help on every command and exit 2 on usage errors', async () => {
+    const top = await kvmlab('--help');
+    expect(top.exitCode).toBe(0);
+    const names = [...top.stdout.matchAll(/^ {2}([a-z-]+)\b/gm)].map((m) => m[1]!).filter((n) => n !== 'help');
+    expect(names).toEqual(expect.arrayContaining(['run', 'validate', 'list', 'schema']));
+    for (const n of names) expect((await kvmlab(n, '--help')).exitCode, n).toBe(0);
+    const bad = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'vmware');
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/Allowed choices are auto, qemu, mock/);
+    expect((await kvmlab('frobnicate')).exitCode).toBe(2);
+  });
+
+  it('ships a JSON Schema that matches the zod schemas', async () => {
+    const r = await kvmlab('schema');
+    expect(JSON.parse(r.stdout)).toEqual(JSON.parse(readFileSync(join(root, 'experiments/experiment.schema.json'), 'utf8')));
+  });
+});
