@@ -14,6 +14,8 @@ export function describeIssue(issue: z.core.$ZodIssue): string {
       if (best && best.code !== 'invalid_type') return describeIssue(best);
       return `expected ${[...new Set(expected)].join(' or ')}, found ${kind(issue.input)}`;
     }
+    case 'invalid_key':
+      return `the key ${JSON.stringify(issue.input)} is not allowed: ${issue.issues[0] ? describeIssue(issue.issues[0]) : 'invalid key'}`;
     default:
       return issue.message;
   }

@@ -43,7 +43,8 @@ export function parseExperiment(bytes: Buffer | string, file: string): Experimen
 
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, strict: true });
-  const syntax = doc.errors[0];
+  // Warnings (unresolved tags such as !!python/object) are refused too: experiments need no tags.
+  const syntax = doc.errors[0] ?? doc.warnings[0];
   if (syntax) {
     // The first syntax error is the one to fix; the ones after it are usually its echoes.
     const pos = lines.linePos(syntax.pos[0]);
