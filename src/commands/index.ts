@@ -1,8 +1,11 @@
 // Every kvmlab command, in the order --help lists them.
 import type { Command } from 'commander';
+import { registerBundle } from './bundle.js';
+import { registerCompare } from './compare.js';
 import { registerList } from './list.js';
+import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerSchema } from './schema.js';
 import { registerValidate } from './validate.js';
 
-export const commands: ((program: Command) => void)[] = [registerRun, registerValidate, registerList, registerSchema];
+export const commands: ((program: Command) => void)[] = [registerRun, registerReport, registerCompare, registerBundle, registerValidate, registerList, registerSchema];

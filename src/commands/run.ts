@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { selectBackend } from '../backend/select.js';
 import { InputError } from '../errors.js';
+import { writeReport } from '../report/report.js';
 import { exitCodeOf, headline, verdictTable } from '../report/summary.js';
 import { createProgress } from '../run/progress.js';
 import { defaultOutDir, writeResults } from '../run/results.js';
@@ -63,6 +64,7 @@ export function registerRun(program: Command): void {
         progress.close();
         process.stdout.write(`\n${headline(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
         process.exitCode = exitCodeOf(summary);
+        await writeReport(out, { print: process.stdout });
       } finally {
         progress.close();
         process.off('SIGINT', onSignal);

@@ -1,0 +1,19 @@
+import { writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { buildBundle } from '../report/bundle.js';
+import { loadResults } from '../report/load.js';
+
+export function registerBundle(program: Command): void {
+  program
+    .command('bundle')
+    .description('one plain-text repro bundle for a mailing-list reply: host, QEMU command line, guest kernel, results, rerun command, experiment')
+    .argument('<dir>', 'results directory')
+    .option('-o, --output <file>', 'write the bundle to this file (default: print it)')
+    .action(async (dir: string, flags: { output?: string }) => {
+      const text = await buildBundle(await loadResults(dir));
+      if (flags.output) {
+        await writeFile(flags.output, text);
+        process.stderr.write(`wrote ${flags.output} (${text.split('\n').length - 1} lines)\n`);
+      } else process.stdout.write(text);
+    });
+}

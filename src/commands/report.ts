@@ -1,0 +1,15 @@
+import type { Command } from 'commander';
+import { loadResults } from '../report/load.js';
+import { reportText, writeReport } from '../report/report.js';
+
+export function registerReport(program: Command): void {
+  program
+    .command('report')
+    .description('verdict and key metrics of a results directory; (re)writes summary.md, plots/, index.html and timeline.json')
+    .argument('<dir>', 'results directory (what `kvmlab run --out DIR` wrote)')
+    .option('--no-write', 'only print; do not rewrite the files in DIR')
+    .action(async (dir: string, flags: { write: boolean }) => {
+      const r = flags.write ? (await writeReport(dir)).results : await loadResults(dir);
+      process.stdout.write(`${reportText(r)}${flags.write ? `\nwrote summary.md, plots/, index.html and timeline.json in ${dir}\n` : ''}`);
+    });
+}

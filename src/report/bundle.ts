@@ -1,0 +1,208 @@
+// The repro bundle: one plain-text file to paste into a mailing-list reply — host, QEMU version and
+// exact command line, guest kernel, the results, the one command that reruns it, and the experiment
+// file. Under 100 lines, none wider than 100 columns: long command lines are wrapped with shell
+// continuations, long text is wrapped, and the experiment file is cut (with a note) to fit.
+import { readFile, readdir } from 'node:fs/promises';
+import { release } from 'node:os';
+import { join, relative } from 'node:path';
+import { expandMatrix } from '../spec/matrix.js';
+import { fmtNum } from './compare.js';
+import type { LoadedResults, RepetitionData } from './load.js';
+import { headline } from './summary.js';
+
+export const MAX_LINES = 99;
+export const MAX_WIDTH = 100;
+
+const SAFE = /^[A-Za-z0-9_./=:,+@%^-]+$/;
+
+/** One argument as the shell reads it back. */
+export function shellQuote(arg: string): string {
+  if (arg !== '' && SAFE.test(arg)) return arg;
+  return `'${arg.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * argv as a shell command wrapped to `width` columns: arguments joined on a line while they fit,
+ * then ` \` and a continuation indented by two. An argument too long for a line is written in double
+ * quotes and split with backslash-newline, which the shell removes inside double quotes.
+ */
+export function wrapCommand(argv: readonly string[], width = MAX_WIDTH): string[] {
+  const lines: string[] = [];
+  let cur = '';
+  const indent = '  ';
+  const room = width - 2; // for " \"
+  const push = (piece: string) => {
+    if (cur === '') cur = piece;
+    else if (cur.length + 1 + piece.length <= room) cur += ` ${piece}`;
+    else {
+      lines.push(`${cur} \\`);
+      cur = indent + piece;
+    }
+  };
+  for (const arg of argv) {
+    const q = shellQuote(arg);
+    if (indent.length + q.length <= room) {
+      push(q);
+      continue;
+    }
+    // too long for any line: "…\<newline>…" pieces
+    const dq = `"${arg.replace(/(["\\$`])/g, '\\$1')}"`;
+    if (cur !== '') {
+      lines.push(`${cur} \\`);
+      cur = '';
+    }
+    let rest = dq;
+    let first = true;
+    while (rest.length) {
+      const avail = (first ? room - indent.length : room) - 0;
+      let cut = Math.min(rest.length, avail - 1);
+      if (cut < rest.length) {
+        // never split an escape pair
+        while (cut > 1 && rest[cut - 1] === '\\') cut--;
+      }
+      const piece = rest.slice(0, cut);
+      rest = rest.slice(cut);
+      if (rest.length) lines.push(`${first ? indent : ''}${piece}\\`);
+      else cur = `${first ? indent : ''}${piece}`;
+      first = false;
+    }
+  }
+  if (cur !== '') lines.push(cur);
+  if (lines[0]?.startsWith(indent)) lines[0] = lines[0].slice(indent.length);
+  return lines;
+}
+
+/** Hard-wrap a line of prose to the width, continuation lines indented. */
+export function wrapText(line: string, width = MAX_WIDTH, indent = '    '): string[] {
+  if (line.length <= width) return [line];
+  const out: string[] = [];
+  let rest = line;
+  let first = true;
+  while (rest.length > (first ? width : width - indent.length)) {
+    const w = first ? width : width - indent.length;
+    let cut = rest.lastIndexOf(' ', w);
+    if (cut < w / 2) cut = w;
+    out.push((first ? '' : indent) + rest.slice(0, cut).trimEnd());
+    rest = rest.slice(cut).trimStart();
+    first = false;
+  }
+  if (rest) out.push((first ? '' : indent) + rest);
+  return out;
+}
+
+async function liveKvmParams(): Promise<string[]> {
+  const out: string[] = [];
+  for (const [mod, prefix] of [['kvm', ''], ['kvm_intel', 'kvm_intel.'], ['kvm_amd', 'kvm_amd.']] as const) {
+    const dir = `/sys/module/${mod}/parameters`;
+    const names = await readdir(dir).catch(() => [] as string[]);
+    for (const n of names.sort()) {
+      if (!/^(halt_poll_ns|halt_poll_ns_grow|halt_poll_ns_shrink|tdp_mmu|nx_huge_pages|enable_apicv|avic|nested|ept|npt|enable_ipiv|kvmclock_periodic_sync|pi_inject_timer|ple_gap|ple_window|mmio_caching|force_emulation_prefix|vmentry_l1d_flush)$/.test(n)) continue;
+      const v = (await readFile(join(dir, n), 'utf8').catch(() => '')).trim();
+      if (v) out.push(`${prefix}${n}=${v}`);
+    }
+  }
+  return out;
+}
+
+function guestKernel(reps: readonly RepetitionData[]): string | undefined {
+  for (const rep of reps) {
+    const g = rep.guest.find((c) => /^\s*uname\s+-r\s*$/.test(c.cmd) && c.status === 0 && c.stdout?.trim());
+    if (g) return g.stdout!.trim();
+  }
+  for (const rep of reps) {
+    const image = rep.launch?.image as { kernelVersion?: string } | undefined;
+    if (image?.kernelVersion) return `${image.kernelVersion} (from the guest image manifest)`;
+  }
+  return undefined;
+}
+
+function pickRep(r: LoadedResults, variant: string): RepetitionData | undefined {
+  const mine = r.reps.filter((x) => x.variant === variant && x.launch);
+  return mine.find((x) => x.status === 'completed') ?? mine[0];
+}
+
+function rerunCommand(r: LoadedResults): { argv: string[]; note?: string } {
+  const s = r.summary;
+  const reps = Math.max(1, ...s.variants.map((v) => v.repetitions.length));
+  const argv = ['kvmlab', 'run', s.file, '--backend', s.backend, '--accel', s.accel, '--repeat', String(reps)];
+  let note: string | undefined;
+  if (r.experiment) {
+    try {
+      const all = expandMatrix(r.experiment);
+      const ran = s.variants.map((v) => v.id);
+      if (ran.length < all.length) {
+        if (ran.length === 1) argv.push('--only', ran[0]!);
+        else note = `this run covered ${ran.length} of the ${all.length} variants (${ran.join(' | ')})`;
+      }
+    } catch {
+      // an experiment this kvmlab can no longer expand: rerun it whole
+    }
+  }
+  return { argv, note };
+}
+
+export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {}): Promise<string> {
+  const s = r.summary;
+  const sim = s.simulated;
+  const head: string[] = [];
+  const add = (...lines: string[]) => head.push(...lines.flatMap((l) => wrapText(l)));
+  add(`kvmlab repro bundle: ${s.experiment}${sim ? ' — SIMULATED (mock backend; not a real host or guest)' : ''}`);
+  const rel = relative(opts.cwd ?? process.cwd(), r.dir) || '.';
+  add(`results: ${rel.startsWith('..') ? r.dir : rel}, run ${s.startedAt} to ${s.finishedAt}${s.interrupted ? ' (interrupted)' : ''}`);
+  add(headline(s));
+  if (s.source) add(`source: ${typeof s.source === 'string' ? s.source : `${s.source.list}, ${s.source.date}: "${s.source.subject}"${s.source.url ? ` <${s.source.url}>` : ''}`}`);
+
+  // host
+  add('', '== host ==');
+  add(`cpu: ${s.host.cpuModel} (${s.host.arch}, ${s.host.cpus.length} CPUs)`);
+  add(`kernel: ${s.host.kernelRelease}`);
+  add(`kvm: ${s.host.kvmUsable ? 'usable' : 'not usable'}, KVM_CAP_X86_DISABLE_EXITS mask 0x${s.host.disableExitsMask.toString(16)}; accel used: ${s.accel}`);
+  const first = r.summary.variants.map((v) => pickRep(r, v.id)).find((x) => x !== undefined);
+  const recorded = (first?.launch?.kvmParams ?? (s.host as Record<string, unknown>).kvmParams) as Record<string, string> | undefined;
+  if (recorded && Object.keys(recorded).length) add(`kvm params: ${Object.entries(recorded).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  else if (!sim && s.host.kernelRelease === release()) {
+    const live = await liveKvmParams();
+    add(`kvm params (read now; same host kernel as the run): ${live.length ? live.join(' ') : 'kvm module not loaded'}`);
+  } else add(`kvm params: not recorded in the results${sim ? ' (simulated host)' : ''}`);
+  const qemuVersion = r.reps.find((x) => x.qemuVersion)?.qemuVersion;
+  add(`qemu: ${qemuVersion ?? 'unknown (no QMP greeting recorded)'}`);
+
+  // QEMU command line
+  if (first?.launch && Array.isArray(first.launch.argv)) {
+    add('', `== QEMU command line (variant ${first.variant}, repetition ${first.repetition}) ==`);
+    head.push(...wrapCommand(first.launch.argv as string[]));
+    const others = s.variants.filter((v) => v.id !== first.variant && pickRep(r, v.id));
+    if (others.length) {
+      add(`(the other ${others.length === 1 ? 'variant differs' : `${others.length} variants differ`} by the knobs in its id; full command lines in variants/<id>/rep-N/launch.json)`);
+    }
+  } else add('', '== QEMU command line ==', 'not recorded (no repetition got as far as launching QEMU)');
+
+  add('', '== guest kernel ==', guestKernel(r.reps) ?? 'unknown (no `uname -r` in the guest transcript)');
+
+  // results
+  add('', '== results ==');
+  for (const v of s.variants) {
+    add(`${v.status.toUpperCase()}  ${v.id}  (${v.repetitions.length} repetition${v.repetitions.length === 1 ? '' : 's'})`);
+    for (const e of v.expectations) add(`  ${e.passed ? 'ok  ' : 'FAIL'} ${(e.observed === null ? 'no data' : fmtNum(e.observed)).padStart(8)}  ${e.claim}`);
+    if (v.reason) add(`  reason: ${v.reason}`);
+  }
+
+  add('', '== rerun ==');
+  const rerun = rerunCommand(r);
+  head.push(...wrapCommand(rerun.argv));
+  if (rerun.note) add(`(${rerun.note})`);
+
+  // the experiment file takes what is left
+  const text = (r.experimentText ?? '').replace(/\s+$/, '');
+  const expLines = text ? text.split('\n').flatMap((l) => wrapText(l, MAX_WIDTH, '  ')) : [];
+  const left = MAX_LINES - head.length - 3;
+  const body: string[] = ['', `== experiment file (${s.file}) ==`];
+  if (!expLines.length) body.push('(experiment.yaml is missing from the results directory)');
+  else if (expLines.length <= left) body.push(...expLines);
+  else {
+    const keep = Math.max(0, left - 1);
+    body.push(...expLines.slice(0, keep), `[… ${expLines.length - keep} more lines cut to stay under 100 lines; see experiment.yaml]`);
+  }
+  const all = [...head, ...body].flatMap((l) => (l.length > MAX_WIDTH ? wrapText(l) : [l]));
+  return `${all.slice(0, MAX_LINES).join('\n')}\n`;
+}

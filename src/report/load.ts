@@ -1,0 +1,222 @@
+// Reading a results directory back: summary.json, metrics.csv, the experiment as run, and per
+// repetition steps.jsonl, launch.json, vcpu-cpu.csv, guest.jsonl, the QMP greeting and any trace
+// text. Everything after `run` (report, compare, bundle) starts here. A directory that is not a
+// kvmlab results directory is an InputError that says what is missing.
+import { readFile, readdir, stat } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { InputError, errorMessage } from '../errors.js';
+import { parseCsv, type MetricRow } from '../run/metrics.js';
+import type { Summary, VariantResult } from '../run/runner.js';
+import type { Expectation, Experiment } from '../spec/schema.js';
+import type { Variant } from '../spec/matrix.js';
+
+export interface StepRecord {
+  step: string;
+  kind?: string;
+  /** Seconds since the epoch. */
+  start?: number;
+  end: number;
+  ok?: boolean;
+  error?: string;
+  detail?: Record<string, unknown>;
+  /** teardown only: how QEMU went away. */
+  how?: string;
+}
+
+/** One row of vcpu-cpu.csv: cumulative counters of one QEMU thread at one instant. */
+export interface VcpuSample {
+  /** Seconds since the epoch. */
+  t: number;
+  entity: string;
+  tid: number;
+  runNs: number;
+  waitNs: number;
+  slices: number;
+  guestNs: number;
+  lastCpu: number;
+}
+
+export interface GuestCommand {
+  cmd: string;
+  status?: number | null;
+  stdout?: string;
+}
+
+export interface RepetitionData {
+  variant: string;
+  repetition: number;
+  status: 'completed' | 'error';
+  /** Where this repetition's files are (under the results directory as it is now). */
+  dir: string;
+  steps: StepRecord[];
+  samples: VcpuSample[];
+  /** launch.json: accel, argv, disableExitsMask and whatever else the backend recorded. */
+  launch: Record<string, unknown> | undefined;
+  guest: GuestCommand[];
+  /** QEMU version from the QMP greeting in qmp.jsonl, e.g. "7.2.0 (Debian 1:7.2+dfsg-7)". */
+  qemuVersion: string | undefined;
+  /** Trace text files found under the repetition (tracefs/perf collectors), relative to dir. */
+  traceFiles: string[];
+}
+
+export interface LoadedResults {
+  dir: string;
+  summary: Summary & { exitCode?: number };
+  rows: MetricRow[];
+  /** experiment.yaml as run, when present. */
+  experimentText: string | undefined;
+  /** The parsed experiment and its variants from experiment.expanded.json, when present. */
+  experiment: Experiment | undefined;
+  variants: Variant[];
+  reps: RepetitionData[];
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new InputError(`${path}: cannot read: ${errorMessage(e)}`);
+  }
+}
+
+function parseJson(path: string, text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${path}: not valid JSON (${errorMessage(e)}); is this a kvmlab results directory?`);
+  }
+}
+
+function jsonLines(path: string, text: string | undefined): Record<string, unknown>[] {
+  if (!text) return [];
+  const out: Record<string, unknown>[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.trim()) continue;
+    try {
+      const v = JSON.parse(line) as unknown;
+      if (v && typeof v === 'object') out.push(v as Record<string, unknown>);
+    } catch {
+      // a line cut short when the run was killed: the rest still counts
+    }
+  }
+  void path;
+  return out;
+}
+
+/** A variant id as a directory name, as the runner makes it (kept in step with run/runner.ts). */
+function variantDir(id: string): string {
+  return id.replace(/[^A-Za-z0-9=+,._-]/g, '_').replace(/^\.+/, '_');
+}
+
+export function parseVcpuCsv(text: string): VcpuSample[] {
+  const lines = text.split('\n');
+  if (!lines[0]?.startsWith('t,entity,tid,run_ns')) return [];
+  const out: VcpuSample[] = [];
+  for (const line of lines.slice(1)) {
+    if (!line) continue;
+    const f = line.split(',');
+    if (f.length < 8) continue;
+    const s: VcpuSample = { t: Number(f[0]), entity: f[1]!, tid: Number(f[2]), runNs: Number(f[3]), waitNs: Number(f[4]), slices: Number(f[5]), guestNs: Number(f[6]), lastCpu: Number(f[7]) };
+    if (Number.isFinite(s.t) && Number.isFinite(s.runNs)) out.push(s);
+  }
+  return out;
+}
+
+async function findTraceFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (rel: string, depth: number) => {
+    let entries;
+    try {
+      entries = await readdir(join(dir, rel), { withFileTypes: true });
+    } catch {
+      return;
+    }
+    for (const e of entries) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory() && depth < 2) await walk(r, depth + 1);
+      else if (e.isFile() && /^trace([._-].*)?\.txt$|^trace$/.test(e.name)) out.push(r);
+    }
+  };
+  await walk('', 0);
+  return out.sort();
+}
+
+function qemuVersionOf(qmpText: string | undefined): string | undefined {
+  for (const rec of jsonLines('qmp.jsonl', qmpText).slice(0, 3)) {
+    const msg = rec.msg as { QMP?: { version?: { qemu?: { major?: number; minor?: number; micro?: number }; package?: string } } } | undefined;
+    const v = msg?.QMP?.version;
+    if (v?.qemu) return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`;
+  }
+  return undefined;
+}
+
+async function loadRepetition(out: string, v: VariantResult, rep: VariantResult['repetitions'][number]): Promise<RepetitionData> {
+  // The summary records absolute paths as they were at run time; the directory may have moved since.
+  const here = join(out, 'variants', variantDir(v.id), `rep-${rep.repetition}`);
+  const dir = (await stat(here).catch(() => undefined))?.isDirectory() ? here : rep.dir;
+  const [steps, launch, vcpu, guest, qmp] = await Promise.all([
+    readOptional(join(dir, 'steps.jsonl')),
+    readOptional(join(dir, 'launch.json')),
+    readOptional(join(dir, 'vcpu-cpu', 'vcpu-cpu.csv')),
+    readOptional(join(dir, 'guest.jsonl')),
+    readOptional(join(dir, 'qmp.jsonl')),
+  ]);
+  const launchJson = launch === undefined ? undefined : parseJson(join(dir, 'launch.json'), launch);
+  return {
+    variant: v.id,
+    repetition: rep.repetition,
+    status: rep.status,
+    dir,
+    steps: jsonLines(join(dir, 'steps.jsonl'), steps).filter((s) => typeof s.step === 'string' && typeof s.end === 'number') as unknown as StepRecord[],
+    samples: vcpu ? parseVcpuCsv(vcpu) : [],
+    launch: launchJson && typeof launchJson === 'object' ? (launchJson as Record<string, unknown>) : undefined,
+    guest: jsonLines(join(dir, 'guest.jsonl'), guest).filter((g) => typeof g.cmd === 'string') as unknown as GuestCommand[],
+    qemuVersion: qemuVersionOf(qmp),
+    traceFiles: await findTraceFiles(dir),
+  };
+}
+
+/** Read a results directory written by `kvmlab run`. */
+export async function loadResults(dir: string): Promise<LoadedResults> {
+  const st = await stat(dir).catch(() => undefined);
+  if (!st) throw new InputError(`${dir}: no such directory; give the results directory a run wrote (kvmlab run … --out DIR)`);
+  if (!st.isDirectory()) throw new InputError(`${dir}: not a directory; give the results directory a run wrote (kvmlab run … --out DIR), not a file in it`);
+  const summaryPath = join(dir, 'summary.json');
+  const summaryText = await readOptional(summaryPath);
+  if (summaryText === undefined) {
+    const hasVariants = await stat(join(dir, 'variants')).catch(() => undefined);
+    throw new InputError(
+      hasVariants
+        ? `${dir}: no summary.json; the run that wrote this directory did not finish (interrupted or crashed), so there is nothing to report`
+        : `${dir} is not a kvmlab results directory (no summary.json); give the directory \`kvmlab run … --out DIR\` wrote`,
+    );
+  }
+  const summary = parseJson(summaryPath, summaryText) as LoadedResults['summary'];
+  if (!summary || typeof summary !== 'object' || !Array.isArray(summary.variants) || typeof summary.experiment !== 'string') {
+    throw new InputError(`${summaryPath}: not a kvmlab summary (no "experiment" and "variants"); is ${basename(dir)} a kvmlab results directory?`);
+  }
+  const csvPath = join(dir, 'metrics.csv');
+  const csv = await readOptional(csvPath);
+  if (csv === undefined) throw new InputError(`${dir}: summary.json but no metrics.csv; the results directory is incomplete`);
+  let rows: MetricRow[];
+  try {
+    rows = parseCsv(csv);
+  } catch (e) {
+    throw new InputError(`${csvPath}: ${errorMessage(e)}`);
+  }
+  const experimentText = await readOptional(join(dir, 'experiment.yaml'));
+  const expandedPath = join(dir, 'experiment.expanded.json');
+  const expandedText = await readOptional(expandedPath);
+  const expanded = expandedText === undefined ? undefined : (parseJson(expandedPath, expandedText) as { experiment?: Experiment; variants?: Variant[] });
+  const reps: RepetitionData[] = [];
+  for (const v of summary.variants) for (const r of v.repetitions ?? []) reps.push(await loadRepetition(dir, v, r));
+  const variants =
+    expanded?.variants ?? summary.variants.map((v) => ({ id: v.id, labels: v.labels, knobs: v.knobs }) as Variant);
+  return { dir, summary, rows, experimentText, experiment: expanded?.experiment, variants, reps };
+}
+
+/** The expectations of the experiment as run ([] when experiment.expanded.json is missing). */
+export function expectationsOf(r: LoadedResults): Expectation[] {
+  return r.experiment?.expect ?? [];
+}

@@ -1,0 +1,143 @@
+// `kvmlab report` and the end of `run`: the verdict table plus key metrics (median and spread over
+// repetitions), and the files people look at — summary.md, plots/*.svg, index.html, timeline.json.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { errorMessage } from '../errors.js';
+import { describeSelection, expectationSelections, fmtNum, perRepetition, type Selection } from './compare.js';
+import { renderHtml } from './html.js';
+import { expectationsOf, loadResults, type LoadedResults } from './load.js';
+import { makePlots, type Plot } from './plots.js';
+import { spread } from './stats.js';
+import { headline, summaryMarkdown, verdictTable } from './summary.js';
+import { formatTable } from './table.js';
+import { buildTimeline } from './timeline.js';
+
+export interface KeyMetric {
+  variant: string;
+  selection: Selection;
+  label: string;
+  values: number[];
+}
+
+/** Steps where the guest is left alone to be measured (sample/wait); all steps when there are none. */
+function measuredSteps(r: LoadedResults): string[] | undefined {
+  const steps = r.experiment?.steps.filter((s) => s.kind === 'sample' || s.kind === 'wait').map((s) => s.name) ?? [];
+  return steps.length ? steps : undefined;
+}
+
+export function keyMetrics(r: LoadedResults): KeyMetric[] {
+  const selections = expectationSelections(expectationsOf(r));
+  const steps = measuredSteps(r);
+  const vcpus = [...new Set(r.rows.filter((x) => x.metric === 'vcpu.cpu_pct' && /^vcpu\d+$/.test(x.entity)).map((x) => x.entity))].sort((a, b) => Number(a.slice(4)) - Number(b.slice(4)));
+  const perVcpu: Selection[] = vcpus.map((e) => ({ metric: 'vcpu.cpu_pct', entity: [e], step: steps, agg: 'mean' }));
+  const out: KeyMetric[] = [];
+  for (const v of r.summary.variants) {
+    for (const s of [...selections, ...perVcpu]) {
+      const values = [...perRepetition(r.rows, v.id, s).values()];
+      if (values.length) out.push({ variant: v.id, selection: s, label: describeSelection(s), values });
+    }
+  }
+  return out;
+}
+
+export const NO_KEY_METRICS = '(no key metrics: the experiment names no metric in an expectation and no vcpu.cpu_pct was collected)';
+
+export interface TableData {
+  headers: string[];
+  rows: string[][];
+}
+
+export function keyMetricsRows(km: readonly KeyMetric[]): TableData {
+  let last = '';
+  const rows = km.map((k) => {
+    const s = spread(k.values);
+    const first = k.variant !== last;
+    last = k.variant;
+    return [first ? k.variant : '', k.label, String(s.n), fmtNum(s.median), s.n > 1 ? `${fmtNum(s.min)}–${fmtNum(s.max)}` : '', s.n > 1 ? fmtNum(s.iqr) : ''];
+  });
+  return { headers: ['variant', 'metric (per repetition)', 'n', 'median', 'min–max', 'IQR'], rows };
+}
+
+export function keyMetricsTable(km: readonly KeyMetric[]): string {
+  if (!km.length) return NO_KEY_METRICS;
+  const t = keyMetricsRows(km);
+  return formatTable(t.headers, t.rows);
+}
+
+export function reportText(r: LoadedResults): string {
+  return `${headline(r.summary)}\n\n${verdictTable(r.summary)}\n\nkey metrics (median and spread over repetitions):\n\n${keyMetricsTable(keyMetrics(r))}\n`;
+}
+
+export function reportMarkdown(r: LoadedResults, plots: readonly Plot[]): string {
+  const lines = [
+    summaryMarkdown(r.summary).trimEnd(),
+    '',
+    '## Key metrics',
+    '',
+    'Per variant, each metric an expectation names and host CPU % per vCPU (mean over the measured steps), reduced per repetition; median and spread over repetitions.',
+    '',
+    '```',
+    keyMetricsTable(keyMetrics(r)),
+    '```',
+    '',
+    '## Plots',
+    '',
+    ...plots.flatMap((p) => (p.svg ? [`### ${p.title}`, '', `![${p.title}](plots/${p.file})`, '', p.caption, ''] : [`- ${p.title}: ${p.note}`, ''])),
+    '## Files',
+    '',
+    '- `index.html`: this summary with the plots, readable offline',
+    '- `timeline.json`: steps, per-vCPU CPU % and traced exits for ui.perfetto.dev or chrome://tracing',
+    '- `metrics.csv`: every measured value (variant, repetition, step, entity, metric, value, unit)',
+    '- `variants/<id>/rep-N/`: launch.json (QEMU command line), qmp.jsonl, guest.jsonl, steps.jsonl, console.log, raw collector files',
+    '',
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+export interface WrittenReport {
+  results: LoadedResults;
+  plots: Plot[];
+  files: string[];
+}
+
+/**
+ * (Re)write summary.md, plots/*.svg, index.html and timeline.json for a results directory. With
+ * `print` (the end of `run`), also print the key-metrics table there, and report a failure to write
+ * the extras as a line instead of throwing: the run's own results are already on disk.
+ */
+export async function writeReport(outDir: string): Promise<WrittenReport>;
+export async function writeReport(outDir: string, opts: { print: NodeJS.WritableStream }): Promise<WrittenReport | undefined>;
+export async function writeReport(outDir: string, opts: { print?: NodeJS.WritableStream } = {}): Promise<WrittenReport | undefined> {
+  if (!opts.print) return write(outDir);
+  try {
+    const w = await write(outDir);
+    opts.print.write(`\nkey metrics (median and spread over repetitions):\n\n${keyMetricsTable(keyMetrics(w.results))}\n\nplots and tables: ${join(outDir, 'index.html')}\n`);
+    return w;
+  } catch (e) {
+    opts.print.write(`\nreport: could not write plots/index.html/timeline.json: ${errorMessage(e)} (kvmlab report ${outDir} retries)\n`);
+    return undefined;
+  }
+}
+
+async function write(outDir: string): Promise<WrittenReport> {
+  const r = await loadResults(outDir);
+  let plots: Plot[];
+  try {
+    plots = await makePlots(r);
+  } catch (e) {
+    plots = [{ file: 'plots', title: 'Plots', caption: '', note: `plotting failed: ${errorMessage(e)}` }];
+  }
+  const files: string[] = [];
+  await mkdir(join(outDir, 'plots'), { recursive: true });
+  for (const p of plots) {
+    if (!p.svg) continue;
+    await writeFile(join(outDir, 'plots', p.file), p.svg);
+    files.push(join('plots', p.file));
+  }
+  const timeline = await buildTimeline(r);
+  await writeFile(join(outDir, 'timeline.json'), JSON.stringify(timeline));
+  await writeFile(join(outDir, 'summary.md'), reportMarkdown(r, plots));
+  await writeFile(join(outDir, 'index.html'), renderHtml(r, plots, keyMetricsRows(keyMetrics(r))));
+  files.push('timeline.json', 'summary.md', 'index.html');
+  return { results: r, plots, files };
+}

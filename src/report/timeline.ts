@@ -1,0 +1,112 @@
+// A run as a Chrome/Perfetto trace-event file (timeline.json): one process per repetition, a
+// "steps" thread with a complete ("X") event per step, a counter ("C") track of host CPU % per vCPU
+// thread derived from the vcpu-cpu samples (the samples give CPU time per interval, not the exact
+// on-CPU intervals, so a counter is what is true), and guest exits as instant ("i") events on the
+// vCPU threads when a trace text file with kvm_exit lines and step markers is present.
+// Open it at ui.perfetto.dev or chrome://tracing.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseTraceLine, MARKER_EVENT, type TraceLine } from '../collect/parse/tracefs.js';
+import type { LoadedResults, RepetitionData } from './load.js';
+import { cpuSeries, repStart } from './plots.js';
+
+export interface TraceEvent {
+  name: string;
+  ph: 'X' | 'C' | 'i' | 'M';
+  ts: number;
+  pid: number;
+  tid: number;
+  dur?: number;
+  cat?: string;
+  s?: 't' | 'p' | 'g';
+  args?: Record<string, unknown>;
+}
+
+export interface Timeline {
+  traceEvents: TraceEvent[];
+  displayTimeUnit: 'ms';
+  otherData: Record<string, string>;
+}
+
+const MAX_EXIT_EVENTS = 50_000;
+
+/** kvm_exit instants from trace text, aligned to the epoch by a marker naming a step. */
+export async function traceExits(rep: RepetitionData): Promise<{ events: { t: number; tid: number; reason: string }[]; note?: string }> {
+  if (!rep.traceFiles.length) return { events: [] };
+  const stepStarts = new Map(rep.steps.filter((s) => typeof s.start === 'number').map((s) => [s.step, s]));
+  const events: { ts: number; tid: number; reason: string }[] = [];
+  let offset: number | undefined;
+  let truncated = false;
+  for (const f of rep.traceFiles) {
+    const text = await readFile(join(rep.dir, f), 'utf8').catch(() => '');
+    for (const line of text.split('\n')) {
+      let l: TraceLine | null;
+      try {
+        l = parseTraceLine(line);
+      } catch {
+        continue;
+      }
+      if (!l) continue;
+      if (offset === undefined && l.event === MARKER_EVENT) {
+        for (const [name, s] of stepStarts) {
+          if (new RegExp(`\\b${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(l.body)) {
+            offset = (/\bend\b/.test(l.body) ? s.end : s.start!) - l.timestamp;
+            break;
+          }
+        }
+      }
+      if (l.event !== 'kvm_exit') continue;
+      if (events.length >= MAX_EXIT_EVENTS) {
+        truncated = true;
+        continue;
+      }
+      const reason = /reason\s+(\S+)/.exec(l.body)?.[1] ?? 'exit';
+      events.push({ ts: l.timestamp, tid: l.pid, reason });
+    }
+  }
+  if (!events.length) return { events: [] };
+  if (offset === undefined) return { events: [], note: `${rep.variant} rep ${rep.repetition}: ${events.length} kvm_exit lines but no trace marker naming a step, so their clock cannot be placed; left out` };
+  const o = offset;
+  return { events: events.map((e) => ({ t: e.ts + o, tid: e.tid, reason: e.reason })), note: truncated ? `${rep.variant} rep ${rep.repetition}: only the first ${MAX_EXIT_EVENTS} kvm_exit events are in the timeline` : undefined };
+}
+
+export async function buildTimeline(r: LoadedResults): Promise<Timeline> {
+  const starts = r.reps.map(repStart).filter((t): t is number => t !== undefined);
+  const t0 = starts.length ? Math.min(...starts) : 0;
+  const us = (t: number) => Math.round((t - t0) * 1e6);
+  const meta: TraceEvent[] = [];
+  const events: TraceEvent[] = [];
+  const notes: string[] = [];
+  for (const [i, rep] of r.reps.entries()) {
+    const pid = i + 1;
+    meta.push({ name: 'process_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: `${rep.variant} rep ${rep.repetition}${r.summary.simulated ? ' (simulated)' : ''}` } });
+    meta.push({ name: 'process_sort_index', ph: 'M', ts: 0, pid, tid: 0, args: { sort_index: pid } });
+    meta.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid: 0, args: { name: 'steps' } });
+    for (const s of rep.steps) {
+      if (s.step === 'teardown' || typeof s.start !== 'number') {
+        events.push({ name: s.step, ph: 'i', s: 't', ts: us(s.end), pid, tid: 0, cat: 'step', args: s.how ? { how: s.how } : {} });
+        continue;
+      }
+      events.push({ name: s.step, ph: 'X', ts: us(s.start), dur: Math.max(1, Math.round((s.end - s.start) * 1e6)), pid, tid: 0, cat: 'step', args: { kind: s.kind, ok: s.ok, ...(s.error ? { error: s.error } : {}) } });
+    }
+    const threads = new Map<number, string>();
+    for (const s of rep.samples) if (!threads.has(s.tid)) threads.set(s.tid, s.entity);
+    for (const [tid, entity] of threads) meta.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid, args: { name: `${entity} (tid ${tid})` } });
+    for (const p of cpuSeries(rep.samples, t0)) events.push({ name: `host CPU % ${p.entity}`, ph: 'C', ts: Math.round(p.t * 1e6), pid, tid: 0, cat: 'vcpu-cpu', args: { pct: p.pct } });
+    const exits = await traceExits(rep);
+    if (exits.note) notes.push(exits.note);
+    for (const e of exits.events) events.push({ name: `exit ${e.reason}`, ph: 'i', s: 't', ts: us(e.t), pid, tid: e.tid, cat: 'exit' });
+  }
+  events.sort((a, b) => a.ts - b.ts);
+  return {
+    traceEvents: [...meta, ...events],
+    displayTimeUnit: 'ms',
+    otherData: {
+      experiment: r.summary.experiment,
+      simulated: String(r.summary.simulated),
+      t0: new Date(t0 * 1000).toISOString(),
+      cpu: 'vCPU CPU use is a counter track per thread (host CPU % between vcpu-cpu samples), not exact on-CPU intervals',
+      ...(notes.length ? { notes: notes.join('; ') } : {}),
+    },
+  };
+}
