@@ -3,9 +3,11 @@
 // Collectors parse these with the same parsers they use on a real /proc.
 import { formatCpuList } from '../../host/cpulist.js';
 import type { HostView } from '../backend.js';
+import { MockHostSim } from './host-sim.js';
 import type { MockMachine } from './machine.js';
 import type { ThreadSim } from './model.js';
 import { MOCK_HOST } from './profile.js';
+import { MockTracefs } from './tracefs.js';
 
 const USER_HZ = 100;
 
@@ -17,12 +19,18 @@ export class MockHostView implements HostView {
   readonly simulated = true;
   private readonly machines = new Map<number, MockMachine>();
   private readonly usageMark = new Map<number, { at: number; ns: number }>();
+  /** Host-wide counters and trace events derived from the machines' models. */
+  readonly sim = new MockHostSim(() => this.machines.values());
+  /** /sys/kernel/tracing of the simulated host. */
+  readonly tracefs = new MockTracefs(this.sim);
 
   attach(m: MockMachine): void {
+    this.sim.sync();
     this.machines.set(m.pid, m);
   }
 
   detach(m: MockMachine): void {
+    this.sim.sync(); // account its last moments before it goes
     this.machines.delete(m.pid);
   }
 
@@ -45,31 +53,39 @@ export class MockHostView implements HostView {
       if (!found) throw enoent(path);
       return render(task[3]!, found.m, found.t);
     }
+    if (this.tracefs.handles(path)) return this.tracefs.readFile(path);
+    if (path === '/proc/interrupts') return this.sim.renderInterrupts();
+    if (path === '/proc/stat') return this.sim.renderStat();
     if (path === '/sys/devices/system/cpu/online') return `${formatCpuList(MOCK_HOST.cpus)}\n`;
     if (path === '/proc/cmdline') return `${MOCK_HOST.kernelCmdline}\n`;
     throw enoent(path);
   }
 
   async readdir(path: string): Promise<string[]> {
+    if (this.tracefs.handles(path)) return this.tracefs.readdir(path);
     const m = /^\/proc\/(\d+)\/task\/?$/.exec(path);
     const machine = m ? this.machines.get(Number(m[1])) : undefined;
     if (!machine || machine.deadReason) throw enoent(path);
     return this.threadsOf(machine).map((t) => String(t.tid));
   }
 
-  async writeFile(path: string): Promise<void> {
+  async writeFile(path: string, data: string): Promise<void> {
+    if (this.tracefs.handles(path)) return this.tracefs.writeFile(path, data);
     throw enoent(path);
   }
 
   async mkdir(path: string): Promise<void> {
+    if (this.tracefs.handles(path)) return this.tracefs.mkdir(path);
     throw enoent(path);
   }
 
   async rmdir(path: string): Promise<void> {
+    if (this.tracefs.handles(path)) return this.tracefs.rmdir(path);
     throw enoent(path);
   }
 
   async exists(path: string): Promise<boolean> {
+    if (this.tracefs.handles(path)) return this.tracefs.exists(path);
     return this.readFile(path).then(
       () => true,
       () => (MOCK_HOST.devices as readonly string[]).includes(path),

@@ -1,0 +1,477 @@
+// The simulated host's tracefs at /sys/kernel/tracing, as far as a collector uses it: private
+// instances (mkdir/rmdir instances/<name>), events/<sys>/<event>/{enable,filter,format} with the real
+// format files of the build host, buffer_size_kb, options/overwrite, trace_clock, trace_marker, the
+// `trace` and per_cpu/cpuN/{trace,stats} files in the kernel's text formats. Events come from the host
+// simulation (host-sim.ts). The global (top-level) setup is read-only here: the mock refuses any write
+// outside an instance, so a collector that touches it fails in CI before it does so on a real host.
+//
+// Loss is simulated honestly: an instance renders at most MAX_LINES_PER_CPU_PER_SEC lines per CPU per
+// second (the simulated tracer's throughput); the rest, and whatever exceeds the buffer size, is counted
+// in per_cpu/cpuN/stats — as overrun in overwrite mode (oldest events replaced), as dropped events in
+// no-overwrite mode (new events refused) — exactly where a collector reads loss on a real host.
+import { parseEventFormat, type EventFormat } from '../../collect/parse/tracefs.js';
+import type { EventBatch, EventSink, MockHostSim } from './host-sim.js';
+import { HOST_CPUS } from './host-sim.js';
+import { MOCK_EVENT_FORMATS } from './tracefs-formats.js';
+
+export const TRACEFS = '/sys/kernel/tracing';
+export const MAX_LINES_PER_CPU_PER_SEC = 1000;
+/** Bytes one event takes in the ring buffer, for capacity (real events: 24-80 bytes). */
+const EVENT_BYTES = 48;
+const DEFAULT_BUFFER_KB = 1410;
+/** The CPU trace_marker writes land on (the simulated collector runs on a housekeeping CPU). */
+const MARKER_CPU = 0;
+const CLOCKS = ['local', 'global', 'counter', 'uptime', 'perf', 'mono', 'mono_raw', 'boot'];
+
+const HEADER = [
+  '#',
+  '#                                _-----=> irqs-off/BH-disabled',
+  '#                               / _----=> need-resched',
+  '#                              | / _---=> hardirq/softirq',
+  '#                              || / _--=> preempt-depth',
+  '#                              ||| / _-=> migrate-disable',
+  '#                              |||| /     delay',
+  '#           TASK-PID     CPU#  |||||  TIMESTAMP  FUNCTION',
+  '#              | |         |   |||||     |         |',
+];
+
+function fsError(code: string, path: string, what: string): Error {
+  return Object.assign(new Error(`${code}: ${what} (simulated tracefs), '${path}'`), { code });
+}
+
+const FORMATS = new Map<string, EventFormat>(Object.entries(MOCK_EVENT_FORMATS).map(([k, text]) => [k, parseEventFormat(text)]));
+/** sys → event names. */
+const SYSTEMS = new Map<string, string[]>();
+for (const key of FORMATS.keys()) {
+  const [sys, ev] = key.split('/') as [string, string];
+  SYSTEMS.set(sys, [...(SYSTEMS.get(sys) ?? []), ev]);
+}
+
+// ---- event filters (the subset of the kernel's grammar kvmlab writes, checked like the kernel) ----
+
+type Value = string | number;
+type FilterNode = { op: '&&' | '||'; l: FilterNode; r: FilterNode } | { field: string; cmp: string; value: Value };
+
+export function parseFilter(text: string, format: EventFormat): FilterNode | undefined {
+  const src = text.trim();
+  if (src === '' || src === '0') return undefined;
+  const toks: string[] = [];
+  const re = /\s*(\|\||&&|==|!=|<=|>=|[<>~()]|"[^"]*"|[A-Za-z_][A-Za-z0-9_]*|0x[0-9a-fA-F]+|-?\d+|[^\s])/y;
+  let m: RegExpExecArray | null;
+  while (re.lastIndex < src.length && (m = re.exec(src))) toks.push(m[1]!);
+  if (re.lastIndex < src.length && src.slice(re.lastIndex).trim() !== '') throw new Error('bad token');
+  const fields = new Map(format.fields.map((f) => [f.name, f]));
+  let i = 0;
+  const expr = (): FilterNode => {
+    let l = andExpr();
+    while (toks[i] === '||') {
+      i++;
+      l = { op: '||', l, r: andExpr() };
+    }
+    return l;
+  };
+  const andExpr = (): FilterNode => {
+    let l = primary();
+    while (toks[i] === '&&') {
+      i++;
+      l = { op: '&&', l, r: primary() };
+    }
+    return l;
+  };
+  const primary = (): FilterNode => {
+    if (toks[i] === '(') {
+      i++;
+      const e = expr();
+      if (toks[i++] !== ')') throw new Error('missing )');
+      return e;
+    }
+    const field = toks[i++];
+    const cmp = toks[i++];
+    const raw = toks[i++];
+    if (field === undefined || cmp === undefined || raw === undefined) throw new Error('incomplete predicate');
+    const special = ['CPU', 'cpu', 'COMM', 'comm'].includes(field);
+    const f = fields.get(field);
+    if (!f && !special) throw new Error(`no field ${field}`);
+    if (!['==', '!=', '<', '<=', '>', '>=', '~'].includes(cmp)) throw new Error(`bad operator ${cmp}`);
+    const isString = f ? f.type === 'char' || f.isArray === true : field === 'COMM' || field === 'comm';
+    if (isString && !['==', '!=', '~'].includes(cmp)) throw new Error('bad string operator');
+    if (!isString && cmp === '~') throw new Error('~ on a number');
+    const value: Value = isString ? raw.replace(/^"|"$/g, '') : Number(raw);
+    if (!isString && !Number.isFinite(value as number)) throw new Error('not a number');
+    return { field, cmp, value };
+  };
+  const node = expr();
+  if (i !== toks.length) throw new Error('trailing tokens');
+  return node;
+}
+
+function globMatch(glob: string, s: string): boolean {
+  const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
+  return re.test(s);
+}
+
+function evalFilter(n: FilterNode, get: (field: string) => Value | undefined): boolean {
+  if ('op' in n) return n.op === '&&' ? evalFilter(n.l, get) && evalFilter(n.r, get) : evalFilter(n.l, get) || evalFilter(n.r, get);
+  const v = get(n.field);
+  if (v === undefined) return false;
+  switch (n.cmp) {
+    case '==':
+      return v === n.value || (typeof n.value === 'number' && Number(v) === n.value);
+    case '!=':
+      return !(v === n.value || (typeof n.value === 'number' && Number(v) === n.value));
+    case '~':
+      return globMatch(String(n.value), String(v));
+    case '<':
+      return Number(v) < Number(n.value);
+    case '<=':
+      return Number(v) <= Number(n.value);
+    case '>':
+      return Number(v) > Number(n.value);
+    default:
+      return Number(v) >= Number(n.value);
+  }
+}
+
+// ---- instances -----------------------------------------------------------------------------------
+
+interface CpuBuffer {
+  ts: number[];
+  lines: string[];
+  head: number;
+  overrun: number;
+  dropped: number;
+  written: number;
+  budgetCarry: number;
+}
+
+class Instance implements EventSink {
+  tracingOn = true;
+  bufferKb = DEFAULT_BUFFER_KB;
+  overwrite = true;
+  clock = 'local';
+  readonly enabled = new Set<string>();
+  readonly filters = new Map<string, { text: string; node: FilterNode | undefined }>();
+  readonly cpus = new Map<number, CpuBuffer>();
+  private seq = 0;
+
+  constructor() {
+    this.clear();
+  }
+
+  get recording(): boolean {
+    return this.tracingOn && this.enabled.size > 0;
+  }
+
+  clear(cpu?: number): void {
+    for (const c of HOST_CPUS) if (cpu === undefined || cpu === c) this.cpus.set(c, { ts: [], lines: [], head: 0, overrun: 0, dropped: 0, written: 0, budgetCarry: 0 });
+  }
+
+  private capacity(): number {
+    return Math.max(1, Math.floor((this.bufferKb * 1024) / EVENT_BYTES));
+  }
+
+  private push(b: CpuBuffer, ts: number, line: string): void {
+    b.written++;
+    if (b.lines.length - b.head >= this.capacity()) {
+      if (!this.overwrite) {
+        b.dropped++;
+        return;
+      }
+      b.head++;
+      b.overrun++;
+      if (b.head > 65_536 && b.head * 2 > b.lines.length) {
+        b.lines = b.lines.slice(b.head);
+        b.ts = b.ts.slice(b.head);
+        b.head = 0;
+      }
+    }
+    b.ts.push(ts);
+    b.lines.push(line);
+  }
+
+  private lose(b: CpuBuffer, n: number): void {
+    b.written += n;
+    if (this.overwrite) b.overrun += n;
+    else b.dropped += n;
+  }
+
+  offer(batches: readonly EventBatch[], fromTs: number, toTs: number): void {
+    if (!this.recording) return;
+    const byCpu = new Map<number, { b: EventBatch; n: number }[]>();
+    for (const b of batches) {
+      const key = `${b.sys}/${b.event}`;
+      if (!this.enabled.has(key)) continue;
+      const filter = this.filters.get(key)?.node;
+      if (filter) {
+        const get = (f: string): Value | undefined =>
+          f === 'common_pid' ? b.pid : f === 'CPU' || f === 'cpu' ? b.cpu : f in b.fields ? b.fields[f] : f === 'COMM' || f === 'comm' ? b.comm : undefined;
+        if (!evalFilter(filter, get)) continue;
+      }
+      const list = byCpu.get(b.cpu) ?? [];
+      list.push({ b, n: b.count });
+      byCpu.set(b.cpu, list);
+    }
+    const span = Math.max(0, toTs - fromTs);
+    for (const [cpu, list] of byCpu) {
+      const buf = this.cpus.get(cpu);
+      if (!buf) continue;
+      const total = list.reduce((s, x) => s + x.n, 0);
+      const budgetF = buf.budgetCarry + MAX_LINES_PER_CPU_PER_SEC * span;
+      const budget = Math.floor(budgetF);
+      const keepShare = total > budget ? budget / total : 1;
+      const fresh: { ts: number; line: string }[] = [];
+      for (const { b, n } of list) {
+        const keep = keepShare < 1 ? Math.floor(n * keepShare) : n;
+        this.lose(buf, n - keep);
+        for (let i = 0; i < keep; i++) {
+          // Spread over the interval with a low-discrepancy sequence; order within a CPU by time.
+          this.seq++;
+          const ts = fromTs + span * ((this.seq * 0.6180339887498949) % 1);
+          fresh.push({ ts, line: traceLine(b.comm, b.pid, cpu, b.event === 'sched_switch' ? 'd..2.' : 'd..1.', ts, b.event, b.body(i)) });
+        }
+      }
+      buf.budgetCarry = Math.min(budgetF - fresh.length, MAX_LINES_PER_CPU_PER_SEC);
+      fresh.sort((a, b) => a.ts - b.ts);
+      for (const f of fresh) this.push(buf, f.ts, f.line);
+    }
+  }
+
+  marker(text: string, ts: number): void {
+    if (!this.tracingOn) return;
+    const buf = this.cpus.get(MARKER_CPU)!;
+    this.push(buf, ts, traceLine('node', process.pid, MARKER_CPU, '...1.', ts, 'tracing_mark_write', text.replace(/\n$/, '')));
+  }
+
+  renderTrace(cpu?: number): string {
+    const bufs = [...this.cpus.entries()].filter(([c]) => cpu === undefined || c === cpu).map(([, b]) => b);
+    let entries = 0;
+    let written = 0;
+    for (const b of bufs) {
+      entries += b.lines.length - b.head;
+      written += b.written;
+    }
+    const out = ['# tracer: nop', '#', `# entries-in-buffer/entries-written: ${entries}/${written}   #P:${HOST_CPUS.length}`, ...HEADER];
+    // k-way merge by timestamp
+    const idx = bufs.map((b) => b.head);
+    for (;;) {
+      let best = -1;
+      for (let k = 0; k < bufs.length; k++) {
+        const b = bufs[k]!;
+        if (idx[k]! < b.lines.length && (best < 0 || b.ts[idx[k]!]! < bufs[best]!.ts[idx[best]!]!)) best = k;
+      }
+      if (best < 0) break;
+      out.push(bufs[best]!.lines[idx[best]!]!);
+      idx[best]!++;
+    }
+    return `${out.join('\n')}\n`;
+  }
+
+  renderStats(cpu: number, now: number): string {
+    const b = this.cpus.get(cpu)!;
+    const entries = b.lines.length - b.head;
+    const tsText = (t: number) => `${String(Math.floor(t)).padStart(5)}.${String(Math.floor((t % 1) * 1e6)).padStart(6, '0')}`;
+    return [
+      `entries: ${entries}`,
+      `overrun: ${b.overrun}`,
+      'commit overrun: 0',
+      `bytes: ${entries * EVENT_BYTES}`,
+      `oldest event ts: ${tsText(entries ? b.ts[b.head]! : 0)}`,
+      `now ts: ${tsText(now)}`,
+      `dropped events: ${b.dropped}`,
+      'read events: 0',
+      '',
+    ].join('\n');
+  }
+}
+
+function traceLine(comm: string, pid: number, cpu: number, flags: string, ts: number, event: string, body: string): string {
+  return `${comm.padStart(16)}-${String(pid).padEnd(7)} [${String(cpu).padStart(3, '0')}] ${flags} ${ts.toFixed(6).padStart(12)}: ${event}: ${body}`;
+}
+
+// ---- the file system -----------------------------------------------------------------------------
+
+export class MockTracefs {
+  private readonly instances = new Map<string, Instance>();
+
+  constructor(private readonly sim: MockHostSim) {}
+
+  handles(path: string): boolean {
+    return path === TRACEFS || path.startsWith(`${TRACEFS}/`);
+  }
+
+  /** Names of live instances (for tests: nothing may be left behind). */
+  instanceNames(): string[] {
+    return [...this.instances.keys()];
+  }
+
+  private split(path: string): { inst?: Instance; name?: string; rest: string[] } {
+    const rest = path.slice(TRACEFS.length).split('/').filter((p) => p !== '');
+    if (rest[0] === 'instances' && rest.length >= 2) {
+      const inst = this.instances.get(rest[1]!);
+      if (!inst) throw fsError('ENOENT', path, 'no such file or directory');
+      return { inst, name: rest[1]!, rest: rest.slice(2) };
+    }
+    return { rest };
+  }
+
+  async readFile(path: string): Promise<string> {
+    const { inst, rest } = this.split(path);
+    const p = rest.join('/');
+    if (rest[0] === 'events') return this.readEvents(path, rest.slice(1), inst);
+    if (!inst) {
+      switch (p) {
+        case 'tracing_on':
+          return '1\n';
+        case 'current_tracer':
+          return 'nop\n';
+        case 'set_event':
+          return '';
+        case 'buffer_size_kb':
+          return `${DEFAULT_BUFFER_KB}\n`;
+        case 'trace_clock':
+          return `${CLOCKS.map((c) => (c === 'local' ? `[${c}]` : c)).join(' ')}\n`;
+        case 'available_events':
+          return [...FORMATS.keys()].map((k) => `${k.replace('/', ':')}\n`).join('');
+        case 'trace':
+          return `# tracer: nop\n#\n# entries-in-buffer/entries-written: 0/0   #P:${HOST_CPUS.length}\n${HEADER.join('\n')}\n`;
+        default:
+          throw fsError('ENOENT', path, 'no such file or directory');
+      }
+    }
+    this.sim.sync();
+    switch (p) {
+      case 'tracing_on':
+        return `${inst.tracingOn ? 1 : 0}\n`;
+      case 'buffer_size_kb':
+        return `${inst.bufferKb}\n`;
+      case 'current_tracer':
+        return 'nop\n';
+      case 'trace_clock':
+        return `${CLOCKS.map((c) => (c === inst.clock ? `[${c}]` : c)).join(' ')}\n`;
+      case 'options/overwrite':
+        return `${inst.overwrite ? 1 : 0}\n`;
+      case 'set_event':
+        return [...inst.enabled].map((k) => `${k.replace('/', ':')}\n`).join('');
+      case 'trace':
+        return inst.renderTrace();
+    }
+    const cpuFile = /^per_cpu\/cpu(\d+)\/(trace|stats)$/.exec(p);
+    if (cpuFile && inst.cpus.has(Number(cpuFile[1]))) {
+      const cpu = Number(cpuFile[1]);
+      return cpuFile[2] === 'trace' ? inst.renderTrace(cpu) : inst.renderStats(cpu, this.sim.nowTs());
+    }
+    throw fsError('ENOENT', path, 'no such file or directory');
+  }
+
+  private readEvents(path: string, rest: string[], inst: Instance | undefined): string {
+    const [sys, ev, file] = rest;
+    if (sys !== undefined && ev !== undefined && file !== undefined && rest.length === 3) {
+      const key = `${sys}/${ev}`;
+      if (!FORMATS.has(key)) throw fsError('ENOENT', path, 'no such file or directory');
+      if (file === 'format') return MOCK_EVENT_FORMATS[key]!;
+      if (file === 'id') return `${FORMATS.get(key)!.id}\n`;
+      if (file === 'enable') return `${inst?.enabled.has(key) ? 1 : 0}\n`;
+      if (file === 'filter') return `${inst?.filters.get(key)?.text ?? 'none'}\n`;
+    }
+    throw fsError('ENOENT', path, 'no such file or directory');
+  }
+
+  async readdir(path: string): Promise<string[]> {
+    if (path.replace(/\/$/, '') === `${TRACEFS}/instances`) return [...this.instances.keys()];
+    const { inst, rest } = this.split(path.replace(/\/$/, ''));
+    if (rest.length === 0) {
+      const common = ['buffer_size_kb', 'current_tracer', 'events', 'options', 'per_cpu', 'set_event', 'trace', 'trace_clock', 'trace_marker', 'tracing_on'];
+      return inst ? common : [...common, 'available_events', 'instances'];
+    }
+    if (rest[0] === 'events' && rest.length === 1) return [...SYSTEMS.keys(), 'enable'];
+    if (rest[0] === 'events' && rest.length === 2 && SYSTEMS.has(rest[1]!)) return [...SYSTEMS.get(rest[1]!)!, 'enable', 'filter'];
+    if (rest[0] === 'events' && rest.length === 3 && FORMATS.has(`${rest[1]}/${rest[2]}`)) return ['enable', 'filter', 'format', 'id'];
+    if (rest[0] === 'per_cpu' && rest.length === 1) return HOST_CPUS.map((c) => `cpu${c}`);
+    if (rest[0] === 'options' && rest.length === 1) return ['overwrite', 'record-tgid'];
+    throw fsError('ENOENT', path, 'no such file or directory');
+  }
+
+  async exists(path: string): Promise<boolean> {
+    if (!this.handles(path)) return false;
+    const ok = async (f: () => Promise<unknown>) => f().then(() => true, () => false);
+    return (await ok(() => this.readdir(path))) || (await ok(() => this.readFile(path))) || /\/(trace_marker|per_cpu\/cpu\d+)$/.test(path);
+  }
+
+  async writeFile(path: string, data: string): Promise<void> {
+    const { inst, rest } = this.split(path);
+    if (!inst) throw fsError('EPERM', path, "the mock host's global tracing setup is not writable; use an instance");
+    const p = rest.join('/');
+    const v = data.trim();
+    const bool = () => {
+      if (v !== '0' && v !== '1') throw fsError('EINVAL', path, 'invalid argument');
+      return v === '1';
+    };
+    this.sim.sync();
+    if (p === 'tracing_on') inst.tracingOn = bool();
+    else if (p === 'buffer_size_kb') {
+      if (!/^\d+$/.test(v) || Number(v) === 0) throw fsError('EINVAL', path, 'invalid argument');
+      inst.bufferKb = Number(v);
+      inst.clear();
+    } else if (p === 'options/overwrite') inst.overwrite = bool();
+    else if (p === 'options/record-tgid') bool();
+    else if (p === 'trace_clock') {
+      if (!CLOCKS.includes(v)) throw fsError('EINVAL', path, 'invalid argument');
+      inst.clock = v;
+      inst.clear();
+    } else if (p === 'trace_marker') inst.marker(data, this.sim.nowTs());
+    else if (p === 'trace') inst.clear();
+    else if (/^per_cpu\/cpu\d+\/trace$/.test(p)) inst.clear(Number(/cpu(\d+)/.exec(p)![1]));
+    else if (rest[0] === 'events') this.writeEvents(path, inst, rest.slice(1), data);
+    else throw fsError('ENOENT', path, 'no such file or directory');
+  }
+
+  private writeEvents(path: string, inst: Instance, rest: string[], data: string): void {
+    const keys = (sys: string | undefined, ev: string | undefined): string[] => {
+      if (sys === undefined) return [...FORMATS.keys()];
+      if (!SYSTEMS.has(sys)) throw fsError('ENOENT', path, 'no such file or directory');
+      if (ev === undefined) return SYSTEMS.get(sys)!.map((e) => `${sys}/${e}`);
+      if (!FORMATS.has(`${sys}/${ev}`)) throw fsError('ENOENT', path, 'no such file or directory');
+      return [`${sys}/${ev}`];
+    };
+    const file = rest[rest.length - 1];
+    const targets = keys(rest.length >= 2 ? rest[0] : undefined, rest.length >= 3 ? rest[1] : undefined);
+    if (file === 'enable') {
+      const v = data.trim();
+      if (v !== '0' && v !== '1') throw fsError('EINVAL', path, 'invalid argument');
+      for (const k of targets) {
+        if (k === 'ftrace/print') continue; // not an enable-able event
+        if (v === '1') inst.enabled.add(k);
+        else inst.enabled.delete(k);
+      }
+    } else if (file === 'filter') {
+      for (const k of targets) {
+        let node: FilterNode | undefined;
+        try {
+          node = parseFilter(data, FORMATS.get(k)!);
+        } catch {
+          if (targets.length === 1) throw fsError('EINVAL', path, 'invalid argument');
+          continue; // a subsystem filter applies to the events that have its fields
+        }
+        if (node) inst.filters.set(k, { text: data.trim(), node });
+        else inst.filters.delete(k);
+      }
+    } else throw fsError('ENOENT', path, 'no such file or directory');
+  }
+
+  async mkdir(path: string): Promise<void> {
+    const m = new RegExp(`^${TRACEFS}/instances/([^/]+)/?$`).exec(path);
+    if (!m) throw fsError('EPERM', path, 'operation not permitted');
+    if (this.instances.has(m[1]!)) throw fsError('EEXIST', path, 'file exists');
+    const inst = new Instance();
+    this.instances.set(m[1]!, inst);
+    this.sim.addSink(inst);
+  }
+
+  async rmdir(path: string): Promise<void> {
+    const m = new RegExp(`^${TRACEFS}/instances/([^/]+)/?$`).exec(path);
+    const inst = m ? this.instances.get(m[1]!) : undefined;
+    if (!m || !inst) throw fsError('ENOENT', path, 'no such file or directory');
+    this.sim.removeSink(inst);
+    this.instances.delete(m[1]!);
+  }
+}

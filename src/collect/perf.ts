@@ -1,0 +1,165 @@
+// perf: `perf stat` counts for the QEMU process over each step — tracepoints (kvm:kvm_exit, …) and
+// hardware counters where the host has them. One `perf stat -x, --per-thread -e EVENTS -p PID -o FILE`
+// runs from each stepStart to its stepEnd (SIGINT ends it and makes it print). Rows per step:
+//   perf.<event>   entity vcpuN | emulator | qemu (the whole process)   e.g. perf.kvm.kvm_exit, perf.cycles
+// Event names map to metric words: ':' → '.', other non [a-z0-9_] → '_', lower-cased.
+// "<not counted>" (the thread never ran in the window, so nothing could fire in it) counts as 0;
+// "<not supported>" gives no row and is listed in perf-notes.txt. Threads created after a step began
+// (hot-plug) are not counted in that step: perf attaches to the threads present when it starts.
+//
+// This collector runs perf on the real host, so it is unmet on the mock backend: perf counts a real
+// process and the mock has none.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, readFile } from 'node:fs/promises';
+import { delimiter, join } from 'node:path';
+import type { Backend, HostFacts } from '../backend/backend.js';
+import type { Collector, CollectorContext, CollectorKind } from './collector.js';
+
+export interface PerfOptions {
+  events: string[];
+}
+
+export interface PerfCount {
+  /** TID with --per-thread; undefined for a process total. */
+  tid?: number;
+  comm?: string;
+  event: string;
+  /** undefined: not supported. */
+  value: number | undefined;
+  note?: string;
+}
+
+/** Parse `perf stat -x,` output (with or without --per-thread). */
+export function parsePerfCsv(text: string): PerfCount[] {
+  const out: PerfCount[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '' || line.startsWith('#')) continue;
+    const f = line.split(',');
+    // --per-thread puts "comm-tid" first; the count field is then the second
+    let thread: { tid: number; comm: string } | undefined;
+    const m = /^(.*)-(\d+)$/.exec(f[0]!);
+    if (m && f.length >= 5 && !/^[\d.]+$|^<not/.test(f[0]!)) {
+      thread = { comm: m[1]!, tid: Number(m[2]) };
+      f.shift();
+    }
+    const [countText, , event] = f;
+    if (countText === undefined || event === undefined || event === '') continue;
+    let value: number | undefined;
+    let note: string | undefined;
+    if (countText === '<not counted>') {
+      value = 0;
+      note = 'not counted';
+    } else if (countText === '<not supported>') {
+      note = 'not supported';
+    } else if (/^-?\d+(\.\d+)?$/.test(countText)) value = Number(countText);
+    else continue;
+    out.push({ ...(thread ?? {}), event, value, ...(note ? { note } : {}) });
+  }
+  return out;
+}
+
+export function perfMetric(event: string): string {
+  return `perf.${event.toLowerCase().replace(/:/g, '.').replace(/[^a-z0-9_.]+/g, '_').replace(/\.{2,}/g, '.').replace(/^[._]+|[._]+$/g, '')}`;
+}
+
+function which(cmd: string): string | undefined {
+  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
+    const p = join(dir, cmd);
+    if (existsSync(p)) return p;
+  }
+  return undefined;
+}
+
+export class PerfCollector implements Collector {
+  readonly name = 'perf';
+  private ctx!: CollectorContext;
+  private child: { proc: ChildProcess; out: string; exited: Promise<number | null>; stderr: string[] } | undefined;
+
+  constructor(private readonly opts: PerfOptions) {}
+
+  async start(ctx: CollectorContext): Promise<void> {
+    this.ctx = ctx;
+  }
+
+  async stepStart(step: string): Promise<void> {
+    await this.finish();
+    const out = join(this.ctx.dir, `perf-${step}.csv`);
+    const proc = spawn('perf', ['stat', '-x,', '--per-thread', '-e', this.opts.events.join(','), '-p', String(this.ctx.vm.pid), '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const stderr: string[] = [];
+    proc.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
+    const exited = new Promise<number | null>((resolve) => {
+      proc.on('exit', (code) => resolve(code));
+      proc.on('error', () => resolve(-1));
+    });
+    this.child = { proc, out, exited, stderr };
+    // perf needs a moment to attach to every thread; counting starts then.
+    await new Promise((r) => setTimeout(r, 100));
+  }
+
+  async stepEnd(step: string): Promise<void> {
+    const c = await this.finish();
+    if (!c) return;
+    const text = await readFile(c.out, 'utf8').catch(() => '');
+    const counts = parsePerfCsv(text);
+    if (counts.length === 0) {
+      await appendFile(join(this.ctx.dir, 'perf-notes.txt'), `${step}: perf produced no counts: ${c.stderr.join('').trim() || 'no output'}\n`);
+      return;
+    }
+    const map = this.ctx.threads();
+    const entityOf = new Map<number, string>([...map.vcpus.map((v) => [v.tid, `vcpu${v.index}`] as const), ...map.others.map((t) => [t, 'emulator'] as const)]);
+    const sums = new Map<string, number>();
+    const notes = new Set<string>();
+    for (const k of counts) {
+      if (k.value === undefined) {
+        notes.add(`${k.event}: ${k.note}`);
+        continue;
+      }
+      const entities = k.tid === undefined ? ['qemu'] : [entityOf.get(k.tid) ?? 'emulator', 'qemu'];
+      for (const e of entities) {
+        const key = `${perfMetric(k.event)}\u0000${e}`;
+        sums.set(key, (sums.get(key) ?? 0) + k.value);
+      }
+    }
+    for (const [key, value] of sums) {
+      const [metric, entity] = key.split('\u0000') as [string, string];
+      this.ctx.emit({ step, entity, metric, value, unit: 'count' });
+    }
+    if (notes.size) await appendFile(join(this.ctx.dir, 'perf-notes.txt'), `${step}: ${[...notes].join('; ')}\n`);
+  }
+
+  async stop(): Promise<void> {
+    await this.finish();
+  }
+
+  /** End the running perf (SIGINT makes it print its counts) and wait for it. */
+  private async finish(): Promise<{ out: string; stderr: string[] } | undefined> {
+    const c = this.child;
+    this.child = undefined;
+    if (!c) return undefined;
+    if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGINT');
+    const timer = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
+    await c.exited;
+    clearTimeout(timer);
+    return c;
+  }
+}
+
+export const perf: CollectorKind<PerfOptions> = {
+  name: 'perf',
+  unmet: (facts: HostFacts, backend: Backend) => {
+    if (backend.simulated) return 'perf counts a real process; the mock has none';
+    if (!which('perf')) return 'perf is not installed (Debian: linux-perf)';
+    if (!facts.root) {
+      let paranoid = 2;
+      try {
+        paranoid = Number(readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8').trim());
+      } catch {
+        // unreadable: assume the default
+      }
+      if (paranoid > -1) return `kernel.perf_event_paranoid is ${paranoid}: counting tracepoints of another process needs root or -1`;
+    }
+    return undefined;
+  },
+  create: (o) => new PerfCollector(o),
+};
