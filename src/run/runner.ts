@@ -87,7 +87,6 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     notices.push(notice);
     progress.notice(notice);
   }
-  checkPinning(exp, loaded.file, facts);
   const hostStep = exp.steps.find((s) => s.kind === 'host');
   if (hostStep && !opts.allowHostCommands) {
     throw new InputError(`${loaded.file}: step "${hostStep.name}" runs a command on the host; kvmlab runs host commands only with --allow-host-commands`);
@@ -114,6 +113,9 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     } else runnable.push(v);
     results.set(v.id, r);
   }
+
+  // A host that can run none of the variants is told why (skips); only a runnable one is held to the pinning.
+  if (runnable.length > 0) checkPinning(exp, loaded.file, facts);
 
   const rows: MetricRow[] = [];
   const runs = schedule(runnable, opts.repeat ?? exp.repetitions);
