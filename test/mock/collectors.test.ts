@@ -1,0 +1,93 @@
+// Every collector on the mock backend through the CLI: the rows land in metrics.csv, the HLT
+// difference between intercepted and passed-through HLT comes from the model's rules, and no tracefs
+// instance is left on the simulated host (its stop() removed it; the mock refuses global writes).
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseCsv, type MetricRow } from '../../src/run/metrics.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const cli = join(root, 'dist/cli.js');
+const out = mkdtempSync(join(tmpdir(), 'kvmlab-mock-collectors-'));
+let rows: MetricRow[] = [];
+let summary: { variants: { id: string; status: string; repetitions: { collectors: Record<string, string> }[] }[] };
+
+beforeAll(async () => {
+  if (!existsSync(cli)) throw new Error('dist/cli.js is missing: run `npm run build` first (npm test does)');
+  await promisify(execFile)(process.execPath, [cli, 'run', join(root, 'test/mock/fixtures/collectors.yaml'), '--backend', 'mock', '--out', out, '-q'], { timeout: 90_000 });
+  rows = parseCsv(readFileSync(join(out, 'metrics.csv'), 'utf8'));
+  summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+}, 120_000);
+
+afterAll(() => rmSync(out, { recursive: true, force: true }));
+
+const pick = (variant: string, metric: string, entity?: string, step = 'idle') =>
+  rows.filter((r) => r.variant === `disable_exits=${variant}` && r.metric === metric && r.step === step && (entity === undefined || r.entity === entity));
+const one = (variant: string, metric: string, entity: string, step = 'idle') => {
+  const r = pick(variant, metric, entity, step);
+  expect(r, `${variant} ${metric} ${entity}`).toHaveLength(1);
+  return r[0]!.value;
+};
+
+describe('collectors on the mock backend', () => {
+  it('runs both variants, perf honestly not collected', () => {
+    expect(summary.variants.map((v) => v.status)).toEqual(['passed', 'passed']);
+    const c = summary.variants[0]!.repetitions[0]!.collectors;
+    expect(c).toMatchObject({ tracefs: 'collected', 'kvm-stats': 'collected', interrupts: 'collected', 'vcpu-cpu': 'collected' });
+    expect(c.perf).toMatch(/not collected: perf counts a real process/);
+  });
+
+  it('tracefs: HLT exits of an idle vCPU only when HLT is intercepted', () => {
+    for (const v of ['vcpu0', 'vcpu1']) {
+      const intercepted = one('none', 'trace.exits.hlt', v);
+      const passed = one('hlt', 'trace.exits.hlt', v);
+      expect(intercepted).toBeGreaterThan(100); // ~100 wakeups/s over 1.5 s
+      expect(passed).toBe(0);
+      expect(one('none', 'trace.vcpu_wakeups', v)).toBeGreaterThan(100);
+      expect(one('hlt', 'trace.vcpu_wakeups', v)).toBe(0);
+    }
+  });
+
+  it('tracefs: context switches on the pinned pCPUs, rcuc wakeups on nohz_full, loss reported', () => {
+    expect(one('none', 'trace.sched_switch', 'pcpu2')).toBeGreaterThan(200); // block + wake per halt
+    expect(one('hlt', 'trace.sched_switch', 'pcpu2')).toBeLessThan(one('none', 'trace.sched_switch', 'pcpu2'));
+    expect(pick('none', 'trace.sched_switch', 'pcpu0')).toHaveLength(0); // not pinned: no per-pCPU row
+    // HLT passed through: the vCPU never blocks, but host ticks that interrupt the guest on a
+    // nohz_full pCPU wake rcuc/N (use_softirq=0), which preempts the vCPU thread
+    const rcuc = one('hlt', 'trace.rcuc_wakeups', 'pcpu2');
+    expect(rcuc).toBeGreaterThan(10);
+    expect(one('hlt', 'trace.rcuc_preemptions', 'pcpu2')).toBe(rcuc);
+    expect(one('hlt', 'trace.preemptions', 'vcpu0')).toBeGreaterThanOrEqual(rcuc);
+    expect(one('none', 'trace.events_lost', 'all')).toBe(0);
+    expect(pick('none', 'trace.events_lost', undefined).length).toBe(9); // 8 pCPUs + all
+    expect(one('none', 'trace.switches_out', 'emulator')).toBeGreaterThan(0);
+    // both steps are attributed
+    expect(one('none', 'trace.exits', 'vcpu0', 'idle2')).toBeGreaterThan(50);
+  });
+
+  it('kvm-stats: halt statistics per vCPU follow the exit policy', () => {
+    expect(one('none', 'kvm.halt_exits', 'vcpu1')).toBeGreaterThan(100);
+    expect(one('hlt', 'kvm.halt_exits', 'vcpu1')).toBe(0);
+    expect(one('none', 'kvm.halt_wakeup', 'vcpu0')).toBeGreaterThan(100);
+    expect(pick('none', 'kvm.halt_wait_ns', 'vcpu0')[0]?.unit).toBe('ns');
+  });
+
+  it('interrupts: posted-interrupt wakeups only where a vCPU blocks', () => {
+    expect(one('none', 'irq.piw', 'pcpu2')).toBeGreaterThan(10);
+    expect(one('hlt', 'irq.piw', 'pcpu2')).toBe(0);
+    expect(one('none', 'irq.piw', 'pcpu5')).toBe(0);
+    expect(one('hlt', 'irq.loc', 'pcpu0')).toBeGreaterThan(0);
+    expect(one('none', 'cpu.busy_pct', 'pcpu2') + one('none', 'cpu.idle_pct', 'pcpu2')).toBeCloseTo(100, 5);
+  });
+
+  it('keeps the raw trace and the step windows', () => {
+    const dir = join(out, 'variants', 'disable_exits=none', 'rep-1', 'tracefs');
+    const meta = JSON.parse(readFileSync(join(dir, 'tracefs.json'), 'utf8'));
+    expect(meta.windows.map((w: { step: string; source: string }) => [w.step, w.source])).toEqual([['idle', 'markers'], ['idle2', 'markers']]);
+    expect(readFileSync(join(dir, 'trace-cpu0.txt'), 'utf8')).toContain('tracing_mark_write: kvmlab step=idle phase=start');
+    expect(readFileSync(join(dir, 'trace-cpu2.txt'), 'utf8')).toMatch(/kvm_exit: vcpu 0 reason HLT/);
+  });
+});
