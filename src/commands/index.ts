@@ -1,6 +1,7 @@
 // Every kvmlab command, in the order --help lists them.
 import type { Command } from 'commander';
 import { registerBundle } from './bundle.js';
+import { registerCleanup } from './cleanup.js';
 import { registerCompare } from './compare.js';
 import { registerList } from './list.js';
 import { registerReport } from './report.js';
@@ -8,4 +9,4 @@ import { registerRun } from './run.js';
 import { registerSchema } from './schema.js';
 import { registerValidate } from './validate.js';
 
-export const commands: ((program: Command) => void)[] = [registerRun, registerReport, registerCompare, registerBundle, registerValidate, registerList, registerSchema];
+export const commands: ((program: Command) => void)[] = [registerRun, registerReport, registerCompare, registerBundle, registerValidate, registerList, registerSchema, registerCleanup];

@@ -1,0 +1,165 @@
+// The host-state journal: before kvmlab changes anything on the host it appends what it is about to
+// change and how to undo it, fsync'd, to a file that outlives the process. Normal exit, errors,
+// SIGINT and SIGTERM undo through the live journal; after a SIGKILL or a crash, `kvmlab cleanup`
+// reads the file and undoes what is still recorded. A lock file keeps two runs from fighting over
+// the host.
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { HostError } from '../errors.js';
+
+export type JournalEntry =
+  /** A QEMU process kvmlab started: kill it if it is still the same process. */
+  | { kind: 'process'; pid: number; startTicks: number; comm: string }
+  /** A tracefs instance kvmlab created: disable its events and remove it. */
+  | { kind: 'tracefs-instance'; path: string }
+  /** A host file kvmlab wrote (module parameter, sysctl, affinity): write the old value back. */
+  | { kind: 'file'; path: string; old: string };
+
+interface Line {
+  id: number;
+  entry?: JournalEntry;
+  /** This id is undone or no longer needs undoing. */
+  done?: number;
+}
+
+export const DEFAULT_STATE_DIR = process.env.KVMLAB_STATE_DIR ?? '/run/kvmlab';
+
+export class HostJournal {
+  private fd: number;
+  private next = 1;
+  private readonly live = new Map<number, JournalEntry>();
+
+  private constructor(
+    readonly dir: string,
+    private readonly lockPath: string,
+  ) {
+    this.fd = openSync(join(dir, 'journal.jsonl'), 'a');
+  }
+
+  /** Take the host lock and open a fresh journal. Refuses while another live kvmlab holds it. */
+  static acquire(dir = DEFAULT_STATE_DIR): HostJournal {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const lockPath = join(dir, 'lock');
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        const fd = openSync(lockPath, 'wx', 0o600);
+        writeSync(fd, `${process.pid}\n`);
+        closeSync(fd);
+        if (pendingEntries(dir).length > 0) {
+          unlinkSync(lockPath);
+          throw new HostError(`${dir}/journal.jsonl holds host changes a previous kvmlab run did not undo (it was killed or crashed); run \`kvmlab cleanup\` first`);
+        }
+        return new HostJournal(dir, lockPath);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const holder = Number(readFileSync(lockPath, 'utf8').trim());
+        if (holder > 0 && isAlive(holder)) throw new HostError(`another kvmlab run (pid ${holder}) holds ${lockPath}; wait for it, or stop it and run \`kvmlab cleanup\``);
+        unlinkSync(lockPath); // the holder died: its journal, if any, is what cleanup is for
+      }
+    }
+    throw new HostError(`could not take ${lockPath}`);
+  }
+
+  record(entry: JournalEntry): number {
+    const id = this.next++;
+    this.live.set(id, entry);
+    this.append({ id, entry });
+    return id;
+  }
+
+  /** The change was undone by its owner (QEMU reaped, instance removed, value restored). */
+  resolve(id: number): void {
+    if (!this.live.delete(id)) return;
+    this.append({ id: 0, done: id });
+  }
+
+  /** Undo everything still live, newest first, then release the lock. */
+  release(): string[] {
+    const notes = undoAll([...this.live.entries()].reverse().map(([, e]) => e));
+    this.live.clear();
+    closeSync(this.fd);
+    unlinkSync(join(this.dir, 'journal.jsonl'));
+    unlinkSync(this.lockPath);
+    return notes;
+  }
+
+  private append(line: Line): void {
+    writeSync(this.fd, `${JSON.stringify(line)}\n`);
+    fsyncSync(this.fd);
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Entries recorded and not marked done, oldest first. */
+export function pendingEntries(dir = DEFAULT_STATE_DIR): JournalEntry[] {
+  const path = join(dir, 'journal.jsonl');
+  if (!existsSync(path)) return [];
+  const open = new Map<number, JournalEntry>();
+  for (const text of readFileSync(path, 'utf8').split('\n')) {
+    if (!text.trim()) continue;
+    let line: Line;
+    try {
+      line = JSON.parse(text) as Line;
+    } catch {
+      continue; // a torn last line from a crash mid-write: the entry before it is intact
+    }
+    if (line.entry) open.set(line.id, line.entry);
+    if (line.done !== undefined) open.delete(line.done);
+  }
+  return [...open.values()];
+}
+
+/** Field 22 of /proc/PID/stat: when the process started, to tell a recycled pid from ours. */
+export function processStartTicks(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  } catch {
+    return undefined;
+  }
+}
+
+export function undoAll(entries: readonly JournalEntry[]): string[] {
+  const notes: string[] = [];
+  for (const e of entries) {
+    try {
+      notes.push(undo(e));
+    } catch (err) {
+      notes.push(`could not undo ${JSON.stringify(e)}: ${(err as Error).message}`);
+    }
+  }
+  return notes;
+}
+
+function undo(e: JournalEntry): string {
+  switch (e.kind) {
+    case 'process': {
+      if (processStartTicks(e.pid) !== e.startTicks) return `process ${e.pid} (${e.comm}) already gone`;
+      process.kill(e.pid, 'SIGKILL');
+      return `killed ${e.comm} (pid ${e.pid})`;
+    }
+    case 'tracefs-instance': {
+      if (!existsSync(e.path)) return `tracefs instance ${e.path} already removed`;
+      try {
+        writeFileSync(join(e.path, 'tracing_on'), '0');
+        writeFileSync(join(e.path, 'events/enable'), '0');
+      } catch {
+        // rmdir still works on an instance with events on; try it anyway
+      }
+      rmdirSync(e.path); // tracefs removes an instance, files and all, with rmdir
+      return `removed tracefs instance ${e.path}`;
+    }
+    case 'file': {
+      writeFileSync(e.path, e.old);
+      return `restored ${e.path} to ${JSON.stringify(e.old.trim())}`;
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { HostError } from '../../src/errors.js';
+import { HostJournal, pendingEntries, processStartTicks, undoAll } from '../../src/host/journal.js';
+
+const dirs: string[] = [];
+const tmp = () => {
+  const d = mkdtempSync(join(tmpdir(), 'kvmlab-journal-'));
+  dirs.push(d);
+  return d;
+};
+afterEach(() => {
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+describe('host-state journal', () => {
+  it('undoes what is still live on release, newest first, and leaves nothing behind', () => {
+    const dir = tmp();
+    const setting = join(dir, 'halt_poll_ns');
+    writeFileSync(setting, '50000\n');
+    const j = HostJournal.acquire(dir);
+    j.record({ kind: 'file', path: setting, old: '200000\n' });
+    const resolved = j.record({ kind: 'file', path: setting, old: 'never written back\n' });
+    j.resolve(resolved);
+    expect(pendingEntries(dir)).toHaveLength(1);
+    const notes = j.release();
+    expect(notes).toEqual([`restored ${setting} to "200000"`]);
+    expect(readFileSync(setting, 'utf8')).toBe('200000\n');
+    expect(existsSync(join(dir, 'lock'))).toBe(false);
+    expect(existsSync(join(dir, 'journal.jsonl'))).toBe(false);
+  });
+
+  it('refuses a second run while the first holds the lock', () => {
+    const dir = tmp();
+    const j = HostJournal.acquire(dir);
+    expect(() => HostJournal.acquire(dir)).toThrow(HostError);
+    expect(() => HostJournal.acquire(dir)).toThrow(new RegExp(`pid ${process.pid}`));
+    j.release();
+    HostJournal.acquire(dir).release();
+  });
+
+  it('after a crash, refuses to start until cleanup, and cleanup kills our process but not a recycled pid', async () => {
+    const dir = tmp();
+    const child = spawn('sleep', ['60'], { stdio: 'ignore' });
+    await new Promise((r) => child.once('spawn', r));
+    const pid = child.pid!;
+    const lines = [
+      { id: 1, entry: { kind: 'process', pid, startTicks: processStartTicks(pid), comm: 'sleep' } },
+      { id: 2, entry: { kind: 'process', pid, startTicks: 1, comm: 'a recycled pid' } },
+    ];
+    writeFileSync(join(dir, 'journal.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n{"id":3,"entr`); // torn last line
+    writeFileSync(join(dir, 'lock'), '999999999\n'); // a holder that no longer exists
+    expect(() => HostJournal.acquire(dir)).toThrow(/did not undo .* run `kvmlab cleanup` first/);
+    const exited = new Promise((r) => child.once('exit', (_c, sig) => r(sig)));
+    const notes = undoAll(pendingEntries(dir).reverse());
+    expect(notes).toEqual(['process ' + pid + ' (a recycled pid) already gone', `killed sleep (pid ${pid})`]);
+    expect(await exited).toBe('SIGKILL');
+  });
+});
