@@ -56,7 +56,7 @@ export interface PermutationResult {
   exact: boolean;
   /** Arrangements enumerated (exact) or random permutations drawn. */
   arrangements: number;
-  /** The smallest p this design can give at all (exact), so "cannot reach significance" is known. */
+  /** The smallest p this design (these sample sizes) can give at all, so "cannot reach significance" is known. */
   minP: number;
 }
 
@@ -89,24 +89,19 @@ export function permutationTest(a: readonly number[], b: readonly number[], opts
   if (count <= maxExact) {
     let hits = 0;
     let seen = 0;
-    let best = 0;
-    let bestCount = 0;
     const pick = (start: number, left: number, sum: number) => {
       if (left === 0) {
         seen++;
         const d = Math.abs(diffFor(sum));
         if (d >= threshold) hits++;
-        if (d > best + 1e-9 * scale) {
-          best = d;
-          bestCount = 1;
-        } else if (d >= best - 1e-9 * scale) bestCount++;
         return;
       }
       for (let i = start; i <= n - left; i++) pick(i + 1, left - 1, sum + all[i]!);
     };
     pick(0, na, 0);
-    // The most extreme arrangement of these very values: no data from this design can give less.
-    const minP = best === 0 ? 1 : bestCount / seen;
+    // The design's floor: with distinct values the most extreme split (and, for equal sizes, its
+    // mirror) is all that reaches the largest |difference|. No data from this design can give less.
+    const minP = (na === nb ? 2 : 1) / seen;
     return { observed, p: hits / seen, exact: true, arrangements: seen, minP };
   }
   const draws = opts.permutations ?? 10_000;
