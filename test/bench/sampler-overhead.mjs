@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+// The vcpu-cpu sampler's own CPU cost, side by side with pidstat sampling the same threads in the
+// same run. Not a test: it prints numbers. Needs `npm run build` (it imports dist/) and pidstat
+// (sysstat; host-scripts/setup.sh installs it).
+//
+//   node test/bench/sampler-overhead.mjs [--threads 64] [--duration 60] [--hz 10] [--pidstat-interval 1]
+//
+// A child node process runs worker threads that mostly sleep (each wakes every 100 ms); the first
+// --threads of its threads are handed to kvmlab's VcpuCpuCollector (a ThreadMap built directly, every
+// thread as a "vCPU") which samples /proc/PID/task/TID/{schedstat,stat} at --hz and appends to its raw
+// CSV, exactly as in a run. In the same window `pidstat -t -p PID INTERVAL` samples the same process
+// (all its threads: pidstat cannot pick threads). pidstat's interval is whole seconds (it refuses
+// 0.1), so it takes 10x fewer samples than kvmlab at 10 Hz; per thread-sample costs are comparable.
+//
+// CPU time of each sampler: kvmlab's is this process's (main thread + libuv pool, where the async
+// file reads run) from /proc/self/task/*/schedstat (ns) and /proc/self/stat (ticks), over the window
+// only; pidstat's from /proc/<its pid>/schedstat and stat just before it is stopped.
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+const root = new URL('../../', import.meta.url);
+const dist = new URL('dist/collect/vcpu-cpu.js', root);
+if (!fs.existsSync(dist)) {
+  console.error(`missing ${dist.pathname}: run "npm run build" first`);
+  process.exit(2);
+}
+const { VcpuCpuCollector } = await import(dist.href);
+
+const args = process.argv.slice(2);
+const flag = (name, dflt) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? Number(args[i + 1]) : dflt;
+};
+if (args.includes('-h') || args.includes('--help')) {
+  console.log('node test/bench/sampler-overhead.mjs [--threads 64] [--duration 60] [--hz 10] [--pidstat-interval 1]');
+  process.exit(0);
+}
+const nThreads = flag('threads', 64);
+const durationS = flag('duration', 60);
+const hz = flag('hz', 10);
+const pidstatInterval = flag('pidstat-interval', 1);
+if (!Number.isInteger(pidstatInterval) || pidstatInterval < 1) {
+  console.error('--pidstat-interval: pidstat takes whole seconds (>= 1)');
+  process.exit(2);
+}
+const pidstatBin = ['/usr/bin/pidstat', '/bin/pidstat'].find((p) => fs.existsSync(p));
+
+const TICK = 100; // USER_HZ
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const schedNs = (file) => Number(fs.readFileSync(file, 'utf8').trim().split(/\s+/)[0]);
+const statTicks = (file) => {
+  const t = fs.readFileSync(file, 'utf8');
+  const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
+};
+const selfCpu = () => {
+  let ns = 0;
+  for (const tid of fs.readdirSync('/proc/self/task')) {
+    try {
+      ns += schedNs(`/proc/self/task/${tid}/schedstat`);
+    } catch {
+      // thread gone
+    }
+  }
+  return { ns, ticks: statTicks('/proc/self/stat') };
+};
+const procCpu = (pid) => {
+  let ns = 0;
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`)) ns += schedNs(`/proc/${pid}/task/${tid}/schedstat`);
+  return { ns, ticks: statTicks(`/proc/${pid}/stat`) };
+};
+
+// ---- the sampled process: worker threads that mostly sleep
+const workers = Math.max(1, nThreads - 1);
+const child = spawn(process.execPath, ['-e', `
+  const { Worker } = require('worker_threads');
+  for (let i = 0; i < ${workers}; i++) new Worker('setInterval(() => {}, 100)', { eval: true, resourceLimits: { maxOldGenerationSizeMb: 16 } });
+  setInterval(() => {}, 100);
+`], { stdio: 'ignore' });
+const cleanup = () => child.kill('SIGKILL');
+process.on('exit', cleanup);
+for (let i = 0; i < 100; i++) {
+  await sleep(100);
+  if (fs.readdirSync(`/proc/${child.pid}/task`).length >= nThreads) break;
+}
+await sleep(500);
+const tids = fs.readdirSync(`/proc/${child.pid}/task`).map(Number).sort((a, b) => a - b).slice(0, nThreads);
+const allThreads = fs.readdirSync(`/proc/${child.pid}/task`).length;
+if (tids.length < nThreads) console.warn(`only ${tids.length} threads came up (asked for ${nThreads})`);
+
+// ---- kvmlab's sampler, as in a run
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmlab-sampler-bench-'));
+const host = {
+  simulated: false,
+  readFile: (p) => fs.promises.readFile(p, 'utf8'),
+  readdir: (p) => fs.promises.readdir(p),
+  writeFile: (p, d) => fs.promises.writeFile(p, d),
+  mkdir: (p) => fs.promises.mkdir(p).then(() => undefined),
+  rmdir: (p) => fs.promises.rmdir(p),
+  exists: (p) => fs.promises.access(p).then(() => true, () => false),
+  setAffinity: async () => undefined,
+  processUsage: async () => ({ cpuPct: 0, rssBytes: 0 }),
+};
+const map = { pid: child.pid, vcpus: tids.map((tid, index) => ({ index, tid, qomPath: '', props: {} })), others: [] };
+const collector = new VcpuCpuCollector(1000 / hz);
+
+// ---- pidstat on the same process
+let pidstat;
+let pidstatLines = 0;
+if (pidstatBin) {
+  pidstat = spawn(pidstatBin, ['-t', '-p', String(child.pid), String(pidstatInterval)], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
+  pidstat.stdout.on('data', (d) => {
+    pidstatLines += d.toString().split('\n').filter((l) => /^\d\d:\d\d:\d\d\s+\d+\s+(\d+|-)\s+(\d+|-)\s/.test(l)).length;
+  });
+} else console.warn('pidstat not found (apt-get install sysstat): kvmlab only');
+
+console.log(`sampling ${tids.length} of ${allThreads} threads of pid ${child.pid} for ${durationS} s: kvmlab at ${hz} Hz, pidstat -t every ${pidstatInterval} s (${os.cpus().length} CPUs, node ${process.version})`);
+const t0 = Date.now();
+const self0 = selfCpu();
+await collector.start({ host, vm: { pid: child.pid }, threads: () => map, dir, emit: () => undefined });
+await sleep(durationS * 1000);
+await collector.stop();
+const self1 = selfCpu();
+const wallS = (Date.now() - t0) / 1000;
+let pid1;
+if (pidstat) {
+  pid1 = procCpu(pidstat.pid);
+  pidstat.kill('SIGINT');
+  await new Promise((r) => pidstat.on('exit', r));
+}
+const csvLines = fs.readFileSync(path.join(dir, 'vcpu-cpu.csv'), 'utf8').split('\n').filter((l) => l && !l.startsWith('t,')).length;
+fs.rmSync(dir, { recursive: true, force: true });
+cleanup();
+
+const row = (name, cpu, samplesLabel, threadSamples) => {
+  const s = cpu.ns / 1e9;
+  return {
+    sampler: name,
+    'CPU s (schedstat)': s.toFixed(3),
+    'CPU s (stat ticks)': (cpu.ticks / TICK).toFixed(2),
+    'CPU % of one CPU': ((s / wallS) * 100).toFixed(3),
+    samples: samplesLabel,
+    'thread-samples': threadSamples,
+    'µs per thread-sample': threadSamples ? ((s * 1e6) / threadSamples).toFixed(2) : '-',
+  };
+};
+const kv = { ns: self1.ns - self0.ns, ticks: self1.ticks - self0.ticks };
+const rows = [row(`kvmlab vcpu-cpu ${hz} Hz`, kv, `${Math.round(csvLines / Math.max(1, tids.length))} x ${tids.length} threads`, csvLines)];
+if (pid1) rows.push(row(`pidstat -t ${pidstatInterval} s`, pid1, `${Math.round(pidstatLines / Math.max(1, allThreads + 1))} x ${allThreads} threads`, pidstatLines));
+console.table(rows);
+console.log(`wall ${wallS.toFixed(1)} s. kvmlab's figure includes this whole node process (event loop, timers, libuv pool); pidstat's is the pidstat process.`);
