@@ -121,6 +121,8 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
             x: { field: 't', type: 'quantitative', title: 'seconds since the first step started' },
             y: { field: 'pct', type: 'quantitative', title: 'host CPU % of one CPU', scale: { domain: [0, ymax * 1.12] } },
             color: { field: 'entity', type: 'nominal', title: 'thread' },
+            // vCPUs doing the same thing draw the same line: dashes keep each one visible
+            strokeDash: { field: 'entity', type: 'nominal', title: 'thread' },
           },
         },
         {
@@ -142,8 +144,9 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
 
 const NOT_A_REASON = /^(vcpu\d+|pcpu\d+|cpu\d+|qemu|guest|runner|host|emulator|vm)$/;
 
+/** Exit counts: the tracefs collector's trace.exits[.<reason>] and KVM's own kvm.[<kind>_]exits stats. */
 export function isExitMetric(metric: string): boolean {
-  return metric.startsWith('trace.exit') || metric.startsWith('kvm.');
+  return metric.startsWith('trace.exit') || /^kvm\.([a-z0-9_]+_)?exits$/.test(metric);
 }
 
 export interface ExitBar {
@@ -191,7 +194,7 @@ export function exitsSpec(bars: ExitBar[]): TopLevelSpec {
       {
         mark: 'bar',
         encoding: {
-          y: { field: 'reason', type: 'nominal', title: null, sort: '-x' },
+          y: { field: 'reason', type: 'nominal', title: null, sort: { field: 'median', op: 'max', order: 'descending' }, axis: { labelLimit: 320 } },
           yOffset: { field: 'variant' },
           x: { field: 'median', type: 'quantitative', title: 'count per repetition' },
           color: { field: 'variant', type: 'nominal' },
@@ -199,7 +202,7 @@ export function exitsSpec(bars: ExitBar[]): TopLevelSpec {
       },
       {
         mark: { type: 'rule', color: 'black' },
-        encoding: { y: { field: 'reason', type: 'nominal', sort: '-x' }, yOffset: { field: 'variant' }, x: { field: 'min', type: 'quantitative' }, x2: { field: 'max' } },
+        encoding: { y: { field: 'reason', type: 'nominal', sort: { field: 'median', op: 'max', order: 'descending' } }, yOffset: { field: 'variant' }, x: { field: 'min', type: 'quantitative' }, x2: { field: 'max' } },
       },
     ],
   } as TopLevelSpec;
@@ -267,8 +270,8 @@ export async function makePlots(r: LoadedResults): Promise<Plot[]> {
   plots.push({
     file: 'exits.svg',
     title: 'Exits by reason per variant',
-    caption: 'Per variant, each trace.exit* / kvm.* metric summed over steps and vCPUs in a repetition; bar: median over repetitions, line: min–max.',
-    ...(bars.length ? { svg: await renderSvg(exitsSpec(bars)) } : { note: 'no exit counts in this run: no trace.exit* or kvm.* metrics were recorded (collect: tracefs, perf or kvm-stats)' }),
+    caption: 'Per variant, each trace.exits* / kvm.*exits metric summed over steps and vCPUs in a repetition; bar: median over repetitions, line: min–max.',
+    ...(bars.length ? { svg: await renderSvg(exitsSpec(bars)) } : { note: 'no exit counts in this run: no trace.exits* or kvm.*exits metrics were recorded (collect: tracefs or kvm-stats)' }),
   });
   const selections = expectationSelections(expectationsOf(r));
   const points = metricPoints(r, selections);

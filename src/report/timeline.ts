@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseTraceLine, MARKER_EVENT, type TraceLine } from '../collect/parse/tracefs.js';
-import type { LoadedResults, RepetitionData } from './load.js';
+import type { LoadedResults, RepetitionData, StepRecord } from './load.js';
 import { cpuSeries, repStart } from './plots.js';
 
 export interface TraceEvent {
@@ -30,6 +30,18 @@ export interface Timeline {
 
 const MAX_EXIT_EVENTS = 50_000;
 
+/**
+ * Trace clock → epoch seconds from a step marker: the tracefs collector writes
+ * "kvmlab step=<name> phase=start|end" at each step boundary the runner also stamped in steps.jsonl.
+ */
+function markerOffset(l: TraceLine, steps: ReadonlyMap<string, StepRecord>): number | undefined {
+  const m = /kvmlab step=(\S+) phase=(start|end)/.exec(l.body);
+  if (!m) return undefined;
+  const s = steps.get(m[1]!);
+  if (!s) return undefined;
+  return (m[2] === 'end' ? s.end : s.start!) - l.timestamp;
+}
+
 /** kvm_exit instants from trace text, aligned to the epoch by a marker naming a step. */
 export async function traceExits(rep: RepetitionData): Promise<{ events: { t: number; tid: number; reason: string }[]; note?: string }> {
   if (!rep.traceFiles.length) return { events: [] };
@@ -47,14 +59,7 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
         continue;
       }
       if (!l) continue;
-      if (offset === undefined && l.event === MARKER_EVENT) {
-        for (const [name, s] of stepStarts) {
-          if (new RegExp(`\\b${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\b`).test(l.body)) {
-            offset = (/\bend\b/.test(l.body) ? s.end : s.start!) - l.timestamp;
-            break;
-          }
-        }
-      }
+      if (offset === undefined && l.event === MARKER_EVENT) offset = markerOffset(l, stepStarts);
       if (l.event !== 'kvm_exit') continue;
       if (events.length >= MAX_EXIT_EVENTS) {
         truncated = true;
@@ -65,7 +70,7 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
     }
   }
   if (!events.length) return { events: [] };
-  if (offset === undefined) return { events: [], note: `${rep.variant} rep ${rep.repetition}: ${events.length} kvm_exit lines but no trace marker naming a step, so their clock cannot be placed; left out` };
+  if (offset === undefined) return { events: [], note: `${rep.variant} rep ${rep.repetition}: ${events.length} kvm_exit lines but no "kvmlab step=… phase=…" trace marker, so their clock cannot be placed; left out` };
   const o = offset;
   return { events: events.map((e) => ({ t: e.ts + o, tid: e.tid, reason: e.reason })), note: truncated ? `${rep.variant} rep ${rep.repetition}: only the first ${MAX_EXIT_EVENTS} kvm_exit events are in the timeline` : undefined };
 }

@@ -1,7 +1,7 @@
 // report, plots, index.html, timeline, compare and bundle on real mock runs: a 2-variant experiment
 // whose variants differ by construction (HLT intercepted: an idle vCPU sleeps; passed through: it
 // spins), run 5 times each, and a second run of one variant to compare a variant with itself.
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -102,6 +102,55 @@ describe('kvmlab report', () => {
     const bad = await kvmlab('compare', empty);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/not a kvmlab summary/);
+  });
+});
+
+describe('exits by reason and traced exits', () => {
+  it('plots trace.exits*/kvm.*exits rows and puts kvm_exit lines on the timeline by the step markers', async () => {
+    // The exit collectors' rows and raw trace text, added to a copy of a mock run.
+    const dir = join(tmp, 'exits');
+    cpSync(runA, dir, { recursive: true });
+    const rows: string[] = [];
+    for (const [variant, hlt, ext] of [['disable_exits=none', 100, 10], ['disable_exits=hlt', 0, 100]] as const) {
+      for (let rep = 1; rep <= 5; rep++) {
+        for (const vcpu of ['vcpu0', 'vcpu1']) {
+          rows.push(`${variant},${rep},idle,${vcpu},trace.exits.hlt,${hlt + rep},count`, `${variant},${rep},idle,${vcpu},trace.exits.external_interrupt,${ext},count`);
+          rows.push(`${variant},${rep},idle,${vcpu},kvm.halt_exits,${hlt},count`, `${variant},${rep},idle,${vcpu},kvm.halt_wait_ns,123456789,ns`);
+        }
+      }
+    }
+    appendFileSync(join(dir, 'metrics.csv'), `${rows.join('\n')}\n`);
+    const rep = join(dir, 'variants', 'disable_exits=none', 'rep-1');
+    const idle = readFileSync(join(rep, 'steps.jsonl'), 'utf8').split('\n').map((l) => (l ? JSON.parse(l) : undefined)).find((x) => x?.step === 'idle');
+    mkdirSync(join(rep, 'tracefs'), { recursive: true });
+    const line = (ts: number, comm: string, body: string) => `${comm.padStart(16)}-4242    [002] .....  ${ts.toFixed(6)}: ${body}`;
+    writeFileSync(
+      join(rep, 'tracefs', 'trace-cpu2.txt'),
+      [
+        '# tracer: nop',
+        line(500, 'node', 'tracing_mark_write: kvmlab step=idle phase=start'),
+        line(500.25, 'CPU 0/KVM', 'kvm_exit: vcpu 0 reason HLT rip 0xffffffff81e3c7ee info1 0x0 info2 0x0 intr_info 0x00000000 error_code 0x00000000 requests 0x0'),
+        line(500.5, 'CPU 0/KVM', 'kvm_exit: vcpu 0 reason EXTERNAL_INTERRUPT rip 0xffffffff81e3c7ee info1 0x0 info2 0x0 intr_info 0x800000ec error_code 0x00000000 requests 0x0'),
+        '',
+      ].join('\n'),
+    );
+    const r = await kvmlab('report', dir);
+    expect(r.exitCode, r.stderr).toBe(0);
+    const svg = readFileSync(join(dir, 'plots', 'exits.svg'), 'utf8');
+    expect(XMLValidator.validate(svg)).toBe(true);
+    for (const reason of ['trace.exits.hlt', 'trace.exits.external_interrupt', 'kvm.halt_exits']) expect(svg).toContain(reason);
+    expect(svg).not.toContain('kvm.halt_wait_ns'); // not an exit count
+    const t = JSON.parse(readFileSync(join(dir, 'timeline.json'), 'utf8')) as { traceEvents: { ph: string; ts: number; name: string; tid: number; pid: number; dur?: number }[] };
+    const exits = t.traceEvents.filter((e) => e.name.startsWith('exit '));
+    expect(exits.map((e) => e.name)).toEqual(['exit HLT', 'exit EXTERNAL_INTERRUPT']);
+    const step = t.traceEvents.find((e) => e.ph === 'X' && e.pid === 1)!;
+    // the marker says the idle step started at trace time 500.0: the exits land 0.25 s and 0.5 s in
+    expect(exits[0]!.ts - step.ts).toBeCloseTo(250_000, -1);
+    expect(exits[1]!.ts - step.ts).toBeCloseTo(500_000, -1);
+    expect(exits[0]!.tid).toBe(4242);
+    expect(idle).toBeDefined();
+    const html = readFileSync(join(dir, 'index.html'), 'utf8');
+    expect((html.match(/<svg /g) ?? []).length).toBe(3);
   });
 });
 
