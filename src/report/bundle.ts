@@ -21,10 +21,24 @@ export function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'\\''`)}'`;
 }
 
+/** argv in units that read together: an option with its value ("-smp 2,maxcpus=4"). */
+function units(argv: readonly string[]): string[][] {
+  const out: string[][] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const next = argv[i + 1];
+    if (i > 0 && a.startsWith('-') && next !== undefined && !next.startsWith('-')) {
+      out.push([a, next]);
+      i++;
+    } else out.push([a]);
+  }
+  return out;
+}
+
 /**
- * argv as a shell command wrapped to `width` columns: arguments joined on a line while they fit,
- * then ` \` and a continuation indented by two. An argument too long for a line is written in double
- * quotes and split with backslash-newline, which the shell removes inside double quotes.
+ * argv as a shell command wrapped to `width` columns: option-and-value units joined on a line while
+ * they fit, then ` \` and a continuation indented by two. An argument too long for any line is
+ * written in double quotes and split with backslash-newline, which the shell removes there.
  */
 export function wrapCommand(argv: readonly string[], width = MAX_WIDTH): string[] {
   const lines: string[] = [];
@@ -39,32 +53,39 @@ export function wrapCommand(argv: readonly string[], width = MAX_WIDTH): string[
       cur = indent + piece;
     }
   };
-  for (const arg of argv) {
-    const q = shellQuote(arg);
-    if (indent.length + q.length <= room) {
-      push(q);
+  for (const unit of units(argv)) {
+    const quoted = unit.map(shellQuote);
+    if (indent.length + quoted.join(' ').length <= room) {
+      push(quoted.join(' '));
       continue;
     }
-    // too long for any line: "…\<newline>…" pieces
-    const dq = `"${arg.replace(/(["\\$`])/g, '\\$1')}"`;
-    if (cur !== '') {
-      lines.push(`${cur} \\`);
-      cur = '';
-    }
-    let rest = dq;
-    let first = true;
-    while (rest.length) {
-      const avail = (first ? room - indent.length : room) - 0;
-      let cut = Math.min(rest.length, avail - 1);
-      if (cut < rest.length) {
-        // never split an escape pair
-        while (cut > 1 && rest[cut - 1] === '\\') cut--;
+    for (const arg of unit) {
+      const q = shellQuote(arg);
+      if (indent.length + q.length <= room) {
+        push(q);
+        continue;
       }
-      const piece = rest.slice(0, cut);
-      rest = rest.slice(cut);
-      if (rest.length) lines.push(`${first ? indent : ''}${piece}\\`);
-      else cur = `${first ? indent : ''}${piece}`;
-      first = false;
+      // too long for any line: "…\<newline>…" pieces
+      const dq = `"${arg.replace(/(["\\$`])/g, '\\$1')}"`;
+      let rest = dq;
+      let first = true;
+      if (cur.length > room / 2) {
+        lines.push(`${cur} \\`);
+        cur = '';
+      }
+      const lead = cur === '' ? '' : `${cur} `;
+      cur = '';
+      while (rest.length) {
+        const prefix = first ? (lead || indent) : '';
+        let cut = Math.min(rest.length, room - prefix.length - 1);
+        // never split an escape pair
+        if (cut < rest.length) while (cut > 1 && rest[cut - 1] === '\\') cut--;
+        const piece = rest.slice(0, cut);
+        rest = rest.slice(cut);
+        if (rest.length) lines.push(`${prefix}${piece}\\`);
+        else cur = `${prefix}${piece}`;
+        first = false;
+      }
     }
   }
   if (cur !== '') lines.push(cur);
@@ -170,7 +191,9 @@ export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {})
   // QEMU command line
   if (first?.launch && Array.isArray(first.launch.argv)) {
     add('', `== QEMU command line (variant ${first.variant}, repetition ${first.repetition}) ==`);
-    head.push(...wrapCommand(first.launch.argv as string[]));
+    const env = Object.entries((first.launch.env ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`);
+    head.push(...wrapCommand([...env, ...(first.launch.argv as string[])]));
+    if (typeof first.launch.exitControl === 'string' && first.launch.exitControl !== 'none') add(`(exit control: ${first.launch.exitControl})`);
     const others = s.variants.filter((v) => v.id !== first.variant && pickRep(r, v.id));
     if (others.length) {
       add(`(the other ${others.length === 1 ? 'variant differs' : `${others.length} variants differ`} by the knobs in its id; full command lines in variants/<id>/rep-N/launch.json)`);

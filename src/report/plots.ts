@@ -98,6 +98,27 @@ export function plottedRepetition(r: LoadedResults, variant: string): Repetition
   return mine.find((x) => x.status === 'completed') ?? mine[0];
 }
 
+const CPU_PLOT_WIDTH = 720;
+
+/**
+ * Step labels sit at the top of the plot; labels of steps close together would overprint, so each
+ * goes to the first of six rows (11 px apart) where the previous label has ended (widths estimated
+ * at 6 px a character on the plot's x scale).
+ */
+export function staggerLabels(labels: { step: string; t: number; row: number }[], xs: readonly number[], width: number): void {
+  const lo = Math.min(...xs);
+  const hi = Math.max(...xs);
+  const px = (t: number) => ((t - lo) / Math.max(1e-9, hi - lo)) * width;
+  const ends: number[] = [];
+  for (const l of labels) {
+    const x = px(l.t);
+    let row = ends.findIndex((e) => e <= x);
+    if (row < 0) row = ends.length < 6 ? ends.length : ends.indexOf(Math.min(...ends));
+    ends[row] = x + 6 * l.step.length + 8;
+    l.row = row * 11;
+  }
+}
+
 export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
   const panels = [];
   for (const v of r.summary.variants) {
@@ -105,13 +126,16 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
     if (!rep) continue;
     const t0 = repStart(rep) ?? rep.samples[0]!.t;
     const points = thin(cpuSeries(rep.samples, t0), 1500);
-    const steps = rep.steps.filter((s) => s.step !== 'teardown' && typeof s.start === 'number').map((s) => ({ step: s.step, t: Math.round((s.start! - t0) * 1000) / 1000 }));
+    const steps = rep.steps
+      .filter((s) => s.step !== 'teardown' && typeof s.start === 'number')
+      .map((s) => ({ step: s.step, t: Math.round((s.start! - t0) * 1000) / 1000, row: 0 }));
     const end = rep.steps.filter((s) => s.step !== 'teardown').at(-1)?.end;
+    staggerLabels(steps, [...points.map((p) => p.t), ...steps.map((s) => s.t), ...(end === undefined ? [] : [end - t0])], CPU_PLOT_WIDTH);
     const rules = end === undefined ? steps : [...steps, { step: 'end', t: Math.round((end - t0) * 1000) / 1000 }];
     const ymax = Math.max(100, ...points.map((p) => p.pct));
     panels.push({
       title: `${v.id} — repetition ${rep.repetition}`,
-      width: 720,
+      width: CPU_PLOT_WIDTH,
       height: 180,
       layer: [
         {
@@ -133,7 +157,7 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
         {
           data: { values: steps },
           mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 2, angle: 0, fontSize: 10, color: '#444' },
-          encoding: { x: { field: 't', type: 'quantitative' }, y: { value: 0 }, text: { field: 'step', type: 'nominal' } },
+          encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'row', type: 'quantitative', scale: null }, text: { field: 'step', type: 'nominal' } },
         },
       ],
     });
@@ -233,7 +257,7 @@ export function metricsSpec(points: MetricPoint[], selections: readonly Selectio
       return {
         title: `${title} — points: repetitions; tick: median`,
         width: 520,
-        height: 160,
+        height: Math.max(40, 30 * new Set(points.map((p) => p.variant)).size),
         data: { values: points.filter((p) => p.selection === title) },
         layer: [
           {
