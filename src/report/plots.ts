@@ -106,8 +106,8 @@ const CPU_PLOT_WIDTH = 720;
  * at 6 px a character on the plot's x scale).
  */
 export function staggerLabels(labels: { step: string; t: number; row: number }[], xs: readonly number[], width: number): void {
-  const lo = Math.min(...xs);
-  const hi = Math.max(...xs);
+  const lo = xs.reduce((m, x) => Math.min(m, x), Infinity);
+  const hi = xs.reduce((m, x) => Math.max(m, x), -Infinity);
   const px = (t: number) => ((t - lo) / Math.max(1e-9, hi - lo)) * width;
   const ends: number[] = [];
   for (const l of labels) {
@@ -132,7 +132,7 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
     const end = rep.steps.filter((s) => s.step !== 'teardown').at(-1)?.end;
     staggerLabels(steps, [...points.map((p) => p.t), ...steps.map((s) => s.t), ...(end === undefined ? [] : [end - t0])], CPU_PLOT_WIDTH);
     const rules = end === undefined ? steps : [...steps, { step: 'end', t: Math.round((end - t0) * 1000) / 1000 }];
-    const ymax = Math.max(100, ...points.map((p) => p.pct));
+    const ymax = points.reduce((m, p) => Math.max(m, p.pct), 100);
     panels.push({
       title: `${v.id} — repetition ${rep.repetition}`,
       width: CPU_PLOT_WIDTH,

@@ -76,8 +76,15 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
 }
 
 export async function buildTimeline(r: LoadedResults): Promise<Timeline> {
-  const starts = r.reps.map(repStart).filter((t): t is number => t !== undefined);
-  const t0 = starts.length ? Math.min(...starts) : 0;
+  // time zero: the first thing recorded (vcpu-cpu samples start during boot, before the first step),
+  // so every event has ts >= 0 and the metadata events (ts 0) lead
+  let t0 = Infinity;
+  for (const rep of r.reps) {
+    const first = repStart(rep);
+    if (first !== undefined) t0 = Math.min(t0, first);
+    for (const s of rep.samples) t0 = Math.min(t0, s.t);
+  }
+  if (!Number.isFinite(t0)) t0 = 0;
   const us = (t: number) => Math.round((t - t0) * 1e6);
   const meta: TraceEvent[] = [];
   const events: TraceEvent[] = [];
@@ -102,6 +109,9 @@ export async function buildTimeline(r: LoadedResults): Promise<Timeline> {
     if (exits.note) notes.push(exits.note);
     for (const e of exits.events) events.push({ name: `exit ${e.reason}`, ph: 'i', s: 't', ts: us(e.t), pid, tid: e.tid, cat: 'exit' });
   }
+  // traced exits may predate the first sample (tracing starts with the collectors): keep ts >= 0
+  const shift = events.reduce((m, e) => Math.min(m, e.ts), 0);
+  if (shift < 0) for (const e of events) e.ts -= shift;
   events.sort((a, b) => a.ts - b.ts);
   return {
     traceEvents: [...meta, ...events],

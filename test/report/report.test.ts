@@ -79,6 +79,7 @@ describe('kvmlab report', () => {
     const t = JSON.parse(readFileSync(join(runA, 'timeline.json'), 'utf8')) as { traceEvents: { ph: string; ts: number; name: string; pid: number; dur?: number }[] };
     const ev = t.traceEvents;
     for (let i = 1; i < ev.length; i++) expect(ev[i]!.ts, `event ${i}`).toBeGreaterThanOrEqual(ev[i - 1]!.ts);
+    expect(Math.min(...ev.map((e) => e.ts))).toBe(0);
     const steps = ev.filter((e) => e.ph === 'X');
     expect(steps).toHaveLength(10); // 2 variants × 5 repetitions × 1 step
     for (const s of steps) expect(s).toMatchObject({ name: 'idle' });
