@@ -1,12 +1,25 @@
-// Choosing the backend for `run --backend auto|qemu|mock`.
+// Choosing the backend for `run --backend auto|qemu|mock`: qemu is real QEMU and needs the
+// qemu-system binary for the guest architecture; auto takes it when installed, else the mock.
 import { HostError } from '../errors.js';
 import type { Progress } from '../run/progress.js';
 import type { Backend } from './backend.js';
 import { MockBackend } from './mock/mock-backend.js';
+import { qemuBinary } from './qemu/argv.js';
+import { findExecutable } from './qemu/probe.js';
+import { QemuBackend } from './qemu/qemu-backend.js';
 
-export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', _arch: 'x86_64' | 'ppc64', progress: Progress): Promise<Backend> {
+/** The Debian package that ships the QEMU binary for this guest architecture. */
+export function qemuPackage(arch: 'x86_64' | 'ppc64'): string {
+  return arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-ppc';
+}
+
+export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress): Promise<Backend> {
   if (asked === 'mock') return new MockBackend();
-  if (asked === 'qemu') throw new HostError('the QEMU backend is not part of this kvmlab build yet; use --backend mock');
-  progress.notice('QEMU backend not available in this build: using the mock backend (results are simulated)');
+  const binary = qemuBinary(arch);
+  const installed = (await findExecutable(binary)) !== undefined;
+  if (installed) return new QemuBackend({ arch });
+  const fix = `install it with \`apt-get install ${qemuPackage(arch)}\` or run \`bash host-scripts/setup.sh\``;
+  if (asked === 'qemu') throw new HostError(`--backend qemu: ${binary} is not installed (not found on PATH); ${fix}`);
+  progress.notice(`${binary} is not installed: using the mock backend (results are simulated); ${fix} to run real QEMU`);
   return new MockBackend();
 }

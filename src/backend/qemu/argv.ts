@@ -1,0 +1,168 @@
+// The QEMU command line for one VM, built by a pure function from the variant: nothing here touches
+// the host, so every flag is unit-tested. The launcher (qemu-backend.ts) spawns exactly this argv
+// with exactly this environment, and the argv goes into the results as it ran.
+import { join } from 'node:path';
+import type { Accel } from '../backend.js';
+import { maskOf } from '../../host/exits.js';
+import type { GuestSpec, Knobs } from '../../spec/schema.js';
+
+/** A guest's boot files as image.ts resolved them (absolute paths). */
+export interface BootFiles {
+  kernel?: string;
+  initrd?: string;
+  disk?: { path: string; format: 'raw' | 'qcow2' };
+}
+
+export interface ArgvInput {
+  /** VM name (-name); shows in `ps` and, with debug-threads=on, the threads carry "CPU n/KVM" names. */
+  name: string;
+  guest: GuestSpec;
+  knobs: Knobs;
+  accel: Accel;
+  boot: BootFiles;
+  /** Guest kernel command line (-append), when a kernel is given. */
+  append?: string;
+  /** Host TCP port on 127.0.0.1 forwarded to the guest's SSH port. */
+  sshPort: number;
+  /** The guest's SSH port (22 for kvmlab's image). */
+  guestSshPort: number;
+  /** Private directory (0700): QMP socket, pidfile, shim record. */
+  runDir: string;
+  /** Results directory: console log. */
+  logDir: string;
+  /** host-scripts/build/libkvmlab-exits.so */
+  shimPath: string;
+}
+
+/** How kvmlab asks KVM for disabled exits in this VM. */
+export type ExitControl =
+  | { mode: 'none' }
+  /** -overcommit cpu-pm=on and the shim rewriting the mask to `mask`. */
+  | { mode: 'shim'; mask: number }
+  /** QEMU's own all-allowed mode; the shim only records what QEMU asked and KVM answered. */
+  | { mode: 'cpu-pm' };
+
+export interface QemuCommand {
+  binary: string;
+  args: string[];
+  /** Variables to add to a clean environment (LD_PRELOAD and KVMLAB_* for the shim). */
+  env: Record<string, string>;
+  qmpSocket: string;
+  pidfile: string;
+  consoleLog: string;
+  /** Host port on 127.0.0.1 forwarded to the guest's SSH port. */
+  sshPort: number;
+  exitControl: ExitControl;
+  /** Set when the shim runs: where it writes its JSONL record. */
+  exitsRecord?: string;
+  /** Set when halt_poll_ns is asked for: the per-VM value the shim applies. */
+  haltPollNs?: number;
+}
+
+export function qemuBinary(arch: GuestSpec['arch']): string {
+  return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-ppc64';
+}
+
+/** Default -cpu: the host's CPU under KVM, a model TCG emulates well otherwise. */
+export function defaultCpuModel(arch: GuestSpec['arch'], accel: Accel): string {
+  if (accel === 'kvm') return 'host';
+  return arch === 'x86_64' ? 'qemu64' : 'power9';
+}
+
+/** Default memory in MiB: what the kvmlab images were tried with (FACTS: x86 512M, pseries 1G). */
+export function defaultMemoryMiB(arch: GuestSpec['arch']): number {
+  return arch === 'x86_64' ? 512 : 1024;
+}
+
+/** A value inside a QEMU option string (key=value,key=value): commas are doubled. */
+export function optValue(s: string): string {
+  return s.replaceAll(',', ',,');
+}
+
+/** What exit control the knobs ask for. Throws when they ask for it where KVM cannot give it. */
+export function exitControlOf(guest: GuestSpec, knobs: Knobs, accel: Accel): ExitControl {
+  const de = knobs.disable_exits;
+  const wantsShim = (Array.isArray(de) && de.length > 0) || knobs.expose_mwait === true;
+  if (de !== 'cpu-pm' && !wantsShim) return { mode: 'none' };
+  if (accel !== 'kvm' || guest.arch !== 'x86_64') {
+    throw new Error(`disable_exits/expose_mwait need an x86_64 guest under KVM; this VM is ${guest.arch} under ${accel.toUpperCase()}`);
+  }
+  if (de === 'cpu-pm') return { mode: 'cpu-pm' };
+  return { mode: 'shim', mask: maskOf(de) };
+}
+
+/** The -cpu value: model plus the feature switches the knobs imply. */
+export function cpuArg(guest: GuestSpec, knobs: Knobs, accel: Accel): string {
+  const parts = [guest.cpu ?? defaultCpuModel(guest.arch, accel)];
+  if (knobs.guest_haltpoll && accel === 'kvm' && guest.arch === 'x86_64') parts.push('kvm-hint-dedicated=on');
+  // cpu-pm=on makes QEMU put MONITOR/MWAIT in the guest CPUID; an explicit "no" takes it out again.
+  const control = exitControlOf(guest, knobs, accel);
+  if (knobs.expose_mwait === false && control.mode !== 'none') parts.push('-monitor');
+  return parts.join(',');
+}
+
+export function buildQemuCommand(input: ArgvInput): QemuCommand {
+  const { guest, knobs, accel, boot, runDir, logDir } = input;
+  const x86 = guest.arch === 'x86_64';
+  const qmpSocket = join(runDir, 'qmp.sock');
+  const pidfile = join(runDir, 'qemu.pid');
+  const consoleLog = join(logDir, 'console.log');
+  const maxcpus = guest.maxcpus ?? guest.cpus;
+  const control = exitControlOf(guest, knobs, accel);
+  if (knobs.halt_poll_ns !== undefined && (accel !== 'kvm' || !x86)) {
+    throw new Error(`halt_poll_ns needs an x86_64 guest under KVM; this VM is ${guest.arch} under ${accel.toUpperCase()}`);
+  }
+  if (!boot.kernel && !boot.disk) throw new Error('nothing to boot: give a kernel or a disk image');
+
+  const args: string[] = [];
+  args.push('-name', `${optValue(input.name)},debug-threads=on`);
+  args.push(...(x86 ? ['-machine', guest.machine ?? 'q35'] : ['-M', guest.machine ?? 'pseries']));
+  args.push('-accel', accel === 'kvm' ? 'kvm' : x86 ? 'tcg,thread=multi' : 'tcg');
+  if (control.mode !== 'none') args.push('-overcommit', 'cpu-pm=on');
+  args.push('-cpu', cpuArg(guest, knobs, accel));
+  args.push('-smp', `${guest.cpus},maxcpus=${maxcpus}`);
+  args.push('-m', `${guest.memory ?? defaultMemoryMiB(guest.arch)}M`);
+  if (boot.kernel) {
+    args.push('-kernel', boot.kernel);
+    if (boot.initrd) args.push('-initrd', boot.initrd);
+    if (input.append !== undefined) args.push('-append', input.append);
+  }
+  if (boot.disk) args.push('-drive', `file=${optValue(boot.disk.path)},if=virtio,format=${boot.disk.format}`);
+  args.push('-display', 'none', '-nodefaults', '-no-reboot');
+  // -nodefaults drops the default serial port; -serial adds it back (ttyS0 on q35, the spapr-vty
+  // hvc0 on pseries), written to the results.
+  args.push('-serial', `file:${consoleLog}`);
+  args.push('-qmp', `unix:${optValue(qmpSocket)},server=on,wait=off`);
+  args.push('-pidfile', pidfile);
+  args.push('-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${input.sshPort}-:${input.guestSshPort}`);
+  args.push('-device', 'virtio-net-pci,netdev=n0');
+  if (x86) args.push('-device', 'virtio-rng-pci');
+
+  const env: Record<string, string> = {};
+  let exitsRecord: string | undefined;
+  if (control.mode !== 'none' || knobs.halt_poll_ns !== undefined) {
+    exitsRecord = join(runDir, 'exits.jsonl');
+    env.LD_PRELOAD = input.shimPath;
+    env.KVMLAB_EXITS_RECORD = exitsRecord;
+    if (control.mode === 'shim') env.KVMLAB_DISABLE_EXITS = `0x${control.mask.toString(16)}`;
+    if (knobs.halt_poll_ns !== undefined) env.KVMLAB_HALT_POLL_NS = String(knobs.halt_poll_ns);
+  }
+  return {
+    binary: qemuBinary(guest.arch),
+    args,
+    env,
+    qmpSocket,
+    pidfile,
+    consoleLog,
+    sshPort: input.sshPort,
+    exitControl: control,
+    ...(exitsRecord ? { exitsRecord } : {}),
+    ...(knobs.halt_poll_ns !== undefined ? { haltPollNs: knobs.halt_poll_ns } : {}),
+  };
+}
+
+/** argv as one line a person can paste into a shell (single-quoted where needed). */
+export function shellLine(binary: string, args: readonly string[], env: Record<string, string> = {}): string {
+  const q = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
+  return [...Object.entries(env).map(([k, v]) => `${k}=${q(v)}`), q(binary), ...args.map(q)].join(' ');
+}

@@ -1,0 +1,265 @@
+// What this host is and can do, read from the host itself: uname, online CPUs, /proc/cpuinfo,
+// /proc/cmdline, KVM through real ioctls (host-scripts/build/kvm-probe), kvm module parameters,
+// cpuidle, tracefs/debugfs/perf, the QEMU binaries. Nothing is mounted or changed.
+import { access, constants, readdir, readFile } from 'node:fs/promises';
+import { release, machine } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { execa } from 'execa';
+import type { HostFacts } from '../backend.js';
+import { parseInterrupts } from '../../collect/parse/procfs.js';
+import { parseCpuList } from '../../host/cpulist.js';
+import { formatMask, namesOf } from '../../host/exits.js';
+import { allowedDisableExits, kvmUsable, runKvmProbe, type KvmProbe } from '../../host/kvm-probe.js';
+
+async function read(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+async function pathExists(path: string): Promise<boolean> {
+  return access(path, constants.F_OK).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** The first executable named `name` on PATH, without a shell. */
+export async function findExecutable(name: string, pathVar = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): Promise<string | undefined> {
+  for (const dir of pathVar.split(delimiter)) {
+    if (!dir) continue;
+    const p = join(dir, name);
+    if (await access(p, constants.X_OK).then(() => true, () => false)) return p;
+  }
+  return undefined;
+}
+
+// ---- pure parsers (unit-tested) ------------------------------------------------------------------
+
+export interface CpuInfo {
+  vendor: string;
+  model: string;
+  flags: string[];
+}
+
+/** The first processor's vendor, model and flags; pseries says "cpu"/"machine" instead. */
+export function parseCpuInfo(text: string): CpuInfo {
+  const field = (name: string): string | undefined => {
+    const m = new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text);
+    return m?.[1]?.trim();
+  };
+  const vendor = field('vendor_id') ?? (field('cpu') ? 'IBM' : undefined) ?? field('CPU implementer') ?? 'unknown';
+  const model = field('model name') ?? field('cpu') ?? field('Processor') ?? 'unknown';
+  const flags = (field('flags') ?? field('Features') ?? '').split(/\s+/).filter(Boolean);
+  return { vendor, model, flags };
+}
+
+/** The kernel command line facts that matter to kvmlab's experiments: value, "" (present) or null. */
+export const CMDLINE_FACTS = ['nohz_full', 'isolcpus', 'rcu_nocbs', 'idle', 'intel_iommu', 'amd_iommu', 'rcutree.use_softirq', 'mitigations', 'cpuidle_haltpoll.force'] as const;
+
+export function cmdlineFacts(cmdline: string): Record<string, string | null> {
+  const out: Record<string, string | null> = {};
+  // Parameters after a bare "--" belong to init, not the kernel.
+  const words = cmdline.trim().split(/\s+/);
+  const end = words.indexOf('--');
+  const kernelWords = end < 0 ? words : words.slice(0, end);
+  for (const name of CMDLINE_FACTS) {
+    const w = [...kernelWords].reverse().find((x) => x === name || x.startsWith(`${name}=`));
+    out[name] = w === undefined ? null : w.includes('=') ? w.slice(name.length + 1) : '';
+  }
+  return out;
+}
+
+/** Why this KVM cannot boot a standard guest kernel, or undefined when it should. */
+export function whyCannotBootGuest(kvmModules: readonly string[], cpuFlags: readonly string[], hostArch: string): string | undefined {
+  if (kvmModules.includes('kvm_pvm')) return 'the host KVM is kvm_pvm, a nested page-table-based KVM under which standard guest kernels do not boot';
+  if ((hostArch === 'x86_64' || hostArch === 'i686') && !cpuFlags.includes('vmx') && !cpuFlags.includes('svm')) {
+    return 'the host CPU has no vmx/svm flag: this KVM is not hardware virtualization and standard guest kernels do not boot under it';
+  }
+  return undefined;
+}
+
+/** The CPU flags the experiments care about. */
+export const FLAGS_THAT_MATTER = ['monitor', 'mwait', 'vmx', 'svm', 'arat', 'tsc_deadline_timer', 'x2apic', 'hypervisor', 'constant_tsc', 'nonstop_tsc'] as const;
+
+// ---- the probe ---------------------------------------------------------------------------------
+
+export interface QemuBinaryInfo {
+  binary: string;
+  path?: string;
+  version?: string;
+}
+
+/** Everything `kvmlab probe` shows; HostFacts is what preflight and collectors need of it. */
+export interface ProbeDetails {
+  flagsThatMatter: Record<string, boolean>;
+  kvmModules: string[];
+  devKvm: { present: boolean; ok: boolean; error?: string };
+  kvmApiVersion?: number;
+  kvmProbe: { status: 'ok'; binary: string } | { status: 'not_built' | 'failed'; binary?: string; message: string };
+  disableExits: { mask: number; text: string; bits: string[] };
+  enableCapBeforeVcpu?: { mask: number; ret: number; errno: number };
+  maxVcpus?: number;
+  kvmParams: Record<string, string>;
+  kernelCmdline: Record<string, string | null>;
+  cpuidle: { driver?: string; governor?: string };
+  qemu: QemuBinaryInfo[];
+  tracefs: { path?: string; writable: boolean };
+  debugfs: { mounted: boolean; kvmStats: boolean };
+  perf: { path?: string; version?: string; error?: string };
+  perfEventParanoid?: number;
+  canBootGuest: boolean;
+  canBootGuestReason?: string;
+}
+
+export interface RealHostFacts extends HostFacts {
+  details: ProbeDetails;
+}
+
+async function readParams(dir: string, prefix: string, into: Record<string, string>): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch {
+    return;
+  }
+  for (const n of names.sort()) {
+    const v = await read(join(dir, n));
+    if (v !== undefined) into[`${prefix}${n}`] = v.trim();
+  }
+}
+
+async function qemuInfo(binary: string): Promise<QemuBinaryInfo> {
+  const path = await findExecutable(binary);
+  if (!path) return { binary };
+  const r = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
+  const m = /version\s+(\S+)/.exec(r.stdout);
+  return { binary, path, ...(m?.[1] ? { version: m[1] } : {}) };
+}
+
+async function perfInfo(): Promise<ProbeDetails['perf']> {
+  const path = await findExecutable('perf');
+  if (!path) return {};
+  const r = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
+  if (r.exitCode === 0) return { path, version: r.stdout.trim() };
+  return { path, error: (r.stderr || r.stdout || r.shortMessage || '').trim().split('\n')[0] ?? 'failed' };
+}
+
+async function tracefsInfo(): Promise<{ path: string | undefined; writable: boolean }> {
+  for (const p of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) {
+    if (await pathExists(join(p, 'trace'))) {
+      const writable = await access(join(p, 'tracing_on'), constants.W_OK).then(
+        () => true,
+        () => false,
+      );
+      return { path: p, writable };
+    }
+  }
+  return { path: undefined, writable: false };
+}
+
+export interface ProbeOptions {
+  /** Also look up QEMU binaries, perf and their versions (kvmlab probe); preflight does not need them. */
+  tools?: boolean;
+}
+
+export async function probeHost(opts: ProbeOptions = {}): Promise<RealHostFacts> {
+  const arch = machine();
+  const cpus = parseCpuList((await read('/sys/devices/system/cpu/online'))?.trim() || '0');
+  const cpu = parseCpuInfo((await read('/proc/cpuinfo')) ?? '');
+  const kernelCmdline = ((await read('/proc/cmdline')) ?? '').trim();
+  const modules = await readdir('/sys/module').catch(() => [] as string[]);
+  const kvmModules = modules.filter((m) => m === 'kvm' || m.startsWith('kvm_')).sort();
+
+  const params: Record<string, string> = {};
+  await readParams('/sys/module/kvm/parameters', '', params);
+  for (const m of ['kvm_intel', 'kvm_amd', 'kvm_pvm']) await readParams(`/sys/module/${m}/parameters`, `${m}.`, params);
+
+  const devKvmPresent = await pathExists('/dev/kvm');
+  let probe: KvmProbe | undefined;
+  let kvmProbe: ProbeDetails['kvmProbe'];
+  try {
+    const r = await runKvmProbe();
+    if (r.status === 'ok') {
+      probe = r.probe;
+      kvmProbe = { status: 'ok', binary: r.binary };
+    } else kvmProbe = { status: 'not_built', binary: r.binary, message: r.message };
+  } catch (e) {
+    kvmProbe = { status: 'failed', message: (e as Error).message };
+  }
+
+  let usable = false;
+  let reason: string | undefined;
+  if (!devKvmPresent) reason = '/dev/kvm does not exist (no KVM module loaded, or not exposed to this machine)';
+  else if (!probe) reason = `the KVM probe did not run: ${kvmProbe.status === 'ok' ? '' : kvmProbe.message}`;
+  else if (!probe.dev_kvm.ok) reason = `/dev/kvm cannot be opened: ${probe.dev_kvm.error}`;
+  else if (!kvmUsable(probe)) reason = `KVM_CREATE_VM failed: ${probe.vm && !probe.vm.ok ? probe.vm.error : 'unknown'}`;
+  else usable = true;
+
+  const bootProblem = whyCannotBootGuest(kvmModules, cpu.flags, arch);
+  const canBootGuest = usable && bootProblem === undefined;
+  if (usable && bootProblem) reason = bootProblem;
+
+  const mask = (probe && allowedDisableExits(probe)) ?? 0;
+  const haltPoll = probe?.caps?.halt_poll;
+  const haltPollCap = typeof haltPoll === 'number' && haltPoll > 0;
+  const nrMax = probe?.caps?.max_vcpus;
+
+  const interruptsText = await read('/proc/interrupts');
+  let interruptRows: string[] = [];
+  try {
+    interruptRows = interruptsText ? parseInterrupts(interruptsText).rows.map((r) => r.irq) : [];
+  } catch {
+    interruptRows = [];
+  }
+
+  const tracefs = await tracefsInfo();
+  const paranoid = await read('/proc/sys/kernel/perf_event_paranoid');
+  const enable = probe?.enable_disable_exits;
+  const details: ProbeDetails = {
+    flagsThatMatter: Object.fromEntries(FLAGS_THAT_MATTER.map((f) => [f, cpu.flags.includes(f)])),
+    kvmModules,
+    devKvm: probe ? (probe.dev_kvm.ok ? { present: devKvmPresent, ok: true } : { present: devKvmPresent, ok: false, error: probe.dev_kvm.error }) : { present: devKvmPresent, ok: false, ...(reason ? { error: reason } : {}) },
+    ...(typeof probe?.api_version === 'number' ? { kvmApiVersion: probe.api_version } : {}),
+    kvmProbe,
+    disableExits: { mask, text: formatMask(mask), bits: namesOf(mask) },
+    ...(enable ? { enableCapBeforeVcpu: { mask: enable.mask, ret: enable.ret, errno: enable.errno } } : {}),
+    ...(typeof nrMax === 'number' ? { maxVcpus: nrMax } : {}),
+    kvmParams: params,
+    kernelCmdline: cmdlineFacts(kernelCmdline),
+    cpuidle: {
+      ...optional('driver', (await read('/sys/devices/system/cpu/cpuidle/current_driver'))?.trim()),
+      ...optional('governor', ((await read('/sys/devices/system/cpu/cpuidle/current_governor')) ?? (await read('/sys/devices/system/cpu/cpuidle/current_governor_ro')))?.trim()),
+    },
+    qemu: opts.tools ? await Promise.all(['qemu-system-x86_64', 'qemu-system-ppc64'].map(qemuInfo)) : [],
+    tracefs: { ...(tracefs.path ? { path: tracefs.path } : {}), writable: tracefs.writable },
+    debugfs: { mounted: (await readdir('/sys/kernel/debug').catch(() => [] as string[])).length > 0, kvmStats: await pathExists('/sys/kernel/debug/kvm') },
+    perf: opts.tools ? await perfInfo() : {},
+    ...(paranoid !== undefined && /^-?\d+$/.test(paranoid.trim()) ? { perfEventParanoid: Number(paranoid.trim()) } : {}),
+    canBootGuest,
+    ...(canBootGuest ? {} : { canBootGuestReason: reason ?? 'KVM is not usable' }),
+  };
+
+  return {
+    simulated: false,
+    arch,
+    kernelRelease: release(),
+    cpus,
+    cpuVendor: cpu.vendor,
+    cpuModel: cpu.model,
+    cpuFlags: cpu.flags,
+    kernelCmdline,
+    kvm: { usable, ...(reason ? { reason } : {}), canBootGuest, disableExitsMask: mask, haltPollCap, params },
+    tracefs,
+    root: process.getuid?.() === 0,
+    interruptRows,
+    pathExists,
+    details,
+  };
+}
+
+function optional<K extends string>(key: K, value: string | undefined): Partial<Record<K, string>> {
+  return value ? ({ [key]: value } as Record<K, string>) : {};
+}
