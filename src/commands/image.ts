@@ -1,0 +1,42 @@
+// `kvmlab image build|list`: kvmlab's guest images, built by guest-scripts/build-image.sh from
+// Debian packages into $KVMLAB_CACHE/images/<arch>.
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { Option, type Command } from 'commander';
+import { execa } from 'execa';
+import { imagesDir, listImages } from '../backend/qemu/image.js';
+import { HostError } from '../errors.js';
+import { formatTable } from '../report/table.js';
+
+/** guest-scripts/, from src/commands (vitest) and dist/commands alike. */
+export const GUEST_SCRIPTS_DIR = fileURLToPath(new URL('../../guest-scripts/', import.meta.url));
+
+export function registerImage(program: Command): void {
+  const image = program.command('image').description("build or list kvmlab's guest images (kernel + initramfs with SSH, from Debian packages)");
+  image
+    .command('build')
+    .description('build (or confirm up to date) the guest image for an architecture; needs root and Debian package access')
+    .addOption(new Option('--arch <arch>', 'guest architecture').choices(['x86_64', 'ppc64le', 'all']).default('all'))
+    .action(async (flags: { arch: 'x86_64' | 'ppc64le' | 'all' }) => {
+      const arches = flags.arch === 'all' ? (['x86_64', 'ppc64le'] as const) : [flags.arch];
+      const script = join(GUEST_SCRIPTS_DIR, 'build-image.sh');
+      for (const arch of arches) {
+        const out = join(imagesDir(), arch);
+        const r = await execa('bash', [script, arch, out], { reject: false, stdio: 'inherit' });
+        if (r.exitCode !== 0) throw new HostError(`building the ${arch} guest image failed (${script} ${arch} ${out} exited ${r.exitCode ?? r.signal}); see its output above`);
+      }
+    });
+  image
+    .command('list')
+    .description('list the guest images: architecture, kernel version, when built, where')
+    .action(async () => {
+      const dir = imagesDir();
+      const images = await listImages(dir);
+      if (images.length === 0) {
+        process.stdout.write(`no guest images in ${dir}; build them with \`kvmlab image build\`\n`);
+        return;
+      }
+      const rows = images.map((i) => [i.arch, i.kernelVersion ?? '-', i.builtAt ?? '-', i.problem ? `${i.dir} (${i.problem})` : i.dir]);
+      process.stdout.write(`${formatTable(['arch', 'kernel', 'built', 'path'], rows)}\n`);
+    });
+}
