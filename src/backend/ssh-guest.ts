@@ -138,11 +138,18 @@ export class SshGuest {
     this.disconnect();
     return new Promise<void>((resolve, reject) => {
       const client = new Client();
+      // ssh2 can go quiet when the peer hangs up before the handshake (no error, no close): our own
+      // deadline makes sure the attempt ends.
+      const timer = setTimeout(() => fail(new Error(`no SSH handshake within ${timeoutMs} ms`)), timeoutMs + 1000);
       const fail = (e: Error) => {
+        clearTimeout(timer);
         client.end();
         reject(e);
       };
+      client.once('close', () => fail(new Error('connection closed before the SSH handshake')));
       client.once('ready', () => {
+        clearTimeout(timer);
+        client.removeAllListeners('close');
         client.removeListener('error', fail);
         client.on('error', () => undefined); // later errors surface as 'close' on the running exec
         client.on('close', () => {

@@ -9,6 +9,8 @@ import { parseSchedstat, parseTaskStat } from './parse/procfs.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
 const TICK_NS = 1e7; // USER_HZ = 100
+/** How a read fails for a thread that exited (unplugged vCPU, finished worker) between listing and reading. */
+const THREAD_GONE = new Set(['ENOENT', 'ESRCH']);
 
 interface Sample {
   t: number; // ms since the epoch
@@ -115,7 +117,8 @@ export class VcpuCpuCollector implements Collector {
     const settled = await Promise.allSettled(threads.map((t) => read(t.tid)));
     const out = new Map<string, Sample & { tid: number }>();
     settled.forEach((r, i) => {
-      if (r.status === 'fulfilled') out.set(`${threads[i]!.entity}:${threads[i]!.tid}`, r.value); // else: thread gone
+      if (r.status === 'fulfilled') out.set(`${threads[i]!.entity}:${threads[i]!.tid}`, r.value);
+      else if (!THREAD_GONE.has((r.reason as NodeJS.ErrnoException).code ?? '')) throw r.reason; // a broken host, not a gone thread
     });
     return out;
   }

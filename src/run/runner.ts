@@ -167,13 +167,25 @@ class Interrupted extends Error {
   }
 }
 
-function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
+/** `p`, unless Ctrl-C comes first, or the VM's monitor goes away first (QEMU died or closed it). */
+function abortable<T>(p: Promise<T>, signal: AbortSignal, vm?: Vm): Promise<T> {
   if (signal.aborted) return Promise.reject(new Interrupted());
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new Interrupted());
     signal.addEventListener('abort', onAbort, { once: true });
+    vm?.qmp.closed.then((reason) => reject(new Error(reason)));
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
+}
+
+async function eachCollector(collectors: Collector[], step: string, fn: (c: Collector) => Promise<void>): Promise<void> {
+  for (const c of collectors) {
+    try {
+      await fn(c);
+    } catch (e) {
+      throw new Error(`collector ${c.name} failed at step ${step}: ${errorMessage(e)}`);
+    }
+  }
 }
 
 /** A variant id as a directory name: ids are built from validated labels; still never a path. */
@@ -218,7 +230,7 @@ async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repe
       collectors.push(c);
       result.collectors[name] = 'collected';
     }
-    await abortable(vm.waitReady(launchedAt + exp.guest.ready_timeout), signal);
+    await abortable(vm.waitReady(launchedAt + exp.guest.ready_timeout), signal, vm);
     result.readySeconds = (Date.now() - launchedAt) / 1000;
     emit({ step: 'boot', entity: 'guest', metric: 'guest.ready_s', value: result.readySeconds, unit: 's' });
 
@@ -233,22 +245,24 @@ async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repe
       progress.step(n + 1, exp.steps.length, step.name);
       const seqAtStart = vm.qmp.lastSeq + 1;
       const start = Date.now();
-      for (const c of collectors) await c.stepStart(step.name);
+      await eachCollector(collectors, step.name, (c) => c.stepStart(step.name));
       let detail: Record<string, unknown> = {};
       let failure: Error | undefined;
       try {
-        detail = await abortable(runStep(step, { vm, arch: exp.guest.arch, emit, allowHostCommands: opts.allowHostCommands, signal, eventsFrom, refreshThreads }), signal);
+        detail = await abortable(runStep(step, { vm, arch: exp.guest.arch, emit, allowHostCommands: opts.allowHostCommands, signal, eventsFrom, refreshThreads }), signal, vm);
       } catch (e) {
         failure = e as Error;
         if (e instanceof StepFailed && e.detail) detail = e.detail;
       }
       const end = Date.now();
-      for (const c of collectors) await c.stepEnd(step.name);
+      await eachCollector(collectors, step.name, (c) => c.stepEnd(step.name));
       emit({ step: step.name, entity: 'runner', metric: 'step.duration_s', value: (end - start) / 1000, unit: 's' });
       const counts = new Map<string, number>();
       for (const e of vm.qmp.events.slice(seqAtStart)) if (e.receivedAt <= end) counts.set(e.event, (counts.get(e.event) ?? 0) + 1);
       for (const [event, count] of counts) emit({ step: step.name, entity: event, metric: 'qmp.event_count', value: count, unit: 'count' });
-      await appendFile(join(dir, 'steps.jsonl'), `${JSON.stringify({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, error: failure?.message, detail })}\n`);
+      await appendFile(join(dir, 'steps.jsonl'), `${JSON.stringify({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, error: failure?.message, detail })}\n`).catch((e: Error) => {
+        throw new Error(`the results directory ${dir} is not writable (${e.message})`);
+      });
       eventsFrom = seqAtStart;
       if (failure) throw failure;
     }

@@ -46,7 +46,11 @@ export class MockHostView implements HostView {
     return t ? { m, t } : undefined;
   }
 
+  /** A fault to test with: from this time on (ms since the epoch) every read fails with EIO. */
+  failReadsFrom = Infinity;
+
   async readFile(path: string): Promise<string> {
+    if (Date.now() >= this.failReadsFrom) throw Object.assign(new Error(`EIO: i/o error (simulated fault), read '${path}'`), { code: 'EIO' });
     const task = /^\/proc\/(\d+)\/task\/(\d+)\/(schedstat|stat|status|comm)$/.exec(path);
     if (task) {
       const found = this.find(Number(task[1]), Number(task[2]));

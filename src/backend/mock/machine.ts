@@ -18,6 +18,8 @@ export interface MachineConfig {
   knobs: Knobs;
   /** Delay of guest-side unplug completion, ms (real pseries under TCG: ~30 s). */
   unplugDelayMs?: number;
+  /** The guest never answers device_del (a fault to test with). */
+  ignoreUnplug?: boolean;
 }
 
 let nextPid = 3_900_000; // above any real pid on a default pid_max, so nobody mistakes them
@@ -212,6 +214,7 @@ export class MockMachine {
     this.sync();
     const v = this.vcpus.find((c) => c.deviceId === id && c.activity !== 'absent');
     if (!v) return `Device '${id}' not found`;
+    if (this.config.ignoreUnplug) return undefined;
     if (this.config.arch === 'x86_64') {
       if (this.pendingUnplug.has(id)) return undefined; // ACPI: a repeated request is ignored
       this.pendingUnplug.add(id);

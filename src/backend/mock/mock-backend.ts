@@ -17,10 +17,28 @@ import { settlesWithin } from '../../util/deadline.js';
 /** Simulated time from launch until the guest's SSH server listens. */
 const BOOT_MS = 300;
 
+/** Faults the simulated host and guest can be told to commit, to test how kvmlab copes. */
+export interface MockFaults {
+  /** The guest never gets SSH up: connections are dropped before the handshake. */
+  neverReady?: boolean;
+  /** The simulated QEMU process dies this many ms after launch. */
+  dieAfterMs?: number;
+  /** QEMU closes its QMP monitor this many ms after launch; the process lives on. */
+  closeQmpAfterMs?: number;
+  /** The SSH connection drops while a guest command containing this text runs. */
+  dropSshOn?: string;
+  /** The guest never answers device_del. */
+  ignoreUnplug?: boolean;
+  /** Host file reads (procfs, tracefs) fail with EIO this many ms after launch. */
+  hostReadsFailAfterMs?: number;
+}
+
 export class MockBackend implements Backend {
   readonly name = 'mock';
   readonly simulated = true;
   readonly host = new MockHostView();
+
+  constructor(private readonly faults: MockFaults = {}) {}
 
   async probe(): Promise<HostFacts> {
     return {
@@ -55,6 +73,7 @@ export class MockBackend implements Backend {
       maxcpus: g.maxcpus ?? g.cpus,
       cmdline,
       knobs: req.knobs,
+      ignoreUnplug: this.faults.ignoreUnplug,
     });
     const hostKey = generateClientKey(); // the simulated image's host key, known to kvmlab in advance
     const qmpPath = join(req.runDir, 'qmp.sock');
@@ -67,12 +86,20 @@ export class MockBackend implements Backend {
       sshServer?.close();
       qmpServer?.close();
       this.host.detach(machine);
-      writeFileSync(consoleLog, machine.dmesg());
+      try {
+        writeFileSync(consoleLog, machine.dmesg());
+      } catch {
+        // an unwritable results directory is reported by the runner
+      }
     };
     qmpServer = new MockQmpServer(machine, () => stop('quit over QMP'));
     await qmpServer.listen(qmpPath);
     this.host.attach(machine);
-    sshServer = new MockSshServer(hostKey.privateKey, req.clientKey.publicKey, new MockShell(machine), () => !machine.deadReason);
+    sshServer = new MockSshServer(hostKey.privateKey, req.clientKey.publicKey, new MockShell(machine), () => !machine.deadReason, this.faults);
+    const { dieAfterMs, closeQmpAfterMs } = this.faults;
+    if (dieAfterMs !== undefined) setTimeout(() => stop('killed by signal 11 (simulated QEMU crash)'), dieAfterMs).unref();
+    if (this.faults.hostReadsFailAfterMs !== undefined) this.host.failReadsFrom = Date.now() + this.faults.hostReadsFailAfterMs;
+    if (closeQmpAfterMs !== undefined) setTimeout(() => qmpServer?.close(), closeQmpAfterMs).unref();
     const bootTimer = new Promise<number>((resolve) => setTimeout(() => resolve(sshServer!.listen()), BOOT_MS));
     const port = await bootTimer;
 

@@ -19,11 +19,16 @@ export class MockSshServer {
     authorizedKeyLine: string,
     private readonly shell: MockShell,
     private readonly isAlive: () => boolean,
+    faults: { neverReady?: boolean; dropSshOn?: string } = {},
   ) {
     const parsed = utils.parseKey(authorizedKeyLine);
     if (parsed instanceof Error) throw new Error(`mock guest: unusable authorized key: ${parsed.message}`);
     this.authorized = { algo: parsed.type, data: parsed.getPublicSSH() };
     this.server = new Server({ hostKeys: [hostPrivateKey] }, (client) => {
+      if (faults.neverReady) {
+        client.end(); // like QEMU's user-net forward to a guest port nobody listens on
+        return;
+      }
       this.connections.add(client);
       client.on('close', () => this.connections.delete(client));
       client.on('error', () => undefined);
@@ -43,6 +48,10 @@ export class MockSshServer {
             const stream = acceptExec();
             if (!this.isAlive()) {
               stream.close();
+              return;
+            }
+            if (faults.dropSshOn !== undefined && info.command.includes(faults.dropSshOn)) {
+              client.end(); // the connection dies mid-command
               return;
             }
             const r = this.shell.run(info.command);
