@@ -1,5 +1,6 @@
 // Expectations: each selects rows of the metrics table (metric, steps, entities, variants), reduces
-// them to one observed value, and compares. No rows is a failure that says so, never a zero.
+// each repetition's rows to one value with `agg`, takes the median over repetitions as the observed
+// value, and compares. No rows is a failure that says so, never a zero.
 import type { Expectation } from '../spec/schema.js';
 import { selects, type Variant } from '../spec/matrix.js';
 import type { MetricRow } from './metrics.js';
@@ -13,6 +14,8 @@ export interface ExpectationResult {
   passed: boolean;
   /** The observed value, or null when no row matched. */
   observed: number | null;
+  /** One value per repetition, in repetition order. */
+  perRepetition: number[];
   rows: number;
   note?: string;
 }
@@ -81,11 +84,11 @@ export function evaluate(e: Expectation, rows: readonly MetricRow[]): Expectatio
   const matched = rows.filter((r) => r.metric === e.metric && (!e.step || e.step.includes(r.step)) && (!e.entity || e.entity.includes(r.entity)));
   const claim = describeClaim(e);
   if (matched.length === 0) {
-    return { description: e.description, metric: e.metric, claim, passed: false, observed: null, rows: 0, note: `no ${e.metric} data was collected for this selection` };
+    return { description: e.description, metric: e.metric, claim, passed: false, observed: null, perRepetition: [], rows: 0, note: `no ${e.metric} data was collected for this selection` };
   }
-  const observed = aggregate(
-    matched.map((r) => r.value),
-    e.agg,
-  );
-  return { description: e.description, metric: e.metric, claim, passed: compare(observed, e.op, e.value), observed: Number(formatValue(observed)), rows: matched.length };
+  const byRep = new Map<number, number[]>();
+  for (const r of matched) byRep.set(r.repetition, [...(byRep.get(r.repetition) ?? []), r.value]);
+  const perRepetition = [...byRep.entries()].sort(([a], [b]) => a - b).map(([, values]) => Number(formatValue(aggregate(values, e.agg))));
+  const observed = Number(formatValue(median([...perRepetition].sort((a, b) => a - b))));
+  return { description: e.description, metric: e.metric, claim, passed: compare(observed, e.op, e.value), observed, perRepetition, rows: matched.length };
 }

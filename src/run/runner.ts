@@ -66,7 +66,7 @@ export interface Summary {
   startedAt: string;
   finishedAt: string;
   interrupted: boolean;
-  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuModel' | 'cpus'> & { kvmUsable: boolean; disableExitsMask: number };
+  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuModel' | 'cpus' | 'kernelCmdline'> & { kvmUsable: boolean; disableExitsMask: number; kvmParams: Record<string, string> };
   notices: string[];
   variants: VariantResult[];
 }
@@ -154,7 +154,16 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     startedAt,
     finishedAt: new Date().toISOString(),
     interrupted: opts.signal.aborted,
-    host: { arch: facts.arch, kernelRelease: facts.kernelRelease, cpuModel: facts.cpuModel, cpus: facts.cpus, kvmUsable: facts.kvm.usable, disableExitsMask: facts.kvm.disableExitsMask },
+    host: {
+      arch: facts.arch,
+      kernelRelease: facts.kernelRelease,
+      kernelCmdline: facts.kernelCmdline,
+      cpuModel: facts.cpuModel,
+      cpus: facts.cpus,
+      kvmUsable: facts.kvm.usable,
+      disableExitsMask: facts.kvm.disableExitsMask,
+      kvmParams: facts.kvm.params,
+    },
     notices,
     variants: [...results.values()],
   };
