@@ -1,0 +1,56 @@
+// Shared by the tests that run real QEMU: what the host must have (or the reason to skip), running
+// the built CLI, and finding QEMU processes a run left behind.
+import { access, constants, readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { findExecutable } from '../../src/backend/qemu/probe.js';
+import { imagesDir, IMAGE_FILES } from '../../src/backend/qemu/image.js';
+
+export const ROOT = new URL('../../', import.meta.url).pathname;
+export const CLI = join(ROOT, 'dist/cli.js');
+
+/** Why a real-QEMU test cannot run here, or undefined. */
+export async function qemuSkipReason(arch: 'x86_64' | 'ppc64le'): Promise<string | undefined> {
+  const bin = arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-ppc64';
+  if (!(await findExecutable(bin))) return `${bin} is not installed (bash host-scripts/setup.sh)`;
+  const dir = join(imagesDir(), arch);
+  for (const f of IMAGE_FILES) {
+    if (!(await access(join(dir, f), constants.R_OK).then(() => true, () => false))) return `no ${arch} guest image in ${dir} (kvmlab image build --arch ${arch})`;
+  }
+  return undefined;
+}
+
+let built: Promise<void> | undefined;
+/** npm run build once per test file, so the CLI under test is this tree's. */
+export function buildOnce(): Promise<void> {
+  built ??= execa('npm', ['run', 'build'], { cwd: ROOT, reject: true }).then(() => undefined);
+  return built;
+}
+
+export async function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000) {
+  return execa(process.execPath, [CLI, ...args], { cwd: ROOT, reject: false, env: { ...env, KVMLAB_DEBUG: '1' }, timeout: timeoutMs, stdin: 'ignore' });
+}
+
+/** PIDs of running qemu-system processes whose command line contains `needle`. */
+export async function qemuProcesses(needle: string): Promise<number[]> {
+  const out: number[] = [];
+  for (const d of await readdir('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    const cmd = await readFile(`/proc/${d}/cmdline`, 'utf8').catch(() => '');
+    const argv = cmd.split('\0');
+    if (argv[0]?.includes('qemu-system') && cmd.includes(needle)) out.push(Number(d));
+  }
+  return out;
+}
+
+export interface VariantSummary {
+  id: string;
+  status: string;
+  reason?: string;
+  expectations: { description: string; passed: boolean }[];
+  repetitions: { dir: string; status: string; reason?: string }[];
+}
+
+export async function readSummary(out: string): Promise<{ simulated: boolean; accel: string; backend: string; variants: VariantSummary[] }> {
+  return JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
+}
