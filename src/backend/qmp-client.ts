@@ -69,6 +69,8 @@ export interface QmpConnectOptions {
   transcript?: string;
   /** Default timeout for a command. */
   commandTimeoutMs?: number;
+  /** Stop retrying (QEMU exited, nobody will ever serve the socket). */
+  signal?: AbortSignal;
 }
 
 export class QmpClient {
@@ -113,8 +115,8 @@ export class QmpClient {
         return client;
       } catch (e) {
         lastError = (e as Error).message;
-        if (e instanceof QmpError || Date.now() + delay > deadline) break;
-        await sleep(delay);
+        if (e instanceof QmpError || Date.now() + delay > deadline || opts.signal?.aborted) break;
+        await sleep(delay, undefined, { signal: opts.signal }).catch(() => undefined);
       }
     }
     throw new QmpConnectionError(`could not connect to QMP at ${path}: ${lastError}`);

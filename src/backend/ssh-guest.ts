@@ -147,6 +147,7 @@ export class SshGuest {
         reject(e);
       };
       client.once('close', () => fail(new Error('connection closed before the SSH handshake')));
+      client.on('error', fail); // on, not once: a dying handshake can report more than one error
       client.once('ready', () => {
         clearTimeout(timer);
         client.removeAllListeners('close');
@@ -158,7 +159,6 @@ export class SshGuest {
         this.client = client;
         resolve();
       });
-      client.once('error', fail);
       client.connect({
         host: this.opts.host,
         port: this.opts.port,

@@ -15,6 +15,12 @@ export function exitCodeOf(summary: Summary): number {
   return 0;
 }
 
+/** A reason in one table cell: its first line, cut to a readable width (the whole text is in summary.json). */
+function cell(text: string, width = 120): string {
+  const line = text.split('\n')[0] ?? '';
+  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
+}
+
 function fmt(v: number | null): string {
   if (v === null) return 'no data';
   if (Number.isInteger(v)) return String(v);
@@ -25,9 +31,9 @@ export function verdictTable(s: Summary): string {
   const rows: string[][] = [];
   for (const v of s.variants) {
     const verdict = v.status.toUpperCase();
-    if (v.expectations.length === 0) rows.push([v.id, verdict, v.reason ?? '(no expectations)', '', '']);
+    if (v.expectations.length === 0) rows.push([v.id, verdict, cell(v.reason ?? '(no expectations)'), '', '']);
     v.expectations.forEach((e, i) => rows.push([i === 0 ? v.id : '', i === 0 ? verdict : '', e.description, fmt(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
-    if (v.reason && v.expectations.length) rows.push(['', '', `reason: ${v.reason}`, '', '']);
+    if (v.reason && v.expectations.length) rows.push(['', '', cell(`reason: ${v.reason}`), '', '']);
   }
   return formatTable(['variant', 'verdict', 'expectation', 'observed', 'claim'], rows);
 }

@@ -131,6 +131,17 @@ async function emitOnlineCount(ctx: StepContext, step: string, timeout: number):
   ctx.emit({ step, entity: 'guest', metric: 'guest.online_cpus', value: n, unit: 'count' });
 }
 
+/** Wait until the unplugged device's vCPU is no longer in query-cpus-fast. */
+async function vcpuGone(ctx: StepContext, id: string, deadline: number): Promise<void> {
+  const path = `/machine/peripheral/${id}`;
+  for (;;) {
+    const cpus = await ctx.vm.qmp.execute<{ 'qom-path': string }[]>('query-cpus-fast');
+    if (!cpus.some((c) => c['qom-path'] === path)) return;
+    if (Date.now() > deadline) throw new Error(`${id} still in query-cpus-fast after its eject`);
+    await sleep(200);
+  }
+}
+
 interface HotpluggableCpu {
   type: string;
   'vcpus-count': number;
@@ -190,28 +201,50 @@ async function unplug(step: Extract<Step, { kind: 'unplug' }>, ctx: StepContext,
     if (e instanceof QmpError) throw new StepFailed(e.message);
     throw e;
   }
-  // The guest answers with DEVICE_DELETED when it let go, or (pseries) DEVICE_UNPLUG_GUEST_ERROR when it refused.
-  const outcome = await Promise.race([
-    qmp.waitForEvent('DEVICE_DELETED', { device: step.id }, timeout, from).then((e) => ({ kind: 'deleted' as const, e })),
+  // The guest answers with DEVICE_DELETED when it let go, or (pseries) DEVICE_UNPLUG_GUEST_ERROR when
+  // it refused. On x86 the ACPI eject is also visible on its own: _OST "eject succeeded" and the vCPU
+  // gone from query-cpus-fast. QEMU 7.2 under TCG ejects the CPU but never sends the CPU's own
+  // DEVICE_DELETED, so "removed" and "DEVICE_DELETED seen" are recorded as two facts.
+  const deadline = started + timeout;
+  const ejected =
+    ctx.arch === 'x86_64'
+      ? qmp.waitForEvent('ACPI_DEVICE_OST', { info: { source: 3, status: 0 } }, timeout, from).then(async (e) => {
+          await vcpuGone(ctx, step.id, deadline);
+          return { kind: 'ejected' as const, e };
+        })
+      : new Promise<never>(() => undefined);
+  const deleted = qmp.waitForEvent('DEVICE_DELETED', { device: step.id }, timeout, from).then((e) => ({ kind: 'deleted' as const, e }));
+  let outcome: { kind: 'deleted' | 'refused' | 'ejected'; e: QmpEvent } | { kind: 'timeout'; e: undefined } = await Promise.race([
+    deleted,
     qmp.waitForEvent('DEVICE_UNPLUG_GUEST_ERROR', { device: step.id }, timeout, from).then((e) => ({ kind: 'refused' as const, e })),
+    ejected,
   ]).catch((e: Error) => {
     if (!qmp.isOpen) throw e;
     return { kind: 'timeout' as const, e: undefined };
   });
-  const related = qmp.events.filter((e) => e.seq > from && JSON.stringify(e.data).includes(`"${step.id}"`)).map((e) => ({ event: e.event, data: e.data, t: e.receivedAt }));
+  if (outcome.kind === 'ejected') {
+    // Give the device's own DEVICE_DELETED a moment to follow the eject.
+    const ejectedOutcome = outcome;
+    const grace = Math.max(0, Math.min(5000, deadline - Date.now()));
+    outcome = await Promise.race([deleted, new Promise<typeof ejectedOutcome>((r) => setTimeout(() => r(ejectedOutcome), grace).unref())]).catch(() => ejectedOutcome);
+  }
+  const removedAt = outcome.kind === 'deleted' || outcome.kind === 'ejected' ? outcome.e.receivedAt : undefined;
+  const related = qmp.events.filter((e) => e.seq > from && (JSON.stringify(e.data).includes(`"${step.id}"`) || e.event === 'ACPI_DEVICE_OST')).map((e) => ({ event: e.event, data: e.data, t: e.receivedAt }));
   const guestLog = await ctx.vm.guest.exec('dmesg | tail -n 8', 30_000).then(
     (r) => r.stdout.trim().split('\n'),
     () => [] as string[],
   );
   const emit = (metric: string, value: number, unit = 'bool') => ctx.emit({ step: step.name, entity: step.id, metric, value, unit });
+  emit('unplug.removed', removedAt !== undefined ? 1 : 0);
   emit('unplug.deleted', outcome.kind === 'deleted' ? 1 : 0);
   emit('unplug.refused', outcome.kind === 'refused' ? 1 : 0);
   emit('unplug.guest_errors', related.filter((e) => e.event === 'DEVICE_UNPLUG_GUEST_ERROR').length, 'count');
-  if (outcome.kind === 'deleted') emit('unplug.latency_s', (outcome.e.receivedAt - started) / 1000, 's');
+  if (removedAt !== undefined) emit('unplug.latency_s', (removedAt - started) / 1000, 's');
   await ctx.refreshThreads();
+  const result = outcome.kind === 'deleted' || outcome.kind === 'ejected' ? 'removed' : outcome.kind;
   const detail = { id: step.id, outcome: outcome.kind, waitedMs: Date.now() - started, events: related, guestLog };
-  if (step.expect !== 'any' && outcome.kind !== step.expect) {
-    throw new StepFailed(`unplug of ${step.id}: expected ${step.expect}, got ${outcome.kind === 'timeout' ? `no DEVICE_DELETED within ${timeout} ms` : outcome.kind}`, detail);
+  if (step.expect !== 'any' && result !== step.expect) {
+    throw new StepFailed(`unplug of ${step.id}: expected ${step.expect}, got ${result === 'timeout' ? `no DEVICE_DELETED and no completed eject within ${timeout} ms` : result}`, detail);
   }
   return detail;
 }

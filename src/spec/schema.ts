@@ -184,7 +184,7 @@ const HotplugAction = z.union([
 ]);
 const UnplugAction = z.union([
   identifier,
-  strict({ id: identifier, expect: z.enum(['deleted', 'refused', 'any']).default('any') }),
+  strict({ id: identifier, expect: z.enum(['removed', 'refused', 'any']).default('any') }),
 ]);
 const QmpAction = strict({
   execute: z.string().regex(/^[a-z][a-z0-9_-]*$/, 'a QMP command name such as query-status'),
@@ -233,7 +233,7 @@ export type Step = Common &
     | { kind: 'guest'; cmd: string; record: string | undefined; check: boolean }
     | { kind: 'offline' | 'online'; cpu: number }
     | { kind: 'hotplug'; id: string | undefined; props: Record<string, number> }
-    | { kind: 'unplug'; id: string; expect: 'deleted' | 'refused' | 'any' }
+    | { kind: 'unplug'; id: string; expect: 'removed' | 'refused' | 'any' }
     | { kind: 'qmp'; execute: string; arguments: Record<string, unknown> | undefined; allowError: boolean }
     | { kind: 'wait_event'; event: string; match: Record<string, unknown> | undefined }
     | { kind: 'wait'; durationMs: number }

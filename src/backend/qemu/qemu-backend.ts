@@ -284,7 +284,9 @@ class QemuVm implements Vm {
     // The socket appears once QEMU has parsed its options and created its chardevs.
     await Promise.race([this.waitForFile(this.cmd.qmpSocket, deadline), this.dies('waiting for its QMP socket')]);
     let lost = false;
-    const connecting = QmpClient.connect(this.cmd.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()), transcript: this.transcript });
+    const gone = new AbortController();
+    void this.exited.then(() => gone.abort());
+    const connecting = QmpClient.connect(this.cmd.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()), transcript: this.transcript, signal: gone.signal });
     void connecting.then(
       (c) => {
         if (lost) c.close();
