@@ -2,6 +2,7 @@
 // qemu-system binary for the guest architecture; auto takes it when installed, else the mock.
 import { HostError } from '../errors.js';
 import type { Progress } from '../run/progress.js';
+import type { HostJournal } from '../host/journal.js';
 import type { Backend } from './backend.js';
 import { MockBackend } from './mock/mock-backend.js';
 import { qemuBinary } from './qemu/argv.js';
@@ -13,11 +14,12 @@ export function qemuPackage(arch: 'x86_64' | 'ppc64'): string {
   return arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-ppc';
 }
 
-export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress): Promise<Backend> {
+/** The mock changes nothing on the host; real QEMU gets the journal its host changes go into. */
+export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress, journal: () => HostJournal): Promise<Backend> {
   if (asked === 'mock') return new MockBackend();
   const binary = qemuBinary(arch);
   const installed = (await findExecutable(binary)) !== undefined;
-  if (installed) return new QemuBackend({ arch });
+  if (installed) return new QemuBackend({ arch, journal: journal() });
   const fix = `install it with \`apt-get install ${qemuPackage(arch)}\` or run \`bash host-scripts/setup.sh\``;
   if (asked === 'qemu') throw new HostError(`--backend qemu: ${binary} is not installed (not found on PATH); ${fix}`);
   progress.notice(`${binary} is not installed: using the mock backend (results are simulated); ${fix} to run real QEMU`);

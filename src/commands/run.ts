@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import { selectBackend } from '../backend/select.js';
 import { InputError } from '../errors.js';
+import { HostJournal } from '../host/journal.js';
 import { writeReport } from '../report/report.js';
 import { exitCodeOf, headline, verdictTable } from '../report/summary.js';
 import { createProgress } from '../run/progress.js';
@@ -36,7 +37,8 @@ export function registerRun(program: Command): void {
       if (repeat !== undefined && !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1000)) throw new InputError(`--repeat ${flags.repeat}: give a whole number from 1 to 1000`);
       const loaded = await loadExperiment(file);
       const progress = createProgress(process.stderr, flags.quiet);
-      const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress);
+      let journal: HostJournal | undefined;
+      const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()));
       const out = flags.out ?? defaultOutDir(loaded.experiment.name);
       const controller = new AbortController();
       let signals = 0;
@@ -66,6 +68,8 @@ export function registerRun(program: Command): void {
         process.exitCode = exitCodeOf(summary);
         await writeReport(out, { print: process.stdout });
       } finally {
+        // Whatever teardown did not undo (a failed rmdir, a QEMU that would not die) is undone here.
+        for (const note of journal?.release() ?? []) progress.notice(`host restored: ${note}`);
         progress.close();
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

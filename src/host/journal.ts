@@ -4,6 +4,7 @@
 // reads the file and undoes what is still recorded. A lock file keeps two runs from fighting over
 // the host.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostError } from '../errors.js';
 
@@ -22,7 +23,8 @@ interface Line {
   done?: number;
 }
 
-export const DEFAULT_STATE_DIR = process.env.KVMLAB_STATE_DIR ?? '/run/kvmlab';
+/** root keeps its journal in /run (gone at reboot, like the state it records); others in their temp dir. */
+export const DEFAULT_STATE_DIR = process.env.KVMLAB_STATE_DIR ?? (process.getuid?.() === 0 ? '/run/kvmlab' : join(tmpdir(), `kvmlab-${process.getuid?.() ?? 'user'}`));
 
 export class HostJournal {
   private fd: number;

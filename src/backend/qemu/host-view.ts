@@ -1,13 +1,23 @@
 // The real host as collectors and pinning touch it: node fs for files, taskset for thread affinity
-// (argv, no shell), pidusage for a process's CPU and memory.
+// (argv, no shell), pidusage for a process's CPU and memory. With a journal, every change that would
+// outlive kvmlab is recorded before it is made: a tracefs instance created, a host file overwritten
+// outside one (its old value). Affinities are set only on threads of QEMU processes kvmlab started,
+// which die with them, so they need no undoing.
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pidusage from 'pidusage';
 import { formatCpuList } from '../../host/cpulist.js';
+import type { HostJournal } from '../../host/journal.js';
 import type { HostView } from '../backend.js';
+
+/** A directory kvmlab creates that holds host state: tracefs instances. */
+const INSTANCE = /\/instances\/[^/]+$/;
 
 export class RealHostView implements HostView {
   readonly simulated = false;
+  private readonly created = new Map<string, number>();
+
+  constructor(private readonly journal?: HostJournal) {}
 
   readFile(path: string): Promise<string> {
     return readFile(path, 'utf8');
@@ -17,16 +27,23 @@ export class RealHostView implements HostView {
     return readdir(path);
   }
 
-  writeFile(path: string, data: string): Promise<void> {
-    return writeFile(path, data);
+  async writeFile(path: string, data: string): Promise<void> {
+    const inside = [...this.created.keys()].some((dir) => path.startsWith(`${dir}/`));
+    if (this.journal && !inside) this.journal.record({ kind: 'file', path, old: await readFile(path, 'utf8') });
+    await writeFile(path, data);
   }
 
   async mkdir(path: string): Promise<void> {
+    const id = this.journal && INSTANCE.test(path) ? this.journal.record({ kind: 'tracefs-instance', path }) : 0;
     await mkdir(path);
+    this.created.set(path, id);
   }
 
-  rmdir(path: string): Promise<void> {
-    return rmdir(path);
+  async rmdir(path: string): Promise<void> {
+    await rmdir(path);
+    const id = this.created.get(path);
+    if (id !== undefined) this.journal?.resolve(id);
+    this.created.delete(path);
   }
 
   exists(path: string): Promise<boolean> {

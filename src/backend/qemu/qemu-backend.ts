@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { HostError, errorMessage } from '../../errors.js';
 import { formatMask, parseShimRecord, type ShimRecord } from '../../host/exits.js';
+import { processStartTicks, type HostJournal } from '../../host/journal.js';
 import { EXITS_SHIM_PATH } from '../../host/kvm-probe.js';
 import { settlesWithin } from '../../util/deadline.js';
 import type { Accel, Backend, Effective, HostFacts, LaunchRequest, Vm } from '../backend.js';
@@ -31,6 +32,8 @@ export interface QemuBackendOptions {
   shimPath?: string;
   /** How long QEMU may take to open its QMP socket and answer. */
   qmpTimeoutMs?: number;
+  /** Where host changes are recorded before they are made (QEMU processes, tracefs instances, files). */
+  journal?: HostJournal;
 }
 
 /** QEMU did not come up; the message has the command line and the tail of its output and console. */
@@ -118,10 +121,12 @@ function qemuEnv(extra: Record<string, string>): Record<string, string> {
 export class QemuBackend implements Backend {
   readonly name = 'qemu';
   readonly simulated = false;
-  readonly host = new RealHostView();
+  readonly host: RealHostView;
   private facts: Promise<RealHostFacts> | undefined;
 
-  constructor(private readonly opts: QemuBackendOptions = {}) {}
+  constructor(private readonly opts: QemuBackendOptions = {}) {
+    this.host = new RealHostView(opts.journal);
+  }
 
   probe(): Promise<HostFacts> {
     this.facts ??= probeHost();
@@ -165,7 +170,7 @@ export class QemuBackend implements Backend {
         const shim = cmd.env.LD_PRELOAD;
         if (!(await access(shim).then(() => true, () => false))) throw new HostError(`${shim} is not built; run \`make -C host-scripts\` (or bash host-scripts/setup.sh)`);
       }
-      const vm = new QemuVm(cmd, req, image, attempt);
+      const vm = new QemuVm(cmd, req, image, attempt, this.opts.journal);
       try {
         await vm.start(this.opts.qmpTimeoutMs ?? 60_000);
         return vm;
@@ -201,6 +206,7 @@ class QemuVm implements Vm {
     req: LaunchRequest,
     private readonly image: GuestImage,
     attempt: number,
+    journal: HostJournal | undefined,
   ) {
     this.consoleLog = cmd.consoleLog;
     this.commandLine = shellLine(cmd.binary, cmd.args, cmd.env);
@@ -231,8 +237,12 @@ class QemuVm implements Vm {
       this.log.write(`# ${new Date().toISOString()} ${this.exit}\n`);
       return this.exit;
     });
-    this.reaped = this.exited.then(() => undefined);
     this.pid = this.proc.pid ?? -1;
+    const startTicks = this.pid > 0 ? processStartTicks(this.pid) : undefined;
+    const entry = journal && startTicks !== undefined ? journal.record({ kind: 'process', pid: this.pid, startTicks, comm: cmd.binary }) : undefined;
+    this.reaped = this.exited.then(() => {
+      if (entry !== undefined) journal?.resolve(entry);
+    });
     this.guest = new SshGuest({
       host: '127.0.0.1',
       port: cmd.sshPort,
