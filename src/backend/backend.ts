@@ -40,9 +40,18 @@ export interface HostFacts {
 }
 
 /** The host as collectors and pinning touch it: files, thread affinity, process usage. */
+/** A host file held open for cheap repeated reads (procfs files re-read at offset 0). */
+export interface OpenFile {
+  /** The file's whole current content; throws like read(2) when the file is gone (ESRCH, ENOENT). */
+  read(): string;
+  close(): void;
+}
+
 export interface HostView {
   readonly simulated: boolean;
   readFile(path: string): Promise<string>;
+  /** Open a file to read it again and again; samplers use this for procfs. */
+  openFile(path: string): OpenFile;
   readdir(path: string): Promise<string[]>;
   writeFile(path: string, data: string): Promise<void>;
   mkdir(path: string): Promise<void>;

@@ -6,6 +6,7 @@
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseSchedstat, parseTaskStat } from './parse/procfs.js';
+import type { OpenFile } from '../backend/backend.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
 const TICK_NS = 1e7; // USER_HZ = 100
@@ -33,6 +34,7 @@ export class VcpuCpuCollector implements Collector {
   private sampling: Promise<void> = Promise.resolve();
   private window: Window | undefined;
   private rawPath = '';
+  private readonly files = new Map<number, { schedstat: OpenFile; stat: OpenFile }>();
 
   constructor(private readonly intervalMs: number) {}
 
@@ -94,6 +96,7 @@ export class VcpuCpuCollector implements Collector {
   async stop(): Promise<void> {
     clearInterval(this.timer);
     await this.sampling;
+    for (const tid of [...this.files.keys()]) this.close(tid);
   }
 
   private async tick(): Promise<void> {
@@ -107,20 +110,42 @@ export class VcpuCpuCollector implements Collector {
   private async snapshot(): Promise<Map<string, Sample & { tid: number }>> {
     const map = this.ctx.threads();
     const threads = [...map.vcpus.map((v) => ({ entity: `vcpu${v.index}`, tid: v.tid })), ...map.others.map((tid) => ({ entity: 'emulator', tid }))];
-    const read = async (tid: number) => {
-      const base = `/proc/${map.pid}/task/${tid}`;
-      const [schedstat, stat] = await Promise.all([this.ctx.host.readFile(`${base}/schedstat`), this.ctx.host.readFile(`${base}/stat`)]);
-      const s = parseSchedstat(schedstat);
-      const st = parseTaskStat(stat);
-      return { t: Date.now(), tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor };
-    };
-    const settled = await Promise.allSettled(threads.map((t) => read(t.tid)));
     const out = new Map<string, Sample & { tid: number }>();
-    settled.forEach((r, i) => {
-      if (r.status === 'fulfilled') out.set(`${threads[i]!.entity}:${threads[i]!.tid}`, r.value);
-      else if (!THREAD_GONE.has((r.reason as NodeJS.ErrnoException).code ?? '')) throw r.reason; // a broken host, not a gone thread
-    });
+    for (const { entity, tid } of threads) {
+      try {
+        const files = this.files.get(tid) ?? this.open(map.pid, tid);
+        const s = parseSchedstat(files.schedstat.read());
+        const st = parseTaskStat(files.stat.read());
+        out.set(`${entity}:${tid}`, { t: Date.now(), tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor });
+      } catch (e) {
+        if (!THREAD_GONE.has((e as NodeJS.ErrnoException).code ?? '')) throw e; // a broken host, not a gone thread
+        this.close(tid);
+      }
+    }
     return out;
+  }
+
+  /** Files stay open between samples: one pread each instead of open/read/close (see test/bench). */
+  private open(pid: number, tid: number): { schedstat: OpenFile; stat: OpenFile } {
+    const base = `/proc/${pid}/task/${tid}`;
+    const schedstat = this.ctx.host.openFile(`${base}/schedstat`);
+    let stat: OpenFile;
+    try {
+      stat = this.ctx.host.openFile(`${base}/stat`);
+    } catch (e) {
+      schedstat.close();
+      throw e;
+    }
+    const files = { schedstat, stat };
+    this.files.set(tid, files);
+    return files;
+  }
+
+  private close(tid: number): void {
+    const files = this.files.get(tid);
+    files?.schedstat.close();
+    files?.stat.close();
+    this.files.delete(tid);
   }
 }
 

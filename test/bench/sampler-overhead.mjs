@@ -27,6 +27,7 @@ if (!fs.existsSync(dist)) {
   process.exit(2);
 }
 const { VcpuCpuCollector } = await import(dist.href);
+const { RealHostView } = await import(new URL('dist/backend/qemu/host-view.js', root).href);
 
 const args = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -92,17 +93,7 @@ if (tids.length < nThreads) console.warn(`only ${tids.length} threads came up (a
 
 // ---- kvmlab's sampler, as in a run
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'kvmlab-sampler-bench-'));
-const host = {
-  simulated: false,
-  readFile: (p) => fs.promises.readFile(p, 'utf8'),
-  readdir: (p) => fs.promises.readdir(p),
-  writeFile: (p, d) => fs.promises.writeFile(p, d),
-  mkdir: (p) => fs.promises.mkdir(p).then(() => undefined),
-  rmdir: (p) => fs.promises.rmdir(p),
-  exists: (p) => fs.promises.access(p).then(() => true, () => false),
-  setAffinity: async () => undefined,
-  processUsage: async () => ({ cpuPct: 0, rssBytes: 0 }),
-};
+const host = new RealHostView(); // the QEMU backend's view of the host, as in a real run
 const map = { pid: child.pid, vcpus: tids.map((tid, index) => ({ index, tid, qomPath: '', props: {} })), others: [] };
 const collector = new VcpuCpuCollector(1000 / hz);
 

@@ -4,11 +4,12 @@
 // private instance must be gone afterwards, and the global tracing setup must be as it was.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
-import { access, mkdir, mkdtemp, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
+import { access, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { HostView, Vm } from '../../src/backend/backend.js';
+import type { Vm } from '../../src/backend/backend.js';
+import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import type { CollectorContext } from '../../src/collect/collector.js';
 import { parseTaskStatus } from '../../src/collect/parse/procfs.js';
 import { TracefsCollector } from '../../src/collect/tracefs.js';
@@ -18,22 +19,8 @@ import type { ThreadMap } from '../../src/run/threads.js';
 const T = '/sys/kernel/tracing';
 const GLOBAL = ['tracing_on', 'current_tracer', 'set_event', 'buffer_size_kb', 'trace_clock', 'trace_options', 'events/enable', 'events/sched/sched_switch/filter'];
 
-/** Plain fs, as the QEMU backend's HostView (kept minimal here so this test stands alone). */
-const fsHost: HostView = {
-  simulated: false,
-  readFile: (p) => readFile(p, 'utf8'),
-  readdir: (p) => readdir(p),
-  writeFile: (p, d) => writeFile(p, d),
-  mkdir: async (p) => {
-    await mkdir(p);
-  },
-  rmdir: (p) => rmdir(p),
-  exists: (p) => access(p).then(() => true, () => false),
-  setAffinity: async () => {
-    throw new Error('not used');
-  },
-  processUsage: async () => ({ cpuPct: 0, rssBytes: 0 }),
-};
+/** The QEMU backend's view of the real host, as the collector gets it in a real run. */
+const fsHost = new RealHostView();
 
 async function skipReason(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return 'not root';

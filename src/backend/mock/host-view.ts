@@ -2,7 +2,7 @@
 // rendered in the kernel's own formats from the model, and sched_setaffinity on those threads.
 // Collectors parse these with the same parsers they use on a real /proc.
 import { formatCpuList } from '../../host/cpulist.js';
-import type { HostView } from '../backend.js';
+import type { HostView, OpenFile } from '../backend.js';
 import { MockHostSim } from './host-sim.js';
 import type { MockMachine } from './machine.js';
 import type { ThreadSim } from './model.js';
@@ -49,14 +49,24 @@ export class MockHostView implements HostView {
   /** A fault to test with: from this time on (ms since the epoch) every read fails with EIO. */
   failReadsFrom = Infinity;
 
-  async readFile(path: string): Promise<string> {
+  /** A simulated thread's procfs file, rendered from the model at the moment of reading. */
+  private readTask(path: string): string | undefined {
     if (Date.now() >= this.failReadsFrom) throw Object.assign(new Error(`EIO: i/o error (simulated fault), read '${path}'`), { code: 'EIO' });
     const task = /^\/proc\/(\d+)\/task\/(\d+)\/(schedstat|stat|status|comm)$/.exec(path);
-    if (task) {
-      const found = this.find(Number(task[1]), Number(task[2]));
-      if (!found) throw enoent(path);
-      return render(task[3]!, found.m, found.t);
-    }
+    if (!task) return undefined;
+    const found = this.find(Number(task[1]), Number(task[2]));
+    if (!found) throw enoent(path);
+    return render(task[3]!, found.m, found.t);
+  }
+
+  openFile(path: string): OpenFile {
+    if (this.readTask(path) === undefined) throw enoent(path);
+    return { read: () => this.readTask(path)!, close: () => undefined };
+  }
+
+  async readFile(path: string): Promise<string> {
+    const task = this.readTask(path);
+    if (task !== undefined) return task;
     if (this.tracefs.handles(path)) return this.tracefs.readFile(path);
     if (path === '/proc/interrupts') return this.sim.renderInterrupts();
     if (path === '/proc/stat') return this.sim.renderStat();

@@ -3,12 +3,13 @@
 // outlive kvmlab is recorded before it is made: a tracefs instance created, a host file overwritten
 // outside one (its old value). Affinities are set only on threads of QEMU processes kvmlab started,
 // which die with them, so they need no undoing.
+import { closeSync, openSync, readSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pidusage from 'pidusage';
 import { formatCpuList } from '../../host/cpulist.js';
 import type { HostJournal } from '../../host/journal.js';
-import type { HostView } from '../backend.js';
+import type { HostView, OpenFile } from '../backend.js';
 
 /** A directory kvmlab creates that holds host state: tracefs instances. */
 const INSTANCE = /\/instances\/[^/]+$/;
@@ -21,6 +22,23 @@ export class RealHostView implements HostView {
 
   readFile(path: string): Promise<string> {
     return readFile(path, 'utf8');
+  }
+
+  /** procfs regenerates a file on every read at offset 0: one open, then one pread per sample. */
+  openFile(path: string): OpenFile {
+    const fd = openSync(path, 'r');
+    const buf = Buffer.allocUnsafe(4096);
+    return {
+      read: () => {
+        let n = 0;
+        for (let got; (got = readSync(fd, buf, n, buf.length - n, n)) > 0; ) {
+          n += got;
+          if (n === buf.length) throw new Error(`${path} is larger than ${buf.length} bytes`);
+        }
+        return buf.toString('utf8', 0, n);
+      },
+      close: () => closeSync(fd),
+    };
   }
 
   readdir(path: string): Promise<string[]> {
