@@ -27,8 +27,13 @@ export interface KeyPair {
 }
 
 export function generateClientKey(): KeyPair {
-  const pair = utils.generateKeyPairSync('ed25519', { comment: 'kvmlab' });
-  return { privateKey: pair.private, publicKey: pair.public.trim() };
+  // ssh2 now and then writes an ed25519 public key with 31 key bytes instead of 32 (17 in 3000 here),
+  // which neither ssh2 nor dropbear will parse: draw again until the key reads back.
+  for (;;) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment: 'kvmlab' });
+    const publicKey = pair.public.trim();
+    if (!(utils.parseKey(publicKey) instanceof Error)) return { privateKey: pair.private, publicKey };
+  }
 }
 
 /** The key blob of an OpenSSH public key line ("ssh-ed25519 AAAA… comment"). */
