@@ -39,14 +39,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include <linux/kvm.h>
-
-#ifndef KVM_CAP_X86_DISABLE_EXITS
-#define KVM_CAP_X86_DISABLE_EXITS 143
-#endif
-#ifndef KVM_CAP_HALT_POLL
-#define KVM_CAP_HALT_POLL 182
-#endif
+#include "kvm-compat.h"
 
 typedef int (*ioctl_fn)(int, unsigned long, ...);
 

@@ -22,14 +22,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <linux/kvm.h>
-
-#ifndef KVM_CAP_X86_DISABLE_EXITS
-#define KVM_CAP_X86_DISABLE_EXITS 143
-#endif
-#ifndef KVM_CAP_HALT_POLL
-#define KVM_CAP_HALT_POLL 182
-#endif
+#include "kvm-compat.h"
 
 #define QEMU_MASK 0xeULL /* what cpu-pm=on asks for on a host that allows HLT|PAUSE|CSTATE */
 
