@@ -3,7 +3,7 @@
 // shim's record). This host's KVM cannot boot a guest kernel, so the VM is launched and shut down
 // without waiting for the guest. A variant asking for MWAIT on a host without it is skipped by
 // preflight before anything boots.
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -13,7 +13,7 @@ import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { EXIT_BITS, formatMask, maskOf, type ExitName, type ShimRecord } from '../../src/host/exits.js';
 import { BUILD_HINT, HOST_SCRIPTS_DIR, runKvmProbe, kvmUsable, allowedDisableExits } from '../../src/host/kvm-probe.js';
 import { Guest, Knobs } from '../../src/spec/schema.js';
-import { buildOnce, qemuProcesses, qemuSkipReason, readSummary, runCli } from '../tcg/qemu-helpers.js';
+import { qemuProcesses, qemuSkipReason, readSummary, runCli } from '../tcg/qemu-helpers.js';
 
 async function prepare(): Promise<{ allowed: number } | string> {
   const made = await execa('make', ['-C', HOST_SCRIPTS_DIR], { reject: false, all: true });
@@ -87,9 +87,7 @@ describe.skipIf(skip !== undefined)('preflight under --accel kvm', () => {
       console.warn('kvm/exits-launch: this host allows MWAIT passthrough; nothing to refuse');
       return;
     }
-    await buildOnce();
     const file = join(tmp, 'mwait.yaml');
-    const { writeFile } = await import('node:fs/promises');
     await writeFile(
       file,
       'name: kvm-mwait-preflight\ndescription: hlt runs, mwait is refused before boot on a host without MWAIT\nguest:\n  arch: x86_64\n  cpu: qemu64\n  cpus: 1\n  memory: 256M\n  ready_timeout: 15s\nmatrix:\n  disable_exits: [[hlt], [mwait]]\nsteps:\n  - name: uname\n    guest: uname -m\n',

@@ -7,6 +7,7 @@ import { findExecutable } from '../../src/backend/qemu/probe.js';
 import { imagesDir, IMAGE_FILES } from '../../src/backend/qemu/image.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
+/** The built CLI: `npm test` builds it first; run `npm run build` before running one test file alone. */
 export const CLI = join(ROOT, 'dist/cli.js');
 
 /** Why a real-QEMU test cannot run here, or undefined. */
@@ -18,13 +19,6 @@ export async function qemuSkipReason(arch: 'x86_64' | 'ppc64le'): Promise<string
     if (!(await access(join(dir, f), constants.R_OK).then(() => true, () => false))) return `no ${arch} guest image in ${dir} (kvmlab image build --arch ${arch})`;
   }
   return undefined;
-}
-
-let built: Promise<void> | undefined;
-/** npm run build once per test file, so the CLI under test is this tree's. */
-export function buildOnce(): Promise<void> {
-  built ??= execa('npm', ['run', 'build'], { cwd: ROOT, reject: true }).then(() => undefined);
-  return built;
 }
 
 export async function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000) {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { imagesDir } from '../../src/backend/qemu/image.js';
-import { buildOnce, qemuProcesses, qemuSkipReason, readSummary, ROOT, runCli } from './qemu-helpers.js';
+import { qemuProcesses, qemuSkipReason, readSummary, ROOT, runCli } from './qemu-helpers.js';
 
 const x86Skip = await qemuSkipReason('x86_64');
 const ppcSkip = await qemuSkipReason('ppc64le');
@@ -17,8 +17,7 @@ if (ppcSkip) console.warn(`smoke-qemu (ppc64) skipped: ${ppcSkip}`);
 let tmp: string;
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'kvmlab-tcg-'));
-  if (!x86Skip || !ppcSkip) await buildOnce();
-}, 180_000);
+});
 afterAll(async () => {
   await rm(tmp, { recursive: true, force: true });
 });
