@@ -107,7 +107,5 @@ export interface Backend {
   readonly simulated: boolean;
   readonly host: HostView;
   probe(): Promise<HostFacts>;
-  /** Which accelerator a guest would get, and a notice when it is not what was asked. */
-  chooseAccel(asked: 'auto' | Accel, facts: HostFacts): { accel: Accel; notice?: string };
   launch(req: LaunchRequest): Promise<Vm>;
 }

@@ -2,6 +2,7 @@
 // the variant with a reason; a pinning to host CPUs that do not exist refuses the whole run.
 import type { Accel, HostFacts } from '../backend/backend.js';
 import { HostError } from '../errors.js';
+import { whyNoKvm } from '../plan/accel.js';
 import { formatCpuList } from '../host/cpulist.js';
 import { EXIT_BITS, EXIT_NAMES, formatMask, maskOf, type ExitName } from '../host/exits.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
@@ -27,8 +28,11 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
   const r = exp.requires;
   const reasons: string[] = [];
   if (r.arch && !r.arch.includes(facts.arch as never)) reasons.push(`needs a ${r.arch.join(' or ')} host; this host is ${facts.arch}`);
+  const noKvm = whyNoKvm(exp.guest.arch, facts);
   if (r.accel === 'kvm' && accel !== 'kvm') {
-    reasons.push(`needs KVM, but this run uses TCG${facts.kvm.usable ? '' : ` (${facts.kvm.reason ?? '/dev/kvm unusable'})`}`);
+    reasons.push(`needs KVM, but this run uses TCG${noKvm ? ` (${noKvm})` : ''}`);
+  } else if (accel === 'kvm' && noKvm) {
+    reasons.push(`needs KVM (--accel kvm), but ${noKvm}`);
   } else if (r.accel === 'kvm' && !facts.kvm.canBootGuest) {
     reasons.push(`needs a KVM that can boot a guest kernel; this host's cannot (${facts.kvm.reason ?? 'nested KVM'})`);
   }
@@ -49,7 +53,7 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
   if (wantsExits || knobs.halt_poll_ns !== undefined) {
     if (accel !== 'kvm' || exp.guest.arch !== 'x86_64') {
       reasons.push(`${wantsExits ? 'disabled exits' : 'halt_poll_ns'} ${wantsExits ? 'need' : 'needs'} an x86 guest under KVM; this variant would run ${exp.guest.arch} under ${accel.toUpperCase()}`);
-    } else {
+    } else if (!noKvm) {
       const allowed = facts.kvm.disableExitsMask;
       const asked = requestedExitMask(knobs, allowed);
       for (const bit of EXIT_NAMES) {

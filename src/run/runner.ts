@@ -9,6 +9,7 @@ import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS } from '../collect/registry.js';
 import type { Collector } from '../collect/collector.js';
 import { InputError, errorMessage } from '../errors.js';
+import { chooseAccel } from '../plan/accel.js';
 import type { Loaded } from '../spec/load.js';
 import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/matrix.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
@@ -81,7 +82,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   const exp = loaded.experiment;
   const startedAt = new Date().toISOString();
   const facts = await backend.probe();
-  const { accel, notice } = backend.chooseAccel(opts.accel, facts);
+  const { accel, notice } = chooseAccel(opts.accel, exp.guest.arch, facts);
   const notices: string[] = [];
   if (notice) {
     notices.push(notice);

@@ -21,8 +21,21 @@ export async function qemuSkipReason(arch: 'x86_64' | 'ppc64le'): Promise<string
   return undefined;
 }
 
-export async function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000) {
-  return execa(process.execPath, [CLI, ...args], { cwd: ROOT, reject: false, env: { ...env, KVMLAB_DEBUG: '1' }, timeout: timeoutMs, stdin: 'ignore' });
+/** Runs the CLI; `wrap` is a command it runs under (e.g. WITHOUT_KVM). */
+export async function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000, wrap: string[] = []) {
+  const [cmd, ...rest] = [...wrap, process.execPath, CLI, ...args];
+  return execa(cmd!, rest, { cwd: ROOT, reject: false, env: { ...env, KVMLAB_DEBUG: '1' }, timeout: timeoutMs, stdin: 'ignore' });
+}
+
+/** Runs a command as on a host without /dev/kvm (a private mount namespace; root and unshare needed). */
+export const WITHOUT_KVM = [join(ROOT, 'test/tcg/without-kvm.sh')];
+
+/** Why WITHOUT_KVM cannot hide /dev/kvm here, or undefined. */
+export async function withoutKvmSkipReason(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return 'not root (a private mount namespace is needed to hide /dev/kvm)';
+  if (!(await access('/dev/kvm').then(() => true, () => false))) return 'this host has no /dev/kvm: the run above already covers it';
+  const r = await execa(WITHOUT_KVM[0]!, ['test', '!', '-e', '/dev/kvm'], { reject: false, stdin: 'ignore' });
+  return r.exitCode === 0 ? undefined : `cannot hide /dev/kvm in a mount namespace: ${(r.stderr || r.shortMessage || 'failed').split('\n')[0]}`;
 }
 
 /** PIDs of running qemu-system processes whose command line contains `needle`. */

@@ -58,10 +58,6 @@ export class MockBackend implements Backend {
     };
   }
 
-  chooseAccel(asked: 'auto' | Accel): { accel: Accel; notice?: string } {
-    return { accel: asked === 'tcg' ? 'tcg' : 'kvm' };
-  }
-
   async launch(req: LaunchRequest): Promise<Vm> {
     const g = req.guest;
     const cmdline = guestCmdline(g, req.knobs, req.clientKey.publicKey);

@@ -133,22 +133,6 @@ export class QemuBackend implements Backend {
     return this.facts;
   }
 
-  chooseAccel(asked: 'auto' | Accel, facts: HostFacts): { accel: Accel; notice?: string } {
-    const arch = this.opts.arch ?? 'x86_64';
-    const native = arch === 'x86_64' ? facts.arch === 'x86_64' : facts.arch.startsWith('ppc64');
-    const why = facts.kvm.reason ?? 'KVM is not usable';
-    if (asked === 'tcg') return { accel: 'tcg' };
-    if (asked === 'kvm') {
-      if (!native) throw new HostError(`--accel kvm: a ${arch} guest cannot run under KVM on this ${facts.arch} host; use --accel tcg (or auto)`);
-      if (!facts.kvm.usable) throw new HostError(`--accel kvm: ${why}; use --accel tcg (or auto)`);
-      if (!facts.kvm.canBootGuest) return { accel: 'kvm', notice: `using KVM as asked, but ${why}; expect the guest not to boot (--accel tcg runs it under emulation)` };
-      return { accel: 'kvm' };
-    }
-    if (!native) return { accel: 'tcg', notice: `using TCG: a ${arch} guest cannot use KVM on this ${facts.arch} host` };
-    if (!facts.kvm.usable || !facts.kvm.canBootGuest) return { accel: 'tcg', notice: `using TCG, not KVM: ${why}` };
-    return { accel: 'kvm' };
-  }
-
   async launch(req: LaunchRequest): Promise<Vm> {
     const image = await resolveGuestImage(req.guest, this.opts.imagesDir ? { imagesDir: this.opts.imagesDir } : {});
     const append = image.boot.kernel ? guestCmdline(req.guest, req.knobs, req.clientKey.publicKey) : undefined;
