@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# build-image.sh ARCH OUTDIR — build a kvmlab guest image from Debian packages.
+# build-image.sh ARCH OUTDIR [ROLE] — build a kvmlab guest image from Debian packages.
 #
-# ARCH is x86_64 or ppc64le. Writes OUTDIR/{kernel,initrd.img,ssh_host_ed25519_key.pub,
+# ARCH is x86_64 or ppc64le. ROLE is guest (the default: the SSH-reachable experiment guest) or
+# nested-host (x86_64 only: the KVM host kvmlab boots under TCG for `--on nested`, with kvm-amd and
+# 9p, and nested-host-init.sh as /init). Writes OUTDIR/{kernel,initrd.img,ssh_host_ed25519_key.pub,
 # manifest.json}. Packages are fetched with `apt-get download` into
 # ${KVMLAB_CACHE:-/var/cache/kvmlab}/debs/ARCH and unpacked with `dpkg-deb -x`; nothing of the
 # guest architecture is ever installed on the host. See README.md in this directory.
@@ -11,9 +13,10 @@ PROG=build-image.sh
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 log() { echo "$PROG: $*" >&2; }
 
-[[ $# -eq 2 ]] || { echo "usage: $PROG x86_64|ppc64le OUTDIR" >&2; exit 2; }
+[[ $# -eq 2 || $# -eq 3 ]] || { echo "usage: $PROG x86_64|ppc64le OUTDIR [guest|nested-host]" >&2; exit 2; }
 ARCH=$1
 OUTDIR=$2
+ROLE=${3:-guest}
 
 # Per-arch facts. NET_MODULES must be present (as module or built in); OPT_MODULES are
 # taken when the kernel has them as modules.
@@ -24,14 +27,21 @@ ppc64le)
 	DEBARCH=ppc64el KMETA=linux-image-powerpc64le KIMAGE=vmlinux ;;
 *) die "unsupported ARCH '$ARCH' (want x86_64 or ppc64le)" ;;
 esac
-NET_MODULES=(virtio_pci virtio_net)
-OPT_MODULES=(virtio_rng)
+case $ROLE in
+guest)
+	NET_MODULES=(virtio_pci virtio_net) OPT_MODULES=(virtio_rng) INIT=init.sh ;;
+nested-host)
+	[[ $ARCH == x86_64 ]] || die "a nested host is x86_64 only"
+	# 9p over virtio for the shares, KVM for AMD's SVM (what QEMU's TCG offers with -cpu max).
+	NET_MODULES=(virtio_pci 9pnet_virtio 9p kvm_amd) OPT_MODULES=() INIT=nested-host-init.sh ;;
+*) die "unknown ROLE '$ROLE' (want guest or nested-host)" ;;
+esac
 SSH_PKG=dropbear-bin
 BUSYBOX_PKG=busybox-static
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 SCRIPTDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-GUEST_FILES=(build-image.sh init.sh kvmlab-load.sh)
+GUEST_FILES=(build-image.sh "$INIT" kvmlab-load.sh)
 for f in "${GUEST_FILES[@]}"; do [[ -f $SCRIPTDIR/$f ]] || die "missing $SCRIPTDIR/$f"; done
 CACHE=${KVMLAB_CACHE:-/var/cache/kvmlab}
 DEBDIR=$CACHE/debs/$ARCH
@@ -150,7 +160,7 @@ declare -A VERSION=()
 while read -r _ name ver; do VERSION[$name]=$ver; done < <(grep '^pkg ' "$RESOLVED")
 
 INPUTS_HASH=$({
-	echo "arch $ARCH"
+	echo "arch $ARCH role $ROLE"
 	for p in $(printf '%s\n' "${!VERSION[@]}" | sort); do echo "pkg $p=${VERSION[$p]}"; done
 	for f in "${GUEST_FILES[@]}"; do echo "file $f"; cat "$SCRIPTDIR/$f"; done
 } | sha256sum | cut -d' ' -f1)
@@ -344,7 +354,7 @@ chmod 1777 tmp
 chmod 700 root root/.ssh
 mknod -m 600 dev/console c 5 1
 mknod -m 666 dev/null c 1 3
-install_file "$SCRIPTDIR/init.sh" init 0755
+install_file "$SCRIPTDIR/$INIT" init 0755
 install_file "$SCRIPTDIR/kvmlab-load.sh" usr/bin/kvmlab-load 0755
 ln -s /bin/busybox usr/bin/env
 cat >etc/passwd <<'EOF'
@@ -380,6 +390,7 @@ echo "$HOSTPUB" >"$STAGE/ssh_host_ed25519_key.pub"
 {
 	echo "{"
 	echo "  \"arch\": \"$ARCH\","
+	echo "  \"role\": \"$ROLE\","
 	echo "  \"kernelPackage\": \"$KPKG\","
 	echo "  \"kernelVersion\": \"$KVER\","
 	echo "  \"packages\": {"

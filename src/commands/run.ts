@@ -1,16 +1,20 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { resolve } from 'node:path';
 import { selectBackend } from '../backend/select.js';
 import { InputError } from '../errors.js';
 import { HostJournal } from '../host/journal.js';
 import { writeReport } from '../report/report.js';
-import { exitCodeOf, headline, verdictTable } from '../report/summary.js';
-import { createProgress } from '../run/progress.js';
+import { EXIT_INTERRUPTED, exitCodeOf, headline, verdictTable } from '../report/summary.js';
+import { createProgress, type Progress } from '../run/progress.js';
 import { defaultOutDir, writeResults } from '../run/results.js';
-import { runExperiment } from '../run/runner.js';
+import { runExperiment, type RunTarget } from '../run/runner.js';
 import { loadExperiment } from '../spec/load.js';
+import type { Experiment } from '../spec/schema.js';
+import { nestedShape, runNested } from '../targets/nested.js';
 
 interface RunFlags {
+  on: string;
   backend: 'auto' | 'qemu' | 'mock';
   accel: 'auto' | 'kvm' | 'tcg';
   out?: string;
@@ -18,6 +22,15 @@ interface RunFlags {
   only?: string;
   allowHostCommands?: boolean;
   quiet?: boolean;
+  /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
+  targetInfo?: string;
+}
+
+/** `--on`: where a run's host is. local is this host; nested a KVM host kvmlab boots under TCG. */
+function parseOn(on: string): 'local' | 'nested' {
+  if (on === 'local' || on === 'nested') return on;
+  if (/^ssh:\/\//.test(on)) throw new InputError(`--on ${on}: running on a remote lab box over SSH is not built yet; use --on local on that box, or --on nested here`);
+  throw new InputError(`--on ${on}: give local (this host) or nested (a KVM host emulated under TCG)`);
 }
 
 export function registerRun(program: Command): void {
@@ -25,6 +38,8 @@ export function registerRun(program: Command): void {
     .command('run')
     .description('run an experiment: every variant of its matrix, each repetition, then the verdict')
     .argument('<file>', 'experiment file (.yaml or .json)')
+    .option('--on <where>', 'where the run happens: local (this host) or nested (a KVM host kvmlab boots under TCG, for hosts without a usable KVM)', 'local')
+    .addOption(new Option('--target-info <json>').hideHelp())
     .addOption(new Option('--backend <backend>', 'qemu (real QEMU), mock (simulated guest and host), auto (qemu when installed)').choices(['auto', 'qemu', 'mock']).default('auto'))
     .addOption(new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto'))
     .option('--out <dir>', 'results directory (default results/<experiment>/<timestamp>/)')
@@ -35,8 +50,10 @@ export function registerRun(program: Command): void {
     .action(async (file: string, flags: RunFlags) => {
       const repeat = flags.repeat === undefined ? undefined : Number(flags.repeat);
       if (repeat !== undefined && !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1000)) throw new InputError(`--repeat ${flags.repeat}: give a whole number from 1 to 1000`);
+      const on = parseOn(flags.on);
       const loaded = await loadExperiment(file);
       const progress = createProgress(process.stderr, flags.quiet);
+      if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress);
       let journal: HostJournal | undefined;
       const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()));
       const out = flags.out ?? defaultOutDir(loaded.experiment.name);
@@ -61,6 +78,7 @@ export function registerRun(program: Command): void {
           allowHostCommands: flags.allowHostCommands ?? false,
           progress,
           signal: controller.signal,
+          target: flags.targetInfo ? (JSON.parse(flags.targetInfo) as RunTarget) : { kind: 'local' },
         });
         await writeResults(out, summary, rows);
         progress.close();
@@ -75,4 +93,37 @@ export function registerRun(program: Command): void {
         process.off('SIGTERM', onSignal);
       }
     });
+}
+
+/** `run --on nested`: the same run, inside a KVM host emulated under TCG; results land in --out here. */
+async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress): Promise<void> {
+  if (flags.backend === 'mock') throw new InputError('--on nested runs real QEMU under the nested host\'s KVM; drop --backend mock (or run the mock with --on local)');
+  if (flags.accel === 'tcg') throw new InputError('--on nested exists to run guests under KVM; drop --accel tcg (or run TCG with --on local)');
+  const out = resolve(flags.out ?? defaultOutDir(exp.name));
+  const runArgs = [resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out];
+  if (repeat !== undefined) runArgs.push('--repeat', String(repeat));
+  if (flags.only) runArgs.push('--only', flags.only);
+  if (flags.allowHostCommands) runArgs.push('--allow-host-commands');
+  const shape = nestedShape(exp);
+  progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
+  const journal = HostJournal.acquire();
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(EXIT_INTERRUPTED);
+    progress.notice(`${sig}: stopping after teardown (again to quit at once)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    const r = await runNested({ runArgs, out, shape, progress, signal: controller.signal, journal });
+    process.stdout.write(r.stdout);
+    process.exitCode = controller.signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
+  } finally {
+    for (const note of journal.release()) progress.notice(`host restored: ${note}`);
+    progress.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
 }

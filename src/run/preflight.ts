@@ -6,6 +6,7 @@ import { whyNoKvm } from '../plan/accel.js';
 import { formatCpuList } from '../host/cpulist.js';
 import { EXIT_BITS, EXIT_NAMES, formatMask, maskOf, type ExitName } from '../host/exits.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
+import type { RunTarget } from './runner.js';
 
 /** The disabled-exits mask a variant asks for; cpu-pm means everything the host allows. */
 export function requestedExitMask(knobs: Knobs, allowed: number): number {
@@ -24,7 +25,18 @@ export function whyRefused(bit: ExitName, facts: HostFacts): string {
   return `KVM does not allow ${bit} passthrough on this host`;
 }
 
-export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: HostFacts, accel: Accel): Promise<string[]> {
+/** The CPU vendor the guest will see: QEMU's vendor= property, else the host's with -cpu host. */
+export function guestVendor(cpu: string | undefined, facts: HostFacts): string | undefined {
+  const vendor = /(?:^|,)vendor=([^,]+)/.exec(cpu ?? '')?.[1];
+  if (vendor) return vendor;
+  return cpu === undefined || /^(host|max)(,|$)/.test(cpu) ? facts.cpuVendor : undefined;
+}
+
+/** Why a nested KVM host (L1 under TCG) cannot show an HLT-passthrough variant. */
+export const NESTED_HLT_REASON =
+  'HLT passthrough is not run in a KVM host nested under TCG: there the L2 guest never reaches its init (seen with QEMU 7.2 and 10.0.2 as L0; the L1 CPU that runs the passed-through HLT does not wake). Run HLT-passthrough cells on a lab box';
+
+export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: HostFacts, accel: Accel, target: RunTarget = { kind: 'local' }): Promise<string[]> {
   const r = exp.requires;
   const reasons: string[] = [];
   if (r.arch && !r.arch.includes(facts.arch as never)) reasons.push(`needs a ${r.arch.join(' or ')} host; this host is ${facts.arch}`);
@@ -61,6 +73,13 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
       }
       if (knobs.expose_mwait && !(allowed & EXIT_BITS.mwait)) reasons.push(`asks for MWAIT in the guest CPUID, which QEMU offers only when KVM allows MWAIT passthrough: ${whyRefused('mwait', facts)}`);
       if (knobs.halt_poll_ns !== undefined && !facts.kvm.haltPollCap) reasons.push('asks for a per-VM halt_poll_ns, but this KVM lacks KVM_CAP_HALT_POLL');
+      if (target.kind === 'nested' && asked & EXIT_BITS.hlt) reasons.push(NESTED_HLT_REASON);
+      // An AMD/Hygon-vendor Linux guest parks offlined CPUs in HLT whatever CPUID says
+      // (mwait_play_dead skips them since 5.3), so a MWAIT cell there would measure HLT.
+      const vendor = guestVendor(exp.guest.cpu, facts);
+      if ((asked & EXIT_BITS.mwait || knobs.expose_mwait) && vendor && /AuthenticAMD|HygonGenuine/.test(vendor)) {
+        reasons.push(`relies on the guest using MWAIT, but the guest CPU vendor is ${vendor} and Linux parks and idles in HLT there (mwait_play_dead skips AMD/Hygon since Linux 5.3); set guest.cpu to host,vendor=GenuineIntel`);
+      }
     }
   }
   return reasons;

@@ -30,7 +30,14 @@ export interface RunOptions {
   allowHostCommands: boolean;
   progress: Progress;
   signal: AbortSignal;
+  /** Where the run happens, for the results: this host (the default), or a nested KVM host (see targets/). */
+  target?: RunTarget;
 }
+
+/** Where a run happened. On a nested host: the emulator under L1 and L1 itself. */
+export type RunTarget =
+  | { kind: 'local' }
+  | { kind: 'nested'; l0: string; l1: { kernel: string; cpus: number; memoryMiB: number; cmdline: string; image: string } };
 
 export type VariantStatus = 'passed' | 'failed' | 'error' | 'skipped';
 
@@ -64,10 +71,11 @@ export interface Summary {
   backend: string;
   accel: Accel;
   simulated: boolean;
+  target: RunTarget;
   startedAt: string;
   finishedAt: string;
   interrupted: boolean;
-  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuModel' | 'cpus' | 'kernelCmdline'> & { kvmUsable: boolean; disableExitsMask: number; kvmParams: Record<string, string> };
+  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuVendor' | 'cpuModel' | 'cpus' | 'kernelCmdline'> & { kvmUsable: boolean; disableExitsMask: number; kvmParams: Record<string, string> };
   notices: string[];
   variants: VariantResult[];
 }
@@ -106,7 +114,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   const results = new Map<string, VariantResult>();
   const runnable: Variant[] = [];
   for (const v of variants) {
-    const reasons = await unmetRequirements(exp, v.knobs, facts, accel);
+    const reasons = await unmetRequirements(exp, v.knobs, facts, accel, opts.target);
     const r: VariantResult = { id: v.id, labels: v.labels, knobs: v.knobs, status: 'skipped', repetitions: [], expectations: [] };
     if (reasons.length) {
       r.reason = reasons.join('; ');
@@ -152,6 +160,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     backend: backend.name,
     accel,
     simulated: backend.simulated,
+    target: opts.target ?? { kind: 'local' },
     startedAt,
     finishedAt: new Date().toISOString(),
     interrupted: opts.signal.aborted,
@@ -159,6 +168,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       arch: facts.arch,
       kernelRelease: facts.kernelRelease,
       kernelCmdline: facts.kernelCmdline,
+      cpuVendor: facts.cpuVendor,
       cpuModel: facts.cpuModel,
       cpus: facts.cpus,
       kvmUsable: facts.kvm.usable,

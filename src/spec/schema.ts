@@ -108,6 +108,16 @@ export const Guest = strict({
   ready_timeout: duration.default(300_000),
 });
 
+/** The KVM host kvmlab boots under TCG for `--on nested` (L1): its size and kernel command line. */
+export const NestedHost = strict({
+  /** L1 CPUs; default: enough that every pinned host CPU exists (highest pinned + 1), at least guest cpus + 1. */
+  cpus: z.number().int().min(1).max(64).optional(),
+  /** L1 memory; default: the guest's memory + 1.5G. */
+  memory: sizeMiB.optional(),
+  /** Extra L1 kernel command line, e.g. nohz_full=2-3 isolcpus=2-3 rcutree.use_softirq=0. */
+  cmdline: z.string().regex(/^[A-Za-z0-9_.,=:+\/ -]*$/, 'kernel parameters such as nohz_full=2-3 isolcpus=2-3').max(1024).optional(),
+});
+
 export const Knobs = strict({
   /** Exits KVM passes through to the guest (KVM_CAP_X86_DISABLE_EXITS bits), or "cpu-pm" for QEMU's all-allowed mode. */
   disable_exits: z.union([z.array(ExitName), z.literal('cpu-pm')]).default([]),
@@ -357,6 +367,8 @@ export const ExperimentSchema = strict({
   source: Source.optional(),
   requires: Requires.default(Requires.parse({})),
   guest: Guest,
+  /** Used only by `--on nested`: the emulated KVM host the experiment runs in. */
+  nested: NestedHost.optional(),
   knobs: Knobs.default(Knobs.parse({})),
   matrix: Matrix.optional(),
   repetitions: z.number().int().min(1).max(1000).default(1),

@@ -1,0 +1,65 @@
+#!/bin/sh
+# /init of kvmlab's nested KVM host (L1): a Debian kernel under QEMU/TCG with SVM and NPT, where the
+# KVM code is real and only the hardware is emulated. busybox sh, PID 1.
+#
+# Contract with `kvmlab run --on nested` (src/targets/nested.ts):
+# - 9p share `kvmlab-root`: the L0 host's / read-only; it becomes L1's / by chroot, so L1 runs the
+#   very node, kvmlab, QEMU, images and native helpers of the L0 host.
+# - 9p share `kvmlab-out`: the results directory, writable, mounted at the same path it has on L0
+#   (kernel parameter kvmlab.out=PATH), so paths in the results are the same on both sides.
+# - 9p share `kvmlab-ctl`: job.sh to run (inside the chroot), stop (created by L0 on Ctrl-C), and
+#   status, where the job's exit status is written before L1 powers off.
+# - Console lines "kvmlab-nested: …" report progress; "kvmlab-nested: FATAL …" a setup failure.
+export PATH=/bin:/sbin:/usr/bin:/usr/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+exec </dev/console >/dev/console 2>&1
+say() { echo "kvmlab-nested: $*"; }
+fatal() { say "FATAL $*"; poweroff -f; sleep 5; }
+
+kver=$(uname -r)
+while read -r m; do
+	[ -n "$m" ] || continue
+	insmod "/lib/modules/$kver/$m.ko" || fatal "insmod $m failed (dmesg: $(dmesg | tail -n 3 | tr '\n' ' '))"
+done </etc/kvmlab-modules
+[ -c /dev/kvm ] || fatal "kvm-amd loaded but /dev/kvm did not appear (dmesg: $(dmesg | grep -i -e kvm -e svm | tail -n 3 | tr '\n' ' '))"
+say "kvm-amd loaded: $(dmesg | grep -o -e 'Nested Virtualization enabled' -e 'Nested Paging enabled' | tr '\n' ',')"
+
+out=
+for w in $(cat /proc/cmdline); do
+	case "$w" in kvmlab.out=*) out=${w#kvmlab.out=} ;; esac
+done
+[ -n "$out" ] || fatal "no kvmlab.out= on the kernel command line"
+
+opts=trans=virtio,version=9p2000.L,msize=512000
+R=/host
+mkdir -p $R
+mount -t 9p -o "$opts,ro,cache=loose" kvmlab-root $R || fatal "cannot mount the host root share"
+mount -t proc proc $R/proc
+mount -t sysfs sysfs $R/sys
+mount -t devtmpfs devtmpfs $R/dev
+mkdir -p $R/dev/pts $R/dev/shm 2>/dev/null
+mount -t devpts devpts $R/dev/pts
+mount -t tmpfs tmpfs $R/dev/shm
+mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
+mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
+for d in /tmp /run /var/tmp /var/lock; do [ -d $R$d ] && mount -t tmpfs -o mode=1777 tmpfs $R$d; done
+mkdir -p $R/run/kvmlab-nested "$R$out" 2>/dev/null
+mount -t 9p -o "$opts" kvmlab-ctl $R/run/kvmlab-nested || fatal "cannot mount the control share"
+mount -t 9p -o "$opts" kvmlab-out "$R$out" || fatal "cannot mount the results share at $out"
+ip link set lo up 2>/dev/null
+say "ready: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB, kernel $kver"
+
+chroot $R /bin/sh /run/kvmlab-nested/job.sh &
+job=$!
+# Ctrl-C on L0 becomes SIGINT for the run in L1, which tears its guests down as on any host.
+(while kill -0 $job 2>/dev/null; do
+	if [ -e $R/run/kvmlab-nested/stop ]; then kill -INT $job; break; fi
+	sleep 1
+done) &
+wait $job
+echo $? >$R/run/kvmlab-nested/status
+sync
+say "done"
+poweroff -f

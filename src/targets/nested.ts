@@ -1,0 +1,242 @@
+// `--on nested`: a disposable KVM host emulated under TCG (L1), in which kvmlab runs the experiment
+// with the real QEMU backend and `--accel kvm` — the same code a lab box runs. The KVM code in L1 is
+// real (exit handling, emulation, halt polling, stats, tracepoints, the scheduling of vCPU threads);
+// the hardware under it is QEMU's emulation, so counts and CPU attribution are KVM's own while
+// timings are not hardware timings.
+//
+// L1 boots kvmlab's nested-host image (guest-scripts/nested-host-init.sh) and sees, over 9p, this
+// host's / read-only (so the very node, kvmlab, QEMU, images and helpers run there), the results
+// directory writable at the same path, and a control directory holding the job, the stop request
+// and the job's exit status. The L1 QEMU process is journaled like every QEMU kvmlab starts, and is
+// killed if this process exits any other way: nothing is left running at any level.
+import { spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
+import { findExecutable } from '../backend/qemu/probe.js';
+import { HostError, errorMessage } from '../errors.js';
+import type { HostJournal } from '../host/journal.js';
+import { processStartTicks } from '../host/journal.js';
+import type { Progress } from '../run/progress.js';
+import type { RunTarget } from '../run/runner.js';
+import type { Experiment } from '../spec/schema.js';
+
+export const NESTED_IMAGE = 'nested-host';
+const L0_BINARY = 'qemu-system-x86_64';
+/** L1 boots in seconds of its own time; under a loaded TCG it can take minutes. */
+const BOOT_TIMEOUT_MS = 300_000;
+/** After a stop request, the run in L1 tears its guests down; then L1 powers off. */
+const STOP_GRACE_MS = 120_000;
+
+
+export interface NestedShape {
+  cpus: number;
+  memoryMiB: number;
+  cmdline: string;
+}
+
+/** L1's size: the experiment's `nested:` block, else enough CPUs for every pinning to exist. */
+export function nestedShape(exp: Experiment): NestedShape {
+  const pinned = [...Object.values(exp.pinning?.vcpupin ?? {}).flat(), ...(exp.pinning?.emulatorpin ?? [])];
+  const cpus = exp.nested?.cpus ?? Math.max(2, exp.guest.cpus + 1, pinned.length ? Math.max(...pinned) + 1 : 0);
+  const memoryMiB = exp.nested?.memory ?? (exp.guest.memory ?? 512) + 1536;
+  return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '' };
+}
+
+interface NestedImage {
+  dir: string;
+  kernel: string;
+  initrd: string;
+  manifest: ImageManifest;
+}
+
+async function readNestedImage(): Promise<NestedImage> {
+  const dir = join(imagesDir(), NESTED_IMAGE);
+  const fix = 'build it with `kvmlab image build --arch nested-host` (or `bash host-scripts/setup.sh`)';
+  const kernel = join(dir, 'kernel');
+  const initrd = join(dir, 'initrd.img');
+  for (const f of [kernel, initrd]) {
+    if (!(await access(f).then(() => true, () => false))) throw new HostError(`no nested KVM host image in ${dir} (missing ${f}); ${fix}`);
+  }
+  try {
+    const manifest = ImageManifestSchema.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
+    return { dir, kernel, initrd, manifest };
+  } catch (e) {
+    throw new HostError(`${join(dir, 'manifest.json')} is not a kvmlab image manifest (${errorMessage(e).split('\n')[0]}); ${fix}`);
+  }
+}
+
+async function qemuVersion(path: string): Promise<string> {
+  const { execa } = await import('execa');
+  const r = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
+  return /version\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown version';
+}
+
+/** A shell word that survives sh -c unchanged. */
+function shq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** The L0 QEMU command line that boots L1 with its three shares. Pure. */
+export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedShape, out: string, ctl: string): string[] {
+  const share = (id: string, path: string, extra: string) => ['-fsdev', `local,id=${id},path=${path},security_model=none${extra}`, '-device', `virtio-9p-pci,fsdev=${id},mount_tag=kvmlab-${id}`];
+  return [
+    '-name', 'kvmlab-nested-host,debug-threads=on',
+    '-accel', 'tcg,thread=multi',
+    '-machine', 'q35',
+    // TCG's max CPU model has SVM with nested paging: kvm-amd loads in L1.
+    '-cpu', 'max',
+    '-smp', String(shape.cpus),
+    '-m', `${shape.memoryMiB}M`,
+    '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nic', 'none',
+    '-kernel', image.kernel, '-initrd', image.initrd,
+    '-append', ['console=ttyS0', 'panic=-1', 'quiet', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' '),
+    ...share('root', '/', ',readonly=on,multidevs=remap'),
+    ...share('out', out, ''),
+    ...share('ctl', ctl, ''),
+  ];
+}
+
+export interface NestedRunRequest {
+  /** Arguments of `kvmlab run` inside L1, after `run`: the file, --out and whatever else was asked. */
+  runArgs: string[];
+  out: string;
+  shape: NestedShape;
+  progress: Progress;
+  signal: AbortSignal;
+  journal: HostJournal;
+}
+
+/** What the inner run printed on stdout, and its exit status. */
+export interface NestedRunResult {
+  exitCode: number;
+  stdout: string;
+}
+
+/** Boots L1, runs `kvmlab run …` in it, and returns when L1 is gone. */
+export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
+  const image = await readNestedImage();
+  const l0 = await findExecutable(L0_BINARY);
+  if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
+  const target: RunTarget = {
+    kind: 'nested',
+    l0: `QEMU ${await qemuVersion(l0)} TCG, -cpu max (SVM, NPT)`,
+    l1: { kernel: image.manifest.kernelVersion, cpus: req.shape.cpus, memoryMiB: req.shape.memoryMiB, cmdline: req.shape.cmdline, image: image.dir },
+  };
+  await mkdir(req.out, { recursive: true });
+  const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
+  try {
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', KVMLAB_CACHE: process.env.KVMLAB_CACHE ?? '' };
+    const cli = process.argv[1]!;
+    await writeFile(
+      join(ctl, 'job.sh'),
+      [
+        '#!/bin/sh',
+        '# Written by kvmlab run --on nested; runs in L1, chrooted into this host\'s / (read-only).',
+        ...Object.entries(env).filter(([, v]) => v).map(([k, v]) => `export ${k}=${shq(v)}`),
+        `cd ${shq(process.cwd())} || exit 3`,
+        // stderr (progress) to a file L0 follows: on L1's console it would be a terminal and redraw.
+        `exec ${[process.execPath, cli, 'run', ...req.runArgs, '--target-info', JSON.stringify(target)].map(shq).join(' ')} >/run/kvmlab-nested/stdout 2>/run/kvmlab-nested/stderr`,
+        '',
+      ].join('\n'),
+    );
+    const argv = l1Argv(image, req.shape, req.out, ctl);
+    await writeFile(join(req.out, 'nested-host.json'), `${JSON.stringify({ ...target, argv: [l0, ...argv] }, null, 2)}\n`);
+    return await bootAndWait(l0, argv, ctl, req);
+  } finally {
+    await rm(ctl, { recursive: true, force: true });
+  }
+}
+
+async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedRunRequest): Promise<NestedRunResult> {
+  const { progress, signal, journal } = req;
+  const child = spawn(l0, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pid = child.pid;
+  if (pid === undefined) throw new HostError(`--on nested: could not start ${l0}`);
+  const startTicks = processStartTicks(pid);
+  const entry = startTicks === undefined ? undefined : journal.record({ kind: 'process', pid, startTicks, comm: 'qemu-system-x86' });
+  // A second Ctrl-C exits this process at once: L1, and everything in it, goes with it.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.on('exit', killOnExit);
+
+  const consoleLog = createWriteStream(join(req.out, 'nested-console.log'));
+  const tail: string[] = [];
+  let ready = false;
+  let fatal: string | undefined;
+  const t0 = Date.now();
+  const onLine = (line: string) => {
+    consoleLog.write(`${line}\n`);
+    tail.push(line);
+    if (tail.length > 30) tail.shift();
+    const m = /kvmlab-nested: (.*)$/.exec(line);
+    if (m) {
+      if (m[1]!.startsWith('FATAL ')) fatal = m[1]!.slice(6);
+      if (m[1]!.startsWith('ready')) ready = true;
+      progress.notice(`nested host: ${m[1]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+    } else if (ready && line.trim()) progress.notice(`  L1 console| ${line.replace(/\r$/, '')}`);
+  };
+  createInterface({ input: child.stdout }).on('line', onLine);
+  const follower = followFile(join(ctl, 'stderr'), (line) => progress.notice(`  L1| ${line}`));
+  createInterface({ input: child.stderr }).on('line', (l) => onLine(`qemu: ${l}`));
+
+  const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, sig })));
+  const bootTimer = setTimeout(() => {
+    if (!ready) {
+      fatal = `L1 did not become ready within ${BOOT_TIMEOUT_MS / 1000} s`;
+      child.kill('SIGKILL');
+    }
+  }, BOOT_TIMEOUT_MS);
+  let graceTimer: NodeJS.Timeout | undefined;
+  const onAbort = () => {
+    progress.notice('nested host: stopping the run in L1 (it tears its guests down), then L1');
+    writeFile(join(ctl, 'stop'), '').catch(() => child.kill('SIGKILL'));
+    graceTimer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+  };
+  signal.addEventListener('abort', onAbort, { once: true });
+  const how = await exited;
+  await follower.stop();
+  clearTimeout(bootTimer);
+  clearTimeout(graceTimer);
+  signal.removeEventListener('abort', onAbort);
+  process.off('exit', killOnExit);
+  if (entry !== undefined) journal.resolve(entry);
+  await new Promise<void>((resolve) => consoleLog.end(resolve));
+
+  const status = await readFile(join(ctl, 'status'), 'utf8').catch(() => undefined);
+  const stdout = await readFile(join(ctl, 'stdout'), 'utf8').catch(() => '');
+  if (status === undefined || fatal) {
+    const why = fatal ?? `L1 exited (${how.sig ?? `status ${how.code}`}) before the run in it finished`;
+    if (signal.aborted) return { exitCode: 130, stdout };
+    throw new HostError(`--on nested: ${why}. Console tail (all of it in ${join(req.out, 'nested-console.log')}):\n${tail.join('\n')}`);
+  }
+  return { exitCode: Number(status.trim()), stdout };
+}
+
+/** Calls `onLine` for each line appended to `path` (a file on the 9p share L1 writes), until stopped. */
+function followFile(path: string, onLine: (line: string) => void): { stop(): Promise<void> } {
+  let offset = 0;
+  let partial = '';
+  const poll = async () => {
+    const buf = await readFile(path).catch(() => undefined);
+    if (!buf || buf.length <= offset) return;
+    const text = partial + buf.subarray(offset).toString('utf8');
+    offset = buf.length;
+    const lines = text.split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) if (l.trim()) onLine(l);
+  };
+  let busy = Promise.resolve();
+  const timer = setInterval(() => {
+    busy = busy.then(poll);
+  }, 500);
+  return {
+    async stop() {
+      clearInterval(timer);
+      await busy.then(poll);
+      if (partial.trim()) onLine(partial);
+    },
+  };
+}
