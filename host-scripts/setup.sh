@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up a Debian 12 host for kvmlab, as root: QEMU and the tools collectors use from Debian
-# packages, kvmlab's native helpers, the guest images (x86_64 and ppc64le), tracefs mounted, and the
-# npm dependencies. Safe to run again: every part is skipped when already done.
+# packages, kvmlab's native helpers, the guest images (x86_64 and ppc64le) and, on x86_64, the
+# nested KVM host image, tracefs mounted, and the npm dependencies. Safe to run again: every part is skipped when already done.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
@@ -34,6 +34,10 @@ for arch in x86_64 ppc64le; do
   log "guest image $arch"
   "$top/guest-scripts/build-image.sh" "$arch" "$images/$arch"
 done
+if [[ $(uname -m) == x86_64 ]]; then
+  log 'nested KVM host image (for kvmlab run --on nested)'
+  "$top/guest-scripts/build-image.sh" x86_64 "$images/nested-host" nested-host
+fi
 
 if [[ ! -d $top/node_modules ]]; then
   log 'installing npm packages'

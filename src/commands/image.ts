@@ -16,14 +16,15 @@ export function registerImage(program: Command): void {
   image
     .command('build')
     .description('build (or confirm up to date) the guest image for an architecture; needs root and Debian package access')
-    .addOption(new Option('--arch <arch>', 'guest architecture').choices(['x86_64', 'ppc64le', 'all']).default('all'))
-    .action(async (flags: { arch: 'x86_64' | 'ppc64le' | 'all' }) => {
-      const arches = flags.arch === 'all' ? (['x86_64', 'ppc64le'] as const) : [flags.arch];
+    .addOption(new Option('--arch <arch>', 'guest architecture, or nested-host: the KVM host for `run --on nested`').choices(['x86_64', 'ppc64le', 'nested-host', 'all']).default('all'))
+    .action(async (flags: { arch: 'x86_64' | 'ppc64le' | 'nested-host' | 'all' }) => {
+      const names = flags.arch === 'all' ? (['x86_64', 'ppc64le', 'nested-host'] as const) : [flags.arch];
       const script = join(GUEST_SCRIPTS_DIR, 'build-image.sh');
-      for (const arch of arches) {
-        const out = join(imagesDir(), arch);
-        const r = await execa('bash', [script, arch, out], { reject: false, stdio: 'inherit' });
-        if (r.exitCode !== 0) throw new HostError(`building the ${arch} guest image failed (${script} ${arch} ${out} exited ${r.exitCode ?? r.signal}); see its output above`);
+      for (const name of names) {
+        const out = join(imagesDir(), name);
+        const args = name === 'nested-host' ? ['x86_64', out, 'nested-host'] : [name, out];
+        const r = await execa('bash', [script, ...args], { reject: false, stdio: 'inherit' });
+        if (r.exitCode !== 0) throw new HostError(`building the ${name} image failed (${script} ${args.join(' ')} exited ${r.exitCode ?? r.signal}); see its output above`);
       }
     });
   image

@@ -1,9 +1,17 @@
 // `kvmlab probe [--json]`: what this host can do for kvmlab, read from the host itself (KVM through
 // real ioctls by host-scripts/build/kvm-probe).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { probeHost, type RealHostFacts } from '../backend/qemu/probe.js';
 import { formatCpuList } from '../host/cpulist.js';
 import { formatTable } from '../report/table.js';
+import { HostJournal } from '../host/journal.js';
+import { createProgress } from '../run/progress.js';
+import { runNested } from '../targets/nested.js';
+import { ON_HELP, parseOn } from '../targets/on.js';
+import { underInterrupts } from './interrupts.js';
 
 const KVM_PARAM_PATTERNS = [/^halt_poll_ns/, /^mitigate_smt_rsb$/, /(^|\.)enable_apicv$/, /(^|\.)ple_/, /(^|\.)pause_filter_/, /^kvm_intel\.(vmentry_l1d_flush|enable_ipiv|preemption_timer)$/, /^kvm_amd\.(avic|nested)$/];
 
@@ -49,8 +57,27 @@ export function registerProbe(program: Command): void {
     .command('probe')
     .description('show what this host can do: CPU, KVM (ioctls), disabled-exit bits, halt polling, kernel parameters, QEMU, tracing')
     .option('--json', 'print JSON instead of a table')
-    .action(async (flags: { json?: boolean }) => {
+    .option('--on <where>', ON_HELP, 'local')
+    .action(async (flags: { json?: boolean; on: string }) => {
+      if (parseOn(flags.on) === 'nested') return probeNested(flags.json ?? false);
       const facts = await probeHost({ tools: true });
       process.stdout.write(flags.json ? `${JSON.stringify(probeJson(facts), null, 2)}\n` : `${probeTable(facts)}\n`);
     });
+}
+
+/** `probe --on nested`: the same probe, run inside the KVM host kvmlab boots under TCG. */
+async function probeNested(json: boolean): Promise<void> {
+  const progress = createProgress(process.stderr);
+  const out = await mkdtemp(join(tmpdir(), 'kvmlab-probe-nested-'));
+  const journal = HostJournal.acquire();
+  try {
+    await underInterrupts(progress, () => journal, async (signal) => {
+      const shape = { cpus: 2, memoryMiB: 2048, cmdline: '' };
+      const r = await runNested({ argv: () => ['probe', ...(json ? ['--json'] : [])], out, shape, progress, signal, journal });
+      process.stdout.write(r.stdout);
+      process.exitCode = r.exitCode;
+    });
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
 }

@@ -5,13 +5,15 @@ import { selectBackend } from '../backend/select.js';
 import { InputError } from '../errors.js';
 import { HostJournal } from '../host/journal.js';
 import { writeReport } from '../report/report.js';
-import { EXIT_INTERRUPTED, exitCodeOf, headline, verdictTable } from '../report/summary.js';
+import { underInterrupts } from './interrupts.js';
+import { EXIT_INTERRUPTED, exitCodeOf, headline, verdictTable, whereMeasured } from '../report/summary.js';
 import { createProgress, type Progress } from '../run/progress.js';
 import { defaultOutDir, writeResults } from '../run/results.js';
 import { runExperiment, type RunTarget } from '../run/runner.js';
 import { loadExperiment } from '../spec/load.js';
 import type { Experiment } from '../spec/schema.js';
 import { nestedShape, runNested } from '../targets/nested.js';
+import { ON_HELP, parseOn } from '../targets/on.js';
 
 interface RunFlags {
   on: string;
@@ -26,19 +28,12 @@ interface RunFlags {
   targetInfo?: string;
 }
 
-/** `--on`: where a run's host is. local is this host; nested a KVM host kvmlab boots under TCG. */
-function parseOn(on: string): 'local' | 'nested' {
-  if (on === 'local' || on === 'nested') return on;
-  if (/^ssh:\/\//.test(on)) throw new InputError(`--on ${on}: running on a remote lab box over SSH is not built yet; use --on local on that box, or --on nested here`);
-  throw new InputError(`--on ${on}: give local (this host) or nested (a KVM host emulated under TCG)`);
-}
-
 export function registerRun(program: Command): void {
   program
     .command('run')
     .description('run an experiment: every variant of its matrix, each repetition, then the verdict')
     .argument('<file>', 'experiment file (.yaml or .json)')
-    .option('--on <where>', 'where the run happens: local (this host) or nested (a KVM host kvmlab boots under TCG, for hosts without a usable KVM)', 'local')
+    .option('--on <where>', ON_HELP, 'local')
     .addOption(new Option('--target-info <json>').hideHelp())
     .addOption(new Option('--backend <backend>', 'qemu (real QEMU), mock (simulated guest and host), auto (qemu when installed)').choices(['auto', 'qemu', 'mock']).default('auto'))
     .addOption(new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto'))
@@ -57,17 +52,7 @@ export function registerRun(program: Command): void {
       let journal: HostJournal | undefined;
       const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()));
       const out = flags.out ?? defaultOutDir(loaded.experiment.name);
-      const controller = new AbortController();
-      let signals = 0;
-      const onSignal = (sig: NodeJS.Signals) => {
-        signals++;
-        if (signals > 1) process.exit(130);
-        progress.notice(`${sig}: stopping after teardown (again to quit at once)`);
-        controller.abort();
-      };
-      process.on('SIGINT', onSignal);
-      process.on('SIGTERM', onSignal);
-      try {
+      await underInterrupts(progress, () => journal, async (signal) => {
         const { summary, rows } = await runExperiment({
           loaded,
           backend,
@@ -77,21 +62,15 @@ export function registerRun(program: Command): void {
           only: flags.only,
           allowHostCommands: flags.allowHostCommands ?? false,
           progress,
-          signal: controller.signal,
+          signal,
           target: flags.targetInfo ? (JSON.parse(flags.targetInfo) as RunTarget) : { kind: 'local' },
         });
         await writeResults(out, summary, rows);
         progress.close();
-        process.stdout.write(`\n${headline(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
+        process.stdout.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
         process.exitCode = exitCodeOf(summary);
         await writeReport(out, { print: process.stdout });
-      } finally {
-        // Whatever teardown did not undo (a failed rmdir, a QEMU that would not die) is undone here.
-        for (const note of journal?.release() ?? []) progress.notice(`host restored: ${note}`);
-        progress.close();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
+      });
     });
 }
 
@@ -100,30 +79,16 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   if (flags.backend === 'mock') throw new InputError('--on nested runs real QEMU under the nested host\'s KVM; drop --backend mock (or run the mock with --on local)');
   if (flags.accel === 'tcg') throw new InputError('--on nested exists to run guests under KVM; drop --accel tcg (or run TCG with --on local)');
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
-  const runArgs = [resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out];
+  const runArgs = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out];
   if (repeat !== undefined) runArgs.push('--repeat', String(repeat));
   if (flags.only) runArgs.push('--only', flags.only);
   if (flags.allowHostCommands) runArgs.push('--allow-host-commands');
   const shape = nestedShape(exp);
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
-  const controller = new AbortController();
-  let signals = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (++signals > 1) process.exit(EXIT_INTERRUPTED);
-    progress.notice(`${sig}: stopping after teardown (again to quit at once)`);
-    controller.abort();
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  try {
-    const r = await runNested({ runArgs, out, shape, progress, signal: controller.signal, journal });
+  await underInterrupts(progress, () => journal, async (signal) => {
+    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, shape, progress, signal, journal });
     process.stdout.write(r.stdout);
-    process.exitCode = controller.signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
-  } finally {
-    for (const note of journal.release()) progress.notice(`host restored: ${note}`);
-    progress.close();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+    process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
+  });
 }

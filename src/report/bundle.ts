@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { expandMatrix } from '../spec/matrix.js';
 import { fmtNum } from './compare.js';
 import type { LoadedResults, RepetitionData } from './load.js';
-import { headline } from './summary.js';
+import { headline, whereMeasured } from './summary.js';
 
 export const MAX_LINES = 99;
 export const MAX_WIDTH = 100;
@@ -171,6 +171,7 @@ export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {})
   const rel = relative(opts.cwd ?? process.cwd(), r.dir) || '.';
   add(`results: ${rel.startsWith('..') ? r.dir : rel}, run ${s.startedAt} to ${s.finishedAt}${s.interrupted ? ' (interrupted)' : ''}`);
   add(headline(s));
+  add(`measured on: ${whereMeasured(s)}`);
   if (s.source) add(`source: ${typeof s.source === 'string' ? s.source : `${s.source.list}, ${s.source.date}: "${s.source.subject}"${s.source.url ? ` <${s.source.url}>` : ''}`}`);
 
   // host

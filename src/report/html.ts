@@ -3,7 +3,7 @@
 import type { LoadedResults } from './load.js';
 import type { Plot } from './plots.js';
 import type { TableData } from './report.js';
-import { headline } from './summary.js';
+import { headline, whereMeasured } from './summary.js';
 
 export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -80,6 +80,7 @@ export function renderHtml(r: LoadedResults, plots: readonly Plot[], keyMetrics:
     `<p>${esc(s.description.trim())}</p>`,
     '<ul class="meta">',
     source ? `<li>source: ${esc(source)}</li>` : '',
+    `<li>measured on: ${esc(whereMeasured(s))}</li>`,
     `<li>backend: ${esc(s.backend)}, accel: ${esc(s.accel)}${sim ? ', simulated' : ''}</li>`,
     `<li>host: ${esc(s.host.cpuModel)}, ${esc(s.host.arch)}, kernel ${esc(s.host.kernelRelease)}, ${s.host.cpus.length} CPUs</li>`,
     `<li>started ${esc(s.startedAt)}, finished ${esc(s.finishedAt)}${s.interrupted ? ' (interrupted)' : ''}</li>`,

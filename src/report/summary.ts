@@ -44,11 +44,23 @@ export function headline(s: Summary): string {
   return `${s.experiment}: ${count('passed')} passed, ${count('failed')} failed, ${count('error')} error, ${count('skipped')} skipped (backend ${s.backend}, accel ${s.accel})${sim}`;
 }
 
+/** Where the figures come from, in one line: simulated, TCG, lab KVM, or KVM nested in an emulated host. */
+export function whereMeasured(s: Summary): string {
+  if (s.simulated) return "simulated: kvmlab's mock backend models the guest and host";
+  if (s.target?.kind === 'nested') {
+    const t = s.target;
+    return `nested KVM: the real KVM of an L1 host (kernel ${t.l1.kernel}, ${t.l1.cpus} CPUs, ${s.host.cpuVendor ?? 'vendor unknown'}) emulated by ${t.l0}; counts, exits and CPU attribution are KVM's own, timings, latencies and halt-poll figures are not hardware figures`;
+  }
+  if (s.accel === 'tcg') return 'TCG: QEMU emulates the guest CPU, no KVM involved';
+  return `lab KVM: this host's /dev/kvm (${s.host.cpuModel}, kernel ${s.host.kernelRelease})`;
+}
+
 export function summaryMarkdown(s: Summary): string {
   const lines = [`# ${s.experiment}${s.simulated ? ' (simulated)' : ''}`, '', s.description.trim(), ''];
   if (s.simulated) lines.push('> **Simulated.** These results come from kvmlab\'s mock backend: the guest and host are a model, not hardware.', '');
   if (s.source) lines.push(`Source: ${typeof s.source === 'string' ? s.source : `${s.source.list}, ${s.source.date}: "${s.source.subject}"${s.source.url ? ` <${s.source.url}>` : ''}`}`, '');
   lines.push(
+    `- measured on: ${whereMeasured(s)}`,
     `- backend: ${s.backend}, accel: ${s.accel}${s.simulated ? ', simulated' : ''}`,
     `- host: ${s.host.cpuModel}, ${s.host.arch}, kernel ${s.host.kernelRelease}, ${s.host.cpus.length} CPUs`,
     `- started ${s.startedAt}, finished ${s.finishedAt}${s.interrupted ? ' (interrupted)' : ''}`,

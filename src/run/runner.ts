@@ -71,11 +71,12 @@ export interface Summary {
   backend: string;
   accel: Accel;
   simulated: boolean;
-  target: RunTarget;
+  /** Absent in results written before kvmlab recorded it: those ran on this host. */
+  target?: RunTarget;
   startedAt: string;
   finishedAt: string;
   interrupted: boolean;
-  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuVendor' | 'cpuModel' | 'cpus' | 'kernelCmdline'> & { kvmUsable: boolean; disableExitsMask: number; kvmParams: Record<string, string> };
+  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuModel' | 'cpus' | 'kernelCmdline'> & Partial<Pick<HostFacts, 'cpuVendor'>> & { kvmUsable: boolean; disableExitsMask: number; kvmParams: Record<string, string> };
   notices: string[];
   variants: VariantResult[];
 }

@@ -101,8 +101,9 @@ export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedS
 }
 
 export interface NestedRunRequest {
-  /** Arguments of `kvmlab run` inside L1, after `run`: the file, --out and whatever else was asked. */
-  runArgs: string[];
+  /** The kvmlab command line to run inside L1 (e.g. run FILE --out … ), given where it runs. */
+  argv: (target: RunTarget) => string[];
+  /** Shared writable with L1 at the same path: the results directory of a run. */
   out: string;
   shape: NestedShape;
   progress: Progress;
@@ -110,13 +111,13 @@ export interface NestedRunRequest {
   journal: HostJournal;
 }
 
-/** What the inner run printed on stdout, and its exit status. */
+/** What the command in L1 printed on stdout, and its exit status. */
 export interface NestedRunResult {
   exitCode: number;
   stdout: string;
 }
 
-/** Boots L1, runs `kvmlab run …` in it, and returns when L1 is gone. */
+/** Boots L1, runs the kvmlab command in it, and returns when L1 is gone. */
 export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
   const image = await readNestedImage();
   const l0 = await findExecutable(L0_BINARY);
@@ -139,7 +140,7 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
         ...Object.entries(env).filter(([, v]) => v).map(([k, v]) => `export ${k}=${shq(v)}`),
         `cd ${shq(process.cwd())} || exit 3`,
         // stderr (progress) to a file L0 follows: on L1's console it would be a terminal and redraw.
-        `exec ${[process.execPath, cli, 'run', ...req.runArgs, '--target-info', JSON.stringify(target)].map(shq).join(' ')} >/run/kvmlab-nested/stdout 2>/run/kvmlab-nested/stderr`,
+        `exec ${[process.execPath, cli, ...req.argv(target)].map(shq).join(' ')} >/run/kvmlab-nested/stdout 2>/run/kvmlab-nested/stderr`,
         '',
       ].join('\n'),
     );

@@ -1,0 +1,26 @@
+// Ctrl-C and SIGTERM for commands that change the host: the first asks the work to stop after
+// teardown, a second exits at once (130); the host journal, if one was taken, is released — undoing
+// what teardown did not — however the work ends.
+import type { HostJournal } from '../host/journal.js';
+import { EXIT_INTERRUPTED } from '../report/summary.js';
+import type { Progress } from '../run/progress.js';
+
+export async function underInterrupts(progress: Progress, journal: () => HostJournal | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (++signals > 1) process.exit(EXIT_INTERRUPTED);
+    progress.notice(`${sig}: stopping after teardown (again to quit at once)`);
+    controller.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await work(controller.signal);
+  } finally {
+    for (const note of journal()?.release() ?? []) progress.notice(`host restored: ${note}`);
+    progress.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

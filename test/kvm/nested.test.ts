@@ -1,0 +1,86 @@
+// The x86 list-thread experiments on real KVM, in the KVM host kvmlab boots under TCG (`--on nested`):
+// one repetition each, the cells a nested host can show checked from real rows, the cells it cannot
+// show skipped with the reason. Needs root, an x86_64 host, QEMU and kvmlab's images; else skipped
+// with the reason printed.
+import { readFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { machine, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NESTED_IMAGE } from '../../src/targets/nested.js';
+import { imagesDir } from '../../src/backend/qemu/image.js';
+import { parseCsv } from '../../src/run/metrics.js';
+import { qemuProcesses, qemuSkipReason, readSummary, runCli } from '../tcg/qemu-helpers.js';
+
+async function skipReason(): Promise<string | undefined> {
+  if (machine() !== 'x86_64') return `the nested KVM host is x86_64 and this host is ${machine()}`;
+  if (process.getuid?.() !== 0) return 'not root';
+  const q = await qemuSkipReason('x86_64');
+  if (q) return q;
+  const img = join(imagesDir(), NESTED_IMAGE, 'initrd.img');
+  return (await readFile(img).then(() => true, () => false)) ? undefined : `no nested KVM host image at ${img} (kvmlab image build --arch nested-host)`;
+}
+
+const skip = await skipReason();
+if (skip) console.warn(`nested KVM host tests skipped: ${skip}`);
+
+let tmp: string;
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
+});
+afterAll(async () => {
+  await rm(tmp, { recursive: true, force: true });
+});
+
+/** The value of one row of a results directory's metrics.csv. */
+async function metric(out: string, variant: string, step: string, entity: string, name: string): Promise<number | undefined> {
+  const rows = parseCsv(await readFile(join(out, 'metrics.csv'), 'utf8'));
+  return rows.find((r) => r.variant === variant && r.step === step && r.entity === entity && r.metric === name)?.value;
+}
+
+async function runNested(name: string, extra: string[] = []) {
+  const out = join(tmp, name);
+  const r = await runCli(['run', `experiments/${name}.yaml`, '--on', 'nested', '--repeat', '1', '--out', out, ...extra], {}, 1_500_000);
+  const summary = await readSummary(out);
+  expect(summary).toMatchObject({ simulated: false, backend: 'qemu', accel: 'kvm', target: { kind: 'nested' } });
+  expect(await qemuProcesses('kvmlab-nested-host')).toEqual([]);
+  return { r, out, summary, byId: new Map(summary.variants.map((v) => [v.id, v])) };
+}
+
+describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', () => {
+  it('offline-vcpu-idle: a passed-through MWAIT park burns the pCPU, an intercepted park sleeps, HLT cells skipped', async () => {
+    const { r, out, byId } = await runNested('offline-vcpu-idle');
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(byId.get('disable_exits=mwait')!.status).toBe('passed');
+    expect(byId.get('disable_exits=none')!.status).toBe('passed');
+    for (const id of ['disable_exits=hlt', 'disable_exits=hlt+mwait']) expect(byId.get(id)!.reason).toMatch(/HLT passthrough is not run in a KVM host nested under TCG/);
+    expect(await metric(out, 'disable_exits=mwait', 'parked', 'vcpu1', 'vcpu.cpu_pct')).toBeGreaterThanOrEqual(90);
+    expect(await metric(out, 'disable_exits=none', 'parked', 'vcpu1', 'vcpu.cpu_pct')).toBeLessThanOrEqual(5);
+  }, 1_500_000);
+
+  it('idle-exit-policy: MWAIT exposed but intercepted spins through a storm of MWAIT exits', async () => {
+    const { r, out, byId } = await runNested('idle-exit-policy', ['--only', 'policy=*,halt_poll_ns=0']);
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    const storm = 'policy=mwait-exposed-intercepted,halt_poll_ns=0';
+    expect(byId.get(storm)!.status).toBe('passed');
+    expect(byId.get('policy=all-intercepted,halt_poll_ns=0')!.status).toBe('passed');
+    const mwaitExits = await metric(out, storm, 'parked', 'vcpu1', 'trace.exits.mwait');
+    expect(mwaitExits).toBeGreaterThanOrEqual(1000);
+    expect(await metric(out, 'policy=all-intercepted,halt_poll_ns=0', 'parked', 'vcpu1', 'trace.exits.mwait')).toBe(0);
+    console.warn(`idle-exit-policy in the nested host: ${mwaitExits} MWAIT exits of the offlined vCPU in 10 s`);
+  }, 1_500_000);
+
+  it('rcuc-isolated-pcpu: busy vCPUs keep their isolated L1 CPUs, rcuc wakeups counted', async () => {
+    const { r, out } = await runNested('rcuc-isolated-pcpu');
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    for (const p of ['pcpu2', 'pcpu3']) expect(await metric(out, 'default', 'busy', p, 'trace.rcuc_wakeups')).toBeGreaterThanOrEqual(0);
+  }, 1_500_000);
+});
+
+describe('--on nested without its image', () => {
+  it('exits 3 naming the command that builds it', async () => {
+    const r = await runCli(['run', 'experiments/offline-vcpu-idle.yaml', '--on', 'nested', '--out', join(tmpdir(), `kvmlab-nested-noimage-${process.pid}`)], { KVMLAB_CACHE: join(tmpdir(), `kvmlab-no-cache-${process.pid}`) });
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/no nested KVM host image .*kvmlab image build --arch nested-host/);
+  });
+});
