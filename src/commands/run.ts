@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
+import { readdir } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { selectBackend } from '../backend/select.js';
 import { InputError } from '../errors.js';
@@ -8,9 +9,9 @@ import { writeReport } from '../report/report.js';
 import { underInterrupts } from './interrupts.js';
 import { EXIT_INTERRUPTED, exitCodeOf, headline, verdictTable, whereMeasured } from '../report/summary.js';
 import { createProgress, type Progress } from '../run/progress.js';
-import { defaultOutDir, writeResults } from '../run/results.js';
+import { defaultOutDir, linkLatest, writeResults } from '../run/results.js';
 import { runExperiment, type RunTarget } from '../run/runner.js';
-import { loadExperiment } from '../spec/load.js';
+import { loadChecked } from '../run/claims.js';
 import type { Experiment } from '../spec/schema.js';
 import { nestedShape, runNested } from '../targets/nested.js';
 import { ON_HELP, parseOn } from '../targets/on.js';
@@ -24,6 +25,7 @@ interface RunFlags {
   only?: string;
   allowHostCommands?: boolean;
   quiet?: boolean;
+  force?: boolean;
   /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
   targetInfo?: string;
 }
@@ -42,16 +44,18 @@ export function registerRun(program: Command): void {
     .option('--only <pattern>', 'run only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
     .option('--allow-host-commands', 'allow `host:` steps to run commands on this host')
     .option('-q, --quiet', 'no progress lines')
+    .option('--force', 'write into --out even when it already holds files (results are otherwise never overwritten)')
     .action(async (file: string, flags: RunFlags) => {
       const repeat = flags.repeat === undefined ? undefined : Number(flags.repeat);
       if (repeat !== undefined && !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1000)) throw new InputError(`--repeat ${flags.repeat}: give a whole number from 1 to 1000`);
       const on = parseOn(flags.on);
-      const loaded = await loadExperiment(file);
+      const loaded = await loadChecked(file);
       const progress = createProgress(process.stderr, flags.quiet);
       if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress);
       let journal: HostJournal | undefined;
       const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()));
       const out = flags.out ?? defaultOutDir(loaded.experiment.name);
+      await refuseOverwrite(out, flags.force);
       await underInterrupts(progress, () => journal, async (signal) => {
         const { summary, rows } = await runExperiment({
           loaded,
@@ -66,6 +70,7 @@ export function registerRun(program: Command): void {
           target: flags.targetInfo ? (JSON.parse(flags.targetInfo) as RunTarget) : { kind: 'local' },
         });
         await writeResults(out, summary, rows);
+        if (flags.out === undefined) await linkLatest(out);
         progress.close();
         process.stdout.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
         process.exitCode = exitCodeOf(summary);
@@ -79,7 +84,9 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   if (flags.backend === 'mock') throw new InputError('--on nested runs real QEMU under the nested host\'s KVM; drop --backend mock (or run the mock with --on local)');
   if (flags.accel === 'tcg') throw new InputError('--on nested exists to run guests under KVM; drop --accel tcg (or run TCG with --on local)');
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
-  const runArgs = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out];
+  await refuseOverwrite(out, flags.force);
+  // --force inside: the results directory already holds the nested host's own files.
+  const runArgs = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
   if (repeat !== undefined) runArgs.push('--repeat', String(repeat));
   if (flags.only) runArgs.push('--only', flags.only);
   if (flags.allowHostCommands) runArgs.push('--allow-host-commands');
@@ -90,5 +97,13 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
     const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, shape, progress, signal, journal });
     process.stdout.write(r.stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
+    if (flags.out === undefined) await linkLatest(out);
   });
+}
+
+/** Results are never overwritten: a results directory that already holds files needs --force. */
+async function refuseOverwrite(out: string, force: boolean | undefined): Promise<void> {
+  if (force) return;
+  const held = await readdir(out).catch(() => [] as string[]);
+  if (held.length) throw new InputError(`--out ${out} already holds ${held.length} file${held.length > 1 ? 's' : ''} (${held.slice(0, 3).join(', ')}${held.length > 3 ? ', …' : ''}); give a new directory, leave --out out for a fresh results/<experiment>/<time>/, or add --force to write into it`);
 }

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { InputError } from '../errors.js';
-import { loadExperiment } from '../spec/load.js';
+import { loadChecked } from '../run/claims.js';
 import { expandMatrix } from '../spec/matrix.js';
 
 export function registerValidate(program: Command): void {
@@ -12,7 +12,7 @@ export function registerValidate(program: Command): void {
       const problems: string[] = [];
       for (const file of files) {
         try {
-          const { experiment } = await loadExperiment(file);
+          const { experiment } = await loadChecked(file);
           const n = expandMatrix(experiment).length;
           process.stdout.write(`${file}: ok (${experiment.name}: ${n} variant${n === 1 ? '' : 's'} × ${experiment.repetitions} repetition${experiment.repetitions === 1 ? '' : 's'}, ${experiment.steps.length} steps)\n`);
         } catch (e) {

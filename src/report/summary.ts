@@ -5,11 +5,11 @@ import { formatTable } from './table.js';
 
 export const EXIT_INTERRUPTED = 130;
 
-/** 0 every expectation held, 1 some failed, 3 could not run (errors or nothing runnable), 130 interrupted. */
+/** 130 interrupted (whatever had finished), else 0 every expectation held, 1 some failed, 3 could not run (errors or nothing runnable). */
 export function exitCodeOf(summary: Summary): number {
   const vs = summary.variants;
-  if (vs.some((v) => v.status === 'failed')) return 1;
   if (summary.interrupted) return EXIT_INTERRUPTED;
+  if (vs.some((v) => v.status === 'failed')) return 1;
   if (vs.some((v) => v.status === 'error')) return 3;
   if (vs.every((v) => v.status === 'skipped')) return 3;
   return 0;

@@ -1,7 +1,7 @@
 // Writing a run's results: summary.json, summary.md and metrics.csv beside the per-variant logs the
 // runner already wrote.
-import { writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, symlink, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { exitCodeOf, summaryMarkdown } from '../report/summary.js';
 import { toCsv, type MetricRow } from './metrics.js';
 import type { Summary } from './runner.js';
@@ -10,6 +10,13 @@ export async function writeResults(out: string, summary: Summary, rows: readonly
   await writeFile(join(out, 'metrics.csv'), toCsv(rows));
   await writeFile(join(out, 'summary.json'), `${JSON.stringify({ ...summary, exitCode: exitCodeOf(summary) }, null, 2)}\n`);
   await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
+}
+
+/** Points results/<experiment>/latest at the newest default results directory (stamped dirs are never reused). */
+export async function linkLatest(out: string): Promise<void> {
+  const link = join(dirname(out), 'latest');
+  await rm(link, { force: true });
+  await symlink(basename(out), link);
 }
 
 /** Default results directory: results/<experiment>/<timestamp>/ under the current directory. */

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Accel, Backend, Effective, HostFacts, Vm } from '../backend/backend.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS } from '../collect/registry.js';
-import type { Collector } from '../collect/collector.js';
+import type { Collector, MetricName } from '../collect/collector.js';
 import { InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import type { Loaded } from '../spec/load.js';
@@ -19,6 +19,9 @@ import { checkPinning, unmetRequirements } from './preflight.js';
 import type { Progress } from './progress.js';
 import { runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads, type PinRecord, type ThreadMap } from './threads.js';
+
+/** Metrics the runner itself writes for every variant: boot time, step durations, QMP events per step. */
+export const RUNNER_METRICS: MetricName[] = ['guest.ready_s', 'step.duration_s', 'qmp.event_count'];
 
 export interface RunOptions {
   loaded: Loaded;

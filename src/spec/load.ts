@@ -67,6 +67,14 @@ export function parseExperiment(bytes: Buffer | string, file: string): Experimen
   throw new InputError(problems.map(formatProblem).join('\n'), problems);
 }
 
+/** Refuses an experiment that parsed but says something that cannot hold: each problem at its line. */
+export function refuse(loaded: Loaded, problems: readonly { path: (string | number)[]; message: string }[]): never {
+  const lines = new LineCounter();
+  const doc = parseDocument(loaded.text, { lineCounter: lines });
+  const located = problems.map((p) => ({ file: loaded.file, ...locate(doc, lines, p.path), path: formatPath(p.path), message: p.message }));
+  throw new InputError(located.map(formatProblem).join('\n'), located);
+}
+
 function toProblem(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string): Problem {
   const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
   const pos = locate(doc, lines, path);

@@ -2,7 +2,7 @@
 // variant with a stable readable id ("disable_exits=hlt+mwait,halt_poll_ns=0"), and the run order
 // with repetitions interleaved across variants (A B A B, not A A B B) so slow drift in the host
 // spreads over all variants instead of biasing one.
-import { Knobs, type Experiment } from './schema.js';
+import { Knobs, labelOf, type Experiment } from './schema.js';
 
 export interface Variant {
   id: string;
@@ -15,12 +15,6 @@ export interface Run {
   variant: Variant;
   /** 1-based. */
   repetition: number;
-}
-
-export function labelOf(value: unknown): string {
-  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.map(labelOf).join('+');
-  if (typeof value === 'boolean') return value ? 'on' : 'off';
-  return String(value);
 }
 
 export function expandMatrix(exp: Experiment): Variant[] {

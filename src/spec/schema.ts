@@ -134,6 +134,13 @@ export const KNOB_NAMES = Object.keys(Knobs.shape) as (keyof typeof Knobs.shape)
 
 const axisLabel = z.union([z.string(), z.number(), z.boolean()]);
 
+/** A knob value's label in variant ids and `when:` ([hlt, mwait] → hlt+mwait, [] → none, true → on). */
+export function labelOf(value: unknown): string {
+  if (Array.isArray(value)) return value.length === 0 ? 'none' : value.map(labelOf).join('+');
+  if (typeof value === 'boolean') return value ? 'on' : 'off';
+  return String(value);
+}
+
 /** Matrix axes: a knob name with a list of values, or any other name with labelled knob presets. */
 export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).max(1000), z.record(slug, z.record(z.string(), z.unknown()))])).superRefine(
   (axes, ctx) => {
@@ -401,8 +408,19 @@ export const ExperimentSchema = strict({
     for (const s of e.step ?? []) {
       if (!names.has(s)) ctx.addIssue({ code: 'custom', path: ['expect', i, 'step'], message: `no step is named "${s}"; steps are: ${[...names].join(', ')}` });
     }
-    for (const axis of Object.keys(e.when ?? {})) {
-      if (!axes.includes(axis)) ctx.addIssue({ code: 'custom', path: ['expect', i, 'when', axis], message: `"${axis}" is not a matrix axis${axes.length ? ` (axes: ${axes.join(', ')})` : ' (the experiment has no matrix)'}` });
+    for (const [axis, wanted] of Object.entries(e.when ?? {})) {
+      if (!axes.includes(axis)) {
+        ctx.addIssue({ code: 'custom', path: ['expect', i, 'when', axis], message: `"${axis}" is not a matrix axis${axes.length ? ` (axes: ${axes.join(', ')})` : ' (the experiment has no matrix)'}` });
+        continue;
+      }
+      // A label no variant has would make the claim select nothing, and a claim that checks nothing passes.
+      const values = exp.matrix![axis]!;
+      const labels = Array.isArray(values) ? values.map(labelOf) : Object.keys(values);
+      wanted.forEach((w, j) => {
+        if (!labels.includes(labelOf(w))) {
+          ctx.addIssue({ code: 'custom', path: ['expect', i, 'when', axis, ...(wanted.length > 1 ? [j] : [])], message: `no variant has ${axis}=${labelOf(w)}, so this expectation would check nothing; ${axis} labels are: ${labels.join(', ')}` });
+        }
+      });
     }
   });
 });

@@ -40,6 +40,33 @@ describe('kvmlab run on the mock backend', () => {
     for (const s of steps.slice(0, -1)) expect(s.end).toBeGreaterThanOrEqual(s.start);
   });
 
+  it('never overwrites results: a non-empty --out is refused (exit 2) unless --force', async () => {
+    const out = join(tmp, 'smoke');
+    const before = readFileSync(join(out, 'summary.json'), 'utf8');
+    const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '-q');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/--out .*smoke already holds \d+ files .*add --force/);
+    noStack(r.stderr);
+    expect(readFileSync(join(out, 'summary.json'), 'utf8')).toBe(before);
+    const forced = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '-q', '--force');
+    expect(forced.exitCode, forced.stderr).toBe(0);
+  });
+
+  it('says where every figure was measured', async () => {
+    const r = await kvmlab('report', join(tmp, 'smoke'));
+    expect(r.stdout + readFileSync(join(tmp, 'smoke', 'summary.md'), 'utf8') + readFileSync(join(tmp, 'smoke', 'index.html'), 'utf8')).not.toMatch(/measured on: (lab KVM|nested KVM|TCG)/);
+    expect(readFileSync(join(tmp, 'smoke', 'summary.md'), 'utf8')).toMatch(/measured on: simulated/);
+    expect(readFileSync(join(tmp, 'smoke', 'index.html'), 'utf8')).toMatch(/measured on: simulated/);
+  });
+
+  it('refuses --on ssh:// (not built yet) and an unknown --on with exit 2', async () => {
+    for (const on of ['ssh://root@lab-box', 'moon']) {
+      const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--on', on);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/--on /);
+    }
+  });
+
   it('exits 1 when an expectation fails, and says which with the observed value', async () => {
     const exp = readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8').replace('eq: 3\n  - description: its thread', 'eq: 4\n  - description: its thread');
     const r = await kvmlab('run', file('failing.yaml', exp), '--backend', 'mock', '--out', join(tmp, 'failing'), '-q');
