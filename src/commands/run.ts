@@ -11,6 +11,7 @@ import { EXIT_INTERRUPTED, exitCodeOf, headline, verdictTable, whereMeasured } f
 import { createProgress, type Progress } from '../run/progress.js';
 import { defaultOutDir, linkLatest, writeResults } from '../run/results.js';
 import { runExperiment, type RunTarget } from '../run/runner.js';
+import { stepTimeout } from '../run/steps.js';
 import { loadChecked } from '../run/claims.js';
 import type { Experiment } from '../spec/schema.js';
 import { nestedShape, runNested } from '../targets/nested.js';
@@ -94,7 +95,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
-    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, shape, progress, signal, journal });
+    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, shape, progress, signal, journal, stallMs: longestSilence(exp) + 60_000 });
     process.stdout.write(r.stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
     if (flags.out === undefined) await linkLatest(out);
@@ -106,4 +107,9 @@ async function refuseOverwrite(out: string, force: boolean | undefined): Promise
   if (force) return;
   const held = await readdir(out).catch(() => [] as string[]);
   if (held.length) throw new InputError(`--out ${out} already holds ${held.length} file${held.length > 1 ? 's' : ''} (${held.slice(0, 3).join(', ')}${held.length > 3 ? ', …' : ''}); give a new directory, leave --out out for a fresh results/<experiment>/<time>/, or add --force to write into it`);
+}
+
+/** The longest a healthy run stays silent: a guest boot, or the longest step (its window or timeout). */
+function longestSilence(exp: Experiment): number {
+  return Math.max(exp.guest.ready_timeout, ...exp.steps.map((st) => (st.kind === 'sample' || st.kind === 'wait' ? st.durationMs : stepTimeout(st))));
 }

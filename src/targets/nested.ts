@@ -109,6 +109,8 @@ export interface NestedRunRequest {
   progress: Progress;
   signal: AbortSignal;
   journal: HostJournal;
+  /** L1 is taken as hung when neither its console nor the command in it says anything for this long. */
+  stallMs: number;
 }
 
 /** What the command in L1 printed on stdout, and its exit status. */
@@ -160,7 +162,10 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   const startTicks = processStartTicks(pid);
   const entry = startTicks === undefined ? undefined : journal.record({ kind: 'process', pid, startTicks, comm: 'qemu-system-x86' });
   // A second Ctrl-C exits this process at once: L1, and everything in it, goes with it.
-  const killOnExit = () => child.kill('SIGKILL');
+  const killOnExit = () => {
+    child.kill('SIGKILL');
+    if (entry !== undefined) journal.resolve(entry);
+  };
   process.on('exit', killOnExit);
 
   const consoleLog = createWriteStream(join(req.out, 'nested-console.log'));
@@ -168,7 +173,9 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   let ready = false;
   let fatal: string | undefined;
   const t0 = Date.now();
+  let lastOutput = Date.now();
   const onLine = (line: string) => {
+    lastOutput = Date.now();
     consoleLog.write(`${line}\n`);
     tail.push(line);
     if (tail.length > 30) tail.shift();
@@ -180,7 +187,18 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
     } else if (ready && line.trim()) progress.notice(`  L1 console| ${line.replace(/\r$/, '')}`);
   };
   createInterface({ input: child.stdout }).on('line', onLine);
-  const follower = followFile(join(ctl, 'stderr'), (line) => progress.notice(`  L1| ${line}`));
+  const follower = followFile(join(ctl, 'stderr'), (line) => {
+    lastOutput = Date.now();
+    progress.notice(`  L1| ${line}`);
+  });
+  // Under an overloaded TCG the whole emulated host can stop (soft lockups on every L1 CPU): then no
+  // timeout inside L1 fires, so L0 watches for silence.
+  const stallTimer = setInterval(() => {
+    if (Date.now() - lastOutput > req.stallMs && !fatal) {
+      fatal = `L1 stopped making progress (no output for ${Math.round(req.stallMs / 1000)} s)`;
+      child.kill('SIGKILL');
+    }
+  }, 5_000);
   createInterface({ input: child.stderr }).on('line', (l) => onLine(`qemu: ${l}`));
 
   const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, sig })));
@@ -200,6 +218,7 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   const how = await exited;
   await follower.stop();
   clearTimeout(bootTimer);
+  clearInterval(stallTimer);
   clearTimeout(graceTimer);
   signal.removeEventListener('abort', onAbort);
   process.off('exit', killOnExit);
