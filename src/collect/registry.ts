@@ -2,6 +2,7 @@
 import { CollectorOptions, type CollectorName } from '../spec/schema.js';
 import type { CollectorKind } from './collector.js';
 import { interrupts } from './interrupts.js';
+import { kvmExits } from './kvm-exits.js';
 import { kvmStats } from './kvm-stats.js';
 import { perf } from './perf.js';
 import { tracefs } from './tracefs.js';
@@ -13,6 +14,7 @@ const kinds: Record<CollectorName, CollectorKind<never>> = {
   'vcpu-cpu': vcpuCpu as CollectorKind<never>,
   tracefs: tracefs as CollectorKind<never>,
   'kvm-stats': kvmStats as CollectorKind<never>,
+  'kvm-exits': kvmExits as CollectorKind<never>,
   perf: perf as CollectorKind<never>,
   interrupts: interrupts as CollectorKind<never>,
 };

@@ -156,6 +156,11 @@ function undo(e: JournalEntry): string {
       } catch {
         // rmdir still works on an instance with events on; try it anyway
       }
+      // A live trigger keeps the instance busy; kvmlab installs them on kvm:kvm_exit only.
+      const trigger = join(e.path, 'events/kvm/kvm_exit/trigger');
+      for (const t of (existsSync(trigger) ? readFileSync(trigger, 'utf8') : '').split('\n')) {
+        if (t.trim() && !t.startsWith('#')) writeFileSync(trigger, `!${t.replace(/\s*\[active\]\s*$/, '').trim()}`);
+      }
       rmdirSync(e.path); // tracefs removes an instance, files and all, with rmdir
       return `removed tracefs instance ${e.path}`;
     }

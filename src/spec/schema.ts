@@ -313,6 +313,8 @@ export const CollectorOptions = {
     buffer_kb: z.number().int().min(64).max(1_048_576).default(8192),
   }),
   'kvm-stats': strict({}),
+  /** Read the counts with the VM paused (QMP stop … cont) so the in-kernel count and KVM's own are taken at one instant. */
+  'kvm-exits': strict({ pause: z.boolean().default(false) }),
   perf: strict({ events: z.array(z.string().regex(/^[a-zA-Z0-9_:.*-]+$/)).default(['kvm:kvm_exit', 'kvm:kvm_entry']) }),
   interrupts: strict({}),
 } as const;
@@ -323,6 +325,7 @@ export const Collect = strict({
   'vcpu-cpu': z.union([z.null(), CollectorOptions['vcpu-cpu']]).optional(),
   tracefs: z.union([z.null(), CollectorOptions.tracefs]).optional(),
   'kvm-stats': z.union([z.null(), CollectorOptions['kvm-stats']]).optional(),
+  'kvm-exits': z.union([z.null(), CollectorOptions['kvm-exits']]).optional(),
   perf: z.union([z.null(), CollectorOptions.perf]).optional(),
   interrupts: z.union([z.null(), CollectorOptions.interrupts]).optional(),
 });

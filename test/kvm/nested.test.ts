@@ -61,8 +61,11 @@ describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', ()
     expect(byId.get('disable_exits=mwait')!.status).toBe('passed');
     expect(byId.get('disable_exits=none')!.status).toBe('passed');
     for (const id of ['disable_exits=hlt', 'disable_exits=hlt+mwait']) expect(byId.get(id)!.reason).toMatch(/HLT passthrough is not run in a KVM host nested under TCG/);
-    expect(await metric(out, 'disable_exits=mwait', 'parked', 'vcpu1', 'vcpu.cpu_pct')).toBeGreaterThanOrEqual(90);
-    expect(await metric(out, 'disable_exits=none', 'parked', 'vcpu1', 'vcpu.cpu_pct')).toBeLessThanOrEqual(5);
+    const passed = await metric(out, 'disable_exits=mwait', 'parked', 'vcpu1', 'vcpu.cpu_pct');
+    const intercepted = await metric(out, 'disable_exits=none', 'parked', 'vcpu1', 'vcpu.cpu_pct');
+    console.warn(`offline-vcpu-idle in the nested host: offlined vCPU thread ${passed} % with MWAIT passed through, ${intercepted} % intercepted`);
+    expect(passed).toBeGreaterThanOrEqual(90);
+    expect(intercepted).toBeLessThanOrEqual(5);
   }, 1_500_000);
 
   it('idle-exit-policy: MWAIT exposed but intercepted spins through a storm of MWAIT exits', async () => {
@@ -80,7 +83,10 @@ describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', ()
   it('rcuc-isolated-pcpu: busy vCPUs keep their isolated L1 CPUs, rcuc wakeups counted', async () => {
     const { r, out } = await runNested('rcuc-isolated-pcpu');
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
-    for (const p of ['pcpu2', 'pcpu3']) expect(await metric(out, 'default', 'busy', p, 'trace.rcuc_wakeups')).toBeGreaterThanOrEqual(0);
+    const busy = [await metric(out, 'default', 'busy', 'vcpu0', 'vcpu.cpu_pct'), await metric(out, 'default', 'busy', 'vcpu1', 'vcpu.cpu_pct')];
+    const rcuc = [await metric(out, 'default', 'busy', 'pcpu2', 'trace.rcuc_wakeups'), await metric(out, 'default', 'busy', 'pcpu3', 'trace.rcuc_wakeups')];
+    console.warn(`rcuc-isolated-pcpu in the nested host: busy vCPU threads ${busy.join(' %, ')} %; rcuc/2, rcuc/3 wakeups in 10 s: ${rcuc.join(', ')}`);
+    for (const n of rcuc) expect(n).toBeGreaterThanOrEqual(0);
   }, 1_500_000);
 });
 

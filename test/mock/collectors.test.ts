@@ -91,3 +91,24 @@ describe('collectors on the mock backend', () => {
     expect(readFileSync(join(dir, 'trace-cpu2.txt'), 'utf8')).toMatch(/kvm_exit: vcpu 0 reason HLT/);
   });
 });
+
+describe('kvm-exits on the mock backend: the shipped storm experiment', () => {
+  const stormOut = mkdtempSync(join(tmpdir(), 'kvmlab-mock-storm-'));
+  afterAll(() => rmSync(stormOut, { recursive: true, force: true }));
+
+  it('counts the intercepted-MWAIT storm in the simulated kernel, agreeing with KVM\'s own count', async () => {
+    await promisify(execFile)(process.execPath, [cli, 'run', join(root, 'experiments/mwait-exit-storm.yaml'), '--backend', 'mock', '--out', stormOut, '--force', '-q'], { timeout: 90_000 });
+    const s = JSON.parse(readFileSync(join(stormOut, 'summary.json'), 'utf8'));
+    expect(s.simulated).toBe(true);
+    for (const v of s.variants) {
+      expect(v.status, v.id).toBe('passed');
+      expect(v.repetitions[0].collectors['kvm-exits']).toBe('collected');
+    }
+    const r = parseCsv(readFileSync(join(stormOut, 'metrics.csv'), 'utf8'));
+    const at = (variant: string, metric: string, entity: string) => r.find((x) => x.variant === variant && x.metric === metric && x.entity === entity && x.step === 'storm')?.value;
+    const storm = at('mwait=intercepted', 'exits.mwait', 'vcpu1')!;
+    expect(storm).toBeGreaterThan(100 * at('mwait=passed', 'exits.total', 'vcpu1')!);
+    expect(at('mwait=intercepted', 'exits.kvm_stat', 'vcpu1')).toBe(at('mwait=intercepted', 'exits.total', 'vcpu1'));
+    expect(readFileSync(join(stormOut, 'variants', 'mwait=intercepted', 'rep-1', 'kvm-exits', 'hist-storm.txt'), 'utf8')).toMatch(/^Totals:\n {4}Hits: \d+/m);
+  }, 120_000);
+});

@@ -1,6 +1,7 @@
 // The pure parts of the host-evidence collectors, on text captured from the build host
 // (test/fixtures/) and on the mock host's simulated files.
 import fs from 'node:fs';
+import { exitReasonName, parseExitHist } from '../../src/collect/parse/kvm-exit-hist.js';
 import { describe, expect, it } from 'vitest';
 import { interruptRows, statRows as cpuStatRows } from '../../src/collect/interrupts.js';
 import { metricOf, snapshotFromQmp, statKind, statRows } from '../../src/collect/kvm-stats.js';
@@ -203,5 +204,49 @@ describe('mock tracefs', () => {
     expect(await t.readFile('/sys/kernel/tracing/instances/x/trace')).toMatch(/tracing_mark_write: hello\n$/);
     await t.rmdir('/sys/kernel/tracing/instances/x');
     expect(t.instanceNames()).toEqual([]);
+  });
+});
+
+describe('kvm-exits: the kernel histogram of kvm:kvm_exit', () => {
+  // The shape of /sys/kernel/tracing/instances/*/events/kvm/kvm_exit/hist (Linux 6.1) for
+  // hist:keys=common_pid,isa,exit_reason:vals=hitcount (isa 2 = SVM, 0x8a monitor, 0x8b mwait, 0x78 hlt).
+  const hist = [
+    '# event histogram',
+    '#',
+    '# trigger info: hist:keys=common_pid,isa,exit_reason:vals=hitcount:sort=common_pid:size=16384 [active]',
+    '#',
+    '',
+    '{ common_pid:        812, isa:          2, exit_reason:        120 } hitcount:        205',
+    '{ common_pid:        812, isa:          2, exit_reason:        123 } hitcount:        360',
+    '{ common_pid:        813, isa:          2, exit_reason:        138 } hitcount:     196603',
+    '{ common_pid:        813, isa:          2, exit_reason:        139 } hitcount:     196604',
+    '{ common_pid:        813, isa:          1, exit_reason:         36 } hitcount:          1',
+    '',
+    'Totals:',
+    '    Hits: 393773',
+    '    Entries: 5',
+    '    Dropped: 7',
+    '',
+  ].join('\n');
+
+  it('counts per thread and reason, in the words tracefs prints, with the loss', () => {
+    const h = parseExitHist(hist);
+    expect(h.hits).toBe(393773);
+    expect(h.dropped).toBe(7);
+    expect(Object.fromEntries(h.byThread.get(812)!)).toEqual({ hlt: 205, io: 360 });
+    expect(Object.fromEntries(h.byThread.get(813)!)).toEqual({ monitor: 196603, mwait: 196604, MWAIT_INSTRUCTION: 1 });
+  });
+
+  it('names VMX and SVM reasons as the tracefs collector does, and unknown ones by number', () => {
+    expect(normalizeExitReason(exitReasonName(1, 12))).toBe('hlt');
+    expect(normalizeExitReason(exitReasonName(1, 36))).toBe('mwait');
+    expect(normalizeExitReason(exitReasonName(2, 0x8b))).toBe('mwait');
+    expect(normalizeExitReason(exitReasonName(2, 0x400))).toBe('npf');
+    expect(exitReasonName(2, 0x14)).toBe('write_cr4');
+    expect(exitReasonName(1, 99)).toBe('reason_1_0x63');
+  });
+
+  it('refuses text that is not a histogram', () => {
+    expect(() => parseExitHist('# Available triggers:\n# traceon traceoff\n')).toThrow(/not a tracefs histogram/);
   });
 });

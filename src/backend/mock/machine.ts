@@ -88,7 +88,15 @@ export class MockMachine {
   // ---- time and life -----------------------------------------------------------------------
 
   sync(): void {
-    this.accounting.advance(Date.now(), this.vcpus, this.others, this.policy);
+    this.accounting.advance(Date.now(), this.vcpus, this.others, this.policy, this.paused);
+  }
+
+  /** QMP stop / cont: the vCPUs stop running (and exiting) until resumed. */
+  paused = false;
+  setPaused(paused: boolean): void {
+    this.sync();
+    if (this.paused !== paused) this.emit({ event: paused ? 'STOP' : 'RESUME', data: {} });
+    this.paused = paused;
   }
 
   onEvent(fn: (e: PlatformEvent) => void): () => void {
@@ -262,6 +270,9 @@ export class MockMachine {
   // ---- KVM statistics (query-stats) ------------------------------------------------------------
 
   vcpuStats(v: VcpuSim): Record<string, number> {
-    return Object.fromEntries(Object.entries(v.stats).map(([k, val]) => [k, Math.round(val)]));
+    // KVM counts each exit once in `exits`, whatever its reason: the whole exits the host simulation
+    // has produced by reason (the tracepoints fire for the same ones).
+    const exits = Object.values(v.exits).reduce((sum, n) => sum + Math.floor(n), 0);
+    return { exits, ...Object.fromEntries(Object.entries(v.stats).map(([k, val]) => [k, Math.round(val)])) };
   }
 }

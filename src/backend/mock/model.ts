@@ -150,10 +150,12 @@ export class ThreadAccounting {
     this.last = now;
   }
 
-  advance(now: number, vcpus: VcpuSim[], others: ThreadSim[], policy: Policy): void {
+  /** Paused (QMP stop): time passes, no vCPU runs and no thread is charged. */
+  advance(now: number, vcpus: VcpuSim[], others: ThreadSim[], policy: Policy, paused = false): void {
     const dtMs = now - this.last;
     if (dtMs <= 0) return;
     this.last = now;
+    if (paused) return;
     const dtNs = dtMs * 1e6;
     const dtS = dtMs / 1000;
     for (const v of vcpus) {
@@ -172,8 +174,6 @@ export class ThreadAccounting {
       v.involuntary += b.cpuFrac >= 1 ? dtS * 4 : 0;
       v.lastCpu = v.affinity[0] ?? v.lastCpu;
       const s = v.stats;
-      const exitsNow = Object.values(b.exitRates).reduce((a, r) => a + r, 0) * dtS;
-      s.exits = (s.exits ?? 0) + exitsNow * f;
       const halts = (b.exitRates.HLT ?? b.exitRates.HCALL ?? 0) * dtS * f;
       s.halt_exits = (s.halt_exits ?? 0) + halts;
       s.halt_wakeup = (s.halt_wakeup ?? 0) + blocks;

@@ -25,7 +25,15 @@ export class MockQmpServer {
     private readonly onQuit: () => void,
   ) {
     this.handlers = {
-      'query-status': () => ({ running: true, status: 'running', singlestep: false }),
+      'query-status': () => ({ running: !this.m.paused, status: this.m.paused ? 'paused' : 'running', singlestep: false }),
+      stop: () => {
+        this.m.setPaused(true);
+        return {};
+      },
+      cont: () => {
+        this.m.setPaused(false);
+        return {};
+      },
       'query-version': () => ({ qemu: { major: 7, minor: 2, micro: 0 }, package: 'kvmlab-mock (simulated)' }),
       'query-cpus-fast': () => this.queryCpusFast(),
       'query-hotpluggable-cpus': () => this.queryHotpluggable(),

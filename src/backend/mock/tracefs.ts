@@ -13,6 +13,7 @@ import { parseEventFormat, type EventFormat } from '../../collect/parse/tracefs.
 import type { EventBatch, EventSink, MockHostSim } from './host-sim.js';
 import { HOST_CPUS } from './host-sim.js';
 import { MOCK_EVENT_FORMATS } from './tracefs-formats.js';
+import { VMX_REASON_NUMBERS } from '../../collect/parse/kvm-exit-hist.js';
 
 export const TRACEFS = '/sys/kernel/tracing';
 export const MAX_LINES_PER_CPU_PER_SEC = 1000;
@@ -152,6 +153,9 @@ class Instance implements EventSink {
   readonly enabled = new Set<string>();
   readonly filters = new Map<string, { text: string; node: FilterNode | undefined }>();
   readonly cpus = new Map<number, CpuBuffer>();
+  /** A histogram trigger on kvm:kvm_exit (keys common_pid, isa, exit_reason): key → hits. Counted in
+   *  the kernel, so neither the tracer's throughput nor the buffer size limits it. */
+  hist: { trigger: string; counts: Map<string, number>; hits: number } | undefined;
   private seq = 0;
 
   constructor() {
@@ -159,7 +163,19 @@ class Instance implements EventSink {
   }
 
   get recording(): boolean {
-    return this.tracingOn && this.enabled.size > 0;
+    return (this.tracingOn && this.enabled.size > 0) || this.hist !== undefined;
+  }
+
+  /** The `hist` file of kvm:kvm_exit, in the kernel's format. */
+  renderHist(): string {
+    const h = this.hist!;
+    const lines = ['# event histogram', '#', `# trigger info: ${h.trigger} [active]`, '#', ''];
+    for (const [key, n] of h.counts) {
+      const [pid, reason] = key.split('|') as [string, string];
+      lines.push(`{ common_pid: ${pid.padStart(10)}, isa: ${'1'.padStart(10)}, exit_reason: ${String(VMX_REASON_NUMBERS.get(reason) ?? 0).padStart(10)} } hitcount: ${String(n).padStart(10)}`);
+    }
+    lines.push('', 'Totals:', `    Hits: ${h.hits}`, `    Entries: ${h.counts.size}`, '    Dropped: 0', '');
+    return lines.join('\n');
   }
 
   clear(cpu?: number): void {
@@ -200,6 +216,12 @@ class Instance implements EventSink {
     const byCpu = new Map<number, { b: EventBatch; n: number }[]>();
     for (const b of batches) {
       const key = `${b.sys}/${b.event}`;
+      if (this.hist && key === 'kvm/kvm_exit') {
+        const k = `${b.pid}|${b.fields.exit_reason}`;
+        this.hist.counts.set(k, (this.hist.counts.get(k) ?? 0) + b.count);
+        this.hist.hits += b.count;
+      }
+      if (!this.tracingOn) continue;
       if (!this.enabled.has(key)) continue;
       const filter = this.filters.get(key)?.node;
       if (filter) {
@@ -372,6 +394,12 @@ export class MockTracefs {
       if (file === 'id') return `${FORMATS.get(key)!.id}\n`;
       if (file === 'enable') return `${inst?.enabled.has(key) ? 1 : 0}\n`;
       if (file === 'filter') return `${inst?.filters.get(key)?.text ?? 'none'}\n`;
+      if (file === 'trigger') return inst?.hist && key === 'kvm/kvm_exit' ? `${inst.hist.trigger} [active]\n` : '# Available triggers:\n# traceon traceoff snapshot stacktrace enable_event disable_event enable_hist disable_hist hist\n';
+      if (file === 'hist' && key === 'kvm/kvm_exit') {
+        if (!inst?.hist) return '# event histogram\n#\n\nTotals:\n    Hits: 0\n    Entries: 0\n    Dropped: 0\n';
+        this.sim.sync();
+        return inst.renderHist();
+      }
     }
     throw fsError('ENOENT', path, 'no such file or directory');
   }
@@ -385,7 +413,7 @@ export class MockTracefs {
     }
     if (rest[0] === 'events' && rest.length === 1) return [...SYSTEMS.keys(), 'enable'];
     if (rest[0] === 'events' && rest.length === 2 && SYSTEMS.has(rest[1]!)) return [...SYSTEMS.get(rest[1]!)!, 'enable', 'filter'];
-    if (rest[0] === 'events' && rest.length === 3 && FORMATS.has(`${rest[1]}/${rest[2]}`)) return ['enable', 'filter', 'format', 'id'];
+    if (rest[0] === 'events' && rest.length === 3 && FORMATS.has(`${rest[1]}/${rest[2]}`)) return ['enable', 'filter', 'format', 'hist', 'id', 'trigger'];
     if (rest[0] === 'per_cpu' && rest.length === 1) return HOST_CPUS.map((c) => `cpu${c}`);
     if (rest[0] === 'options' && rest.length === 1) return ['overwrite', 'record-tgid'];
     throw fsError('ENOENT', path, 'no such file or directory');
@@ -455,6 +483,17 @@ export class MockTracefs {
         if (node) inst.filters.set(k, { text: data.trim(), node });
         else inst.filters.delete(k);
       }
+    } else if (file === 'trigger') {
+      // The one trigger kvmlab writes: a kvm_exit histogram by thread, ISA and reason; "!" removes it.
+      const v = data.trim();
+      if (targets.length !== 1 || targets[0] !== 'kvm/kvm_exit' || !/^!?hist:keys=common_pid,isa,exit_reason(:|$)/.test(v)) throw fsError('EINVAL', path, 'invalid argument (the simulated tracefs knows only kvm_exit histograms by common_pid,isa,exit_reason)');
+      if (v.startsWith('!')) {
+        if (!inst.hist) throw fsError('ENOENT', path, 'no such trigger');
+        inst.hist = undefined;
+      } else {
+        if (inst.hist) throw fsError('EEXIST', path, 'file exists');
+        inst.hist = { trigger: v, counts: new Map(), hits: 0 };
+      }
     } else throw fsError('ENOENT', path, 'no such file or directory');
   }
 
@@ -471,6 +510,8 @@ export class MockTracefs {
     const m = new RegExp(`^${TRACEFS}/instances/([^/]+)/?$`).exec(path);
     const inst = m ? this.instances.get(m[1]!) : undefined;
     if (!m || !inst) throw fsError('ENOENT', path, 'no such file or directory');
+    // As the kernel: an instance with a live trigger is busy.
+    if (inst.hist) throw fsError('EBUSY', path, 'device or resource busy');
     this.sim.removeSink(inst);
     this.instances.delete(m[1]!);
   }
