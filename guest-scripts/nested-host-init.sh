@@ -7,8 +7,9 @@
 #   very node, kvmlab, QEMU, images and native helpers of the L0 host.
 # - 9p share `kvmlab-out`: the results directory, writable, mounted at the same path it has on L0
 #   (kernel parameter kvmlab.out=PATH), so paths in the results are the same on both sides.
-# - 9p share `kvmlab-ctl`: job.sh to run (inside the chroot), stop (created by L0 on Ctrl-C), and
-#   status, where the job's exit status is written before L1 powers off.
+# - 9p share `kvmlab-ctl`: job.sh to run (inside the chroot), keep (host paths under /tmp, /run, …
+#   that L1's own tmpfs would hide), stop (created by L0 on Ctrl-C), and status, where the job's exit
+#   status is written before L1 powers off.
 # - Console lines "kvmlab-nested: …" report progress; "kvmlab-nested: FATAL …" a setup failure.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -36,6 +37,9 @@ opts=trans=virtio,version=9p2000.L,msize=512000
 R=/host
 mkdir -p $R
 mount -t 9p -o "$opts,ro,cache=loose" kvmlab-root $R || fatal "cannot mount the host root share"
+# The host's tree as it is, before L1's own tmpfs hide parts of it (see "keep" below).
+mkdir -p /hostro
+mount --bind $R /hostro
 mount -t proc proc $R/proc
 mount -t sysfs sysfs $R/sys
 mount -t devtmpfs devtmpfs $R/dev
@@ -45,8 +49,14 @@ mount -t tmpfs tmpfs $R/dev/shm
 mount -t tracefs tracefs $R/sys/kernel/tracing 2>/dev/null
 mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 for d in /tmp /run /var/tmp /var/lock; do [ -d $R$d ] && mount -t tmpfs -o mode=1777 tmpfs $R$d; done
-mkdir -p $R/run/kvmlab-nested "$R$out" 2>/dev/null
+mkdir -p $R/run/kvmlab-nested
 mount -t 9p -o "$opts" kvmlab-ctl $R/run/kvmlab-nested || fatal "cannot mount the control share"
+# Host paths under those tmpfs that the run needs (a checkout or cache in /tmp): shown again, read-only.
+while read -r p; do
+	[ -n "$p" ] || continue
+	mkdir -p "$R$p" && mount --bind "/hostro$p" "$R$p" || fatal "cannot show the host's $p in L1"
+done <$R/run/kvmlab-nested/keep
+mkdir -p "$R$out" 2>/dev/null
 mount -t 9p -o "$opts" kvmlab-out "$R$out" || fatal "cannot mount the results share at $out"
 ip link set lo up 2>/dev/null
 say "ready: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB, kernel $kver"

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import { readdir } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { selectBackend } from '../backend/select.js';
 import { InputError } from '../errors.js';
 import { HostJournal } from '../host/journal.js';
@@ -95,7 +95,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
-    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, shape, progress, signal, journal, stallMs: longestSilence(exp) + 60_000 });
+    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, reads: [dirname(resolve(file))], shape, progress, signal, journal, stallMs: longestSilence(exp) + 60_000 });
     process.stdout.write(r.stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
     if (flags.out === undefined) await linkLatest(out);

@@ -13,9 +13,9 @@ import { spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
+import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
 import { findExecutable } from '../backend/qemu/probe.js';
 import { HostError, errorMessage } from '../errors.js';
 import type { HostJournal } from '../host/journal.js';
@@ -100,11 +100,22 @@ export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedS
   ];
 }
 
+/** Directories L1 gives tmpfs of its own (nested-host-init.sh); host paths under them are bound back. */
+const L1_TMPFS = ['/tmp', '/run', '/var/tmp', '/var/lock'];
+
+/** The host paths the command in L1 reads that L1's tmpfs would hide, outermost first. Pure. */
+export function pathsToKeep(paths: readonly string[]): string[] {
+  const under = [...new Set(paths.map((p) => resolve(p)))].filter((p) => L1_TMPFS.some((t) => p.startsWith(`${t}/`)));
+  return under.sort().filter((p, i, all) => !all.slice(0, i).some((q) => p.startsWith(`${q}/`)));
+}
+
 export interface NestedRunRequest {
   /** The kvmlab command line to run inside L1 (e.g. run FILE --out … ), given where it runs. */
   argv: (target: RunTarget) => string[];
   /** Shared writable with L1 at the same path: the results directory of a run. */
   out: string;
+  /** Further host paths the command reads (the experiment file's directory). */
+  reads?: string[];
   shape: NestedShape;
   progress: Progress;
   signal: AbortSignal;
@@ -134,6 +145,8 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
   try {
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', KVMLAB_CACHE: process.env.KVMLAB_CACHE ?? '' };
     const cli = process.argv[1]!;
+    const reads = [dirname(dirname(cli)), dirname(process.execPath), process.cwd(), cacheDir(), ...(req.reads ?? [])];
+    await writeFile(join(ctl, 'keep'), pathsToKeep(reads).map((p) => `${p}\n`).join(''));
     await writeFile(
       join(ctl, 'job.sh'),
       [

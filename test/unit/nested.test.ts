@@ -1,0 +1,32 @@
+// The pure parts of `--on nested`: L1's command line and shares, its size from the experiment, and
+// which host paths must be shown again over L1's own tmpfs.
+import { describe, expect, it } from 'vitest';
+import { parseExperiment } from '../../src/spec/load.js';
+import { l1Argv, nestedShape, pathsToKeep } from '../../src/targets/nested.js';
+
+const exp = (extra: string) => parseExperiment(`name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, memory: 1G }\nsteps:\n  - wait: 1s\n${extra}`, 't.yaml');
+
+describe('the nested KVM host', () => {
+  it('is big enough for every pinning, or what the experiment says', () => {
+    expect(nestedShape(exp(''))).toEqual({ cpus: 3, memoryMiB: 2560, cmdline: '' });
+    expect(nestedShape(exp('pinning: { vcpupin: { "0": "2", "1": "3" }, emulatorpin: "0-1" }\n'))).toEqual({ cpus: 4, memoryMiB: 2560, cmdline: '' });
+    expect(nestedShape(exp('nested: { cpus: 6, memory: 3G, cmdline: "nohz_full=2-3 rcutree.use_softirq=0" }\n'))).toEqual({ cpus: 6, memoryMiB: 3072, cmdline: 'nohz_full=2-3 rcutree.use_softirq=0' });
+  });
+
+  it('boots under TCG with SVM, the host root read-only and the results and control shares writable', () => {
+    const argv = l1Argv({ kernel: '/k', initrd: '/i' }, { cpus: 4, memoryMiB: 2560, cmdline: 'nohz_full=2-3' }, '/r/out', '/tmp/ctl');
+    const j = argv.join(' ');
+    expect(j).toContain('-accel tcg,thread=multi');
+    expect(j).toContain('-cpu max');
+    expect(j).toContain('-smp 4 -m 2560M');
+    expect(argv[argv.indexOf('-append') + 1]).toBe('console=ttyS0 panic=-1 quiet kvmlab.out=/r/out nohz_full=2-3');
+    expect(j).toContain('local,id=root,path=/,security_model=none,readonly=on,multidevs=remap');
+    expect(j).toContain('local,id=out,path=/r/out,security_model=none -device virtio-9p-pci,fsdev=out,mount_tag=kvmlab-out');
+    expect(j).toContain('mount_tag=kvmlab-ctl');
+    expect(j).toContain('-nic none');
+  });
+
+  it('shows again the host paths under L1\'s tmpfs, outermost only', () => {
+    expect(pathsToKeep(['/tmp/ci/clone', '/usr/bin', '/tmp/ci/clone/experiments', '/var/cache/kvmlab', '/run/x/', '/tmp'])).toEqual(['/run/x', '/tmp/ci/clone']);
+  });
+});
