@@ -246,6 +246,14 @@ describe('kvm-exits: the kernel histogram of kvm:kvm_exit', () => {
     expect(exitReasonName(1, 99)).toBe('reason_1_0x63');
   });
 
+  it('reads the histogram captured in the nested KVM host during an MWAIT storm', () => {
+    const h = parseExitHist(fixture('tracefs/kvm_exit-hist-storm.txt'), (isa, r) => normalizeExitReason(exitReasonName(isa, r)));
+    expect({ hits: h.hits, dropped: h.dropped }).toEqual({ hits: 136325, dropped: 0 });
+    expect(h.byThread.get(198)!.get('mwait')).toBe(45133);
+    expect(h.byThread.get(198)!.get('monitor')).toBe(45134);
+    expect([...h.byThread.values()].reduce((s, m) => s + [...m.values()].reduce((a, b) => a + b, 0), 0)).toBe(h.hits);
+  });
+
   it('refuses text that is not a histogram', () => {
     expect(() => parseExitHist('# Available triggers:\n# traceon traceoff\n')).toThrow(/not a tracefs histogram/);
   });
