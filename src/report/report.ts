@@ -8,7 +8,7 @@ import { renderHtml } from './html.js';
 import { expectationsOf, loadResults, type LoadedResults } from './load.js';
 import { makePlots, type Plot } from './plots.js';
 import { spread } from './stats.js';
-import { headline, summaryMarkdown, verdictTable } from './summary.js';
+import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
 import { formatTable } from './table.js';
 import { buildTimeline } from './timeline.js';
 
@@ -65,7 +65,7 @@ export function keyMetricsTable(km: readonly KeyMetric[]): string {
 }
 
 export function reportText(r: LoadedResults): string {
-  return `${headline(r.summary)}\n\n${verdictTable(r.summary)}\n\nkey metrics (median and spread over repetitions):\n\n${keyMetricsTable(keyMetrics(r))}\n`;
+  return `${headline(r.summary)}\nmeasured on: ${whereMeasured(r.summary)}\n\n${verdictTable(r.summary)}\n\nkey metrics (median and spread over repetitions):\n\n${keyMetricsTable(keyMetrics(r))}\n`;
 }
 
 export function reportMarkdown(r: LoadedResults, plots: readonly Plot[]): string {
