@@ -5,6 +5,12 @@ import { Command, CommanderError } from 'commander';
 import { InputError, HostError, errorMessage } from './errors.js';
 import { commands } from './commands/index.js';
 
+// `kvmlab … | head`: a reader that went away is not an error of kvmlab's.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
+
 const program = new Command('kvmlab')
   .description('Measure what KVM and QEMU do on a real host: experiments as files, results you can paste into a mailing-list reply.')
   .version('0.1.0')

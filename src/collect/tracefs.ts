@@ -68,7 +68,8 @@ export interface TracefsOptions {
 export const TRACEFS_ROOTS = ['/sys/kernel/tracing', '/sys/kernel/debug/tracing'];
 /** The kernel refuses filter strings of a page or more. */
 const MAX_FILTER_CHARS = 4000;
-const ALWAYS_REASONS = ['hlt', 'mwait', 'monitor', 'pause'];
+/** The idle exits the list threads are about: a row for each on every vCPU, 0 when none happened. */
+export const ALWAYS_REASONS = ['hlt', 'mwait', 'monitor', 'pause'];
 
 // ---- pure parts ----------------------------------------------------------------------------------
 

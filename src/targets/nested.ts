@@ -10,7 +10,7 @@
 // and the job's exit status. The L1 QEMU process is journaled like every QEMU kvmlab starts, and is
 // killed if this process exits any other way: nothing is left running at any level.
 import { spawn } from 'node:child_process';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, rmSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -178,6 +178,7 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   const killOnExit = () => {
     child.kill('SIGKILL');
     if (entry !== undefined) journal.resolve(entry);
+    rmSync(ctl, { recursive: true, force: true });
   };
   process.on('exit', killOnExit);
 

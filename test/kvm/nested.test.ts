@@ -93,8 +93,9 @@ describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', ()
     for (const v of byId.values()) expect(v.status, v.id).toBe('passed');
     const storm = await metric(out, 'mwait=intercepted', 'storm', 'vcpu1', 'exits.mwait');
     const kvm = await metric(out, 'mwait=intercepted', 'storm', 'vcpu1', 'exits.kvm_stat');
-    const passed = await metric(out, 'mwait=passed', 'storm', 'vcpu1', 'exits.total');
-    console.warn(`mwait-exit-storm in the nested host: offlined vCPU ${storm} MWAIT exits in 10 s intercepted (KVM's exits: ${kvm}), ${passed} exits of any kind passed through`);
+    const passed = await metric(out, 'mwait=passed', 'storm', 'vcpu1', 'exits.mwait');
+    const passedAll = await metric(out, 'mwait=passed', 'storm', 'vcpu1', 'exits.total');
+    console.warn(`mwait-exit-storm in the nested host: offlined vCPU ${storm} MWAIT exits in 10 s intercepted (KVM's exits: ${kvm}); passed through ${passed} MWAIT exits, ${passedAll} of any kind`);
     expect(storm!).toBeGreaterThanOrEqual(100 * Math.max(1, passed!));
   }, 1_500_000);
 
