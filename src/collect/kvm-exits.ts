@@ -24,6 +24,7 @@ import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Backend, HostFacts } from '../backend/backend.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
+import type { QmpStatsResult } from './kvm-stats.js';
 import { exitReasonName, parseExitHist, type ExitHist } from './parse/kvm-exit-hist.js';
 import { ALWAYS_REASONS, normalizeExitReason, TRACEFS_ROOTS } from './tracefs.js';
 
@@ -38,12 +39,6 @@ interface Snapshot {
   hist: ExitHist;
   /** vcpuN → KVM's exits, when query-stats answered. */
   kvm: Map<string, number> | undefined;
-}
-
-interface QmpStatsResult {
-  provider: string;
-  'qom-path'?: string;
-  stats: { name: string; value: unknown }[];
 }
 
 export class KvmExitsCollector implements Collector {

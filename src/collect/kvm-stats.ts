@@ -24,7 +24,8 @@ interface QmpStat {
   name: string;
   value: number | number[] | boolean;
 }
-interface QmpStatsResult {
+/** One element of QMP `query-stats`' answer. */
+export interface QmpStatsResult {
   provider: string;
   'qom-path'?: string;
   stats: QmpStat[];
