@@ -75,15 +75,14 @@ describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', ()
     expect(intercepted).toBeLessThanOrEqual(5);
   }, 1_500_000);
 
+  // One cell, to keep CI within its time: the intercepted park is offline-vcpu-idle's none cell.
   it('idle-exit-policy: MWAIT exposed but intercepted spins through a storm of MWAIT exits', async () => {
-    const { r, out, byId } = await runNested('idle-exit-policy', ['--only', 'policy=*,halt_poll_ns=0']);
-    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
     const storm = 'policy=mwait-exposed-intercepted,halt_poll_ns=0';
+    const { r, out, byId } = await runNested('idle-exit-policy', ['--only', storm]);
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
     expect(byId.get(storm)!.status).toBe('passed');
-    expect(byId.get('policy=all-intercepted,halt_poll_ns=0')!.status).toBe('passed');
     const mwaitExits = await metric(out, storm, 'parked', 'vcpu1', 'trace.exits.mwait');
     expect(mwaitExits).toBeGreaterThanOrEqual(1000);
-    expect(await metric(out, 'policy=all-intercepted,halt_poll_ns=0', 'parked', 'vcpu1', 'trace.exits.mwait')).toBe(0);
     console.warn(`idle-exit-policy in the nested host: ${mwaitExits} MWAIT exits of the offlined vCPU in 10 s`);
   }, 1_500_000);
 
