@@ -108,7 +108,7 @@ describe('kvm-exits on the mock backend: the shipped storm experiment', () => {
     const at = (variant: string, metric: string, entity: string) => r.find((x) => x.variant === variant && x.metric === metric && x.entity === entity && x.step === 'storm')?.value;
     const storm = at('mwait=intercepted', 'exits.mwait', 'vcpu1')!;
     expect(storm).toBeGreaterThan(100 * at('mwait=passed', 'exits.total', 'vcpu1')!);
-    expect(at('mwait=intercepted', 'exits.kvm_stat', 'vcpu1')).toBe(at('mwait=intercepted', 'exits.total', 'vcpu1'));
+    expect(Math.abs(at('mwait=intercepted', 'exits.diff_pct', 'vcpu1')!)).toBeLessThanOrEqual(0.1);
     expect(readFileSync(join(stormOut, 'variants', 'mwait=intercepted', 'rep-1', 'kvm-exits', 'hist-storm.txt'), 'utf8')).toMatch(/^Totals:\n {4}Hits: \d+/m);
   }, 120_000);
 });
