@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
-import { findExecutable } from '../backend/qemu/probe.js';
+import { qemuInfo } from '../backend/qemu/probe.js';
 import { HostError, errorMessage } from '../errors.js';
 import type { HostJournal } from '../host/journal.js';
 import { processStartTicks } from '../host/journal.js';
@@ -67,12 +67,6 @@ async function readNestedImage(): Promise<NestedImage> {
   } catch (e) {
     throw new HostError(`${join(dir, 'manifest.json')} is not a kvmlab image manifest (${errorMessage(e).split('\n')[0]}); ${fix}`);
   }
-}
-
-async function qemuVersion(path: string): Promise<string> {
-  const { execa } = await import('execa');
-  const r = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
-  return /version\s+(\S+)/.exec(r.stdout)?.[1] ?? 'unknown version';
 }
 
 /** A shell word that survives sh -c unchanged. */
@@ -133,11 +127,11 @@ export interface NestedRunResult {
 /** Boots L1, runs the kvmlab command in it, and returns when L1 is gone. */
 export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
   const image = await readNestedImage();
-  const l0 = await findExecutable(L0_BINARY);
+  const { path: l0, version } = await qemuInfo(L0_BINARY);
   if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
   const target: RunTarget = {
     kind: 'nested',
-    l0: `QEMU ${await qemuVersion(l0)} TCG, -cpu max (SVM, NPT)`,
+    l0: `QEMU ${version ?? 'unknown version'} TCG, -cpu max (SVM, NPT)`,
     l1: { kernel: image.manifest.kernelVersion, cpus: req.shape.cpus, memoryMiB: req.shape.memoryMiB, cmdline: req.shape.cmdline, image: image.dir },
   };
   await mkdir(req.out, { recursive: true });

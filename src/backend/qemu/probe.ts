@@ -131,7 +131,7 @@ async function readParams(dir: string, prefix: string, into: Record<string, stri
   }
 }
 
-async function qemuInfo(binary: string): Promise<QemuBinaryInfo> {
+export async function qemuInfo(binary: string): Promise<QemuBinaryInfo> {
   const path = await findExecutable(binary);
   if (!path) return { binary };
   const r = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
