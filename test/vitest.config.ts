@@ -10,6 +10,7 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     fileParallelism: false,
+    setupFiles: ['test/setup/host-clean.ts'],
     reporters: ['default'],
   },
 });

@@ -3,7 +3,7 @@
 // SIGINT and SIGTERM undo through the live journal; after a SIGKILL or a crash, `kvmlab cleanup`
 // reads the file and undoes what is still recorded. A lock file keeps two runs from fighting over
 // the host.
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, rmdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostError } from '../errors.js';
@@ -47,9 +47,10 @@ export class HostJournal {
         const fd = openSync(lockPath, 'wx', 0o600);
         writeSync(fd, `${process.pid}\n`);
         closeSync(fd);
-        if (pendingEntries(dir).length > 0) {
+        const pending = pendingEntries(dir);
+        if (pending.length > 0) {
           unlinkSync(lockPath);
-          throw new HostError(`${dir}/journal.jsonl holds host changes a previous kvmlab run did not undo (it was killed or crashed); run \`kvmlab cleanup\` first`);
+          throw new HostError(`${dir}/journal.jsonl holds host changes a previous kvmlab run did not undo (it was killed or crashed): ${pending.map(describeEntry).join('; ')}; run \`kvmlab cleanup\` first`);
         }
         return new HostJournal(dir, lockPath);
       } catch (e) {
@@ -91,7 +92,8 @@ export class HostJournal {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** kill(pid, 0): EPERM means the process exists but is not ours to signal — alive. */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -117,6 +119,69 @@ export function pendingEntries(dir = DEFAULT_STATE_DIR): JournalEntry[] {
     if (line.done !== undefined) open.delete(line.done);
   }
   return [...open.values()];
+}
+
+const TRACEFS_INSTANCES = '/sys/kernel/tracing/instances';
+
+/**
+ * What a kvmlab run left on this host, journaled or not: the journal's pending entries (oldest
+ * first), QEMU processes named kvmlab-… (every VM kvmlab starts is), and tracefs instances named
+ * kvmlab-…. `kvmlab cleanup` undoes these; the test suite checks for them after every file.
+ */
+export function hostLeftovers(dir = DEFAULT_STATE_DIR): JournalEntry[] {
+  const journaled = pendingEntries(dir);
+  const known = (e: JournalEntry) => journaled.some((j) => JSON.stringify(j) === JSON.stringify(e));
+  const instances: JournalEntry[] = existsSync(TRACEFS_INSTANCES)
+    ? readdirSync(TRACEFS_INSTANCES)
+        .filter((n) => n.startsWith('kvmlab-'))
+        .map((n) => ({ kind: 'tracefs-instance', path: join(TRACEFS_INSTANCES, n) }))
+    : [];
+  return [...journaled, ...[...strayQemu(), ...instances].filter((e) => !known(e))];
+}
+
+/**
+ * Undo what a killed or crashed run left (hostLeftovers, newest first) and clear its journal and
+ * lock; refuses while a live run holds the lock. Returns what was done, one note per change.
+ */
+export function cleanupHost(dir = DEFAULT_STATE_DIR): string[] {
+  const lock = join(dir, 'lock');
+  if (existsSync(lock)) {
+    const holder = Number(readFileSync(lock, 'utf8').trim());
+    if (holder > 0 && isAlive(holder)) throw new HostError(`kvmlab run ${holder} is still running and holds ${lock}; stop it first (Ctrl-C or kill ${holder})`);
+  }
+  const notes = undoAll(hostLeftovers(dir).reverse());
+  rmSync(join(dir, 'journal.jsonl'), { force: true });
+  rmSync(lock, { force: true });
+  return notes;
+}
+
+/** QEMU processes kvmlab started (it names every VM kvmlab-…) that are still running. */
+function strayQemu(): JournalEntry[] {
+  const out: JournalEntry[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
+      const nameArg = argv[argv.indexOf('-name') + 1] ?? '';
+      const startTicks = processStartTicks(Number(name));
+      if (/qemu-system-/.test(argv[0] ?? '') && nameArg.startsWith('kvmlab-') && startTicks !== undefined) out.push({ kind: 'process', pid: Number(name), startTicks, comm: argv[0]! });
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out;
+}
+
+/** One entry in a person's words: what is left on the host. */
+export function describeEntry(e: JournalEntry): string {
+  switch (e.kind) {
+    case 'process':
+      return `${e.comm} (pid ${e.pid}, ${processStartTicks(e.pid) === e.startTicks ? 'still running' : 'no longer running'})`;
+    case 'tracefs-instance':
+      return `tracefs instance ${e.path}`;
+    case 'file':
+      return `${e.path} (was ${JSON.stringify(e.old.trim())})`;
+  }
 }
 
 /** Field 22 of /proc/PID/stat: when the process started, to tell a recycled pid from ours. */

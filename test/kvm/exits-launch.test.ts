@@ -94,7 +94,7 @@ describe.skipIf(skip !== undefined)('preflight under --accel kvm', () => {
     );
     const out = join(tmp, 'mwait-out');
     const r = await runCli(['run', file, '--backend', 'qemu', '--accel', 'kvm', '--out', out]);
-    const summary = await readSummary(out);
+    const summary = await readSummary(out, r);
     expect(summary.accel).toBe('kvm');
     const mwait = summary.variants.find((v) => v.id.includes('mwait'));
     const hlt = summary.variants.find((v) => v.id.includes('hlt'));

@@ -54,9 +54,7 @@ async function runNested(name: string, extra: string[] = []) {
     out = join(tmp, `${name}-again`);
     r = await runCli(['run', `experiments/${name}.yaml`, '--on', 'nested', '--repeat', '1', '--out', out, ...extra], {}, 1_500_000);
   }
-  const summary = await readSummary(out).catch((e: Error) => {
-    throw new Error(`${e.message}\nkvmlab exited ${r.exitCode}:\n${r.stderr.split('\n').slice(-25).join('\n')}`);
-  });
+  const summary = await readSummary(out, r);
   expect(summary).toMatchObject({ simulated: false, backend: 'qemu', accel: 'kvm', target: { kind: 'nested' } });
   expect(await qemuProcesses('kvmlab-nested-host')).toEqual([]);
   return { r, out, summary, byId: new Map(summary.variants.map((v) => [v.id, v])) };

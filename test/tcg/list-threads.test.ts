@@ -29,7 +29,7 @@ describe.skipIf(ppcSkip !== undefined)('spapr-unplug-last-cpu under real QEMU/TC
   it('every device_del reaches the guest, none completes while CPU0 is offline, the last one does', async () => {
     const out = join(tmp, 'spapr');
     const r = await runCli(['run', 'experiments/spapr-unplug-last-cpu.yaml', '--backend', 'qemu', '--accel', 'tcg', '--out', out]);
-    const summary = await readSummary(out);
+    const summary = await readSummary(out, r);
     expect(summary).toMatchObject({ simulated: false, backend: 'qemu', accel: 'tcg' });
     const v = summary.variants[0]!;
     expect({ code: r.exitCode, status: v.status, failed: v.expectations.filter((e) => !e.passed) }, `${r.stdout}\n${r.stderr}`).toEqual({ code: 0, status: 'passed', failed: [] });
@@ -96,7 +96,7 @@ for (const host of hosts) {
         const { experiment } = await loadExperiment(join(ROOT, 'experiments', `${name}.yaml`));
         const out = join(tmp, `${name}${host.wrap.length ? '-nokvm' : ''}`);
         const r = await runCli(['run', `experiments/${name}.yaml`, '--backend', 'qemu', '--accel', 'kvm', '--repeat', '1', '--out', out], {}, 1_800_000, host.wrap);
-        const summary = await readSummary(out);
+        const summary = await readSummary(out, r);
         let runnable = 0;
         for (const v of expandMatrix(experiment)) {
           const got = summary.variants.find((x) => x.id === v.id)!;

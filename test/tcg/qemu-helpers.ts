@@ -58,6 +58,11 @@ export interface VariantSummary {
   repetitions: { dir: string; status: string; reason?: string }[];
 }
 
-export async function readSummary(out: string): Promise<{ simulated: boolean; accel: string; backend: string; variants: VariantSummary[] }> {
-  return JSON.parse(await readFile(join(out, 'summary.json'), 'utf8'));
+/** The run's summary.json; when the run wrote none, the error carries what the CLI said instead. */
+export async function readSummary(out: string, run?: { exitCode?: number; stderr: string }): Promise<{ simulated: boolean; accel: string; backend: string; variants: VariantSummary[] }> {
+  const text = await readFile(join(out, 'summary.json'), 'utf8').catch((e: Error) => {
+    if (!run) throw e;
+    throw new Error(`${e.message}\nkvmlab exited ${run.exitCode}; the last of its stderr:\n${run.stderr.split('\n').slice(-25).join('\n')}`);
+  });
+  return JSON.parse(text);
 }

@@ -37,7 +37,7 @@ describe.skipIf(x86Skip !== undefined)('x86_64 under TCG', () => {
     const out = join(tmp, 'smoke');
     const r = await runCli(['run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'qemu', '--accel', 'tcg', '--out', out]);
     expect(await qemuProcesses('kvmlab-smoke-cpu-hotplug-')).toEqual([]);
-    const summary = await readSummary(out);
+    const summary = await readSummary(out, r);
     expect(summary.simulated).toBe(false);
     expect(summary.backend).toBe('qemu');
     expect(summary.accel).toBe('tcg');
@@ -67,7 +67,7 @@ describe.skipIf(x86Skip !== undefined)('x86_64 under TCG', () => {
     const out = join(tmp, 'badkey');
     const r = await runCli(['run', file, '--backend', 'qemu', '--accel', 'tcg', '--out', out], { KVMLAB_CACHE: cache });
     expect(r.exitCode).toBe(3);
-    const v = (await readSummary(out)).variants[0]!;
+    const v = (await readSummary(out, r)).variants[0]!;
     expect(v.status).toBe('error');
     expect(v.reason).toMatch(/host key is not the one its image was built with/);
     expect(await qemuProcesses('kvmlab-tcg-bad-host-key-')).toEqual([]);
@@ -78,7 +78,7 @@ describe.skipIf(x86Skip !== undefined)('x86_64 under TCG', () => {
     const out = join(tmp, 'launchfail');
     const r = await runCli(['run', file, '--backend', 'qemu', '--accel', 'tcg', '--out', out]);
     expect(r.exitCode).toBe(3);
-    const v = (await readSummary(out)).variants[0]!;
+    const v = (await readSummary(out, r)).variants[0]!;
     expect(v.status).toBe('error');
     expect(v.reason).toMatch(/QEMU failed to start/);
     expect(v.reason).toMatch(/qemu-system-x86_64 -name kvmlab-tcg-launch-failure-\d+-1,debug-threads=on .*-cpu no-such-cpu-model/);
@@ -94,7 +94,7 @@ describe.skipIf(ppcSkip !== undefined)('ppc64 pseries under TCG', () => {
     const out = join(tmp, 'ppc');
     const r = await runCli(['run', join(ROOT, 'test/tcg/ppc64-uname.yaml'), '--backend', 'qemu', '--accel', 'tcg', '--out', out]);
     expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
-    const summary = await readSummary(out);
+    const summary = await readSummary(out, r);
     expect(summary.simulated).toBe(false);
     const v = summary.variants[0]!;
     expect(v.status).toBe('passed');

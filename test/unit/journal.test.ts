@@ -54,6 +54,8 @@ describe('host-state journal', () => {
     writeFileSync(join(dir, 'journal.jsonl'), `${lines.map((l) => JSON.stringify(l)).join('\n')}\n{"id":3,"entr`); // torn last line
     writeFileSync(join(dir, 'lock'), '999999999\n'); // a holder that no longer exists
     expect(() => HostJournal.acquire(dir)).toThrow(/did not undo .* run `kvmlab cleanup` first/);
+    // it says what is left, so a person (or a CI log) knows which run to blame
+    expect(() => HostJournal.acquire(dir)).toThrow(new RegExp(`sleep \\(pid ${pid}, still running\\); a recycled pid \\(pid ${pid}, no longer running\\)`));
     const exited = new Promise((r) => child.once('exit', (_c, sig) => r(sig)));
     const notes = undoAll(pendingEntries(dir).reverse());
     expect(notes).toEqual(['process ' + pid + ' (a recycled pid) already gone', `killed sleep (pid ${pid})`]);
