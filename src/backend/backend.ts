@@ -1,45 +1,12 @@
 // The seam between the harness and the machine. Everything above it — runner, pinning, collectors,
 // reports — runs the same code for real QEMU and for the mock; only what is behind these interfaces
 // knows whether the guest and host are real.
+import type { Accel, HostFacts } from '../model/host-facts.js';
+import type { Effective } from '../model/summary.js';
 import type { GuestSpec, Knobs } from '../spec/schema.js';
 import type { QmpClient } from './qmp-client.js';
 import type { KeyPair, SshGuest } from './ssh-guest.js';
 
-/** What the host is and can do, as far as an experiment's `requires` and preflight care. */
-export interface HostFacts {
-  simulated: boolean;
-  /** uname -m */
-  arch: string;
-  kernelRelease: string;
-  /** Online host CPUs. */
-  cpus: number[];
-  cpuVendor: string;
-  cpuModel: string;
-  cpuFlags: string[];
-  /** /proc/cmdline */
-  kernelCmdline: string;
-  kvm: {
-    /** /dev/kvm opens and creates a VM. */
-    usable: boolean;
-    /** Why not, when it is not. */
-    reason?: string;
-    /** A standard guest kernel boots under it (false on nested page-table-based KVMs). */
-    canBootGuest: boolean;
-    /** KVM_CHECK_EXTENSION(KVM_CAP_X86_DISABLE_EXITS) on a VM fd; 0 when unknown. */
-    disableExitsMask: number;
-    haltPollCap: boolean;
-    /** kvm module parameters that matter (name → value as read). */
-    params: Record<string, string>;
-  };
-  tracefs: { path: string | undefined; writable: boolean };
-  root: boolean;
-  /** Row names of /proc/interrupts (LOC, PIN, PIW, …). */
-  interruptRows: string[];
-  /** Does this host path exist? */
-  pathExists(path: string): Promise<boolean>;
-}
-
-/** The host as collectors and pinning touch it: files, thread affinity, process usage. */
 /** A host file held open for cheap repeated reads (procfs files re-read at offset 0). */
 export interface OpenFile {
   /** The file's whole current content; throws like read(2) when the file is gone (ESRCH, ENOENT). */
@@ -47,6 +14,7 @@ export interface OpenFile {
   close(): void;
 }
 
+/** The host as collectors and pinning touch it: files, thread affinity, process usage. */
 export interface HostView {
   readonly simulated: boolean;
   readFile(path: string): Promise<string>;
@@ -63,8 +31,6 @@ export interface HostView {
   processUsage(pid: number): Promise<{ cpuPct: number; rssBytes: number }>;
 }
 
-export type Accel = 'kvm' | 'tcg';
-
 export interface LaunchRequest {
   /** VM name (appears in thread names and -name). */
   name: string;
@@ -76,15 +42,6 @@ export interface LaunchRequest {
   /** Results directory for this variant: console log, transcripts, launch command. */
   logDir: string;
   clientKey: KeyPair;
-}
-
-/** What was asked of the VM and what actually took effect, for the results. */
-export interface Effective {
-  accel: Accel;
-  argv: string[];
-  /** The disabled-exits mask KVM accepted, when known. */
-  disableExitsMask?: number;
-  [key: string]: unknown;
 }
 
 export interface Vm {

@@ -1,7 +1,7 @@
 // Choosing the backend for `run --backend auto|qemu|mock`: qemu is real QEMU and needs the
 // qemu-system binary for the guest architecture; auto takes it when installed, else the mock.
 import { HostError } from '../errors.js';
-import type { Progress } from '../run/progress.js';
+import type { Progress } from '../model/progress.js';
 import type { HostJournal } from '../host/journal.js';
 import type { Backend } from './backend.js';
 import { MockBackend } from './mock/mock-backend.js';

@@ -1,9 +1,10 @@
 // What a collector is: something that watches the host while the steps run, marks every step
 // boundary, and writes per-step rows into the one metrics table (and raw files beside it). Each
 // declares what it needs from the host, so an experiment without it is told, not given zeros.
-import type { Backend, HostFacts, HostView, Vm } from '../backend/backend.js';
-import type { RowSink } from '../run/metrics.js';
-import type { ThreadMap } from '../run/threads.js';
+import type { Backend, HostView, Vm } from '../backend/backend.js';
+import type { HostFacts } from '../model/host-facts.js';
+import type { RowSink } from '../model/metrics.js';
+import type { ThreadMap } from '../model/threads.js';
 
 export interface CollectorContext {
   host: HostView;

@@ -11,7 +11,7 @@
 // Raw snapshots go to interrupts.log.
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseInterrupts, parseProcStat, type Interrupts, type ProcStatCpu } from './parse/procfs.js';
+import { parseInterrupts, parseProcStat, type Interrupts, type ProcStatCpu } from '../formats/procfs.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
 interface Snap {

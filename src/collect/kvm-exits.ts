@@ -22,10 +22,11 @@
 import { randomBytes } from 'node:crypto';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Backend, HostFacts } from '../backend/backend.js';
+import type { Backend } from '../backend/backend.js';
+import type { HostFacts } from '../model/host-facts.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 import type { QmpStatsResult } from './kvm-stats.js';
-import { exitReasonName, parseExitHist, type ExitHist } from './parse/kvm-exit-hist.js';
+import { exitReasonName, parseExitHist, type ExitHist } from '../formats/kvm-exit-hist.js';
 import { ALWAYS_REASONS, normalizeExitReason, TRACEFS_ROOTS } from './tracefs.js';
 
 export interface KvmExitsOptions {

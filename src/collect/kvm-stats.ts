@@ -11,7 +11,8 @@
 // "not collected: …" (the runner records it for the repetition) rather than giving zeros.
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Backend, HostFacts } from '../backend/backend.js';
+import type { Backend } from '../backend/backend.js';
+import type { HostFacts } from '../model/host-facts.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
 export const KVM_DEBUGFS = '/sys/kernel/debug/kvm';

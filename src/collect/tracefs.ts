@@ -43,21 +43,16 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Backend, HostFacts } from '../backend/backend.js';
-import { parseCpuList } from '../host/cpulist.js';
-import type { ThreadMap } from '../run/threads.js';
-import { parseTaskStatus } from './parse/procfs.js';
-import {
-  countTraceEvents,
-  MARKER_EVENT,
-  parseEventFields,
-  parseEventFormat,
-  parsePerCpuStats,
-  type EventFormat,
-  type PerCpuStats,
-  type TraceLine,
-  type TraceMarker,
-} from './parse/tracefs.js';
+import type { Backend } from '../backend/backend.js';
+import type { HostFacts } from '../model/host-facts.js';
+import { parseCpuList } from '../model/cpulist.js';
+import type { ThreadMap } from '../model/threads.js';
+import { parseTaskStatus } from '../formats/procfs.js';
+import { countTraceEvents, type TraceMarker } from '../formats/tracefs/trace-stream.js';
+import { parsePerCpuStats, type PerCpuStats } from '../formats/tracefs/per-cpu-stats.js';
+import { parseEventFields } from '../formats/tracefs/event-fields.js';
+import { MARKER_EVENT, type TraceLine } from '../formats/tracefs/trace-line.js';
+import { parseEventFormat, type EventFormat } from '../formats/tracefs/event-format.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
 export interface TracefsOptions {

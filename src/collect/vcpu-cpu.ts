@@ -5,7 +5,7 @@
 // QEMU process (pidusage on a real host).
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseSchedstat, parseTaskStat } from './parse/procfs.js';
+import { parseSchedstat, parseTaskStat } from '../formats/procfs.js';
 import type { OpenFile } from '../backend/backend.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 

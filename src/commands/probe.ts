@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { probeHost, type RealHostFacts } from '../backend/qemu/probe.js';
-import { formatCpuList } from '../host/cpulist.js';
+import { formatCpuList } from '../model/cpulist.js';
 import { formatTable } from '../report/table.js';
 import { HostJournal } from '../host/journal.js';
 import { createProgress } from '../run/progress.js';

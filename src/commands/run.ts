@@ -1,16 +1,17 @@
-import type { Command } from 'commander';
-import { Option } from 'commander';
-import { readdir } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { type Command, Option } from 'commander';
+import { readdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
 import { selectBackend } from '../backend/select.js';
 import { InputError } from '../errors.js';
 import { HostJournal } from '../host/journal.js';
 import { writeReport } from '../report/report.js';
 import { underInterrupts } from './interrupts.js';
-import { EXIT_INTERRUPTED, exitCodeOf, headline, verdictTable, whereMeasured } from '../report/summary.js';
-import { createProgress, type Progress } from '../run/progress.js';
+import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../report/summary.js';
+import { EXIT_INTERRUPTED, exitCodeOf, type RunTarget } from '../model/summary.js';
+import { createProgress } from '../run/progress.js';
+import { type Progress } from '../model/progress.js';
 import { defaultOutDir, linkLatest, writeResults } from '../run/results.js';
-import { runExperiment, type RunTarget } from '../run/runner.js';
+import { runExperiment } from '../run/runner.js';
 import { stepTimeout } from '../run/steps.js';
 import { loadChecked } from '../run/claims.js';
 import type { Experiment } from '../spec/schema.js';
@@ -71,6 +72,8 @@ export function registerRun(program: Command): void {
           target: flags.targetInfo ? (JSON.parse(flags.targetInfo) as RunTarget) : { kind: 'local' },
         });
         await writeResults(out, summary, rows);
+        // summary.md first, so a run whose plots fail still leaves its verdict in words
+        await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
         if (flags.out === undefined) await linkLatest(out);
         progress.close();
         process.stdout.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);

@@ -4,7 +4,7 @@
 // says "no difference shown" whenever the data cannot tell.
 import { InputError } from '../errors.js';
 import { aggregate } from '../run/expect.js';
-import type { MetricRow } from '../run/metrics.js';
+import type { MetricRow } from '../model/metrics.js';
 import type { Expectation } from '../spec/schema.js';
 import { expectationsOf, type LoadedResults } from './load.js';
 import { cliffsDelta, cliffsMagnitude, permutationTest, repetitionsNeeded, spread, type PermutationResult, type Spread } from './stats.js';

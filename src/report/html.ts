@@ -2,7 +2,7 @@
 // are inline, the styles are in the page, and there are no scripts or web fonts.
 import type { LoadedResults } from './load.js';
 import type { Plot } from './plots.js';
-import type { TableData } from './report.js';
+import type { TableData } from './table.js';
 import { headline, whereMeasured } from './summary.js';
 
 export function esc(s: string): string {

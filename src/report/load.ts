@@ -5,8 +5,8 @@
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
-import { parseCsv, type MetricRow } from '../run/metrics.js';
-import type { Summary, VariantResult } from '../run/runner.js';
+import { parseCsv, type MetricRow } from '../model/metrics.js';
+import { variantDir, type Summary, type VariantResult } from '../model/summary.js';
 import type { Expectation, Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';
 
@@ -102,11 +102,6 @@ function jsonLines(path: string, text: string | undefined): Record<string, unkno
   }
   void path;
   return out;
-}
-
-/** A variant id as a directory name, as the runner makes it (kept in step with run/runner.ts). */
-function variantDir(id: string): string {
-  return id.replace(/[^A-Za-z0-9=+,._-]/g, '_').replace(/^\.+/, '_');
 }
 
 export function parseVcpuCsv(text: string): VcpuSample[] {

@@ -9,7 +9,7 @@ import { expectationsOf, loadResults, type LoadedResults } from './load.js';
 import { makePlots, type Plot } from './plots.js';
 import { spread } from './stats.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
-import { formatTable } from './table.js';
+import { formatTable, type TableData } from './table.js';
 import { buildTimeline } from './timeline.js';
 
 export interface KeyMetric {
@@ -41,11 +41,6 @@ export function keyMetrics(r: LoadedResults): KeyMetric[] {
 }
 
 export const NO_KEY_METRICS = '(no key metrics: the experiment names no metric in an expectation and no vcpu.cpu_pct was collected)';
-
-export interface TableData {
-  headers: string[];
-  rows: string[][];
-}
 
 export function keyMetricsRows(km: readonly KeyMetric[]): TableData {
   let last = '';

@@ -1,19 +1,7 @@
 // The verdict of a run in words: the terminal table printed at the end of `run` and by `report`,
 // summary.md, and the exit status.
-import type { Summary } from '../run/runner.js';
+import type { Summary } from '../model/summary.js';
 import { formatTable } from './table.js';
-
-export const EXIT_INTERRUPTED = 130;
-
-/** 130 interrupted (whatever had finished), else 0 every expectation held, 1 some failed, 3 could not run (errors or nothing runnable). */
-export function exitCodeOf(summary: Summary): number {
-  const vs = summary.variants;
-  if (summary.interrupted) return EXIT_INTERRUPTED;
-  if (vs.some((v) => v.status === 'failed')) return 1;
-  if (vs.some((v) => v.status === 'error')) return 3;
-  if (vs.every((v) => v.status === 'skipped')) return 3;
-  return 0;
-}
 
 /** A reason in one table cell: its first line, cut to a readable width (the whole text is in summary.json). */
 function cell(text: string, width = 120): string {

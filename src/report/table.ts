@@ -1,5 +1,11 @@
 // Aligned plain-text tables: for the terminal, for summary.md (inside a code block, so it reads the
-// same in a mail client) and for the repro bundle.
+// same in a mail client) and for the repro bundle; as data for index.html.
+
+/** A table before it is drawn: index.html renders it as HTML, the terminal with formatTable. */
+export interface TableData {
+  headers: string[];
+  rows: string[][];
+}
 
 export function formatTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));

@@ -6,7 +6,7 @@
 // Open it at ui.perfetto.dev or chrome://tracing.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTraceLine, MARKER_EVENT, type TraceLine } from '../collect/parse/tracefs.js';
+import { parseTraceLine, MARKER_EVENT, type TraceLine } from '../formats/tracefs/trace-line.js';
 import type { LoadedResults, RepetitionData, StepRecord } from './load.js';
 import { cpuSeries, repStart } from './plots.js';
 

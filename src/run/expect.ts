@@ -3,22 +3,8 @@
 // value, and compares. No rows is a failure that says so, never a zero.
 import type { Expectation } from '../spec/schema.js';
 import { selects, type Variant } from '../spec/matrix.js';
-import type { MetricRow } from './metrics.js';
-import { formatValue } from './metrics.js';
-
-export interface ExpectationResult {
-  description: string;
-  metric: string;
-  /** e.g. "median vcpu.cpu_pct [vcpu1] @ parked >= 80" */
-  claim: string;
-  passed: boolean;
-  /** The observed value, or null when no row matched. */
-  observed: number | null;
-  /** One value per repetition, in repetition order. */
-  perRepetition: number[];
-  rows: number;
-  note?: string;
-}
+import { formatValue, type MetricRow } from '../model/metrics.js';
+import type { ExpectationResult } from '../model/summary.js';
 
 export function aggregate(values: readonly number[], agg: Expectation['agg']): number {
   if (agg === 'count') return values.length;

@@ -1,12 +1,13 @@
 // Preflight: what a variant needs from the host, checked before anything boots. Unmet needs skip
 // the variant with a reason; a pinning to host CPUs that do not exist refuses the whole run.
-import type { Accel, HostFacts } from '../backend/backend.js';
+import type { Accel, HostFacts } from '../model/host-facts.js';
 import { HostError } from '../errors.js';
+import { hasKernelParam } from '../formats/cmdline.js';
 import { whyNoKvm } from '../plan/accel.js';
-import { formatCpuList } from '../host/cpulist.js';
-import { EXIT_BITS, EXIT_NAMES, formatMask, maskOf, type ExitName } from '../host/exits.js';
+import { formatCpuList } from '../model/cpulist.js';
+import { EXIT_BITS, EXIT_NAMES, formatMask, maskOf, type ExitName } from '../model/exits.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
-import type { RunTarget } from './runner.js';
+import type { RunTarget } from '../model/summary.js';
 
 /** The disabled-exits mask a variant asks for; cpu-pm means everything the host allows. */
 export function requestedExitMask(knobs: Knobs, allowed: number): number {
@@ -51,11 +52,7 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
   if (r.accel === 'tcg' && accel !== 'tcg') reasons.push('needs TCG (run with --accel tcg)');
   const missingFlags = r.cpu_flags.filter((f) => !facts.cpuFlags.includes(f));
   if (missingFlags.length) reasons.push(`needs host CPU flag${missingFlags.length > 1 ? 's' : ''} ${missingFlags.join(', ')} (absent from /proc/cpuinfo)`);
-  const params = facts.kernelCmdline.split(/\s+/);
-  for (const want of r.kernel_params) {
-    const ok = want.includes('=') ? params.includes(want) : params.some((p) => p === want || p.startsWith(`${want}=`));
-    if (!ok) reasons.push(`needs host kernel parameter ${want} (not on /proc/cmdline)`);
-  }
+  for (const want of r.kernel_params) if (!hasKernelParam(facts.kernelCmdline, want)) reasons.push(`needs host kernel parameter ${want} (not on /proc/cmdline)`);
   for (const dev of r.devices) if (!(await facts.pathExists(dev))) reasons.push(`needs ${dev} (not present on this host)`);
   const rows = r.interrupts.filter((row) => !facts.interruptRows.includes(row));
   if (rows.length) reasons.push(`needs interrupt row${rows.length > 1 ? 's' : ''} ${rows.join(', ')} in /proc/interrupts (${rows.includes('PIW') || rows.includes('PIN') ? 'posted interrupts are not enabled' : 'absent'})`);

@@ -1,14 +1,7 @@
 // Progress on stderr: one live line on a terminal (variant i/N, current step, elapsed), plain
 // timestamped lines otherwise (CI logs, pipes).
+import type { Progress } from '../model/progress.js';
 import { formatDuration } from '../spec/units.js';
-
-export interface Progress {
-  notice(text: string): void;
-  variant(i: number, n: number, id: string, repetition: number, repetitions: number): void;
-  step(i: number, n: number, name: string): void;
-  finished(status: string, reason?: string): void;
-  close(): void;
-}
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
   if (quiet) return { notice: () => undefined, variant: () => undefined, step: () => undefined, finished: () => undefined, close: () => undefined };

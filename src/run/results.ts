@@ -1,15 +1,13 @@
-// Writing a run's results: summary.json, summary.md and metrics.csv beside the per-variant logs the
-// runner already wrote.
+// Writing a run's results: summary.json and metrics.csv beside the per-variant logs the runner
+// already wrote. The words people read (summary.md, plots, index.html) are the report's.
 import { rm, symlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { exitCodeOf, summaryMarkdown } from '../report/summary.js';
-import { toCsv, type MetricRow } from './metrics.js';
-import type { Summary } from './runner.js';
+import { exitCodeOf, type Summary } from '../model/summary.js';
+import { toCsv, type MetricRow } from '../model/metrics.js';
 
 export async function writeResults(out: string, summary: Summary, rows: readonly MetricRow[]): Promise<void> {
   await writeFile(join(out, 'metrics.csv'), toCsv(rows));
   await writeFile(join(out, 'summary.json'), `${JSON.stringify({ ...summary, exitCode: exitCodeOf(summary) }, null, 2)}\n`);
-  await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
 }
 
 /** Points results/<experiment>/latest at the newest default results directory (stamped dirs are never reused). */

@@ -4,7 +4,8 @@
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Accel, Backend, Effective, HostFacts, Vm } from '../backend/backend.js';
+import type { Backend, Vm } from '../backend/backend.js';
+import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS } from '../collect/registry.js';
 import type { Collector, MetricName } from '../collect/collector.js';
@@ -13,12 +14,14 @@ import { chooseAccel } from '../plan/accel.js';
 import type { Loaded } from '../spec/load.js';
 import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/matrix.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
-import { applicable, evaluate, type ExpectationResult } from './expect.js';
-import type { MetricRow } from './metrics.js';
+import { applicable, evaluate } from './expect.js';
+import type { MetricRow } from '../model/metrics.js';
+import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { checkPinning, unmetRequirements } from './preflight.js';
-import type { Progress } from './progress.js';
+import type { Progress } from '../model/progress.js';
 import { runStep, StepFailed } from './steps.js';
-import { applyPinning, queryThreads, type PinRecord, type ThreadMap } from './threads.js';
+import { applyPinning, queryThreads } from './threads.js';
+import type { ThreadMap } from '../model/threads.js';
 
 /** Metrics the runner itself writes for every variant: boot time, step durations, QMP events per step. */
 export const RUNNER_METRICS: MetricName[] = ['guest.ready_s', 'step.duration_s', 'qmp.event_count'];
@@ -35,53 +38,6 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Where the run happens, for the results: this host (the default), or a nested KVM host (see targets/). */
   target?: RunTarget;
-}
-
-/** Where a run happened. On a nested host: the emulator under L1 and L1 itself. */
-export type RunTarget =
-  | { kind: 'local' }
-  | { kind: 'nested'; l0: string; l1: { kernel: string; cpus: number; memoryMiB: number; cmdline: string; image: string } };
-
-export type VariantStatus = 'passed' | 'failed' | 'error' | 'skipped';
-
-export interface RepetitionResult {
-  repetition: number;
-  /** completed: every step ran; error: something broke (reason says what). */
-  status: 'completed' | 'error';
-  reason?: string;
-  dir: string;
-  readySeconds?: number;
-  effective?: Effective;
-  pinned: PinRecord[];
-  collectors: Record<string, string>;
-}
-
-export interface VariantResult {
-  id: string;
-  labels: Record<string, string>;
-  knobs: Experiment['knobs'];
-  status: VariantStatus;
-  reason?: string;
-  repetitions: RepetitionResult[];
-  expectations: ExpectationResult[];
-}
-
-export interface Summary {
-  experiment: string;
-  description: string;
-  source: Experiment['source'];
-  file: string;
-  backend: string;
-  accel: Accel;
-  simulated: boolean;
-  /** Absent in results written before kvmlab recorded it: those ran on this host. */
-  target?: RunTarget;
-  startedAt: string;
-  finishedAt: string;
-  interrupted: boolean;
-  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuModel' | 'cpus' | 'kernelCmdline'> & Partial<Pick<HostFacts, 'cpuVendor'>> & { kvmUsable: boolean; disableExitsMask: number; kvmParams: Record<string, string> };
-  notices: string[];
-  variants: VariantResult[];
 }
 
 export interface RunOutcome {
@@ -210,11 +166,6 @@ async function eachCollector(collectors: Collector[], step: string, fn: (c: Coll
       throw new Error(`collector ${c.name} failed at step ${step}: ${errorMessage(e)}`);
     }
   }
-}
-
-/** A variant id as a directory name: ids are built from validated labels; still never a path. */
-export function variantDir(id: string): string {
-  return id.replace(/[^A-Za-z0-9=+,._-]/g, '_').replace(/^\.+/, '_');
 }
 
 async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repetition: number, accel: Accel, facts: HostFacts, rows: MetricRow[]): Promise<RepetitionResult> {

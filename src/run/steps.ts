@@ -7,7 +7,7 @@ import type { Vm } from '../backend/backend.js';
 import { QmpError, type QmpEvent } from '../backend/qmp-client.js';
 import type { MetricName } from '../collect/collector.js';
 import type { Step } from '../spec/schema.js';
-import type { RowSink } from './metrics.js';
+import type { RowSink } from '../model/metrics.js';
 
 export class StepFailed extends Error {
   constructor(

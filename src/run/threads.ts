@@ -3,24 +3,10 @@
 // vcpupin and emulatorpin; every affinity set is read back and verified.
 import type { HostView } from '../backend/backend.js';
 import type { QmpClient } from '../backend/qmp-client.js';
-import { parseTaskStatus } from '../collect/parse/procfs.js';
-import { formatCpuList } from '../host/cpulist.js';
+import { parseTaskStatus } from '../formats/procfs.js';
+import { formatCpuList } from '../model/cpulist.js';
 import type { Pinning } from '../spec/schema.js';
-
-export interface VcpuThread {
-  /** QEMU cpu-index; kvmlab takes it as the guest CPU number too. */
-  index: number;
-  tid: number;
-  qomPath: string;
-  props: Record<string, number>;
-}
-
-export interface ThreadMap {
-  pid: number;
-  vcpus: VcpuThread[];
-  /** TIDs of QEMU's other threads (main loop, I/O, RCU, workers). */
-  others: number[];
-}
+import type { PinRecord, ThreadMap } from '../model/threads.js';
 
 interface CpuInfoFast {
   'cpu-index': number;
@@ -37,14 +23,6 @@ export async function queryThreads(qmp: QmpClient, host: HostView, pid: number):
   const vcpuTids = new Set(vcpus.map((v) => v.tid));
   const all = (await host.readdir(`/proc/${pid}/task`)).map(Number).filter((t) => Number.isInteger(t));
   return { pid, vcpus, others: all.filter((t) => !vcpuTids.has(t)) };
-}
-
-export interface PinRecord {
-  /** vcpu0, vcpu1 … or emulator */
-  thread: string;
-  tid: number;
-  requested: string;
-  actual: string;
 }
 
 export async function readAffinity(host: HostView, pid: number, tid: number): Promise<number[]> {

@@ -1,8 +1,8 @@
 // What an experiment file can say. The zod schemas are the single source: the TypeScript types are
 // inferred from them and the editor JSON Schema (schema/experiment.schema.json) is generated from them.
 import { z } from 'zod';
-import { parseCpuList } from '../host/cpulist.js';
-import { EXIT_NAMES, type ExitName as ExitNameT } from '../host/exits.js';
+import { parseCpuList } from '../model/cpulist.js';
+import { EXIT_NAMES, type ExitName as ExitNameT } from '../model/exits.js';
 import { describeIssue } from './issues.js';
 import { parseDuration, parseSizeMiB } from './units.js';
 

@@ -18,10 +18,9 @@ import { createInterface } from 'node:readline';
 import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
 import { qemuInfo } from '../backend/qemu/probe.js';
 import { HostError, errorMessage } from '../errors.js';
-import type { HostJournal } from '../host/journal.js';
-import { processStartTicks } from '../host/journal.js';
-import type { Progress } from '../run/progress.js';
-import type { RunTarget } from '../run/runner.js';
+import { type HostJournal, processStartTicks } from '../host/journal.js';
+import type { Progress } from '../model/progress.js';
+import type { RunTarget } from '../model/summary.js';
 import type { Experiment } from '../spec/schema.js';
 
 export const NESTED_IMAGE = 'nested-host';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Throughput of kvmlab's tracefs text parser (dist/collect/parse/tracefs.js; run `npm run build`
+// Throughput of kvmlab's tracefs text parser (dist/formats/tracefs/; run `npm run build`
 // first). Not a test: it prints numbers.
 //
 //   node test/bench/trace-parser.mjs [TRACEFILE] [--lines N] [--dat TRACE.DAT] [--keep]
@@ -38,12 +38,15 @@ import { spawnSync } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 
 const root = new URL('../../', import.meta.url);
-const distUrl = new URL('dist/collect/parse/tracefs.js', root);
-if (!fs.existsSync(distUrl)) {
-  console.error(`missing ${distUrl.pathname}: run "npm run build" first`);
+const dist = (m) => new URL(`dist/formats/tracefs/${m}.js`, root);
+if (!fs.existsSync(dist('trace-stream'))) {
+  console.error(`missing ${dist('trace-stream').pathname}: run "npm run build" first`);
   process.exit(2);
 }
-const { countTraceEvents, parseTraceLine, parseEventFields, parseEventFormat, forEachLine } = await import(distUrl.href);
+const { countTraceEvents, forEachLine } = await import(dist('trace-stream').href);
+const { parseTraceLine } = await import(dist('trace-line').href);
+const { parseEventFields } = await import(dist('event-fields').href);
+const { parseEventFormat } = await import(dist('event-format').href);
 
 // ---- arguments
 const argv = process.argv.slice(2);

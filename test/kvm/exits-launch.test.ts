@@ -10,7 +10,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuBackend } from '../../src/backend/qemu/qemu-backend.js';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
-import { EXIT_BITS, formatMask, maskOf, type ExitName, type ShimRecord } from '../../src/host/exits.js';
+import { EXIT_BITS, formatMask, maskOf, type ExitName, type ShimRecord } from '../../src/model/exits.js';
 import { BUILD_HINT, HOST_SCRIPTS_DIR, runKvmProbe, kvmUsable, allowedDisableExits } from '../../src/host/kvm-probe.js';
 import { Guest, Knobs } from '../../src/spec/schema.js';
 import { qemuProcesses, qemuSkipReason, readSummary, runCli } from '../tcg/qemu-helpers.js';

@@ -2,8 +2,7 @@
 // one repetition each, the cells a nested host can show checked from real rows, the cells it cannot
 // show skipped with the reason. Needs root, an x86_64 host, QEMU and kvmlab's images; else skipped
 // with the reason printed.
-import { readFile } from 'node:fs/promises';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFile, mkdtemp, rm } from 'node:fs/promises';
 import { machine, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ import { execa } from 'execa';
 import { BUILD_HINT, HOST_SCRIPTS_DIR } from '../../src/host/kvm-probe.js';
 import { NESTED_IMAGE } from '../../src/targets/nested.js';
 import { imagesDir } from '../../src/backend/qemu/image.js';
-import { parseCsv } from '../../src/run/metrics.js';
+import { parseCsv } from '../../src/model/metrics.js';
 import { qemuProcesses, qemuSkipReason, readSummary, runCli } from '../tcg/qemu-helpers.js';
 
 async function skipReason(): Promise<string | undefined> {

@@ -9,7 +9,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa, type ResultPromise } from 'execa';
-import { cpuPmMask, formatMask, maskOf, missingBits, parseShimRecord, type ExitName, type ShimRecord } from '../../src/host/exits.js';
+import { cpuPmMask, formatMask, maskOf, missingBits, parseShimRecord, type ExitName, type ShimRecord } from '../../src/model/exits.js';
 import {
   BUILD_HINT,
   EXITS_SHIM_PATH,

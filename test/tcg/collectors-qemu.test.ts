@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCsv } from '../../src/run/metrics.js';
+import { parseCsv } from '../../src/model/metrics.js';
 import { qemuProcesses, qemuSkipReason, runCli } from './qemu-helpers.js';
 
 const TRACING = '/sys/kernel/tracing';

@@ -6,7 +6,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { maskOf } from '../../src/host/exits.js';
+import { maskOf } from '../../src/model/exits.js';
 import { loadExperiment } from '../../src/spec/load.js';
 import { expandMatrix } from '../../src/spec/matrix.js';
 import type { Experiment, Knobs } from '../../src/spec/schema.js';

@@ -11,10 +11,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vm } from '../../src/backend/backend.js';
 import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import type { CollectorContext } from '../../src/collect/collector.js';
-import { parseTaskStatus } from '../../src/collect/parse/procfs.js';
+import { parseTaskStatus } from '../../src/formats/procfs.js';
 import { TracefsCollector } from '../../src/collect/tracefs.js';
-import type { MetricRow } from '../../src/run/metrics.js';
-import type { ThreadMap } from '../../src/run/threads.js';
+import type { MetricRow } from '../../src/model/metrics.js';
+import type { ThreadMap } from '../../src/model/threads.js';
 
 const T = '/sys/kernel/tracing';
 const GLOBAL = ['tracing_on', 'current_tracer', 'set_event', 'buffer_size_kb', 'trace_clock', 'trace_options', 'events/enable', 'events/sched/sched_switch/filter'];

@@ -1,13 +1,15 @@
 // The pure parts of the host-evidence collectors, on text captured from the build host
 // (test/fixtures/) and on the mock host's simulated files.
 import fs from 'node:fs';
-import { exitReasonName, parseExitHist } from '../../src/collect/parse/kvm-exit-hist.js';
+import { exitReasonName, parseExitHist } from '../../src/formats/kvm-exit-hist.js';
 import { describe, expect, it } from 'vitest';
 import { interruptRows, statRows as cpuStatRows } from '../../src/collect/interrupts.js';
 import { metricOf, snapshotFromQmp, statKind, statRows } from '../../src/collect/kvm-stats.js';
-import { parseInterrupts, parseProcStat } from '../../src/collect/parse/procfs.js';
-import { parseEventFormat, parseTraceText, type EventFormat } from '../../src/collect/parse/tracefs.js';
-import { parsePerfCsv, perfMetric } from '../../src/collect/perf.js';
+import { parseInterrupts, parseProcStat } from '../../src/formats/procfs.js';
+import { parseTraceText } from '../../src/formats/tracefs/trace-stream.js';
+import { parseEventFormat, type EventFormat } from '../../src/formats/tracefs/event-format.js';
+import { perfMetric } from '../../src/collect/perf.js';
+import { parsePerfCsv } from '../../src/formats/perf-stat.js';
 import { eventFilter, markerText, normalizeExitReason, stepRows, stepWindows, threadInfo, TraceAggregator, windowOf } from '../../src/collect/tracefs.js';
 import { MockHostSim } from '../../src/backend/mock/host-sim.js';
 import { MockTracefs, parseFilter } from '../../src/backend/mock/tracefs.js';

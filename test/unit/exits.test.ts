@@ -15,7 +15,7 @@ import {
   parseShimRecord,
   unknownBits,
   type ExitName,
-} from '../../src/host/exits.js';
+} from '../../src/model/exits.js';
 import { parseKvmProbeOutput, allowedDisableExits, kvmUsable } from '../../src/host/kvm-probe.js';
 
 describe('exit bits', () => {

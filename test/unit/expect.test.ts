@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { aggregate, compare, evaluate } from '../../src/run/expect.js';
-import type { MetricRow } from '../../src/run/metrics.js';
-import { parseCsv, toCsv } from '../../src/run/metrics.js';
+import { type MetricRow, parseCsv, toCsv } from '../../src/model/metrics.js';
 import { parseExperiment } from '../../src/spec/load.js';
 
 const exp = parseExperiment(

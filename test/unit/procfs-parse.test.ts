@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { describe, it, expect } from 'vitest';
-import { formatCpuList, parseCpuList } from '../../src/host/cpulist.js';
+import { formatCpuList, parseCpuList } from '../../src/model/cpulist.js';
 import {
   parseInterrupts,
   parseProcStat,
@@ -8,7 +8,7 @@ import {
   parseTaskStat,
   parseTaskStatus,
   ProcParseError,
-} from '../../src/collect/parse/procfs.js';
+} from '../../src/formats/procfs.js';
 
 // Fixtures are verbatim copies from the build host; see test/fixtures/procfs/SOURCE.md.
 const fixture = (name: string): string => fs.readFileSync(new URL(`../fixtures/procfs/${name}`, import.meta.url), 'utf8');

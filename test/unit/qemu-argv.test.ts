@@ -2,10 +2,12 @@
 import { describe, expect, it } from 'vitest';
 import { buildQemuCommand, cpuArg, exitControlOf, optValue, shellLine, type ArgvInput } from '../../src/backend/qemu/argv.js';
 import { checkExitRecord } from '../../src/backend/qemu/exit-record.js';
-import { cmdlineFacts, parseCpuInfo, whyCannotBootGuest } from '../../src/backend/qemu/probe.js';
+import { whyCannotBootGuest } from '../../src/backend/qemu/probe.js';
+import { cmdlineFacts } from '../../src/formats/cmdline.js';
+import { parseCpuInfo } from '../../src/formats/cpuinfo.js';
 import { diskFormat } from '../../src/backend/qemu/image.js';
 import { Guest, Knobs } from '../../src/spec/schema.js';
-import type { ShimRecord } from '../../src/host/exits.js';
+import type { ShimRecord } from '../../src/model/exits.js';
 
 function input(guest: Record<string, unknown>, knobs: Record<string, unknown> = {}, over: Partial<ArgvInput> = {}): ArgvInput {
   return {

@@ -1,21 +1,12 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { describe, it, expect } from 'vitest';
-import {
-  countTraceEvents,
-  forEachLine,
-  LineSplitter,
-  MARKER_EVENT,
-  parseEventFields,
-  parseEventFormat,
-  parseLostEventsLine,
-  parsePerCpuStats,
-  parseTraceLine,
-  parseTraceText,
-  TraceParseError,
-  type EventFormat,
-  type TraceLine,
-} from '../../src/collect/parse/tracefs.js';
+import { countTraceEvents, forEachLine, LineSplitter, parseTraceText } from '../../src/formats/tracefs/trace-stream.js';
+import { parsePerCpuStats } from '../../src/formats/tracefs/per-cpu-stats.js';
+import { parseEventFields } from '../../src/formats/tracefs/event-fields.js';
+import { MARKER_EVENT, parseLostEventsLine, parseTraceLine, type TraceLine } from '../../src/formats/tracefs/trace-line.js';
+import { parseEventFormat, type EventFormat } from '../../src/formats/tracefs/event-format.js';
+import { TraceParseError } from '../../src/formats/tracefs/errors.js';
 
 // Captured on the build host (kernel 6.18.44, nested kvm_pvm); see test/fixtures/tracefs/SOURCE.md.
 const fixture = (name: string): string => fs.readFileSync(new URL(`../fixtures/tracefs/${name}`, import.meta.url), 'utf8');

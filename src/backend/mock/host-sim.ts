@@ -17,7 +17,7 @@
 //   timer exits), which preempts the vCPU thread;
 // - housekeeping pCPUs (not nohz_full) tick at HZ and run a kworker now and then.
 import { performance } from 'node:perf_hooks';
-import { parseCpuList } from '../../host/cpulist.js';
+import { parseCpuList } from '../../model/cpulist.js';
 import type { MockMachine } from './machine.js';
 import { MOCK_HOST } from './profile.js';
 

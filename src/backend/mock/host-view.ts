@@ -1,7 +1,7 @@
 // The simulated host as collectors see it: procfs files for the simulated QEMU processes' threads,
 // rendered in the kernel's own formats from the model, and sched_setaffinity on those threads.
 // Collectors parse these with the same parsers they use on a real /proc.
-import { formatCpuList } from '../../host/cpulist.js';
+import { formatCpuList } from '../../model/cpulist.js';
 import type { HostView, OpenFile } from '../backend.js';
 import { MockHostSim } from './host-sim.js';
 import type { MockMachine } from './machine.js';

@@ -1,7 +1,7 @@
 // A simulated QEMU process with its guest: vCPU slots and threads, the guest kernel's CPU hotplug
 // rules for each arch, its log, and the platform events QEMU would emit. The QMP server, SSH server
 // and host view of the mock are thin skins over this object.
-import { EXIT_BITS, maskOf } from '../../host/exits.js';
+import { EXIT_BITS, maskOf } from '../../model/exits.js';
 import { Noise, ThreadAccounting, type Policy, type ThreadSim, type VcpuSim } from './model.js';
 import { MOCK_GUEST_KERNEL, MOCK_HOST } from './profile.js';
 import type { Knobs } from '../../spec/schema.js';

@@ -7,7 +7,7 @@
 // the next wakeup (plus halt polling); a passed-through HLT or MWAIT keeps the pCPU in guest mode;
 // an MWAIT the guest sees but KVM intercepts is emulated as a NOP, so the guest's idle loop spins
 // through MWAIT exits. Contention between threads on one pCPU is not modelled.
-import { EXIT_BITS } from '../../host/exits.js';
+import { EXIT_BITS } from '../../model/exits.js';
 
 export type VcpuActivity = 'busy' | 'idle' | 'offline' | 'absent';
 export type IdleInstruction = 'hlt' | 'mwait' | 'poll' | 'cede';

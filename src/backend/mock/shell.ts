@@ -1,7 +1,7 @@
 // The simulated guest's shell: enough of busybox sh to run the commands kvmlab and its experiments
 // send — lists with ; && || &, pipes, > redirects, quoting — over the simulated guest's sysfs, procfs
 // and log. Anything else answers like busybox does: "sh: X: not found", status 127.
-import { formatCpuList } from '../../host/cpulist.js';
+import { formatCpuList } from '../../model/cpulist.js';
 import type { MockMachine } from './machine.js';
 
 export interface ShellResult {

@@ -9,11 +9,10 @@
 // second (the simulated tracer's throughput); the rest, and whatever exceeds the buffer size, is counted
 // in per_cpu/cpuN/stats — as overrun in overwrite mode (oldest events replaced), as dropped events in
 // no-overwrite mode (new events refused) — exactly where a collector reads loss on a real host.
-import { parseEventFormat, type EventFormat } from '../../collect/parse/tracefs.js';
-import type { EventBatch, EventSink, MockHostSim } from './host-sim.js';
-import { HOST_CPUS } from './host-sim.js';
+import { parseEventFormat, type EventFormat } from '../../formats/tracefs/event-format.js';
+import { type EventBatch, type EventSink, type MockHostSim, HOST_CPUS } from './host-sim.js';
 import { MOCK_EVENT_FORMATS } from './tracefs-formats.js';
-import { VMX_REASON_NUMBERS } from '../../collect/parse/kvm-exit-hist.js';
+import { VMX_REASON_NUMBERS } from '../../formats/kvm-exit-hist.js';
 
 export const TRACEFS = '/sys/kernel/tracing';
 export const MAX_LINES_PER_CPU_PER_SEC = 1000;

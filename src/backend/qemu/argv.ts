@@ -2,8 +2,8 @@
 // the host, so every flag is unit-tested. The launcher (qemu-backend.ts) spawns exactly this argv
 // with exactly this environment, and the argv goes into the results as it ran.
 import { join } from 'node:path';
-import type { Accel } from '../backend.js';
-import { maskOf } from '../../host/exits.js';
+import type { Accel } from '../../model/host-facts.js';
+import { maskOf } from '../../model/exits.js';
 import type { GuestSpec, Knobs } from '../../spec/schema.js';
 
 /** A guest's boot files as image.ts resolved them (absolute paths). */

@@ -1,7 +1,7 @@
 // Proof of what exit control took effect: the disable-exits shim's record, read once QMP answers
 // (QEMU enables the capability and creates its vCPUs before its main loop, so by then the record is
 // complete), checked against what the variant asked for.
-import { formatMask, type ShimRecord } from '../../host/exits.js';
+import { formatMask, type ShimRecord } from '../../model/exits.js';
 import type { ExitControl } from './argv.js';
 
 export interface ExitOutcome {

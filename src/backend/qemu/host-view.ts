@@ -7,7 +7,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pidusage from 'pidusage';
-import { formatCpuList } from '../../host/cpulist.js';
+import { formatCpuList } from '../../model/cpulist.js';
 import type { HostJournal } from '../../host/journal.js';
 import type { HostView, OpenFile } from '../backend.js';
 

@@ -5,10 +5,12 @@ import { access, constants, readdir, readFile } from 'node:fs/promises';
 import { release, machine } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { execa } from 'execa';
-import type { HostFacts } from '../backend.js';
-import { parseInterrupts } from '../../collect/parse/procfs.js';
-import { parseCpuList } from '../../host/cpulist.js';
-import { formatMask, namesOf } from '../../host/exits.js';
+import type { HostFacts } from '../../model/host-facts.js';
+import { parseInterrupts } from '../../formats/procfs.js';
+import { cmdlineFacts } from '../../formats/cmdline.js';
+import { parseCpuInfo } from '../../formats/cpuinfo.js';
+import { parseCpuList } from '../../model/cpulist.js';
+import { formatMask, namesOf } from '../../model/exits.js';
 import { allowedDisableExits, kvmUsable, runKvmProbe, type KvmProbe } from '../../host/kvm-probe.js';
 
 async function read(path: string): Promise<string | undefined> {
@@ -37,40 +39,6 @@ export async function findExecutable(name: string, pathVar = process.env.PATH ??
 }
 
 // ---- pure parsers (unit-tested) ------------------------------------------------------------------
-
-export interface CpuInfo {
-  vendor: string;
-  model: string;
-  flags: string[];
-}
-
-/** The first processor's vendor, model and flags; pseries says "cpu"/"machine" instead. */
-export function parseCpuInfo(text: string): CpuInfo {
-  const field = (name: string): string | undefined => {
-    const m = new RegExp(`^${name}\\s*:\\s*(.*)$`, 'm').exec(text);
-    return m?.[1]?.trim();
-  };
-  const vendor = field('vendor_id') ?? (field('cpu') ? 'IBM' : undefined) ?? field('CPU implementer') ?? 'unknown';
-  const model = field('model name') ?? field('cpu') ?? field('Processor') ?? 'unknown';
-  const flags = (field('flags') ?? field('Features') ?? '').split(/\s+/).filter(Boolean);
-  return { vendor, model, flags };
-}
-
-/** The kernel command line facts that matter to kvmlab's experiments: value, "" (present) or null. */
-export const CMDLINE_FACTS = ['nohz_full', 'isolcpus', 'rcu_nocbs', 'idle', 'intel_iommu', 'amd_iommu', 'rcutree.use_softirq', 'mitigations', 'cpuidle_haltpoll.force'] as const;
-
-export function cmdlineFacts(cmdline: string): Record<string, string | null> {
-  const out: Record<string, string | null> = {};
-  // Parameters after a bare "--" belong to init, not the kernel.
-  const words = cmdline.trim().split(/\s+/);
-  const end = words.indexOf('--');
-  const kernelWords = end < 0 ? words : words.slice(0, end);
-  for (const name of CMDLINE_FACTS) {
-    const w = [...kernelWords].reverse().find((x) => x === name || x.startsWith(`${name}=`));
-    out[name] = w === undefined ? null : w.includes('=') ? w.slice(name.length + 1) : '';
-  }
-  return out;
-}
 
 /** Why this KVM cannot boot a standard guest kernel, or undefined when it should. */
 export function whyCannotBootGuest(kvmModules: readonly string[], cpuFlags: readonly string[], hostArch: string): string | undefined {

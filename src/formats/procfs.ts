@@ -4,7 +4,7 @@
 //
 // Malformed input throws ProcParseError naming the file kind and what was wrong; nothing is
 // silently defaulted except fields that older kernels legitimately omit (documented per field).
-import { parseCpuList } from '../../host/cpulist.js';
+import { parseCpuList } from '../model/cpulist.js';
 
 export class ProcParseError extends Error {
   constructor(what: string, problem: string, text?: string) {

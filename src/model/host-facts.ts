@@ -1,0 +1,38 @@
+// What a host is and can do, as preflight, the planner and the collectors need it. The backend's
+// probe fills it in: from the real host's files and ioctls, or from the simulated host's.
+
+export type Accel = 'kvm' | 'tcg';
+
+/** What the host is and can do, as far as an experiment's `requires` and preflight care. */
+export interface HostFacts {
+  simulated: boolean;
+  /** uname -m */
+  arch: string;
+  kernelRelease: string;
+  /** Online host CPUs. */
+  cpus: number[];
+  cpuVendor: string;
+  cpuModel: string;
+  cpuFlags: string[];
+  /** /proc/cmdline */
+  kernelCmdline: string;
+  kvm: {
+    /** /dev/kvm opens and creates a VM. */
+    usable: boolean;
+    /** Why not, when it is not. */
+    reason?: string;
+    /** A standard guest kernel boots under it (false on nested page-table-based KVMs). */
+    canBootGuest: boolean;
+    /** KVM_CHECK_EXTENSION(KVM_CAP_X86_DISABLE_EXITS) on a VM fd; 0 when unknown. */
+    disableExitsMask: number;
+    haltPollCap: boolean;
+    /** kvm module parameters that matter (name → value as read). */
+    params: Record<string, string>;
+  };
+  tracefs: { path: string | undefined; writable: boolean };
+  root: boolean;
+  /** Row names of /proc/interrupts (LOC, PIN, PIW, …). */
+  interruptRows: string[];
+  /** Does this host path exist? */
+  pathExists(path: string): Promise<boolean>;
+}
