@@ -1,9 +1,10 @@
 // The seam between the harness and the machine. Everything above it — runner, pinning, collectors,
 // reports — runs the same code for real QEMU and for the mock; only what is behind these interfaces
 // knows whether the guest and host are real.
-import type { Accel, HostFacts } from '../model/host-facts.js';
+import type { HostFacts } from '../model/host-facts.js';
 import type { Effective } from '../model/summary.js';
-import type { GuestSpec, Knobs } from '../spec/schema.js';
+import type { VmPlan } from '../plan/vm.js';
+import type { GuestSpec } from '../spec/schema.js';
 import type { QmpClient } from './qmp-client.js';
 import type { KeyPair, SshGuest } from './ssh-guest.js';
 
@@ -35,8 +36,8 @@ export interface LaunchRequest {
   /** VM name (appears in thread names and -name). */
   name: string;
   guest: GuestSpec;
-  knobs: Knobs;
-  accel: Accel;
+  /** What the variant's knobs ask of KVM and QEMU: the backend carries it out, never re-derives it. */
+  plan: VmPlan;
   /** Private directory (mode 0700) for the QMP socket and pidfile. */
   runDir: string;
   /** Results directory for this variant: console log, transcripts, launch command. */

@@ -5,14 +5,10 @@ import { HostError } from '../errors.js';
 import { hasKernelParam } from '../formats/cmdline.js';
 import { whyNoKvm } from '../plan/accel.js';
 import { formatCpuList } from '../model/cpulist.js';
-import { EXIT_BITS, EXIT_NAMES, formatMask, maskOf, type ExitName } from '../model/exits.js';
+import { EXIT_BITS, EXIT_NAMES, formatMask, type ExitName } from '../model/exits.js';
+import { planVm, wantsExitControl, whyNotPlannable } from '../plan/vm.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
 import type { RunTarget } from '../model/summary.js';
-
-/** The disabled-exits mask a variant asks for; cpu-pm means everything the host allows. */
-export function requestedExitMask(knobs: Knobs, allowed: number): number {
-  return knobs.disable_exits === 'cpu-pm' ? allowed & (EXIT_BITS.mwait | EXIT_BITS.hlt | EXIT_BITS.pause | EXIT_BITS.cstate) : maskOf(knobs.disable_exits);
-}
 
 /** Why the host refuses one exit bit, in the words of the kernel's rules. */
 export function whyRefused(bit: ExitName, facts: HostFacts): string {
@@ -24,13 +20,6 @@ export function whyRefused(bit: ExitName, facts: HostFacts): string {
   }
   if (bit === 'aperfmperf') return `the host kernel (${facts.kernelRelease}) does not offer APERFMPERF passthrough (Linux 6.17 or later)`;
   return `KVM does not allow ${bit} passthrough on this host`;
-}
-
-/** The CPU vendor the guest will see: QEMU's vendor= property, else the host's with -cpu host. */
-export function guestVendor(cpu: string | undefined, facts: HostFacts): string | undefined {
-  const vendor = /(?:^|,)vendor=([^,]+)/.exec(cpu ?? '')?.[1];
-  if (vendor) return vendor;
-  return cpu === undefined || /^(host|max)(,|$)/.test(cpu) ? facts.cpuVendor : undefined;
 }
 
 /** Why a nested KVM host (L1 under TCG) cannot show an HLT-passthrough variant. */
@@ -58,25 +47,23 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
   if (rows.length) reasons.push(`needs interrupt row${rows.length > 1 ? 's' : ''} ${rows.join(', ')} in /proc/interrupts (${rows.includes('PIW') || rows.includes('PIN') ? 'posted interrupts are not enabled' : 'absent'})`);
   if (r.root && !facts.root) reasons.push('needs root');
 
-  const wantsExits = knobs.disable_exits === 'cpu-pm' || knobs.disable_exits.length > 0 || knobs.expose_mwait === true;
-  if (wantsExits || knobs.halt_poll_ns !== undefined) {
-    if (accel !== 'kvm' || exp.guest.arch !== 'x86_64') {
-      reasons.push(`${wantsExits ? 'disabled exits' : 'halt_poll_ns'} ${wantsExits ? 'need' : 'needs'} an x86 guest under KVM; this variant would run ${exp.guest.arch} under ${accel.toUpperCase()}`);
-    } else if (!noKvm) {
-      const allowed = facts.kvm.disableExitsMask;
-      const asked = requestedExitMask(knobs, allowed);
-      for (const bit of EXIT_NAMES) {
-        if (asked & EXIT_BITS[bit] && !(allowed & EXIT_BITS[bit])) reasons.push(`asks for ${bit} passthrough, which this host does not allow (allowed ${formatMask(allowed)}): ${whyRefused(bit, facts)}`);
-      }
-      if (knobs.expose_mwait && !(allowed & EXIT_BITS.mwait)) reasons.push(`asks for MWAIT in the guest CPUID, which QEMU offers only when KVM allows MWAIT passthrough: ${whyRefused('mwait', facts)}`);
-      if (knobs.halt_poll_ns !== undefined && !facts.kvm.haltPollCap) reasons.push('asks for a per-VM halt_poll_ns, but this KVM lacks KVM_CAP_HALT_POLL');
-      if (target.kind === 'nested' && asked & EXIT_BITS.hlt) reasons.push(NESTED_HLT_REASON);
-      // An AMD/Hygon-vendor Linux guest parks offlined CPUs in HLT whatever CPUID says
-      // (mwait_play_dead skips them since 5.3), so a MWAIT cell there would measure HLT.
-      const vendor = guestVendor(exp.guest.cpu, facts);
-      if ((asked & EXIT_BITS.mwait || knobs.expose_mwait) && vendor && /AuthenticAMD|HygonGenuine/.test(vendor)) {
-        reasons.push(`relies on the guest using MWAIT, but the guest CPU vendor is ${vendor} and Linux parks and idles in HLT there (mwait_play_dead skips AMD/Hygon since Linux 5.3); set guest.cpu to host,vendor=GenuineIntel`);
-      }
+  const notPlannable = whyNotPlannable(exp.guest, knobs, accel);
+  if (notPlannable) reasons.push(notPlannable);
+  else if ((wantsExitControl(knobs) || knobs.halt_poll_ns !== undefined) && !noKvm) {
+    const plan = planVm(exp.guest, knobs, accel, facts);
+    const allowed = facts.kvm.disableExitsMask;
+    const asked = plan.disableExitsMask;
+    for (const bit of EXIT_NAMES) {
+      if (asked & EXIT_BITS[bit] && !(allowed & EXIT_BITS[bit])) reasons.push(`asks for ${bit} passthrough, which this host does not allow (allowed ${formatMask(allowed)}): ${whyRefused(bit, facts)}`);
+    }
+    if (knobs.expose_mwait && !(allowed & EXIT_BITS.mwait)) reasons.push(`asks for MWAIT in the guest CPUID, which QEMU offers only when KVM allows MWAIT passthrough: ${whyRefused('mwait', facts)}`);
+    if (plan.haltPollNs !== undefined && !facts.kvm.haltPollCap) reasons.push('asks for a per-VM halt_poll_ns, but this KVM lacks KVM_CAP_HALT_POLL');
+    if (target.kind === 'nested' && asked & EXIT_BITS.hlt) reasons.push(NESTED_HLT_REASON);
+    // An AMD/Hygon-vendor Linux guest parks offlined CPUs in HLT whatever CPUID says
+    // (mwait_play_dead skips them since 5.3), so a MWAIT cell there would measure HLT.
+    const vendor = plan.guestVendor;
+    if ((asked & EXIT_BITS.mwait || knobs.expose_mwait) && vendor && /AuthenticAMD|HygonGenuine/.test(vendor)) {
+      reasons.push(`relies on the guest using MWAIT, but the guest CPU vendor is ${vendor} and Linux parks and idles in HLT there (mwait_play_dead skips AMD/Hygon since Linux 5.3); set guest.cpu to host,vendor=GenuineIntel`);
     }
   }
   return reasons;

@@ -11,6 +11,7 @@ import { COLLECTORS } from '../collect/registry.js';
 import type { Collector, MetricName } from '../collect/collector.js';
 import { InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
+import { planVm } from '../plan/vm.js';
 import type { Loaded } from '../spec/load.js';
 import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/matrix.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
@@ -181,7 +182,7 @@ async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repe
   try {
     const launchedAt = Date.now();
     vm = await abortable(
-      backend.launch({ name: `kvmlab-${exp.name}-${process.pid}-${repetition}`, guest: exp.guest, knobs: variant.knobs, accel, runDir, logDir: dir, clientKey: generateClientKey() }),
+      backend.launch({ name: `kvmlab-${exp.name}-${process.pid}-${repetition}`, guest: exp.guest, plan: planVm(exp.guest, variant.knobs, accel, facts), runDir, logDir: dir, clientKey: generateClientKey() }),
       signal,
     );
     const theVm = vm;

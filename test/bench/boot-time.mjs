@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { QemuBackend } from '../../dist/backend/qemu/qemu-backend.js';
 import { generateClientKey } from '../../dist/backend/ssh-guest.js';
 import { Guest, Knobs } from '../../dist/spec/schema.js';
+import { planVm } from '../../dist/plan/vm.js';
 
 const args = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -23,12 +24,12 @@ const accel = flag('--accel', 'tcg');
 
 const backend = new QemuBackend({ arch: 'x86_64' });
 const guest = Guest.parse({ arch: 'x86_64', cpus, maxcpus: cpus + 2, memory: '512M' });
-const knobs = Knobs.parse({});
+const plan = planVm(guest, Knobs.parse({}), accel, await backend.probe());
 const times = [];
 for (let i = 1; i <= n; i++) {
   const dir = await mkdtemp(join(tmpdir(), 'kvmlab-bench-boot-'));
   const t0 = Date.now();
-  const vm = await backend.launch({ name: `kvmlab-bench-boot-${process.pid}-${i}`, guest, knobs, accel, runDir: dir, logDir: dir, clientKey: generateClientKey() });
+  const vm = await backend.launch({ name: `kvmlab-bench-boot-${process.pid}-${i}`, guest, plan, runDir: dir, logDir: dir, clientKey: generateClientKey() });
   const launched = Date.now();
   try {
     await vm.waitReady(t0 + 120_000);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuBackend } from '../../src/backend/qemu/qemu-backend.js';
+import { planVm } from '../../src/plan/vm.js';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { EXIT_BITS, formatMask, maskOf, type ExitName, type ShimRecord } from '../../src/model/exits.js';
 import { BUILD_HINT, HOST_SCRIPTS_DIR, runKvmProbe, kvmUsable, allowedDisableExits } from '../../src/host/kvm-probe.js';
@@ -50,12 +51,12 @@ describe.skipIf(skip !== undefined)('QemuBackend with accel kvm and disabled exi
       const runDir = await mkdtemp(join(tmp, 'run-'));
       const logDir = await mkdtemp(join(tmp, 'log-'));
       const name = `kvmlab-kvm-exits-test-${process.pid}-${names.join('-')}`;
+      // -cpu host aborts QEMU on this nested KVM (it cannot set IA32_ARCH_CAPABILITIES); qemu64 starts.
+      const guest = Guest.parse({ arch: 'x86_64', cpus: 1, memory: '256M', cpu: 'qemu64' });
       const vm = await backend.launch({
         name,
-        // -cpu host aborts QEMU on this nested KVM (it cannot set IA32_ARCH_CAPABILITIES); qemu64 starts.
-        guest: Guest.parse({ arch: 'x86_64', cpus: 1, memory: '256M', cpu: 'qemu64' }),
-        knobs: Knobs.parse({ disable_exits: names }),
-        accel: 'kvm',
+        guest,
+        plan: planVm(guest, Knobs.parse({ disable_exits: names }), 'kvm', await backend.probe()),
         runDir,
         logDir,
         clientKey: generateClientKey(),

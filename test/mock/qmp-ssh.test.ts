@@ -7,6 +7,7 @@ import { MockBackend } from '../../src/backend/mock/mock-backend.js';
 import { QmpClient, QmpError, QmpTimeoutError } from '../../src/backend/qmp-client.js';
 import { generateClientKey, GuestDisconnectedError, SshGuest } from '../../src/backend/ssh-guest.js';
 import type { Vm } from '../../src/backend/backend.js';
+import { planVm } from '../../src/plan/vm.js';
 import { parseExperiment } from '../../src/spec/load.js';
 
 const exp = parseExperiment('name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, maxcpus: 3 }\nsteps: [{ wait: 1 }]\n', 't.yaml');
@@ -16,7 +17,9 @@ let vm: Vm | undefined;
 async function launch(): Promise<{ vm: Vm; dir: string }> {
   const dir = mkdtempSync(join(tmpdir(), 'kvmlab-test-'));
   dirs.push(dir);
-  vm = await new MockBackend().launch({ name: 'test', guest: exp.guest, knobs: exp.knobs, accel: 'kvm', runDir: dir, logDir: dir, clientKey: generateClientKey() });
+  const backend = new MockBackend();
+  const plan = planVm(exp.guest, exp.knobs, 'tcg', await backend.probe());
+  vm = await backend.launch({ name: 'test', guest: exp.guest, plan, runDir: dir, logDir: dir, clientKey: generateClientKey() });
   return { vm, dir };
 }
 

@@ -1,6 +1,8 @@
 // The QEMU command line is a pure function of the variant: every flag kvmlab relies on is pinned here.
 import { describe, expect, it } from 'vitest';
-import { buildQemuCommand, cpuArg, exitControlOf, optValue, shellLine, type ArgvInput } from '../../src/backend/qemu/argv.js';
+import { buildQemuCommand, optValue, shellLine, type ArgvInput } from '../../src/backend/qemu/argv.js';
+import type { Accel } from '../../src/model/host-facts.js';
+import { planVm, type PlanHost } from '../../src/plan/vm.js';
 import { checkExitRecord } from '../../src/backend/qemu/exit-record.js';
 import { whyCannotBootGuest } from '../../src/backend/qemu/probe.js';
 import { cmdlineFacts } from '../../src/formats/cmdline.js';
@@ -9,12 +11,16 @@ import { diskFormat } from '../../src/backend/qemu/image.js';
 import { Guest, Knobs } from '../../src/spec/schema.js';
 import type { ShimRecord } from '../../src/model/exits.js';
 
-function input(guest: Record<string, unknown>, knobs: Record<string, unknown> = {}, over: Partial<ArgvInput> = {}): ArgvInput {
+/** An Intel host whose KVM allows MWAIT|HLT|PAUSE|CSTATE passthrough. */
+const HOST: PlanHost = { cpuVendor: 'GenuineIntel', kvm: { disableExitsMask: 0xf } };
+
+function input(guest: Record<string, unknown>, knobs: Record<string, unknown> = {}, over: Partial<ArgvInput> & { accel?: Accel } = {}): ArgvInput {
+  const { accel = 'tcg', ...rest } = over;
+  const g = Guest.parse({ arch: 'x86_64', cpus: 2, maxcpus: 4, ...guest });
   return {
     name: 'kvmlab-t-1',
-    guest: Guest.parse({ arch: 'x86_64', cpus: 2, maxcpus: 4, ...guest }),
-    knobs: Knobs.parse(knobs),
-    accel: 'tcg',
+    guest: g,
+    plan: planVm(g, Knobs.parse(knobs), accel, HOST),
     boot: { kernel: '/img/kernel', initrd: '/img/initrd.img' },
     append: 'console=ttyS0 panic=-1',
     sshPort: 40022,
@@ -22,7 +28,7 @@ function input(guest: Record<string, unknown>, knobs: Record<string, unknown> = 
     runDir: '/tmp/kvmlab-run',
     logDir: '/res/v/rep-1',
     shimPath: '/hs/libkvmlab-exits.so',
-    ...over,
+    ...rest,
   };
 }
 
@@ -120,7 +126,7 @@ describe('buildQemuCommand', () => {
     expect(c.exitControl).toEqual({ mode: 'shim', mask: 0 });
     expect(c.env.KVMLAB_DISABLE_EXITS).toBe('0x0');
     const k = Knobs.parse({ disable_exits: ['mwait'], expose_mwait: false });
-    expect(cpuArg(Guest.parse({ arch: 'x86_64', cpus: 1 }), k, 'kvm')).toBe('host,-monitor');
+    expect(planVm(Guest.parse({ arch: 'x86_64', cpus: 1 }), k, 'kvm', HOST).cpu).toBe('host,-monitor');
   });
 
   it('halt_poll_ns goes to the shim; guest_haltpoll adds kvm-hint-dedicated under KVM only', () => {
@@ -135,7 +141,7 @@ describe('buildQemuCommand', () => {
   it('exit control under TCG or on ppc64 is refused', () => {
     expect(() => buildQemuCommand(input({}, { disable_exits: ['hlt'] }))).toThrow(/under KVM/);
     expect(() => buildQemuCommand(input({}, { halt_poll_ns: 1 }))).toThrow(/under KVM/);
-    expect(() => exitControlOf(Guest.parse({ arch: 'ppc64', cpus: 1 }), Knobs.parse({ disable_exits: 'cpu-pm' }), 'kvm')).toThrow(/x86_64/);
+    expect(() => planVm(Guest.parse({ arch: 'ppc64', cpus: 1 }), Knobs.parse({ disable_exits: 'cpu-pm' }), 'kvm', HOST)).toThrow(/x86_64/);
   });
 
   it('shellLine quotes what a shell would split', () => {

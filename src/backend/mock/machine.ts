@@ -1,21 +1,22 @@
 // A simulated QEMU process with its guest: vCPU slots and threads, the guest kernel's CPU hotplug
 // rules for each arch, its log, and the platform events QEMU would emit. The QMP server, SSH server
 // and host view of the mock are thin skins over this object.
-import { EXIT_BITS, maskOf } from '../../model/exits.js';
 import { Noise, ThreadAccounting, type Policy, type ThreadSim, type VcpuSim } from './model.js';
 import { MOCK_GUEST_KERNEL, MOCK_HOST } from './profile.js';
-import type { Knobs } from '../../spec/schema.js';
+import { cmdlineFacts } from '../../formats/cmdline.js';
+import type { VmPlan } from '../../plan/vm.js';
 
 export type PlatformEvent = { event: string; data: Record<string, unknown> };
 
 export interface MachineConfig {
   name: string;
   arch: 'x86_64' | 'ppc64';
-  cpuModel: string;
   cpus: number;
   maxcpus: number;
+  /** The guest kernel's command line: the simulated guest reads its idle settings from it, as Linux does. */
   cmdline: string;
-  knobs: Knobs;
+  /** What kvmlab asked of KVM and QEMU for this VM; the mock carries it out as they would. */
+  plan: VmPlan;
   /** Delay of guest-side unplug completion, ms (real pseries under TCG: ~30 s). */
   unplugDelayMs?: number;
   /** The guest never answers device_del (a fault to test with). */
@@ -42,16 +43,16 @@ export class MockMachine {
   constructor(readonly config: MachineConfig) {
     this.pid = nextPid;
     nextPid += 100;
-    const k = config.knobs;
-    const cpuPm = k.disable_exits === 'cpu-pm';
-    const asked = k.disable_exits === 'cpu-pm' ? MOCK_HOST.disableExitsMask : maskOf(k.disable_exits);
+    const { plan } = config;
+    const boot = cmdlineFacts(config.cmdline);
+    const idle = boot.idle;
     this.policy = {
       arch: config.arch,
-      disableMask: config.arch === 'x86_64' ? asked & (MOCK_HOST.disableExitsMask | EXIT_BITS.aperfmperf) : 0,
-      mwaitInCpuid: config.arch === 'x86_64' && (k.expose_mwait ?? (cpuPm || (asked & EXIT_BITS.mwait) !== 0)),
-      haltPollNs: k.halt_poll_ns ?? Number(MOCK_HOST.kvmParams.halt_poll_ns),
-      guestIdle: k.guest_idle,
-      guestHaltpoll: k.guest_haltpoll,
+      disableMask: plan.disableExitsMask,
+      mwaitInCpuid: plan.mwaitInCpuid,
+      haltPollNs: plan.haltPollNs ?? Number(MOCK_HOST.kvmParams.halt_poll_ns),
+      guestIdle: idle === 'poll' || idle === 'halt' || idle === 'nomwait' ? idle : 'default',
+      guestHaltpoll: boot['cpuidle_haltpoll.force'] === '1',
     };
     this.kernelRelease = MOCK_GUEST_KERNEL[config.arch];
     this.accounting = new ThreadAccounting(new Noise(config.name), this.bootedAt);
@@ -188,8 +189,13 @@ export class MockMachine {
 
   // ---- CPU hotplug, as QEMU and the guest do it ----------------------------------------------
 
+  /** The -cpu model's name, without its feature switches. */
+  get cpuModelName(): string {
+    return this.config.plan.cpuModel.split(',')[0]!;
+  }
+
   hotpluggableType(): string {
-    return this.config.arch === 'x86_64' ? `${this.config.cpuModel}-x86_64-cpu` : `${this.config.cpuModel}_v2.0-spapr-cpu-core`;
+    return this.config.arch === 'x86_64' ? `${this.cpuModelName}-x86_64-cpu` : `${this.cpuModelName}_v2.0-spapr-cpu-core`;
   }
 
   slotProps(index: number): Record<string, number> {
@@ -235,8 +241,8 @@ export class MockMachine {
     this.later(50, () => {
       const others = this.onlineCpus().filter((c) => c !== v.index);
       if ((v.activity === 'idle' || v.activity === 'busy') && others.length === 0) {
-        this.guestLog(`pseries-hotplug-cpu: Unable to remove last online CPU PowerPC,${this.config.cpuModel.toUpperCase()}`);
-        this.guestLog(`pseries-hotplug-cpu: Failed to offline CPU PowerPC,${this.config.cpuModel.toUpperCase()}, rc: -16`);
+        this.guestLog(`pseries-hotplug-cpu: Unable to remove last online CPU PowerPC,${this.cpuModelName.toUpperCase()}`);
+        this.guestLog(`pseries-hotplug-cpu: Failed to offline CPU PowerPC,${this.cpuModelName.toUpperCase()}, rc: -16`);
         this.later(1000, () => this.emit({ event: 'DEVICE_UNPLUG_GUEST_ERROR', data: { device: id, path: v.qomPath } }));
         return;
       }

@@ -13,6 +13,7 @@ import { MockQmpServer } from './qmp-server.js';
 import { MockShell } from './shell.js';
 import { MockSshServer } from './ssh-server.js';
 import { MOCK_HOST } from './profile.js';
+import { formatMask } from '../../model/exits.js';
 import { settlesWithin } from '../../util/deadline.js';
 
 /** Simulated time from launch until the guest's SSH server listens. */
@@ -61,15 +62,17 @@ export class MockBackend implements Backend {
 
   async launch(req: LaunchRequest): Promise<Vm> {
     const g = req.guest;
-    const cmdline = guestCmdline(g, req.knobs, req.clientKey.publicKey);
+    const cmdline = guestCmdline(g, req.plan, req.clientKey.publicKey);
+    // The simulated KVM refuses a mask it does not allow, as KVM_ENABLE_CAP does (EINVAL).
+    const refused = req.plan.disableExitsMask & ~MOCK_HOST.disableExitsMask;
+    if (refused) throw new Error(`exit control did not take effect as asked: KVM_ENABLE_CAP(KVM_CAP_X86_DISABLE_EXITS, ${formatMask(req.plan.disableExitsMask)}) failed: Invalid argument (the simulated host allows ${formatMask(MOCK_HOST.disableExitsMask)})`);
     const machine = new MockMachine({
       name: req.name,
       arch: g.arch,
-      cpuModel: g.cpu ?? (g.arch === 'x86_64' ? 'qemu64' : 'power9'),
       cpus: g.cpus,
       maxcpus: g.maxcpus ?? g.cpus,
       cmdline,
-      knobs: req.knobs,
+      plan: req.plan,
       ignoreUnplug: this.faults.ignoreUnplug,
     });
     const hostKey = generateClientKey(); // the simulated image's host key, known to kvmlab in advance
@@ -109,7 +112,7 @@ export class MockBackend implements Backend {
       guest,
       consoleLog,
       effective: {
-        accel: req.accel,
+        accel: req.plan.accel,
         simulated: true,
         argv: ['(simulated by the mock backend; no QEMU process)', `-smp ${g.cpus},maxcpus=${g.maxcpus ?? g.cpus}`, `-append ${cmdline}`],
         disableExitsMask: mask,

@@ -3,6 +3,7 @@
 // and log. Anything else answers like busybox does: "sh: X: not found", status 127.
 import { formatCpuList } from '../../model/cpulist.js';
 import type { MockMachine } from './machine.js';
+import { MOCK_HOST } from './profile.js';
 
 export interface ShellResult {
   status: number;
@@ -211,7 +212,7 @@ export class MockShell {
           .onlineCpus()
           .map((c) =>
             m.config.arch === 'x86_64'
-              ? `processor\t: ${c}\nvendor_id\t: GenuineIntel\nmodel name\t: ${m.config.cpuModel}\nflags\t\t: fpu tsc msr pae apic sep cmov pat clflush mmx fxsr sse sse2 syscall nx lm${m.policy.mwaitInCpuid ? ' monitor' : ''} hypervisor\n\n`
+              ? `processor\t: ${c}\nvendor_id\t: ${m.config.plan.guestVendor ?? MOCK_HOST.cpuVendor}\nmodel name\t: ${/^(host|max)$/.test(m.cpuModelName) ? MOCK_HOST.cpuModel : m.cpuModelName}\nflags\t\t: fpu tsc msr pae apic sep cmov pat clflush mmx fxsr sse sse2 syscall nx lm${m.policy.mwaitInCpuid ? ' monitor' : ''} hypervisor\n\n`
               : `processor\t: ${c}\ncpu\t\t: POWER9 (architected), altivec supported\n\n`,
           )
           .join('');

@@ -2,9 +2,8 @@
 // the host, so every flag is unit-tested. The launcher (qemu-backend.ts) spawns exactly this argv
 // with exactly this environment, and the argv goes into the results as it ran.
 import { join } from 'node:path';
-import type { Accel } from '../../model/host-facts.js';
-import { maskOf } from '../../model/exits.js';
-import type { GuestSpec, Knobs } from '../../spec/schema.js';
+import type { ExitControl, VmPlan } from '../../plan/vm.js';
+import type { GuestSpec } from '../../spec/schema.js';
 
 /** A guest's boot files as image.ts resolved them (absolute paths). */
 export interface BootFiles {
@@ -17,8 +16,8 @@ export interface ArgvInput {
   /** VM name (-name); shows in `ps` and, with debug-threads=on, the threads carry "CPU n/KVM" names. */
   name: string;
   guest: GuestSpec;
-  knobs: Knobs;
-  accel: Accel;
+  /** What the variant's knobs ask of KVM and QEMU (plan/vm.ts). */
+  plan: VmPlan;
   boot: BootFiles;
   /** Guest kernel command line (-append), when a kernel is given. */
   append?: string;
@@ -33,14 +32,6 @@ export interface ArgvInput {
   /** host-scripts/build/libkvmlab-exits.so */
   shimPath: string;
 }
-
-/** How kvmlab asks KVM for disabled exits in this VM. */
-export type ExitControl =
-  | { mode: 'none' }
-  /** -overcommit cpu-pm=on and the shim rewriting the mask to `mask`. */
-  | { mode: 'shim'; mask: number }
-  /** QEMU's own all-allowed mode; the shim only records what QEMU asked and KVM answered. */
-  | { mode: 'cpu-pm' };
 
 export interface QemuCommand {
   binary: string;
@@ -63,12 +54,6 @@ export function qemuBinary(arch: GuestSpec['arch']): string {
   return arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-ppc64';
 }
 
-/** Default -cpu: the host's CPU under KVM, a model TCG emulates well otherwise. */
-export function defaultCpuModel(arch: GuestSpec['arch'], accel: Accel): string {
-  if (accel === 'kvm') return 'host';
-  return arch === 'x86_64' ? 'qemu64' : 'power9';
-}
-
 /** Default memory in MiB: what the kvmlab images were tried with (FACTS: x86 512M, pseries 1G). */
 export function defaultMemoryMiB(arch: GuestSpec['arch']): number {
   return arch === 'x86_64' ? 512 : 1024;
@@ -79,39 +64,14 @@ export function optValue(s: string): string {
   return s.replaceAll(',', ',,');
 }
 
-/** What exit control the knobs ask for. Throws when they ask for it where KVM cannot give it. */
-export function exitControlOf(guest: GuestSpec, knobs: Knobs, accel: Accel): ExitControl {
-  const de = knobs.disable_exits;
-  const wantsShim = (Array.isArray(de) && de.length > 0) || knobs.expose_mwait === true;
-  if (de !== 'cpu-pm' && !wantsShim) return { mode: 'none' };
-  if (accel !== 'kvm' || guest.arch !== 'x86_64') {
-    throw new Error(`disable_exits/expose_mwait need an x86_64 guest under KVM; this VM is ${guest.arch} under ${accel.toUpperCase()}`);
-  }
-  if (de === 'cpu-pm') return { mode: 'cpu-pm' };
-  return { mode: 'shim', mask: maskOf(de) };
-}
-
-/** The -cpu value: model plus the feature switches the knobs imply. */
-export function cpuArg(guest: GuestSpec, knobs: Knobs, accel: Accel): string {
-  const parts = [guest.cpu ?? defaultCpuModel(guest.arch, accel)];
-  if (knobs.guest_haltpoll && accel === 'kvm' && guest.arch === 'x86_64') parts.push('kvm-hint-dedicated=on');
-  // cpu-pm=on makes QEMU put MONITOR/MWAIT in the guest CPUID; an explicit "no" takes it out again.
-  const control = exitControlOf(guest, knobs, accel);
-  if (knobs.expose_mwait === false && control.mode !== 'none') parts.push('-monitor');
-  return parts.join(',');
-}
-
 export function buildQemuCommand(input: ArgvInput): QemuCommand {
-  const { guest, knobs, accel, boot, runDir, logDir } = input;
+  const { guest, plan, boot, runDir, logDir } = input;
+  const { accel, exitControl: control } = plan;
   const x86 = guest.arch === 'x86_64';
   const qmpSocket = join(runDir, 'qmp.sock');
   const pidfile = join(runDir, 'qemu.pid');
   const consoleLog = join(logDir, 'console.log');
   const maxcpus = guest.maxcpus ?? guest.cpus;
-  const control = exitControlOf(guest, knobs, accel);
-  if (knobs.halt_poll_ns !== undefined && (accel !== 'kvm' || !x86)) {
-    throw new Error(`halt_poll_ns needs an x86_64 guest under KVM; this VM is ${guest.arch} under ${accel.toUpperCase()}`);
-  }
   if (!boot.kernel && !boot.disk) throw new Error('nothing to boot: give a kernel or a disk image');
 
   const args: string[] = [];
@@ -119,7 +79,7 @@ export function buildQemuCommand(input: ArgvInput): QemuCommand {
   args.push(...(x86 ? ['-machine', guest.machine ?? 'q35'] : ['-M', guest.machine ?? 'pseries']));
   args.push('-accel', accel === 'kvm' ? 'kvm' : x86 ? 'tcg,thread=multi' : 'tcg');
   if (control.mode !== 'none') args.push('-overcommit', 'cpu-pm=on');
-  args.push('-cpu', cpuArg(guest, knobs, accel));
+  args.push('-cpu', plan.cpu);
   args.push('-smp', `${guest.cpus},maxcpus=${maxcpus}`);
   args.push('-m', `${guest.memory ?? defaultMemoryMiB(guest.arch)}M`);
   if (boot.kernel) {
@@ -140,12 +100,12 @@ export function buildQemuCommand(input: ArgvInput): QemuCommand {
 
   const env: Record<string, string> = {};
   let exitsRecord: string | undefined;
-  if (control.mode !== 'none' || knobs.halt_poll_ns !== undefined) {
+  if (control.mode !== 'none' || plan.haltPollNs !== undefined) {
     exitsRecord = join(runDir, 'exits.jsonl');
     env.LD_PRELOAD = input.shimPath;
     env.KVMLAB_EXITS_RECORD = exitsRecord;
     if (control.mode === 'shim') env.KVMLAB_DISABLE_EXITS = `0x${control.mask.toString(16)}`;
-    if (knobs.halt_poll_ns !== undefined) env.KVMLAB_HALT_POLL_NS = String(knobs.halt_poll_ns);
+    if (plan.haltPollNs !== undefined) env.KVMLAB_HALT_POLL_NS = String(plan.haltPollNs);
   }
   return {
     binary: qemuBinary(guest.arch),
@@ -157,7 +117,7 @@ export function buildQemuCommand(input: ArgvInput): QemuCommand {
     sshPort: input.sshPort,
     exitControl: control,
     ...(exitsRecord ? { exitsRecord } : {}),
-    ...(knobs.halt_poll_ns !== undefined ? { haltPollNs: knobs.halt_poll_ns } : {}),
+    ...(plan.haltPollNs !== undefined ? { haltPollNs: plan.haltPollNs } : {}),
   };
 }
 

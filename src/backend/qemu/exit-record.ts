@@ -2,7 +2,7 @@
 // (QEMU enables the capability and creates its vCPUs before its main loop, so by then the record is
 // complete), checked against what the variant asked for.
 import { formatMask, type ShimRecord } from '../../model/exits.js';
-import type { ExitControl } from './argv.js';
+import type { ExitControl } from '../../plan/vm.js';
 
 export interface ExitOutcome {
   /** The mask KVM accepted (0 when it refused). Undefined when no exit control was asked. */

@@ -137,13 +137,12 @@ export class QemuBackend implements Backend {
 
   async launch(req: LaunchRequest): Promise<Vm> {
     const image = await resolveGuestImage(req.guest, this.opts.imagesDir ? { imagesDir: this.opts.imagesDir } : {});
-    const append = image.boot.kernel ? guestCmdline(req.guest, req.knobs, req.clientKey.publicKey) : undefined;
+    const append = image.boot.kernel ? guestCmdline(req.guest, req.plan, req.clientKey.publicKey) : undefined;
     for (let attempt = 1; ; attempt++) {
       const cmd = buildQemuCommand({
         name: req.name,
         guest: req.guest,
-        knobs: req.knobs,
-        accel: req.accel,
+        plan: req.plan,
         boot: image.boot,
         ...(append !== undefined ? { append } : {}),
         sshPort: await freePort(),
@@ -239,7 +238,7 @@ class QemuVm implements Vm {
     });
     this.transcript = `${req.logDir}/qmp.jsonl`;
     this.effective = {
-      accel: req.accel,
+      accel: req.plan.accel,
       argv: [cmd.binary, ...cmd.args],
       env: cmd.env,
       qemuPid: this.pid,

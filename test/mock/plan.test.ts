@@ -1,0 +1,78 @@
+// One owner for what the knobs ask of KVM and QEMU (plan/vm.ts), and the mock carrying out that
+// plan instead of deriving its own: MONITOR/MWAIT in CPUID follows QEMU's cpu-pm rule, the vendor the
+// guest sees follows -cpu, and the simulated KVM refuses a mask it does not allow as KVM does.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { MockBackend } from '../../src/backend/mock/mock-backend.js';
+import { generateClientKey } from '../../src/backend/ssh-guest.js';
+import { planVm, type PlanHost } from '../../src/plan/vm.js';
+import { Guest, Knobs } from '../../src/spec/schema.js';
+
+const INTEL: PlanHost = { cpuVendor: 'GenuineIntel', kvm: { disableExitsMask: 0xf } };
+const NO_MWAIT: PlanHost = { cpuVendor: 'AuthenticAMD', kvm: { disableExitsMask: 0xe } };
+const guest = (cpu?: string) => Guest.parse({ arch: 'x86_64', cpus: 2, ...(cpu ? { cpu } : {}) });
+const knobs = (k: Record<string, unknown>) => Knobs.parse(k);
+
+describe('planVm', () => {
+  it('puts MWAIT in a host-like CPUID whenever cpu-pm=on is used and KVM allows MWAIT, whatever the mask', () => {
+    // [hlt] runs with cpu-pm=on (the shim rewrites the mask): QEMU still reports MONITOR as supported
+    expect(planVm(guest(), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL)).toMatchObject({ exitControl: { mode: 'shim', mask: 0x2 }, disableExitsMask: 0x2, mwaitInCpuid: true });
+    expect(planVm(guest('host,vendor=GenuineIntel'), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL).mwaitInCpuid).toBe(true);
+    // no exit control: no cpu-pm=on, no MONITOR
+    expect(planVm(guest(), knobs({}), 'kvm', INTEL)).toMatchObject({ exitControl: { mode: 'none' }, disableExitsMask: 0, mwaitInCpuid: false });
+    // KVM does not allow MWAIT: QEMU does not report MONITOR
+    expect(planVm(guest(), knobs({ disable_exits: ['hlt'] }), 'kvm', NO_MWAIT).mwaitInCpuid).toBe(false);
+    // a named model takes no supported features: no MONITOR unless asked, then monitor=on
+    expect(planVm(guest('qemu64'), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL).mwaitInCpuid).toBe(false);
+    expect(planVm(guest('qemu64'), knobs({ expose_mwait: true }), 'kvm', INTEL)).toMatchObject({ cpu: 'qemu64,monitor=on', mwaitInCpuid: true, exitControl: { mode: 'shim', mask: 0 } });
+    expect(planVm(guest(), knobs({ disable_exits: ['hlt'], expose_mwait: false }), 'kvm', INTEL)).toMatchObject({ cpu: 'host,-monitor', mwaitInCpuid: false });
+  });
+
+  it('cpu-pm asks for everything the host allows of MWAIT|HLT|PAUSE|CSTATE', () => {
+    expect(planVm(guest(), knobs({ disable_exits: 'cpu-pm' }), 'kvm', INTEL).disableExitsMask).toBe(0xf);
+    expect(planVm(guest(), knobs({ disable_exits: 'cpu-pm' }), 'kvm', { cpuVendor: 'x', kvm: { disableExitsMask: 0x1e } }).disableExitsMask).toBe(0xe);
+  });
+
+  it('the guest sees vendor= when given, the host vendor with -cpu host, nothing known for a named model', () => {
+    expect(planVm(guest('host,vendor=GenuineIntel'), knobs({}), 'kvm', NO_MWAIT).guestVendor).toBe('GenuineIntel');
+    expect(planVm(guest(), knobs({}), 'kvm', NO_MWAIT).guestVendor).toBe('AuthenticAMD');
+    expect(planVm(guest('qemu64'), knobs({}), 'kvm', NO_MWAIT).guestVendor).toBeUndefined();
+  });
+
+  it('guest-side knobs become guest kernel parameters; halt polling is per VM', () => {
+    expect(planVm(guest(), knobs({ guest_idle: 'poll', guest_haltpoll: true, halt_poll_ns: 5000 }), 'kvm', INTEL)).toMatchObject({ guestKernelArgs: ['idle=poll', 'cpuidle_haltpoll.force=1'], haltPollNs: 5000, cpu: 'host,kvm-hint-dedicated=on' });
+    expect(planVm(guest(), knobs({}), 'tcg', INTEL)).toMatchObject({ cpu: 'qemu64', guestKernelArgs: [] });
+  });
+});
+
+describe('the mock carries out the plan', () => {
+  const dirs: string[] = [];
+  afterAll(() => dirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
+  const launch = async (plan: ReturnType<typeof planVm>) => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvmlab-plan-'));
+    dirs.push(dir);
+    return new MockBackend().launch({ name: 'plan', guest: guest(), plan, runDir: dir, logDir: dir, clientKey: generateClientKey() });
+  };
+
+  it('shows the planned CPUID and vendor to its guest, and reports the planned mask as in effect', async () => {
+    // a plan no knob rule produces: the mock must not re-derive it from knobs
+    const plan = { ...planVm(guest(), knobs({}), 'kvm', INTEL), mwaitInCpuid: true, guestVendor: 'HygonGenuine' };
+    const vm = await launch(plan);
+    try {
+      await vm.waitReady(Date.now() + 30_000);
+      const cpuinfo = (await vm.guest.exec('cat /proc/cpuinfo', 10_000)).stdout;
+      expect(cpuinfo).toMatch(/vendor_id\s*: HygonGenuine/);
+      expect(cpuinfo).toMatch(/flags\s*:.* monitor/);
+      expect(vm.effective).toMatchObject({ disableExitsMask: 0, mwaitInGuestCpuid: true });
+    } finally {
+      await vm.shutdown();
+    }
+  });
+
+  it('refuses a mask its simulated KVM does not allow, as KVM_ENABLE_CAP does', async () => {
+    const plan = { ...planVm(guest(), knobs({ disable_exits: ['aperfmperf'] }), 'kvm', INTEL) };
+    await expect(launch(plan)).rejects.toThrow(/KVM_ENABLE_CAP.*0x10 \(aperfmperf\).*Invalid argument/);
+  });
+});
