@@ -1,6 +1,7 @@
 // The seam between the harness and the machine. Everything above it — runner, pinning, collectors,
 // reports — runs the same code for real QEMU and for the mock; only what is behind these interfaces
 // knows whether the guest and host are real.
+import type { Clock } from './clock.js';
 import type { HostFacts } from '../model/host-facts.js';
 import type { Effective } from '../model/summary.js';
 import type { VmPlan } from '../plan/vm.js';
@@ -15,9 +16,16 @@ export interface OpenFile {
   close(): void;
 }
 
+/** A program started on the host (perf stat): its stderr as it comes, its end, and signals to it. */
+export interface HostProcess {
+  readonly stderr: string[];
+  /** Its exit status; null when a signal ended it; -1 when it could not start. */
+  readonly exited: Promise<number | null>;
+  kill(signal: NodeJS.Signals): void;
+}
+
 /** The host as collectors and pinning touch it: files, thread affinity, process usage. */
 export interface HostView {
-  readonly simulated: boolean;
   readFile(path: string): Promise<string>;
   /** Open a file to read it again and again; samplers use this for procfs. */
   openFile(path: string): OpenFile;
@@ -30,6 +38,8 @@ export interface HostView {
   setAffinity(tid: number, cpus: readonly number[]): Promise<void>;
   /** CPU % (of one CPU) and RSS of a whole process since the previous call. */
   processUsage(pid: number): Promise<{ cpuPct: number; rssBytes: number }>;
+  /** Start a program on the host (argv, no shell), stdin and stdout closed. */
+  spawn(file: string, args: readonly string[]): HostProcess;
 }
 
 export interface LaunchRequest {
@@ -62,8 +72,11 @@ export interface Vm {
 
 export interface Backend {
   readonly name: 'qemu' | 'mock';
+  /** The guest and host are a model: every result says so. */
   readonly simulated: boolean;
   readonly host: HostView;
+  /** The clock every wait, window and stamp of a run on this backend goes by (clock.ts). */
+  readonly clock: Clock;
   probe(): Promise<HostFacts>;
   launch(req: LaunchRequest): Promise<Vm>;
 }

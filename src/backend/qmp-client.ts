@@ -4,14 +4,14 @@
 // One connection is held for the VM's whole life: QEMU drops events nobody is connected to hear.
 import { appendFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { realClock, type Clock } from './clock.js';
 
 export interface QmpEvent {
   event: string;
   data: Record<string, unknown>;
   /** QEMU's timestamp, seconds since the epoch. */
   qemuTime: number;
-  /** When kvmlab received it, ms since the epoch. */
+  /** When kvmlab received it, ms since the epoch on the backend's clock. */
   receivedAt: number;
   /** Position in the event history: waitForEvent(…, {after}) looks past it. */
   seq: number;
@@ -50,7 +50,7 @@ interface Pending {
   args: Record<string, unknown> | undefined;
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  cancel: () => void;
 }
 
 interface Waiter {
@@ -59,7 +59,7 @@ interface Waiter {
   after: number;
   resolve: (e: QmpEvent) => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  cancel: () => void;
 }
 
 export interface QmpConnectOptions {
@@ -71,6 +71,8 @@ export interface QmpConnectOptions {
   commandTimeoutMs?: number;
   /** Stop retrying (QEMU exited, nobody will ever serve the socket). */
   signal?: AbortSignal;
+  /** The backend's clock: timeouts, retries and event stamps go by it. */
+  clock?: Clock;
 }
 
 export class QmpClient {
@@ -90,6 +92,7 @@ export class QmpClient {
     rest: string,
     private readonly transcript: string | undefined,
     private readonly commandTimeoutMs: number,
+    private readonly clock: Clock,
   ) {
     this.greeting = greeting;
     let markClosed!: (reason: string) => void;
@@ -104,19 +107,23 @@ export class QmpClient {
   }
 
   static async connect(path: string, opts: QmpConnectOptions = {}): Promise<QmpClient> {
-    const deadline = Date.now() + (opts.timeoutMs ?? 10_000);
+    const clock = opts.clock ?? realClock;
+    const deadline = clock.now() + (opts.timeoutMs ?? 10_000);
     let lastError = '';
     for (let delay = 20; ; delay = Math.min(delay * 2, 500)) {
+      let client: QmpClient | undefined;
       try {
-        const { socket, greeting, rest } = await openAndGreet(path, Math.max(1000, deadline - Date.now()));
-        const client = new QmpClient(socket, greeting, rest, opts.transcript, opts.commandTimeoutMs ?? 30_000);
+        const { socket, greeting, rest } = await clock.busy(openAndGreet(path, Math.max(1000, deadline - clock.now()), clock));
+        client = new QmpClient(socket, greeting, rest, opts.transcript, opts.commandTimeoutMs ?? 30_000, clock);
         client.record('<', greeting);
         await client.execute('qmp_capabilities');
         return client;
       } catch (e) {
+        // A greeted connection whose negotiation failed is closed, not left to QEMU's monitor.
+        client?.close();
         lastError = (e as Error).message;
-        if (e instanceof QmpError || Date.now() + delay > deadline || opts.signal?.aborted) break;
-        await sleep(delay, undefined, { signal: opts.signal }).catch(() => undefined);
+        if (e instanceof QmpError || clock.now() + delay > deadline || opts.signal?.aborted) break;
+        await clock.sleep(delay, opts.signal).catch(() => undefined);
       }
     }
     throw new QmpConnectionError(`could not connect to QMP at ${path}: ${lastError}`);
@@ -130,15 +137,17 @@ export class QmpClient {
     if (this.closeReason !== undefined) return Promise.reject(new QmpConnectionError(`QMP ${command}: ${this.closeReason}`));
     const id = `kvmlab-${this.nextId++}`;
     const msg = args === undefined ? { execute: command, id } : { execute: command, arguments: args, id };
-    return new Promise<T>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        reject(new QmpTimeoutError(`QMP ${command} got no answer within ${timeoutMs} ms`));
-      }, timeoutMs);
-      this.pending.set(id, { command, args, resolve: resolve as (v: unknown) => void, reject, timer });
-      this.record('>', msg);
-      this.socket.write(`${JSON.stringify(msg)}\n`);
-    });
+    return this.clock.busy(
+      new Promise<T>((resolve, reject) => {
+        const cancel = this.clock.deadline(timeoutMs, () => {
+          this.pending.delete(id);
+          reject(new QmpTimeoutError(`QMP ${command} got no answer within ${timeoutMs} ms`));
+        });
+        this.pending.set(id, { command, args, resolve: resolve as (v: unknown) => void, reject, cancel });
+        this.record('>', msg);
+        this.socket.write(`${JSON.stringify(msg)}\n`);
+      }),
+    );
   }
 
   /** The next event named `name` whose data contains `match`, received after event number `after`. */
@@ -153,10 +162,11 @@ export class QmpClient {
         after,
         resolve,
         reject,
-        timer: setTimeout(() => {
+        // a deadline: a waiter that lost a race never keeps kvmlab alive
+        cancel: this.clock.deadline(timeoutMs, () => {
           this.waiters.delete(waiter);
           reject(new QmpTimeoutError(`no ${name}${match ? ` matching ${JSON.stringify(match)}` : ''} within ${timeoutMs} ms`));
-        }, timeoutMs).unref(), // a waiter that lost a race must not keep kvmlab alive
+        }),
       };
       this.waiters.add(waiter);
     });
@@ -196,13 +206,13 @@ export class QmpClient {
         event: msg.event,
         data: (msg.data as Record<string, unknown>) ?? {},
         qemuTime: (ts?.seconds ?? 0) + (ts?.microseconds ?? 0) / 1e6,
-        receivedAt: Date.now(),
+        receivedAt: this.clock.now(),
         seq: this.events.length,
       };
       this.events.push(event);
       for (const w of this.waiters) {
         if (event.seq > w.after && event.event === w.name && contains(event.data, w.match)) {
-          clearTimeout(w.timer);
+          w.cancel();
           this.waiters.delete(w);
           w.resolve(event);
         }
@@ -213,7 +223,7 @@ export class QmpClient {
     const p = id === undefined ? undefined : this.pending.get(id);
     if (!p) return;
     this.pending.delete(id!);
-    clearTimeout(p.timer);
+    p.cancel();
     if ('error' in msg) {
       const err = msg.error as { class?: string; desc?: string };
       p.reject(new QmpError(p.command, p.args, err.class ?? 'GenericError', err.desc ?? 'no description'));
@@ -227,12 +237,12 @@ export class QmpClient {
     this.closeReason = reason;
     this.record('!', { closed: reason });
     for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
+      p.cancel();
       p.reject(new QmpConnectionError(`QMP ${p.command}: ${reason}`));
     }
     this.pending.clear();
     for (const w of this.waiters) {
-      clearTimeout(w.timer);
+      w.cancel();
       w.reject(new QmpConnectionError(`waiting for ${w.name}: ${reason}`));
     }
     this.waiters.clear();
@@ -241,7 +251,7 @@ export class QmpClient {
   private record(dir: '<' | '>' | '!', msg: unknown): void {
     if (!this.transcript) return;
     try {
-      appendFileSync(this.transcript, `${JSON.stringify({ t: Date.now() / 1000, dir, msg })}\n`);
+      appendFileSync(this.transcript, `${JSON.stringify({ t: this.clock.now() / 1000, dir, msg })}\n`);
     } catch {
       // An unwritable results directory must not take the VM's monitor down with it; the runner
       // notices the unwritable directory on its own writes and reports it.
@@ -249,13 +259,13 @@ export class QmpClient {
   }
 }
 
-function openAndGreet(path: string, timeoutMs: number): Promise<{ socket: Socket; greeting: Record<string, unknown>; rest: string }> {
+function openAndGreet(path: string, timeoutMs: number, clock: Clock): Promise<{ socket: Socket; greeting: Record<string, unknown>; rest: string }> {
   return new Promise((resolve, reject) => {
     const socket = connect(path);
     let buf = '';
-    const timer = setTimeout(() => finish(new Error('no QMP greeting')), timeoutMs);
+    const cancel = clock.deadline(timeoutMs, () => finish(new Error('no QMP greeting')));
     const finish = (err?: Error, value?: { socket: Socket; greeting: Record<string, unknown>; rest: string }) => {
-      clearTimeout(timer);
+      cancel();
       socket.removeAllListeners('data');
       socket.removeAllListeners('error');
       socket.removeAllListeners('close');

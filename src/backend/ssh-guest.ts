@@ -2,8 +2,8 @@
 // advance and checked (never trust-on-first-use). Every command and its result go to a JSONL
 // transcript.
 import { appendFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import ssh2 from 'ssh2';
+import { realClock, type Clock } from './clock.js';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
 // ssh2 is CommonJS: named imports of its values fail under Node's ESM loader.
 const { Client, utils } = ssh2;
@@ -58,28 +58,33 @@ export interface SshGuestOptions {
   /** The guest's host public key as an OpenSSH line; a different key is refused. */
   hostKey: string;
   transcript?: string;
+  /** The backend's clock: timeouts, retries and stamps go by it. */
+  clock?: Clock;
 }
 
 export class SshGuest {
   private client: SshClient | undefined;
   private readonly expectedHostKey: Buffer;
   private hostKeyMismatch = false;
+  private readonly clock: Clock;
 
   constructor(private readonly opts: SshGuestOptions) {
     this.expectedHostKey = keyBlob(opts.hostKey);
+    this.clock = opts.clock ?? realClock;
   }
 
   /** Connect with backoff until a command runs or the deadline passes. */
   async waitReady(deadline: number, isAlive: () => string | undefined = () => undefined): Promise<number> {
     let attempt = 0;
     let last = '';
-    for (let delay = 250; Date.now() < deadline; delay = Math.min(delay * 1.5, 3000)) {
+    const clock = this.clock;
+    for (let delay = 250; clock.now() < deadline; delay = Math.min(delay * 1.5, 3000)) {
       attempt++;
       const dead = isAlive();
       if (dead) throw new GuestDisconnectedError(`guest never became ready: ${dead}`);
       try {
-        await this.connect(Math.min(20_000, Math.max(1000, deadline - Date.now())));
-        const r = await this.exec('true', Math.max(1000, deadline - Date.now()));
+        await this.connect(Math.min(20_000, Math.max(1000, deadline - clock.now())));
+        const r = await this.exec('true', Math.max(1000, deadline - clock.now()));
         if (r.status === 0) {
           this.note({ ready: true, attempts: attempt });
           return attempt;
@@ -90,7 +95,7 @@ export class SshGuest {
         if (this.hostKeyMismatch) throw new GuestDisconnectedError(last);
       }
       this.disconnect();
-      await sleep(Math.min(delay, Math.max(0, deadline - Date.now())));
+      await clock.sleep(Math.min(delay, Math.max(0, deadline - clock.now())));
     }
     throw new GuestDisconnectedError(`guest did not answer SSH on 127.0.0.1:${this.opts.port} before the deadline (${attempt} attempts; last: ${last})`);
   }
@@ -98,38 +103,51 @@ export class SshGuest {
   async exec(cmd: string, timeoutMs: number): Promise<ExecResult> {
     if (!this.client) await this.connect(Math.min(timeoutMs, 20_000));
     const client = this.client!;
-    const startedAt = Date.now();
-    const result = await new Promise<ExecResult>((resolve, reject) => {
-      let stdout = '';
-      let stderr = '';
-      let timedOut = false;
-      let channel: ClientChannel | undefined;
-      const onClientGone = () => reject(new GuestDisconnectedError(`SSH connection to the guest dropped while running: ${cmd}`));
-      client.once('close', onClientGone);
-      const timer = setTimeout(() => {
-        timedOut = true;
-        channel?.signal('KILL');
-        channel?.close();
-      }, timeoutMs);
-      client.exec(cmd, (err, ch) => {
-        if (err) {
-          clearTimeout(timer);
+    const startedAt = this.clock.now();
+    const result = await this.clock.busy(
+      new Promise<ExecResult>((resolve, reject) => {
+        let stdout = '';
+        let stderr = '';
+        let timedOut = false;
+        let channel: ClientChannel | undefined;
+        const onClientGone = () => reject(new GuestDisconnectedError(`SSH connection to the guest dropped while running: ${cmd}`));
+        client.once('close', onClientGone);
+        const cancel = this.clock.deadline(timeoutMs, () => {
+          timedOut = true;
+          if (channel) {
+            channel.signal('KILL');
+            channel.close();
+            return;
+          }
+          // The server never opened the channel: no close will ever come to end the command.
           client.off('close', onClientGone);
-          reject(new GuestDisconnectedError(`could not start a guest command: ${err.message}`));
-          return;
-        }
-        channel = ch;
-        let status: number | null = null;
-        ch.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-        ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-        ch.on('exit', (code: number | null) => (status = typeof code === 'number' ? code : null));
-        ch.on('close', () => {
-          clearTimeout(timer);
-          client.off('close', onClientGone);
-          resolve({ cmd, status: timedOut ? null : status, stdout, stderr, startedAt, durationMs: Date.now() - startedAt, timedOut });
+          this.disconnect();
+          reject(new GuestDisconnectedError(`the guest did not start the command within ${timeoutMs} ms: ${cmd}`));
         });
-      });
-    });
+        client.exec(cmd, (err, ch) => {
+          if (err) {
+            cancel();
+            client.off('close', onClientGone);
+            reject(new GuestDisconnectedError(`could not start a guest command: ${err.message}`));
+            return;
+          }
+          if (timedOut) {
+            ch.close();
+            return;
+          }
+          channel = ch;
+          let status: number | null = null;
+          ch.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
+          ch.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
+          ch.on('exit', (code: number | null) => (status = typeof code === 'number' ? code : null));
+          ch.on('close', () => {
+            cancel();
+            client.off('close', onClientGone);
+            resolve({ cmd, status: timedOut ? null : status, stdout, stderr, startedAt, durationMs: this.clock.now() - startedAt, timedOut });
+          });
+        });
+      }),
+    );
     this.note(result);
     return result;
   }
@@ -141,20 +159,20 @@ export class SshGuest {
 
   private connect(timeoutMs: number): Promise<void> {
     this.disconnect();
-    return new Promise<void>((resolve, reject) => {
+    const connecting = new Promise<void>((resolve, reject) => {
       const client = new Client();
       // ssh2 can go quiet when the peer hangs up before the handshake (no error, no close): our own
       // deadline makes sure the attempt ends.
-      const timer = setTimeout(() => fail(new Error(`no SSH handshake within ${timeoutMs} ms`)), timeoutMs + 1000);
+      const cancel = this.clock.deadline(timeoutMs + 1000, () => fail(new Error(`no SSH handshake within ${timeoutMs} ms`)));
       const fail = (e: Error) => {
-        clearTimeout(timer);
+        cancel();
         client.end();
         reject(e);
       };
       client.once('close', () => fail(new Error('connection closed before the SSH handshake')));
       client.on('error', fail); // on, not once: a dying handshake can report more than one error
       client.once('ready', () => {
-        clearTimeout(timer);
+        cancel();
         client.removeAllListeners('close');
         client.removeListener('error', fail);
         client.on('error', () => undefined); // later errors surface as 'close' on the running exec
@@ -181,16 +199,19 @@ export class SshGuest {
           return ok;
         },
       });
+      // Every guest command is a few small round trips: Nagle and delayed ACKs would add ~40 ms each.
+      client.setNoDelay(true);
     }).catch((e: Error) => {
       if (this.hostKeyMismatch) throw new GuestDisconnectedError(`the guest's SSH host key is not the one its image was built with; refusing to talk to it (${e.message})`);
       throw e;
     });
+    return this.clock.busy(connecting);
   }
 
   private note(entry: unknown): void {
     if (!this.opts.transcript) return;
     try {
-      appendFileSync(this.opts.transcript, `${JSON.stringify({ t: Date.now() / 1000, ...(entry as object) })}\n`);
+      appendFileSync(this.opts.transcript, `${JSON.stringify({ t: this.clock.now() / 1000, ...(entry as object) })}\n`);
     } catch {
       // see QmpClient.record
     }

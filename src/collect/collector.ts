@@ -1,13 +1,16 @@
 // What a collector is: something that watches the host while the steps run, marks every step
 // boundary, and writes per-step rows into the one metrics table (and raw files beside it). Each
 // declares what it needs from the host, so an experiment without it is told, not given zeros.
-import type { Backend, HostView, Vm } from '../backend/backend.js';
+import type { HostView, Vm } from '../backend/backend.js';
+import type { Clock } from '../backend/clock.js';
 import type { HostFacts } from '../model/host-facts.js';
 import type { RowSink } from '../model/metrics.js';
 import type { ThreadMap } from '../model/threads.js';
 
 export interface CollectorContext {
   host: HostView;
+  /** The backend's clock: sampling intervals, stamps and rates go by it. */
+  clock: Clock;
   vm: Vm;
   /** The current thread map; the runner refreshes it after every CPU step. */
   threads(): ThreadMap;
@@ -33,6 +36,6 @@ export interface CollectorKind<O> {
   /** Every metric it can write; `validate` holds expectations to these. */
   readonly metrics: readonly MetricName[];
   /** Why this host cannot serve the collector, or undefined when it can. */
-  unmet(facts: HostFacts, backend: Backend): string | undefined;
+  unmet(facts: HostFacts): string | undefined;
   create(options: O): Collector;
 }

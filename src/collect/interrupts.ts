@@ -91,7 +91,7 @@ export class InterruptsCollector implements Collector {
 
   private async snapshot(label: string): Promise<Snap> {
     const [irqText, statText] = await Promise.all([this.ctx.host.readFile('/proc/interrupts'), this.ctx.host.readFile('/proc/stat')]);
-    await appendFile(join(this.ctx.dir, 'interrupts.log'), `=== ${label} ${Date.now() / 1000}\n${irqText}--- /proc/stat\n${statText.split('\n').filter((l) => l.startsWith('cpu')).join('\n')}\n`);
+    await appendFile(join(this.ctx.dir, 'interrupts.log'), `=== ${label} ${this.ctx.clock.now() / 1000}\n${irqText}--- /proc/stat\n${statText.split('\n').filter((l) => l.startsWith('cpu')).join('\n')}\n`);
     return { irq: parseInterrupts(irqText), stat: parseProcStat(statText) };
   }
 }

@@ -22,7 +22,6 @@
 import { randomBytes } from 'node:crypto';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Backend } from '../backend/backend.js';
 import type { HostFacts } from '../model/host-facts.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 import type { QmpStatsResult } from './kvm-stats.js';
@@ -121,7 +120,7 @@ export class KvmExitsCollector implements Collector {
       const hist = parseExitHist(text, (isa, reason) => normalizeExitReason(exitReasonName(isa, reason)));
       if (step) await writeFile(join(this.ctx.dir, `hist-${step}.txt`), text);
       const kvm = await this.kvmExits();
-      await appendFile(this.rawPath, `${JSON.stringify({ t: Date.now() / 1000, phase, step, paused, hits: hist.hits, dropped: hist.dropped, byThread: Object.fromEntries([...hist.byThread].map(([t, m]) => [t, Object.fromEntries(m)])), kvm: kvm && Object.fromEntries(kvm) })}\n`);
+      await appendFile(this.rawPath, `${JSON.stringify({ t: this.ctx.clock.now() / 1000, phase, step, paused, hits: hist.hits, dropped: hist.dropped, byThread: Object.fromEntries([...hist.byThread].map(([t, m]) => [t, Object.fromEntries(m)])), kvm: kvm && Object.fromEntries(kvm) })}\n`);
       return { hist, kvm };
     } finally {
       if (paused) await vm.qmp.execute('cont');
@@ -146,7 +145,7 @@ export class KvmExitsCollector implements Collector {
 export const kvmExits: CollectorKind<KvmExitsOptions> = {
   name: 'kvm-exits',
   metrics: ['exits.total', { prefix: 'exits.', example: 'exits.mwait' }, 'exits.kvm_stat', 'exits.diff', 'exits.diff_pct', 'exits.dropped'],
-  unmet: (facts: HostFacts, _backend: Backend) => {
+  unmet: (facts: HostFacts) => {
     if (!facts.kvm.usable) return `KVM is not usable on this host (${facts.kvm.reason ?? '/dev/kvm'}), so there are no VM exits to count`;
     if (!facts.tracefs.path) return 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)';
     if (!facts.tracefs.writable) return `tracefs at ${facts.tracefs.path} is not writable`;

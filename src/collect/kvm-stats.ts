@@ -11,7 +11,6 @@
 // "not collected: …" (the runner records it for the repetition) rather than giving zeros.
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Backend } from '../backend/backend.js';
 import type { HostFacts } from '../model/host-facts.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
@@ -159,10 +158,10 @@ export class KvmStatsCollector implements Collector {
         this.ctx.vm.qmp.execute<QmpStatsResult[]>('query-stats', { target: 'vm' }).catch(() => [] as QmpStatsResult[]),
       ]);
       snap = snapshotFromQmp(vcpus, vm, (p) => byPath.get(p));
-      await appendFile(this.rawPath, `${JSON.stringify({ t: Date.now() / 1000, phase, step, vcpus, vm })}\n`);
+      await appendFile(this.rawPath, `${JSON.stringify({ t: this.ctx.clock.now() / 1000, phase, step, vcpus, vm })}\n`);
     } else {
       snap = await this.readDebugfs();
-      await appendFile(this.rawPath, `${JSON.stringify({ t: Date.now() / 1000, phase, step, debugfs: Object.fromEntries([...snap].map(([e, m]) => [e, Object.fromEntries(m)])) })}\n`);
+      await appendFile(this.rawPath, `${JSON.stringify({ t: this.ctx.clock.now() / 1000, phase, step, debugfs: Object.fromEntries([...snap].map(([e, m]) => [e, Object.fromEntries(m)])) })}\n`);
     }
     return snap;
   }
@@ -189,6 +188,6 @@ export class KvmStatsCollector implements Collector {
 export const kvmStats: CollectorKind<Record<string, never>> = {
   name: 'kvm-stats',
   metrics: [{ prefix: 'kvm.', example: 'kvm.halt_exits' }],
-  unmet: (facts: HostFacts, _backend: Backend) => (facts.kvm.usable ? undefined : `KVM is not usable on this host (${facts.kvm.reason ?? '/dev/kvm'}), so there are no KVM statistics`),
+  unmet: (facts: HostFacts) => (facts.kvm.usable ? undefined : `KVM is not usable on this host (${facts.kvm.reason ?? '/dev/kvm'}), so there are no KVM statistics`),
   create: () => new KvmStatsCollector(),
 };

@@ -7,13 +7,11 @@
 // "<not supported>" gives no row and is listed in perf-notes.txt. Threads created after a step began
 // (hot-plug) are not counted in that step: perf attaches to the threads present when it starts.
 //
-// This collector runs perf on the real host, so it is unmet on the mock backend: perf counts a real
-// process and the mock has none.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+// perf runs on the host through the HostView; the mock's simulated host has no perf, so there it is
+// not collected, and says so.
 import { appendFile, readFile } from 'node:fs/promises';
-import { delimiter, join } from 'node:path';
-import type { Backend } from '../backend/backend.js';
+import { join } from 'node:path';
+import type { HostProcess } from '../backend/backend.js';
 import type { HostFacts } from '../model/host-facts.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 import { parsePerfCsv } from '../formats/perf-stat.js';
@@ -26,18 +24,10 @@ export function perfMetric(event: string): string {
   return `perf.${event.toLowerCase().replace(/:/g, '.').replace(/[^a-z0-9_.]+/g, '_').replace(/\.{2,}/g, '.').replace(/^[._]+|[._]+$/g, '')}`;
 }
 
-function which(cmd: string): string | undefined {
-  for (const dir of (process.env.PATH ?? '/usr/bin:/bin').split(delimiter)) {
-    const p = join(dir, cmd);
-    if (existsSync(p)) return p;
-  }
-  return undefined;
-}
-
 export class PerfCollector implements Collector {
   readonly name = 'perf';
   private ctx!: CollectorContext;
-  private child: { proc: ChildProcess; out: string; exited: Promise<number | null>; stderr: string[] } | undefined;
+  private child: { proc: HostProcess; out: string } | undefined;
 
   constructor(private readonly opts: PerfOptions) {}
 
@@ -48,16 +38,10 @@ export class PerfCollector implements Collector {
   async stepStart(step: string): Promise<void> {
     await this.finish();
     const out = join(this.ctx.dir, `perf-${step}.csv`);
-    const proc = spawn('perf', ['stat', '-x,', '--per-thread', '-e', this.opts.events.join(','), '-p', String(this.ctx.vm.pid), '-o', out], { stdio: ['ignore', 'ignore', 'pipe'] });
-    const stderr: string[] = [];
-    proc.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
-    const exited = new Promise<number | null>((resolve) => {
-      proc.on('exit', (code) => resolve(code));
-      proc.on('error', () => resolve(-1));
-    });
-    this.child = { proc, out, exited, stderr };
+    const proc = this.ctx.host.spawn('perf', ['stat', '-x,', '--per-thread', '-e', this.opts.events.join(','), '-p', String(this.ctx.vm.pid), '-o', out]);
+    this.child = { proc, out };
     // perf needs a moment to attach to every thread; counting starts then.
-    await new Promise((r) => setTimeout(r, 100));
+    await this.ctx.clock.sleep(100);
   }
 
   async stepEnd(step: string): Promise<void> {
@@ -66,7 +50,7 @@ export class PerfCollector implements Collector {
     const text = await readFile(c.out, 'utf8').catch(() => '');
     const counts = parsePerfCsv(text);
     if (counts.length === 0) {
-      await appendFile(join(this.ctx.dir, 'perf-notes.txt'), `${step}: perf produced no counts: ${c.stderr.join('').trim() || 'no output'}\n`);
+      await appendFile(join(this.ctx.dir, 'perf-notes.txt'), `${step}: perf produced no counts: ${c.proc.stderr.join('').trim() || 'no output'}\n`);
       return;
     }
     const map = this.ctx.threads();
@@ -96,14 +80,14 @@ export class PerfCollector implements Collector {
   }
 
   /** End the running perf (SIGINT makes it print its counts) and wait for it. */
-  private async finish(): Promise<{ out: string; stderr: string[] } | undefined> {
+  private async finish(): Promise<{ proc: HostProcess; out: string } | undefined> {
     const c = this.child;
     this.child = undefined;
     if (!c) return undefined;
-    if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGINT');
-    const timer = setTimeout(() => c.proc.kill('SIGKILL'), 5000);
-    await c.exited;
-    clearTimeout(timer);
+    c.proc.kill('SIGINT');
+    const cancel = this.ctx.clock.deadline(5000, () => c.proc.kill('SIGKILL'));
+    await c.proc.exited;
+    cancel();
     return c;
   }
 }
@@ -111,18 +95,10 @@ export class PerfCollector implements Collector {
 export const perf: CollectorKind<PerfOptions> = {
   name: 'perf',
   metrics: [{ prefix: 'perf.', example: 'perf.kvm.kvm_exit' }],
-  unmet: (facts: HostFacts, backend: Backend) => {
-    if (backend.simulated) return 'perf counts a real process; the mock has none';
-    if (!which('perf')) return 'perf is not installed (Debian: linux-perf)';
-    if (!facts.root) {
-      let paranoid = 2;
-      try {
-        paranoid = Number(readFileSync('/proc/sys/kernel/perf_event_paranoid', 'utf8').trim());
-      } catch {
-        // unreadable: assume the default
-      }
-      if (paranoid > -1) return `kernel.perf_event_paranoid is ${paranoid}: counting tracepoints of another process needs root or -1`;
-    }
+  unmet: (facts: HostFacts) => {
+    if (!facts.perf.path) return 'perf is not installed on this host (Debian: linux-perf)';
+    const paranoid = facts.perf.paranoid ?? 2; // unreadable: the kernel's default
+    if (!facts.root && paranoid > -1) return `kernel.perf_event_paranoid is ${paranoid}: counting tracepoints of another process needs root or -1`;
     return undefined;
   },
   create: (o) => new PerfCollector(o),

@@ -1,6 +1,8 @@
-// Every collector kvmlab has, by the name experiment files use under `collect:`.
+// Every collector kvmlab has, by the name experiment files use under `collect:`, each typed with the
+// options its schema gives it.
+import type { z } from 'zod';
 import { CollectorOptions, type CollectorName } from '../spec/schema.js';
-import type { CollectorKind } from './collector.js';
+import type { Collector, CollectorKind } from './collector.js';
 import { interrupts } from './interrupts.js';
 import { kvmExits } from './kvm-exits.js';
 import { kvmStats } from './kvm-stats.js';
@@ -8,17 +10,19 @@ import { perf } from './perf.js';
 import { tracefs } from './tracefs.js';
 import { vcpuCpu } from './vcpu-cpu.js';
 
-type Entry = CollectorKind<never> & { defaults: unknown };
+export type CollectorOptionsOf = { [N in CollectorName]: z.output<(typeof CollectorOptions)[N]> };
 
-const kinds: Record<CollectorName, CollectorKind<never>> = {
-  'vcpu-cpu': vcpuCpu as CollectorKind<never>,
-  tracefs: tracefs as CollectorKind<never>,
-  'kvm-stats': kvmStats as CollectorKind<never>,
-  'kvm-exits': kvmExits as CollectorKind<never>,
-  perf: perf as CollectorKind<never>,
-  interrupts: interrupts as CollectorKind<never>,
+export const COLLECTORS: { [N in CollectorName]: CollectorKind<CollectorOptionsOf[N]> } = {
+  'vcpu-cpu': vcpuCpu,
+  tracefs,
+  'kvm-stats': kvmStats,
+  'kvm-exits': kvmExits,
+  perf,
+  interrupts,
 };
 
-export const COLLECTORS = Object.fromEntries(
-  Object.entries(kinds).map(([name, kind]) => [name, { ...kind, defaults: CollectorOptions[name as CollectorName].parse({}) }]),
-) as Record<CollectorName, Entry>;
+/** A collector of kind `name` with these options (null, as `collect: { name: }` gives: its defaults). */
+export function createCollector<N extends CollectorName>(name: N, options: CollectorOptionsOf[N] | null): Collector {
+  const kind: CollectorKind<CollectorOptionsOf[N]> = COLLECTORS[name];
+  return kind.create(options ?? (CollectorOptions[name].parse({}) as CollectorOptionsOf[N]));
+}

@@ -43,12 +43,11 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Backend } from '../backend/backend.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { parseCpuList } from '../model/cpulist.js';
 import type { ThreadMap } from '../model/threads.js';
 import { parseTaskStatus } from '../formats/procfs.js';
-import { countTraceEvents, type TraceMarker } from '../formats/tracefs/trace-stream.js';
+import { countTraceEvents, scanMarkers, type TraceMarker } from '../formats/tracefs/trace-stream.js';
 import { parsePerCpuStats, type PerCpuStats } from '../formats/tracefs/per-cpu-stats.js';
 import { parseEventFields } from '../formats/tracefs/event-fields.js';
 import { MARKER_EVENT, type TraceLine } from '../formats/tracefs/trace-line.js';
@@ -166,11 +165,23 @@ export function eventFilter(sysEvent: string, format: EventFormat, tids: readonl
 
 type Counts = Map<string, number>; // "metric\u0000entity" → count
 
+/** Bodies remembered per memo: past this the memo starts again (bodies that never repeat). */
+const MEMO_MAX = 4096;
+
+function remember<V>(memo: Map<string, V>, body: string, value: V): void {
+  if (memo.size >= MEMO_MAX) memo.clear();
+  // a copy: a slice would pin the whole chunk of trace text it came from
+  memo.set(Buffer.from(body).toString(), value);
+}
+
 export class TraceAggregator {
   readonly perStep: Counts[];
   /** Events outside every step window (between steps, before the first). */
   outside = 0;
-  private readonly keyCache = new Map<string, string>();
+  /** Exit reason by event body: a storm repeats a handful of bodies, so each is parsed once. */
+  private readonly exitMetric = new Map<string, string>();
+  /** Whether a kvm_vcpu_wakeup body is a polled wakeup, likewise. */
+  private readonly polled = new Map<string, boolean>();
 
   constructor(
     private readonly windows: readonly StepWindow[],
@@ -200,12 +211,11 @@ export class TraceAggregator {
       case 'kvm_exit': {
         const who = th.vcpuTids.has(ev.pid) ? th.entity.get(ev.pid)! : undefined;
         if (!who) return;
-        const f = parseEventFields(ev.body, fmt);
-        const raw = String(f.reason ?? f.exit_reason ?? 'unknown');
-        let metric = this.keyCache.get(raw);
+        let metric = this.exitMetric.get(ev.body);
         if (metric === undefined) {
-          metric = `trace.exits.${normalizeExitReason(raw)}`;
-          this.keyCache.set(raw, metric);
+          const f = parseEventFields(ev.body, fmt);
+          metric = `trace.exits.${normalizeExitReason(String(f.reason ?? f.exit_reason ?? 'unknown'))}`;
+          remember(this.exitMetric, ev.body, metric);
         }
         this.add(c, 'trace.exits', who);
         this.add(c, metric, who);
@@ -214,9 +224,14 @@ export class TraceAggregator {
       case 'kvm_vcpu_wakeup': {
         const who = th.vcpuTids.has(ev.pid) ? th.entity.get(ev.pid)! : undefined;
         if (!who) return;
-        const f = parseEventFields(ev.body, fmt);
+        let polled = this.polled.get(ev.body);
+        if (polled === undefined) {
+          const f = parseEventFields(ev.body, fmt);
+          polled = f.waited === 'poll' || f.waited === 0;
+          remember(this.polled, ev.body, polled);
+        }
         this.add(c, 'trace.vcpu_wakeups', who);
-        if (f.waited === 'poll' || f.waited === 0) this.add(c, 'trace.vcpu_wakeups_polled', who);
+        if (polled) this.add(c, 'trace.vcpu_wakeups_polled', who);
         return;
       }
       case 'kvm_userspace_exit': {
@@ -388,7 +403,7 @@ export class TracefsCollector implements Collector {
     const names = await h.readdir(`${this.root}/instances`).catch(() => [] as string[]);
     for (const n of names) {
       const m = /^kvmlab-(\d+)-[0-9a-f]+$/.exec(n);
-      if (!m || Number(m[1]) === process.pid || this.ctx.host.simulated) continue;
+      if (!m || Number(m[1]) === process.pid) continue;
       if (await h.exists(`/proc/${m[1]}`)) continue;
       const dir = `${this.root}/instances/${n}`;
       await h.writeFile(`${dir}/tracing_on`, '0').catch(() => undefined);
@@ -525,9 +540,9 @@ export class TracefsCollector implements Collector {
       const file = join(this.ctx.dir, `trace-cpu${cpu}.txt`);
       await writeFile(file, text);
       files.push(file);
-      const c = await countTraceEvents(text);
-      markers.push(...c.markers);
-      lostNotices += c.lostEvents;
+      const scan = scanMarkers(text);
+      markers.push(...scan.markers);
+      lostNotices += scan.lostEvents;
     }
     const fallback = new Map(this.steps.map((s) => [s.name, { start: s.start, end: s.end }]));
     const windows = stepWindows(this.steps.map((s) => s.name), markers, fallback);
@@ -574,7 +589,7 @@ export class TracefsCollector implements Collector {
           this.created = false;
           return;
         }
-        await new Promise((r) => setTimeout(r, 200));
+        await this.ctx.clock.sleep(200);
       }
     }
     throw new Error(`tracefs: cannot remove ${this.inst}: ${String(last)}`);
@@ -587,7 +602,7 @@ export const tracefs: CollectorKind<TracefsOptions> = {
     'trace.events', 'trace.exits', { prefix: 'trace.exits.', example: 'trace.exits.hlt' }, 'trace.vcpu_wakeups', 'trace.vcpu_wakeups_polled', 'trace.userspace_exits',
     'trace.sched_switch', 'trace.switches_out', 'trace.preemptions', 'trace.sched_wakeups', 'trace.rcuc_wakeups', 'trace.rcuc_preemptions', 'trace.events_lost',
   ],
-  unmet: (facts: HostFacts, _backend: Backend) => {
+  unmet: (facts: HostFacts) => {
     if (!facts.tracefs.path) return 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)';
     if (!facts.root) return 'tracefs instances need root';
     if (!facts.tracefs.writable) return `tracefs at ${facts.tracefs.path} is not writable`;

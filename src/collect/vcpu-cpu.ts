@@ -3,7 +3,7 @@
 // time, last CPU). Samples at a fixed interval into vcpu-cpu.csv; per step it writes CPU %, run-queue
 // wait %, guest %, timeslices and migrations per vCPU, the emulator threads together, and the whole
 // QEMU process (pidusage on a real host).
-import { appendFile, writeFile } from 'node:fs/promises';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { parseSchedstat, parseTaskStat } from '../formats/procfs.js';
 import type { OpenFile } from '../backend/backend.js';
@@ -14,7 +14,6 @@ const TICK_NS = 1e7; // USER_HZ = 100
 const THREAD_GONE = new Set(['ENOENT', 'ESRCH']);
 
 interface Sample {
-  t: number; // ms since the epoch
   runNs: number;
   waitNs: number;
   slices: number;
@@ -22,48 +21,72 @@ interface Sample {
   cpu: number;
 }
 
+/** Every thread read at one moment, `t` (ms on the backend's clock). */
+interface Snapshot {
+  t: number;
+  threads: Map<string, Sample & { tid: number }>;
+}
+
 interface Window {
-  start: Map<string, Sample>;
+  start: Snapshot;
   cpus: Map<string, number[]>;
 }
 
 export class VcpuCpuCollector implements Collector {
   readonly name = 'vcpu-cpu';
   private ctx!: CollectorContext;
-  private timer: NodeJS.Timeout | undefined;
-  private sampling: Promise<void> = Promise.resolve();
+  private stopTimer: (() => void) | undefined;
+  /** The first sample that failed for a reason other than a thread going away: it fails the step. */
+  private failure: Error | undefined;
   private window: Window | undefined;
-  private rawPath = '';
+  /** vcpu-cpu.csv, one line per thread and sample: held open, written as samples come. */
+  private raw: WriteStream | undefined;
   private readonly files = new Map<number, { schedstat: OpenFile; stat: OpenFile }>();
 
   constructor(private readonly intervalMs: number) {}
 
   async start(ctx: CollectorContext): Promise<void> {
     this.ctx = ctx;
-    this.rawPath = join(ctx.dir, 'vcpu-cpu.csv');
-    await writeFile(this.rawPath, 't,entity,tid,run_ns,wait_ns,timeslices,guest_ns,last_cpu\n');
-    this.timer = setInterval(() => {
-      this.sampling = this.sampling.then(() => this.tick()).catch(() => undefined);
-    }, this.intervalMs);
+    this.raw = createWriteStream(join(ctx.dir, 'vcpu-cpu.csv'));
+    this.raw.on('error', (e) => (this.failure ??= e));
+    this.raw.write('t,entity,tid,run_ns,wait_ns,timeslices,guest_ns,last_cpu\n');
+    this.stopTimer = ctx.clock.every(this.intervalMs, () => {
+      try {
+        this.tick();
+      } catch (e) {
+        this.failure ??= e instanceof Error ? e : new Error(String(e));
+      }
+    });
+  }
+
+  /** A sampling failure since the last check ends the step with it: no rows from a broken host. */
+  private check(): void {
+    const e = this.failure;
+    this.failure = undefined;
+    if (e) throw new Error(`sampling failed: ${e.message}`);
   }
 
   async stepStart(): Promise<void> {
-    const now = await this.snapshot();
-    this.window = { start: now, cpus: new Map([...now].map(([e, s]) => [e, [s.cpu]])) };
+    this.check();
+    const now = this.snapshot();
+    this.window = { start: now, cpus: new Map([...now.threads].map(([e, s]) => [e, [s.cpu]])) };
   }
 
   async stepEnd(step: string): Promise<void> {
     const w = this.window;
     this.window = undefined;
+    this.check();
     if (!w) return;
-    const end = await this.snapshot();
+    const end = this.snapshot();
+    // Every entity's window is the time between the two snapshots: one clock reading each.
+    const dtNs = (end.t - w.start.t) * 1e6;
     // Deltas per thread, summed per entity over the threads alive at both ends of the window.
     const per = new Map<string, { dtNs: number; run: number; wait: number; guest: number; slices: number; cpus: number[]; lastCpu: number }>();
-    for (const [key, last] of end) {
-      const first = w.start.get(key);
+    for (const [key, last] of end.threads) {
+      const first = w.start.threads.get(key);
       if (!first) continue; // appeared mid-step (hot-plug): no baseline for this window
       const entity = key.slice(0, key.indexOf(':'));
-      const agg = per.get(entity) ?? { dtNs: (last.t - first.t) * 1e6, run: 0, wait: 0, guest: 0, slices: 0, cpus: w.cpus.get(key) ?? [], lastCpu: last.cpu };
+      const agg = per.get(entity) ?? { dtNs, run: 0, wait: 0, guest: 0, slices: 0, cpus: w.cpus.get(key) ?? [], lastCpu: last.cpu };
       agg.run += last.runNs - first.runNs;
       agg.wait += last.waitNs - first.waitNs;
       agg.guest += last.guestNs - first.guestNs;
@@ -94,35 +117,39 @@ export class VcpuCpuCollector implements Collector {
   }
 
   async stop(): Promise<void> {
-    clearInterval(this.timer);
-    await this.sampling;
+    this.stopTimer?.();
     for (const tid of [...this.files.keys()]) this.close(tid);
+    const raw = this.raw;
+    this.raw = undefined;
+    if (raw) await new Promise<void>((resolve) => raw.end(resolve));
+    this.check();
   }
 
-  private async tick(): Promise<void> {
-    const snap = await this.snapshot();
-    if (this.window) for (const [key, s] of snap) this.window.cpus.set(key, [...(this.window.cpus.get(key) ?? []), s.cpu]);
-    const lines = [...snap].map(([key, s]) => `${s.t / 1000},${key.slice(0, key.indexOf(':'))},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.cpu}`);
-    if (lines.length) await appendFile(this.rawPath, `${lines.join('\n')}\n`);
+  private tick(): void {
+    const snap = this.snapshot();
+    if (this.window) for (const [key, s] of snap.threads) this.window.cpus.set(key, [...(this.window.cpus.get(key) ?? []), s.cpu]);
+    const lines = [...snap.threads].map(([key, s]) => `${snap.t / 1000},${key.slice(0, key.indexOf(':'))},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.cpu}`);
+    if (lines.length) this.raw?.write(`${lines.join('\n')}\n`);
   }
 
   /** Read every thread now, keyed "vcpuN:TID" for vCPU threads and "emulator:TID" for the rest. */
-  private async snapshot(): Promise<Map<string, Sample & { tid: number }>> {
+  private snapshot(): Snapshot {
     const map = this.ctx.threads();
     const threads = [...map.vcpus.map((v) => ({ entity: `vcpu${v.index}`, tid: v.tid })), ...map.others.map((tid) => ({ entity: 'emulator', tid }))];
     const out = new Map<string, Sample & { tid: number }>();
+    const t = this.ctx.clock.now();
     for (const { entity, tid } of threads) {
       try {
         const files = this.files.get(tid) ?? this.open(map.pid, tid);
         const s = parseSchedstat(files.schedstat.read());
         const st = parseTaskStat(files.stat.read());
-        out.set(`${entity}:${tid}`, { t: Date.now(), tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor });
+        out.set(`${entity}:${tid}`, { tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor });
       } catch (e) {
         if (!THREAD_GONE.has((e as NodeJS.ErrnoException).code ?? '')) throw e; // a broken host, not a gone thread
         this.close(tid);
       }
     }
-    return out;
+    return { t, threads: out };
   }
 
   /** Files stay open between samples: one pread each instead of open/read/close (see test/bench). */

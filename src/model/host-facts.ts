@@ -30,6 +30,8 @@ export interface HostFacts {
     params: Record<string, string>;
   };
   tracefs: { path: string | undefined; writable: boolean };
+  /** perf as the perf collector needs it: its path on PATH, and kernel.perf_event_paranoid. */
+  perf: { path?: string; paranoid?: number };
   root: boolean;
   /** Row names of /proc/interrupts (LOC, PIN, PIW, …). */
   interruptRows: string[];

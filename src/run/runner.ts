@@ -7,16 +7,16 @@ import { join } from 'node:path';
 import type { Backend, Vm } from '../backend/backend.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
-import { COLLECTORS } from '../collect/registry.js';
+import { COLLECTORS, createCollector } from '../collect/registry.js';
 import type { Collector, MetricName } from '../collect/collector.js';
 import { InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
-import { planVm } from '../plan/vm.js';
+import { planVm, type VmPlan } from '../plan/vm.js';
 import type { Loaded } from '../spec/load.js';
 import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/matrix.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
-import type { MetricRow } from '../model/metrics.js';
+import type { MetricRow, RowSink } from '../model/metrics.js';
 import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { checkPinning, unmetRequirements } from './preflight.js';
 import type { Progress } from '../model/progress.js';
@@ -26,6 +26,10 @@ import type { ThreadMap } from '../model/threads.js';
 
 /** Metrics the runner itself writes for every variant: boot time, step durations, QMP events per step. */
 export const RUNNER_METRICS: MetricName[] = ['guest.ready_s', 'step.duration_s', 'qmp.event_count'];
+
+/** Step names the runner writes rows and log lines under: no experiment step may take them. */
+export const BOOT_STEP = 'boot';
+export const TEARDOWN_STEP = 'teardown';
 
 export interface RunOptions {
   loaded: Loaded;
@@ -159,6 +163,142 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal, vm?: Vm): Promise<T> {
   });
 }
 
+/** One repetition of one variant as it goes through its stages; teardown owns whatever was taken. */
+interface Repetition {
+  opts: RunOptions;
+  exp: Experiment;
+  variant: Variant;
+  facts: HostFacts;
+  plan: VmPlan;
+  result: RepetitionResult;
+  emit: RowSink;
+  runDir: string;
+  /** The launch, kept even when Ctrl-C stopped waiting for it: teardown shuts down what it brings up. */
+  launching?: Promise<Vm>;
+  vm?: Vm;
+  launchedAt: number;
+  threads?: ThreadMap;
+  collectors: Collector[];
+}
+
+/** Stages in order. Each may throw; the repetition then ends as an error with that reason. */
+const STAGES: [string, (r: Repetition) => Promise<void>][] = [
+  ['launch', launch],
+  ['pin', pin],
+  ['collectors', startCollectors],
+  ['ready', waitReady],
+  ['steps', runSteps],
+];
+
+async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repetition: number, accel: Accel, facts: HostFacts, rows: MetricRow[]): Promise<RepetitionResult> {
+  const dir = join(opts.out, 'variants', variantDir(variant.id), `rep-${repetition}`);
+  await mkdir(dir, { recursive: true });
+  const r: Repetition = {
+    opts,
+    exp,
+    variant,
+    facts,
+    plan: planVm(exp.guest, variant.knobs, accel, facts),
+    result: { repetition, status: 'completed', dir, pinned: [], collectors: {} },
+    emit: (row) => rows.push({ variant: variant.id, repetition, ...row }),
+    runDir: await mkdtemp(join(tmpdir(), 'kvmlab-')),
+    launchedAt: opts.backend.clock.now(),
+    collectors: [],
+  };
+  try {
+    for (const [, stage] of STAGES) await stage(r);
+  } catch (e) {
+    r.result.status = 'error';
+    const gone = r.vm?.exitReason();
+    r.result.reason = e instanceof Interrupted ? e.message : gone && !(e instanceof StepFailed) ? `QEMU exited: ${gone} (${errorMessage(e)})` : errorMessage(e);
+  } finally {
+    await teardown(r);
+  }
+  return r.result;
+}
+
+async function launch(r: Repetition): Promise<void> {
+  const { backend, signal } = r.opts;
+  const { dir } = r.result;
+  r.launchedAt = backend.clock.now();
+  r.launching = backend.launch({ name: `kvmlab-${r.exp.name}-${process.pid}-${r.result.repetition}`, guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey() });
+  r.vm = await abortable(r.launching, signal);
+  r.result.effective = r.vm.effective;
+  await writeFile(join(dir, 'launch.json'), `${JSON.stringify(r.vm.effective, null, 2)}\n`);
+}
+
+async function pin(r: Repetition): Promise<void> {
+  const { host } = r.opts.backend;
+  r.threads = await queryThreads(r.vm!.qmp, host, r.vm!.pid);
+  r.result.pinned = await applyPinning(host, r.threads, r.exp.pinning);
+}
+
+async function startCollectors(r: Repetition): Promise<void> {
+  const { backend, progress } = r.opts;
+  for (const name of Object.keys(r.exp.collect) as CollectorName[]) {
+    const options = r.exp.collect[name];
+    if (options === undefined) continue;
+    const unmet = COLLECTORS[name].unmet(r.facts);
+    if (unmet) {
+      r.result.collectors[name] = `not collected: ${unmet}`;
+      progress.notice(`collector ${name} not collected: ${unmet}`);
+      continue;
+    }
+    const c = createCollector(name, options);
+    const dir = join(r.result.dir, name);
+    await mkdir(dir, { recursive: true });
+    await c.start({ host: backend.host, clock: backend.clock, vm: r.vm!, threads: () => r.threads!, dir, emit: r.emit });
+    r.collectors.push(c);
+    r.result.collectors[name] = 'collected';
+  }
+}
+
+async function waitReady(r: Repetition): Promise<void> {
+  const { clock } = r.opts.backend;
+  await abortable(r.vm!.waitReady(r.launchedAt + r.exp.guest.ready_timeout), r.opts.signal, r.vm);
+  r.result.readySeconds = (clock.now() - r.launchedAt) / 1000;
+  r.emit({ step: BOOT_STEP, entity: 'guest', metric: 'guest.ready_s', value: r.result.readySeconds, unit: 's' });
+}
+
+/** Every step, stamped, with each collector told where it starts and ends. */
+async function runSteps(r: Repetition): Promise<void> {
+  const { backend, signal, progress } = r.opts;
+  const { clock } = backend;
+  const vm = r.vm!;
+  const refreshThreads = async () => {
+    const before = new Set(r.threads!.vcpus.map((v) => v.tid));
+    r.threads = await queryThreads(vm.qmp, backend.host, vm.pid);
+    const fresh = new Set(r.threads.vcpus.filter((v) => !before.has(v.tid)).map((v) => v.index));
+    if (fresh.size) r.result.pinned.push(...(await applyPinning(backend.host, r.threads, r.exp.pinning, fresh)));
+  };
+  let eventsFrom = vm.qmp.lastSeq + 1;
+  for (const [n, step] of r.exp.steps.entries()) {
+    progress.step(n + 1, r.exp.steps.length, step.name);
+    const seqAtStart = vm.qmp.lastSeq + 1;
+    const start = clock.now();
+    await eachCollector(r.collectors, step.name, (c) => c.stepStart(step.name));
+    let detail: Record<string, unknown> = {};
+    let failure: Error | undefined;
+    try {
+      detail = await abortable(runStep(step, { vm, clock, arch: r.exp.guest.arch, emit: r.emit, allowHostCommands: r.opts.allowHostCommands, signal, eventsFrom, refreshThreads }), signal, vm);
+    } catch (e) {
+      failure = e as Error;
+      if (e instanceof StepFailed && e.detail) detail = e.detail;
+    }
+    const end = clock.now();
+    await eachCollector(r.collectors, step.name, (c) => c.stepEnd(step.name));
+    r.emit({ step: step.name, entity: 'runner', metric: 'step.duration_s', value: (end - start) / 1000, unit: 's' });
+    const counts = new Map<string, number>();
+    for (const e of vm.qmp.events.slice(seqAtStart)) if (e.receivedAt <= end) counts.set(e.event, (counts.get(e.event) ?? 0) + 1);
+    for (const [event, count] of counts) r.emit({ step: step.name, entity: event, metric: 'qmp.event_count', value: count, unit: 'count' });
+    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, error: failure?.message, detail })}\n`).catch((e: Error) => {
+      throw new Error(`the results directory ${r.result.dir} is not writable (${e.message})`);
+    });
+    eventsFrom = seqAtStart;
+    if (failure) throw failure;
+  }
+}
+
 async function eachCollector(collectors: Collector[], step: string, fn: (c: Collector) => Promise<void>): Promise<void> {
   for (const c of collectors) {
     try {
@@ -169,94 +309,17 @@ async function eachCollector(collectors: Collector[], step: string, fn: (c: Coll
   }
 }
 
-async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repetition: number, accel: Accel, facts: HostFacts, rows: MetricRow[]): Promise<RepetitionResult> {
-  const { backend, signal, progress } = opts;
-  const dir = join(opts.out, 'variants', variantDir(variant.id), `rep-${repetition}`);
-  await mkdir(dir, { recursive: true });
-  const result: RepetitionResult = { repetition, status: 'completed', dir, pinned: [], collectors: {} };
-  const emit = (r: Omit<MetricRow, 'variant' | 'repetition'>) => rows.push({ variant: variant.id, repetition, ...r });
-  const runDir = await mkdtemp(join(tmpdir(), 'kvmlab-'));
-  let vm: Vm | undefined;
-  const collectors: Collector[] = [];
-  let threads: ThreadMap | undefined;
-  try {
-    const launchedAt = Date.now();
-    vm = await abortable(
-      backend.launch({ name: `kvmlab-${exp.name}-${process.pid}-${repetition}`, guest: exp.guest, plan: planVm(exp.guest, variant.knobs, accel, facts), runDir, logDir: dir, clientKey: generateClientKey() }),
-      signal,
-    );
-    const theVm = vm;
-    result.effective = vm.effective;
-    await writeFile(join(dir, 'launch.json'), `${JSON.stringify(vm.effective, null, 2)}\n`);
-    threads = await queryThreads(vm.qmp, backend.host, vm.pid);
-    result.pinned = await applyPinning(backend.host, threads, exp.pinning);
-    for (const [name, options] of Object.entries(exp.collect) as [CollectorName, unknown][]) {
-      if (options === undefined) continue;
-      const kind = COLLECTORS[name];
-      const unmet = kind.unmet(facts, backend);
-      if (unmet) {
-        result.collectors[name] = `not collected: ${unmet}`;
-        progress.notice(`collector ${name} not collected: ${unmet}`);
-        continue;
-      }
-      const c = kind.create((options ?? kind.defaults) as never);
-      const cdir = join(dir, name);
-      await mkdir(cdir, { recursive: true });
-      await c.start({ host: backend.host, vm, threads: () => threads!, dir: cdir, emit });
-      collectors.push(c);
-      result.collectors[name] = 'collected';
-    }
-    await abortable(vm.waitReady(launchedAt + exp.guest.ready_timeout), signal, vm);
-    result.readySeconds = (Date.now() - launchedAt) / 1000;
-    emit({ step: 'boot', entity: 'guest', metric: 'guest.ready_s', value: result.readySeconds, unit: 's' });
-
-    const refreshThreads = async () => {
-      const before = new Set(threads!.vcpus.map((v) => v.tid));
-      threads = await queryThreads(theVm.qmp, backend.host, theVm.pid);
-      const fresh = new Set(threads.vcpus.filter((v) => !before.has(v.tid)).map((v) => v.index));
-      if (fresh.size) result.pinned.push(...(await applyPinning(backend.host, threads, exp.pinning, fresh)));
-    };
-    let eventsFrom = vm.qmp.lastSeq + 1;
-    for (const [n, step] of exp.steps.entries()) {
-      progress.step(n + 1, exp.steps.length, step.name);
-      const seqAtStart = vm.qmp.lastSeq + 1;
-      const start = Date.now();
-      await eachCollector(collectors, step.name, (c) => c.stepStart(step.name));
-      let detail: Record<string, unknown> = {};
-      let failure: Error | undefined;
-      try {
-        detail = await abortable(runStep(step, { vm, arch: exp.guest.arch, emit, allowHostCommands: opts.allowHostCommands, signal, eventsFrom, refreshThreads }), signal, vm);
-      } catch (e) {
-        failure = e as Error;
-        if (e instanceof StepFailed && e.detail) detail = e.detail;
-      }
-      const end = Date.now();
-      await eachCollector(collectors, step.name, (c) => c.stepEnd(step.name));
-      emit({ step: step.name, entity: 'runner', metric: 'step.duration_s', value: (end - start) / 1000, unit: 's' });
-      const counts = new Map<string, number>();
-      for (const e of vm.qmp.events.slice(seqAtStart)) if (e.receivedAt <= end) counts.set(e.event, (counts.get(e.event) ?? 0) + 1);
-      for (const [event, count] of counts) emit({ step: step.name, entity: event, metric: 'qmp.event_count', value: count, unit: 'count' });
-      await appendFile(join(dir, 'steps.jsonl'), `${JSON.stringify({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, error: failure?.message, detail })}\n`).catch((e: Error) => {
-        throw new Error(`the results directory ${dir} is not writable (${e.message})`);
-      });
-      eventsFrom = seqAtStart;
-      if (failure) throw failure;
-    }
-  } catch (e) {
-    result.status = 'error';
-    const gone = vm?.exitReason();
-    result.reason = e instanceof Interrupted ? e.message : gone && !(e instanceof StepFailed) ? `QEMU exited: ${gone} (${errorMessage(e)})` : errorMessage(e);
-  } finally {
-    for (const c of collectors) {
-      await c.stop().catch((e: unknown) => {
-        result.collectors[c.name] = `stopped with an error: ${errorMessage(e)}`;
-      });
-    }
-    if (vm) {
-      const how = await vm.shutdown().catch((e: unknown) => `shutdown failed: ${errorMessage(e)}`);
-      await appendFile(join(dir, 'steps.jsonl'), `${JSON.stringify({ step: 'teardown', end: Date.now() / 1000, how })}\n`).catch(() => undefined);
-    }
-    await rm(runDir, { recursive: true, force: true });
+/** Always: stop the collectors, shut the VM down (also one whose launch Ctrl-C stopped waiting for). */
+async function teardown(r: Repetition): Promise<void> {
+  for (const c of r.collectors) {
+    await c.stop().catch((e: unknown) => {
+      r.result.collectors[c.name] = `stopped with an error: ${errorMessage(e)}`;
+    });
   }
-  return result;
+  const vm = r.vm ?? (await r.launching?.catch(() => undefined));
+  if (vm) {
+    const how = await vm.shutdown().catch((e: unknown) => `shutdown failed: ${errorMessage(e)}`);
+    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: TEARDOWN_STEP, end: r.opts.backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
+  }
+  await rm(r.runDir, { recursive: true, force: true });
 }

@@ -1,9 +1,9 @@
 // Executing one step against a VM. A step either completes (with rows in the metrics table and a
 // detail for the step log) or throws: StepFailed when the guest or QEMU said no in a way the
 // experiment did not allow for, anything else when the infrastructure broke.
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
 import type { Vm } from '../backend/backend.js';
+import type { Clock } from '../backend/clock.js';
 import { QmpError, type QmpEvent } from '../backend/qmp-client.js';
 import type { MetricName } from '../collect/collector.js';
 import type { Step } from '../spec/schema.js';
@@ -21,6 +21,8 @@ export class StepFailed extends Error {
 
 export interface StepContext {
   vm: Vm;
+  /** The backend's clock: windows, waits and deadlines go by it. */
+  clock: Clock;
   arch: 'x86_64' | 'ppc64';
   emit: RowSink;
   allowHostCommands: boolean;
@@ -129,7 +131,7 @@ export async function runStep(step: Step, ctx: StepContext): Promise<Record<stri
     }
     case 'wait':
     case 'sample':
-      await sleep(step.durationMs, undefined, { signal: ctx.signal });
+      await ctx.clock.sleep(step.durationMs, ctx.signal);
       return { durationMs: step.durationMs };
     case 'host': {
       if (!ctx.allowHostCommands) throw new StepFailed('host commands need --allow-host-commands');
@@ -161,8 +163,8 @@ async function vcpuGone(ctx: StepContext, id: string, deadline: number): Promise
   for (;;) {
     const cpus = await ctx.vm.qmp.execute<{ 'qom-path': string }[]>('query-cpus-fast');
     if (!cpus.some((c) => c['qom-path'] === path)) return;
-    if (Date.now() > deadline) throw new Error(`${id} still in query-cpus-fast after its eject`);
-    await sleep(200);
+    if (ctx.clock.now() > deadline) throw new Error(`${id} still in query-cpus-fast after its eject`);
+    await ctx.clock.sleep(200);
   }
 }
 
@@ -217,10 +219,11 @@ async function hotplug(step: Extract<Step, { kind: 'hotplug' }>, ctx: StepContex
 
 async function unplug(step: Extract<Step, { kind: 'unplug' }>, ctx: StepContext, timeout: number): Promise<Record<string, unknown>> {
   const { qmp } = ctx.vm;
+  const { clock } = ctx;
   const from = qmp.lastSeq;
-  const started = Date.now();
+  const started = clock.now();
   try {
-    await qmp.execute('device_del', { id: step.id });
+    await qmp.execute('device_del', { id: step.id }, timeout);
   } catch (e) {
     if (e instanceof QmpError) throw new StepFailed(e.message);
     throw e;
@@ -232,7 +235,7 @@ async function unplug(step: Extract<Step, { kind: 'unplug' }>, ctx: StepContext,
   const deadline = started + timeout;
   const ejected =
     ctx.arch === 'x86_64'
-      ? qmp.waitForEvent('ACPI_DEVICE_OST', { info: { source: 3, status: 0 } }, timeout, from).then(async (e) => {
+      ? qmp.waitForEvent('ACPI_DEVICE_OST', { info: { device: step.id, source: 3, status: 0 } }, timeout, from).then(async (e) => {
           await vcpuGone(ctx, step.id, deadline);
           return { kind: 'ejected' as const, e };
         })
@@ -249,8 +252,8 @@ async function unplug(step: Extract<Step, { kind: 'unplug' }>, ctx: StepContext,
   if (outcome.kind === 'ejected') {
     // Give the device's own DEVICE_DELETED a moment to follow the eject.
     const ejectedOutcome = outcome;
-    const grace = Math.max(0, Math.min(5000, deadline - Date.now()));
-    outcome = await Promise.race([deleted, new Promise<typeof ejectedOutcome>((r) => setTimeout(() => r(ejectedOutcome), grace).unref())]).catch(() => ejectedOutcome);
+    const grace = Math.max(0, Math.min(5000, deadline - clock.now()));
+    outcome = await Promise.race([deleted, new Promise<typeof ejectedOutcome>((r) => clock.deadline(grace, () => r(ejectedOutcome)))]).catch(() => ejectedOutcome);
   }
   const removedAt = outcome.kind === 'deleted' || outcome.kind === 'ejected' ? outcome.e.receivedAt : undefined;
   const related = qmp.events.filter((e) => e.seq > from && (JSON.stringify(e.data).includes(`"${step.id}"`) || e.event === 'ACPI_DEVICE_OST')).map((e) => ({ event: e.event, data: e.data, t: e.receivedAt }));
@@ -266,7 +269,7 @@ async function unplug(step: Extract<Step, { kind: 'unplug' }>, ctx: StepContext,
   if (removedAt !== undefined) emit('unplug.latency_s', (removedAt - started) / 1000, 's');
   await ctx.refreshThreads();
   const result = outcome.kind === 'deleted' || outcome.kind === 'ejected' ? 'removed' : outcome.kind;
-  const detail = { id: step.id, outcome: outcome.kind, waitedMs: Date.now() - started, events: related, guestLog };
+  const detail = { id: step.id, outcome: outcome.kind, waitedMs: clock.now() - started, events: related, guestLog };
   if (step.expect !== 'any' && result !== step.expect) {
     throw new StepFailed(`unplug of ${step.id}: expected ${step.expect}, got ${result === 'timeout' ? `no DEVICE_DELETED and no completed eject within ${timeout} ms` : result}`, detail);
   }

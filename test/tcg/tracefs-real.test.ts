@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vm } from '../../src/backend/backend.js';
+import { realClock } from '../../src/backend/clock.js';
 import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import type { CollectorContext } from '../../src/collect/collector.js';
 import { parseTaskStatus } from '../../src/formats/procfs.js';
@@ -58,7 +59,7 @@ describe.skipIf(reason !== undefined)('tracefs collector on the real tracefs', (
     const tids = (await readdir(`/proc/${pid}/task`)).map(Number).sort((a, b) => a - b);
     const map: ThreadMap = { pid, vcpus: tids.map((tid, index) => ({ index, tid, qomPath: '', props: {} })), others: [] };
     const vm = { pid, qmp: undefined } as unknown as Vm;
-    const ctx: CollectorContext = { host: fsHost, vm, threads: () => map, dir, emit: (r) => rows.push({ variant: 'v', repetition: 1, ...r }) };
+    const ctx: CollectorContext = { host: fsHost, clock: realClock, vm, threads: () => map, dir, emit: (r) => rows.push({ variant: 'v', repetition: 1, ...r }) };
     const switches = async () => {
       let n = 0;
       for (const tid of tids) {
@@ -95,7 +96,7 @@ describe.skipIf(reason !== undefined)('tracefs collector on the real tracefs', (
   });
 
   it('removes its instance after a failed start too', async () => {
-    const ctx: CollectorContext = { host: fsHost, vm: { pid: child.pid! } as unknown as Vm, threads: () => ({ pid: child.pid!, vcpus: [], others: [child.pid!] }), dir, emit: () => undefined };
+    const ctx: CollectorContext = { host: fsHost, clock: realClock, vm: { pid: child.pid! } as unknown as Vm, threads: () => ({ pid: child.pid!, vcpus: [], others: [child.pid!] }), dir, emit: () => undefined };
     const c = new TracefsCollector({ events: ['sched:sched_switch', 'sched:no_such_event_kvmlab'], buffer_kb: 256 });
     await expect(c.start(ctx)).rejects.toThrow(/no_such_event_kvmlab does not exist/);
     expect(await kvmlabInstances()).toEqual([]);

@@ -11,6 +11,7 @@ import { parseEventFormat, type EventFormat } from '../../src/formats/tracefs/ev
 import { perfMetric } from '../../src/collect/perf.js';
 import { parsePerfCsv } from '../../src/formats/perf-stat.js';
 import { eventFilter, markerText, normalizeExitReason, stepRows, stepWindows, threadInfo, TraceAggregator, windowOf } from '../../src/collect/tracefs.js';
+import { VirtualClock } from '../../src/backend/clock.js';
 import { MockHostSim } from '../../src/backend/mock/host-sim.js';
 import { MockTracefs, parseFilter } from '../../src/backend/mock/tracefs.js';
 import { MOCK_EVENT_FORMATS } from '../../src/backend/mock/tracefs-formats.js';
@@ -198,7 +199,7 @@ describe('mock tracefs', () => {
     for (const [key, text] of Object.entries(MOCK_EVENT_FORMATS)) expect(text).toBe(fixture(`tracefs/format/${key.replace('/', '.')}.format`));
   });
   it('keeps the global setup read-only and removes instances', async () => {
-    const t = new MockTracefs(new MockHostSim(() => []));
+    const t = new MockTracefs(new MockHostSim(() => [], new VirtualClock()));
     await expect(t.writeFile('/sys/kernel/tracing/tracing_on', '0')).rejects.toThrow(/EPERM/);
     await t.mkdir('/sys/kernel/tracing/instances/x');
     await expect(t.writeFile('/sys/kernel/tracing/instances/x/events/kvm/kvm_exit/filter', 'bogus == 1')).rejects.toThrow(/EINVAL/);

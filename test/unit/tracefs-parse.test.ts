@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { describe, it, expect } from 'vitest';
-import { countTraceEvents, forEachLine, LineSplitter, parseTraceText } from '../../src/formats/tracefs/trace-stream.js';
+import { countTraceEvents, forEachLine, LineSplitter, parseTraceText, scanMarkers } from '../../src/formats/tracefs/trace-stream.js';
 import { parsePerCpuStats } from '../../src/formats/tracefs/per-cpu-stats.js';
 import { parseEventFields } from '../../src/formats/tracefs/event-fields.js';
 import { MARKER_EVENT, parseLostEventsLine, parseTraceLine, type TraceLine } from '../../src/formats/tracefs/trace-line.js';
@@ -246,6 +246,13 @@ describe('streaming', () => {
     expect(c.markers[1]).toEqual({ timestamp: 174.493176, cpu: 0, pid: 7043, comm: 'bash', text: 'kvmlab-capture: qemu running 3s' });
     expect(c.firstTimestamp).toBe(171.425427);
     expect(c.lastTimestamp).toBe(174.996936);
+  });
+  it('finds the markers and LOST notices without parsing the rest, as the full count does', async () => {
+    const text = fixture('trace-sched-kvm-marker.txt');
+    const withLoss = `${text}CPU:1 [LOST 17 EVENTS]\n`;
+    const full = await countTraceEvents(withLoss);
+    expect(scanMarkers(withLoss)).toEqual({ markers: full.markers, lostEvents: 17 });
+    expect(scanMarkers('')).toEqual({ markers: [], lostEvents: 0 });
   });
   it('gives the same counts from byte chunks cut anywhere (even inside UTF-8 sequences)', async () => {
     const text = `${fixture('trace-record-tgid.txt')}CPU:1 [LOST 12 EVENTS]\nnot a trace line\n  naïve-1 [000] ..... 1.000000: ev: ü\r\n`;

@@ -16,8 +16,8 @@
 //   RCU want a quiescent state; with rcutree.use_softirq=0 that wakes rcuc/N (RCUC_PER_TICK of the
 //   timer exits), which preempts the vCPU thread;
 // - housekeeping pCPUs (not nohz_full) tick at HZ and run a kworker now and then.
-import { performance } from 'node:perf_hooks';
 import { parseCpuList } from '../../model/cpulist.js';
+import type { Clock } from '../clock.js';
 import type { MockMachine } from './machine.js';
 import { MOCK_HOST } from './profile.js';
 
@@ -86,7 +86,7 @@ interface CpuCounters {
 const RIPS = ['0xffffffff81c3a0fe', '0xffffffff81c3a4b2', '0xffffffff810e5c21', '0xffffffff81c3a101'];
 
 export class MockHostSim {
-  private readonly t0 = performance.now();
+  private readonly t0: number;
   private lastMs: number;
   private readonly vcpuMarks = new Map<number, VcpuMark>();
   private readonly threadMarks = new Map<number, ThreadMark>();
@@ -94,14 +94,18 @@ export class MockHostSim {
   private readonly sinks = new Set<EventSink>();
   private kworkerCarry = 0;
 
-  constructor(private readonly machines: () => Iterable<MockMachine>) {
-    this.lastMs = performance.now();
+  constructor(
+    private readonly machines: () => Iterable<MockMachine>,
+    private readonly clock: Clock,
+  ) {
+    this.t0 = clock.now();
+    this.lastMs = this.t0;
     for (const c of HOST_CPUS) this.cpus.set(c, { irq: new Map(), busyNs: 0, guestNs: 0 });
   }
 
   /** Seconds on the trace clock (and uptime): monotonic. */
   nowTs(): number {
-    return UPTIME_AT_START_S + (performance.now() - this.t0) / 1000;
+    return UPTIME_AT_START_S + (this.clock.now() - this.t0) / 1000;
   }
 
   addSink(s: EventSink): void {
@@ -114,7 +118,7 @@ export class MockHostSim {
 
   /** Bring the host's counters and recorded events up to now. */
   sync(): void {
-    const nowMs = performance.now();
+    const nowMs = this.clock.now();
     const dtMs = nowMs - this.lastMs;
     if (dtMs <= 0) return;
     const fromTs = UPTIME_AT_START_S + (this.lastMs - this.t0) / 1000;
@@ -281,7 +285,7 @@ export class MockHostSim {
       return [user, 0, Math.max(0, system), Math.max(0, idle), 0, 0, 0, 0, ticks(guest), 0];
     });
     const total = rows.reduce((a, r) => a.map((v, i) => v + r[i]!), [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-    return [`cpu  ${total.join(' ')}`, ...rows.map((r, i) => `cpu${HOST_CPUS[i]} ${r.join(' ')}`), 'intr 0', 'ctxt 0', `btime ${Math.floor(Date.now() / 1000 - this.nowTs())}`, 'processes 1', 'procs_running 1', 'procs_blocked 0', ''].join('\n');
+    return [`cpu  ${total.join(' ')}`, ...rows.map((r, i) => `cpu${HOST_CPUS[i]} ${r.join(' ')}`), 'intr 0', 'ctxt 0', `btime ${Math.floor(this.clock.now() / 1000 - this.nowTs())}`, 'processes 1', 'procs_running 1', 'procs_blocked 0', ''].join('\n');
   }
 }
 

@@ -2,7 +2,8 @@
 // rendered in the kernel's own formats from the model, and sched_setaffinity on those threads.
 // Collectors parse these with the same parsers they use on a real /proc.
 import { formatCpuList } from '../../model/cpulist.js';
-import type { HostView, OpenFile } from '../backend.js';
+import type { HostProcess, HostView, OpenFile } from '../backend.js';
+import type { Clock } from '../clock.js';
 import { MockHostSim } from './host-sim.js';
 import type { MockMachine } from './machine.js';
 import type { ThreadSim } from './model.js';
@@ -16,13 +17,17 @@ function enoent(path: string): Error {
 }
 
 export class MockHostView implements HostView {
-  readonly simulated = true;
   private readonly machines = new Map<number, MockMachine>();
   private readonly usageMark = new Map<number, { at: number; ns: number }>();
   /** Host-wide counters and trace events derived from the machines' models. */
-  readonly sim = new MockHostSim(() => this.machines.values());
+  readonly sim: MockHostSim;
   /** /sys/kernel/tracing of the simulated host. */
-  readonly tracefs = new MockTracefs(this.sim);
+  readonly tracefs: MockTracefs;
+
+  constructor(private readonly clock: Clock) {
+    this.sim = new MockHostSim(() => this.machines.values(), clock);
+    this.tracefs = new MockTracefs(this.sim);
+  }
 
   attach(m: MockMachine): void {
     this.sim.sync();
@@ -46,12 +51,12 @@ export class MockHostView implements HostView {
     return t ? { m, t } : undefined;
   }
 
-  /** A fault to test with: from this time on (ms since the epoch) every read fails with EIO. */
+  /** A fault to test with: from this time on (the clock's ms) every read fails with EIO. */
   failReadsFrom = Infinity;
 
   /** A simulated thread's procfs file, rendered from the model at the moment of reading. */
   private readTask(path: string): string | undefined {
-    if (Date.now() >= this.failReadsFrom) throw Object.assign(new Error(`EIO: i/o error (simulated fault), read '${path}'`), { code: 'EIO' });
+    if (this.clock.now() >= this.failReadsFrom) throw Object.assign(new Error(`EIO: i/o error (simulated fault), read '${path}'`), { code: 'EIO' });
     const task = /^\/proc\/(\d+)\/task\/(\d+)\/(schedstat|stat|status|comm)$/.exec(path);
     if (!task) return undefined;
     const found = this.find(Number(task[1]), Number(task[2]));
@@ -125,12 +130,18 @@ export class MockHostView implements HostView {
     if (!m || m.deadReason) throw new Error(`No such process ${pid} (simulated host)`);
     m.sync();
     const ns = this.threadsOf(m).reduce((s, t) => s + t.runNs, 0);
-    const now = Date.now();
+    const now = this.clock.now();
     const prev = this.usageMark.get(pid) ?? { at: m.bootedAt, ns: 0 };
     this.usageMark.set(pid, { at: now, ns });
     const cpuPct = now > prev.at ? ((ns - prev.ns) / 1e6 / (now - prev.at)) * 100 : 0;
     return { cpuPct, rssBytes: 256 * 1024 * 1024 };
   }
+
+  /** The simulated host runs no programs: they are not installed there. */
+  spawn(file: string): HostProcess {
+    return { stderr: [`${file}: not found on the simulated host`], exited: Promise.resolve(-1), kill: () => undefined };
+  }
+
 }
 
 function render(file: string, m: MockMachine, t: ThreadSim): string {

@@ -5,6 +5,7 @@ import { Noise, ThreadAccounting, type Policy, type ThreadSim, type VcpuSim } fr
 import { MOCK_GUEST_KERNEL, MOCK_HOST } from './profile.js';
 import { cmdlineFacts } from '../../formats/cmdline.js';
 import type { VmPlan } from '../../plan/vm.js';
+import type { VirtualClock } from '../clock.js';
 
 export type PlatformEvent = { event: string; data: Record<string, unknown> };
 
@@ -17,6 +18,8 @@ export interface MachineConfig {
   cmdline: string;
   /** What kvmlab asked of KVM and QEMU for this VM; the mock carries it out as they would. */
   plan: VmPlan;
+  /** The simulation's time: the backend's virtual clock. */
+  clock: VirtualClock;
   /** Delay of guest-side unplug completion, ms (real pseries under TCG: ~30 s). */
   unplugDelayMs?: number;
   /** The guest never answers device_del (a fault to test with). */
@@ -30,17 +33,19 @@ export class MockMachine {
   readonly vcpus: VcpuSim[] = [];
   readonly others: ThreadSim[];
   readonly policy: Policy;
-  readonly bootedAt = Date.now();
+  readonly bootedAt: number;
   readonly kernelRelease: string;
   private readonly log: { t: number; line: string }[] = [];
   private readonly accounting: ThreadAccounting;
-  private readonly timers = new Set<NodeJS.Timeout>();
+  /** Aborted when the process dies: its pending platform events die with it. */
+  private readonly life = new AbortController();
   private readonly listeners = new Set<(e: PlatformEvent) => void>();
   /** Devices with an unplug request the guest has not completed. */
   private readonly pendingUnplug = new Set<string>();
   private dead: string | undefined;
 
   constructor(readonly config: MachineConfig) {
+    this.bootedAt = config.clock.now();
     this.pid = nextPid;
     nextPid += 100;
     const { plan } = config;
@@ -89,7 +94,7 @@ export class MockMachine {
   // ---- time and life -----------------------------------------------------------------------
 
   sync(): void {
-    this.accounting.advance(Date.now(), this.vcpus, this.others, this.policy, this.paused);
+    this.accounting.advance(this.config.clock.now(), this.vcpus, this.others, this.policy, this.paused);
   }
 
   /** QMP stop / cont: the vCPUs stop running (and exiting) until resumed. */
@@ -112,17 +117,16 @@ export class MockMachine {
   kill(reason: string): void {
     if (this.dead) return;
     this.dead = reason;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.life.abort();
     this.emit({ event: 'SHUTDOWN', data: { guest: false, reason: 'host-qmp-quit' } });
   }
 
-  private later(ms: number, fn: () => void): void {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
+  /** Something that happens to this process `ms` from now on the simulation's clock, unless it dies first. */
+  after(ms: number, fn: () => void): void {
+    const cancel = this.config.clock.schedule(ms, () => {
       if (!this.dead) fn();
-    }, ms);
-    this.timers.add(t);
+    });
+    this.life.signal.addEventListener('abort', cancel, { once: true });
   }
 
   private emit(e: PlatformEvent): void {
@@ -132,7 +136,7 @@ export class MockMachine {
   // ---- the guest kernel ----------------------------------------------------------------------
 
   guestLog(line: string): void {
-    this.log.push({ t: (Date.now() - this.bootedAt) / 1000, line });
+    this.log.push({ t: (this.config.clock.now() - this.bootedAt) / 1000, line });
   }
 
   dmesg(): string {
@@ -178,7 +182,7 @@ export class MockMachine {
     const v = this.vcpus[cpu];
     if (!v || (v.activity !== 'idle' && v.activity !== 'busy')) return false;
     v.activity = 'busy';
-    v.busyUntil = Date.now() + seconds * 1000;
+    v.busyUntil = this.config.clock.now() + seconds * 1000;
     return true;
   }
 
@@ -216,7 +220,7 @@ export class MockMachine {
     slot.busyUntil = 0;
     if (this.config.arch === 'x86_64') {
       this.guestLog(`CPU${slot.index} has been hot-added`);
-      this.later(20, () => this.emit({ event: 'ACPI_DEVICE_OST', data: { info: { device: id, source: 1, status: 0, slot: String(slot.index), 'slot-type': 'CPU' } } }));
+      this.after(20, () => this.emit({ event: 'ACPI_DEVICE_OST', data: { info: { device: id, source: 1, status: 0, slot: String(slot.index), 'slot-type': 'CPU' } } }));
     } else {
       this.guestLog(`pseries-hotplug-cpu: CPU ${slot.index} added`);
     }
@@ -232,21 +236,21 @@ export class MockMachine {
     if (this.config.arch === 'x86_64') {
       if (this.pendingUnplug.has(id)) return undefined; // ACPI: a repeated request is ignored
       this.pendingUnplug.add(id);
-      this.later(30, () => this.emit({ event: 'ACPI_DEVICE_OST', data: { info: { device: id, source: 3, status: 132, slot: String(v.index), 'slot-type': 'CPU' } } }));
-      this.later(this.config.unplugDelayMs ?? 150, () => this.completeUnplug(v, id));
+      this.after(30, () => this.emit({ event: 'ACPI_DEVICE_OST', data: { info: { device: id, source: 3, status: 132, slot: String(v.index), 'slot-type': 'CPU' } } }));
+      this.after(this.config.unplugDelayMs ?? 150, () => this.completeUnplug(v, id));
       return undefined;
     }
     // pseries: every request pulses the guest (QEMU ≥ 6.0); the guest refuses to remove its last online CPU.
     this.pendingUnplug.add(id);
-    this.later(50, () => {
+    this.after(50, () => {
       const others = this.onlineCpus().filter((c) => c !== v.index);
       if ((v.activity === 'idle' || v.activity === 'busy') && others.length === 0) {
         this.guestLog(`pseries-hotplug-cpu: Unable to remove last online CPU PowerPC,${this.cpuModelName.toUpperCase()}`);
         this.guestLog(`pseries-hotplug-cpu: Failed to offline CPU PowerPC,${this.cpuModelName.toUpperCase()}, rc: -16`);
-        this.later(1000, () => this.emit({ event: 'DEVICE_UNPLUG_GUEST_ERROR', data: { device: id, path: v.qomPath } }));
+        this.after(1000, () => this.emit({ event: 'DEVICE_UNPLUG_GUEST_ERROR', data: { device: id, path: v.qomPath } }));
         return;
       }
-      this.later(this.config.unplugDelayMs ?? 1500, () => this.completeUnplug(v, id));
+      this.after(this.config.unplugDelayMs ?? 1500, () => this.completeUnplug(v, id));
     });
     return undefined;
   }

@@ -14,7 +14,7 @@ import { MockShell } from './shell.js';
 import { MockSshServer } from './ssh-server.js';
 import { MOCK_HOST } from './profile.js';
 import { formatMask } from '../../model/exits.js';
-import { settlesWithin } from '../../util/deadline.js';
+import { settlesWithin, VirtualClock } from '../clock.js';
 
 /** Simulated time from launch until the guest's SSH server listens. */
 const BOOT_MS = 300;
@@ -38,7 +38,9 @@ export interface MockFaults {
 export class MockBackend implements Backend {
   readonly name = 'mock';
   readonly simulated = true;
-  readonly host = new MockHostView();
+  /** Virtual time: the simulated host and guest live in it, and so does the run on them. */
+  readonly clock = new VirtualClock();
+  readonly host = new MockHostView(this.clock);
 
   constructor(private readonly faults: MockFaults = {}) {}
 
@@ -54,6 +56,7 @@ export class MockBackend implements Backend {
       kernelCmdline: MOCK_HOST.kernelCmdline,
       kvm: { usable: true, canBootGuest: true, disableExitsMask: MOCK_HOST.disableExitsMask, haltPollCap: true, params: { ...MOCK_HOST.kvmParams } },
       tracefs: { path: '/sys/kernel/tracing', writable: true },
+      perf: {},
       root: true,
       interruptRows: [...MOCK_HOST.interruptRows],
       pathExists: async (p) => (MOCK_HOST.devices as readonly string[]).includes(p),
@@ -73,6 +76,7 @@ export class MockBackend implements Backend {
       maxcpus: g.maxcpus ?? g.cpus,
       cmdline,
       plan: req.plan,
+      clock: this.clock,
       ignoreUnplug: this.faults.ignoreUnplug,
     });
     const hostKey = generateClientKey(); // the simulated image's host key, known to kvmlab in advance
@@ -97,14 +101,14 @@ export class MockBackend implements Backend {
     this.host.attach(machine);
     sshServer = new MockSshServer(hostKey.privateKey, req.clientKey.publicKey, new MockShell(machine), () => !machine.deadReason, this.faults);
     const { dieAfterMs, closeQmpAfterMs } = this.faults;
-    if (dieAfterMs !== undefined) setTimeout(() => stop('killed by signal 11 (simulated QEMU crash)'), dieAfterMs).unref();
-    if (this.faults.hostReadsFailAfterMs !== undefined) this.host.failReadsFrom = Date.now() + this.faults.hostReadsFailAfterMs;
-    if (closeQmpAfterMs !== undefined) setTimeout(() => qmpServer?.close(), closeQmpAfterMs).unref();
-    const bootTimer = new Promise<number>((resolve) => setTimeout(() => resolve(sshServer!.listen()), BOOT_MS));
-    const port = await bootTimer;
+    if (dieAfterMs !== undefined) machine.after(dieAfterMs, () => stop('killed by signal 11 (simulated QEMU crash)'));
+    if (this.faults.hostReadsFailAfterMs !== undefined) this.host.failReadsFrom = this.clock.now() + this.faults.hostReadsFailAfterMs;
+    if (closeQmpAfterMs !== undefined) machine.after(closeQmpAfterMs, () => qmpServer?.close());
+    await this.clock.sleep(BOOT_MS);
+    const port = await sshServer.listen();
 
-    const qmp = await QmpClient.connect(qmpPath, { transcript: join(req.logDir, 'qmp.jsonl') });
-    const guest = new SshGuest({ host: '127.0.0.1', port, user: 'root', privateKey: req.clientKey.privateKey, hostKey: hostKey.publicKey, transcript: join(req.logDir, 'guest.jsonl') });
+    const qmp = await QmpClient.connect(qmpPath, { transcript: join(req.logDir, 'qmp.jsonl'), clock: this.clock });
+    const guest = new SshGuest({ host: '127.0.0.1', port, user: 'root', privateKey: req.clientKey.privateKey, hostKey: hostKey.publicKey, transcript: join(req.logDir, 'guest.jsonl'), clock: this.clock });
     const mask = machine.policy.disableMask;
     return {
       pid: machine.pid,
@@ -128,7 +132,7 @@ export class MockBackend implements Backend {
         if (machine.deadReason) return `already gone: ${machine.deadReason}`;
         try {
           await qmp.execute('quit', undefined, 5000);
-          await settlesWithin(qmp.closed, 5000);
+          await settlesWithin(this.clock, qmp.closed, 5000);
         } catch {
           // fall through to the hard stop
         }

@@ -52,7 +52,7 @@ export class MockQmpServer {
     };
     this.server = createServer((socket) => this.accept(socket));
     m.onEvent((e) => {
-      const now = Date.now();
+      const now = m.config.clock.now();
       const msg = { event: e.event, data: e.data, timestamp: { seconds: Math.floor(now / 1000), microseconds: (now % 1000) * 1000 } };
       for (const c of this.clients) c.write(`${JSON.stringify(msg)}\n`);
     });

@@ -3,19 +3,19 @@
 // outlive kvmlab is recorded before it is made: a tracefs instance created, a host file overwritten
 // outside one (its old value). Affinities are set only on threads of QEMU processes kvmlab started,
 // which die with them, so they need no undoing.
+import { spawn } from 'node:child_process';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pidusage from 'pidusage';
 import { formatCpuList } from '../../model/cpulist.js';
 import type { HostJournal } from '../../host/journal.js';
-import type { HostView, OpenFile } from '../backend.js';
+import type { HostProcess, HostView, OpenFile } from '../backend.js';
 
 /** A directory kvmlab creates that holds host state: tracefs instances. */
 const INSTANCE = /\/instances\/[^/]+$/;
 
 export class RealHostView implements HostView {
-  readonly simulated = false;
   private readonly created = new Map<string, number>();
 
   constructor(private readonly journal?: HostJournal) {}
@@ -82,5 +82,19 @@ export class RealHostView implements HostView {
   async processUsage(pid: number): Promise<{ cpuPct: number; rssBytes: number }> {
     const s = await pidusage(pid);
     return { cpuPct: s.cpu, rssBytes: s.memory };
+  }
+
+  spawn(file: string, args: readonly string[]): HostProcess {
+    const proc = spawn(file, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    const stderr: string[] = [];
+    proc.stderr?.on('data', (d: Buffer) => stderr.push(d.toString()));
+    const exited = new Promise<number | null>((resolve) => {
+      proc.on('exit', (code) => resolve(code));
+      proc.on('error', (e) => {
+        stderr.push(`${file}: ${e.message}`);
+        resolve(-1);
+      });
+    });
+    return { stderr, exited, kill: (sig) => proc.exitCode === null && proc.signalCode === null && proc.kill(sig) };
   }
 }

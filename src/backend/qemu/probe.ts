@@ -221,6 +221,7 @@ export async function probeHost(opts: ProbeOptions = {}): Promise<RealHostFacts>
     kernelCmdline,
     kvm: { usable, ...(reason ? { reason } : {}), canBootGuest, disableExitsMask: mask, haltPollCap, params },
     tracefs,
+    perf: { ...optional('path', await findExecutable('perf')), ...(details.perfEventParanoid !== undefined ? { paranoid: details.perfEventParanoid } : {}) },
     root: process.getuid?.() === 0,
     interruptRows,
     pathExists,

@@ -5,13 +5,12 @@
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { access, open, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { HostError, errorMessage } from '../../errors.js';
 import { formatMask, parseShimRecord, type ShimRecord } from '../../model/exits.js';
 import { processStartTicks, type HostJournal } from '../../host/journal.js';
 import { EXITS_SHIM_PATH } from '../../host/kvm-probe.js';
-import { settlesWithin } from '../../util/deadline.js';
+import { realClock, settlesWithin } from '../clock.js';
 import type { Backend, LaunchRequest, Vm } from '../backend.js';
 import type { Effective } from '../../model/summary.js';
 import type { HostFacts } from '../../model/host-facts.js';
@@ -124,6 +123,7 @@ export class QemuBackend implements Backend {
   readonly name = 'qemu';
   readonly simulated = false;
   readonly host: RealHostView;
+  readonly clock = realClock;
   private facts: Promise<RealHostFacts> | undefined;
 
   constructor(private readonly opts: QemuBackendOptions = {}) {
@@ -275,13 +275,13 @@ class QemuVm implements Vm {
       if (code === 'ENOENT') throw new HostError(`${this.cmd.binary} is not installed; install the Debian package ${this.cmd.binary === 'qemu-system-x86_64' ? 'qemu-system-x86' : 'qemu-system-ppc'} (or run bash host-scripts/setup.sh)`);
       throw new Error(`could not start ${this.cmd.binary}: ${r.shortMessage}`);
     }
-    const deadline = Date.now() + qmpTimeoutMs;
+    const deadline = realClock.now() + qmpTimeoutMs;
     // The socket appears once QEMU has parsed its options and created its chardevs.
     await Promise.race([this.waitForFile(this.cmd.qmpSocket, deadline), this.dies('waiting for its QMP socket')]);
     let lost = false;
     const gone = new AbortController();
     void this.exited.then(() => gone.abort());
-    const connecting = QmpClient.connect(this.cmd.qmpSocket, { timeoutMs: Math.max(1000, deadline - Date.now()), transcript: this.transcript, signal: gone.signal });
+    const connecting = QmpClient.connect(this.cmd.qmpSocket, { timeoutMs: Math.max(1000, deadline - realClock.now()), transcript: this.transcript, signal: gone.signal, clock: realClock });
     void connecting.then(
       (c) => {
         if (lost) c.close();
@@ -300,8 +300,8 @@ class QemuVm implements Vm {
   private async waitForFile(path: string, deadline: number): Promise<void> {
     while (!(await access(path).then(() => true, () => false))) {
       if (this.exit) return;
-      if (Date.now() > deadline) throw new Error(`QEMU did not create its QMP socket ${path} in time`);
-      await sleep(20);
+      if (realClock.now() > deadline) throw new Error(`QEMU did not create its QMP socket ${path} in time`);
+      await realClock.sleep(20);
     }
   }
 
@@ -358,8 +358,8 @@ class QemuVm implements Vm {
         // not created yet
       }
       if (this.exit) throw new Error(`the guest never became ready: ${this.exit}`);
-      if (Date.now() > deadline) throw new Error(`the guest did not print "${marker}" on its console before the deadline`);
-      await sleep(50);
+      if (realClock.now() > deadline) throw new Error(`the guest did not print "${marker}" on its console before the deadline`);
+      await realClock.sleep(50);
     }
   }
 
@@ -374,11 +374,11 @@ class QemuVm implements Vm {
     if (this.exit) how = `already gone: ${this.exit}`;
     if (!how && this.qmpClient?.isOpen) {
       await this.qmpClient.execute('quit', undefined, 5000).catch(() => undefined);
-      if (await settlesWithin(this.reaped, 10_000)) how = 'quit over QMP';
+      if (await settlesWithin(realClock, this.reaped, 10_000)) how = 'quit over QMP';
     }
     if (!how) {
       this.proc.kill('SIGTERM');
-      if (await settlesWithin(this.reaped, 5000)) how = 'SIGTERM';
+      if (await settlesWithin(realClock, this.reaped, 5000)) how = 'SIGTERM';
     }
     if (!how) {
       this.proc.kill('SIGKILL');

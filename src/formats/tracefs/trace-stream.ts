@@ -114,6 +114,25 @@ export class TraceCounter {
   }
 }
 
+/**
+ * The trace_marker lines and LOST notices of a trace, found without parsing the other lines: the
+ * first pass of a two-pass analysis, which needs the step boundaries before it attributes events.
+ */
+export function scanMarkers(text: string): { markers: TraceMarker[]; lostEvents: number } {
+  const counter = new TraceCounter();
+  for (const needle of [`${MARKER_EVENT}:`, '[LOST ']) {
+    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + needle.length)) {
+      const start = text.lastIndexOf('\n', at) + 1;
+      const end = text.indexOf('\n', at);
+      counter.line(text.slice(start, end < 0 ? text.length : end));
+      if (end < 0) break;
+      at = end;
+    }
+  }
+  const { markers, lostEvents } = counter.counts;
+  return { markers: markers.sort((a, b) => a.timestamp - b.timestamp), lostEvents };
+}
+
 /** A copy of s that does not share storage with the (large) string it was sliced from. */
 function detach(s: string): string {
   return Buffer.from(s, 'utf8').toString('utf8');
