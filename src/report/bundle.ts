@@ -6,9 +6,9 @@ import { readFile, readdir } from 'node:fs/promises';
 import { release } from 'node:os';
 import { join, relative } from 'node:path';
 import { expandMatrix } from '../spec/matrix.js';
-import { fmtNum } from './compare.js';
 import type { LoadedResults, RepetitionData } from './load.js';
 import { headline, whereMeasured } from './summary.js';
+import { fmtObserved } from './table.js';
 
 export const MAX_LINES = 99;
 export const MAX_WIDTH = 100;
@@ -207,7 +207,7 @@ export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {})
   add('', '== results ==');
   for (const v of s.variants) {
     add(`${v.status.toUpperCase()}  ${v.id}  (${v.repetitions.length} repetition${v.repetitions.length === 1 ? '' : 's'})`);
-    for (const e of v.expectations) add(`  ${e.passed ? 'ok  ' : 'FAIL'} ${(e.observed === null ? 'no data' : fmtNum(e.observed)).padStart(8)}  ${e.claim}`);
+    for (const e of v.expectations) add(`  ${e.passed ? 'ok  ' : 'FAIL'} ${fmtObserved(e.observed).padStart(8)}  ${e.claim}`);
     if (v.reason) add(`  reason: ${v.reason}`);
   }
 

@@ -8,7 +8,7 @@ import type { MetricRow } from '../model/metrics.js';
 import type { Expectation } from '../spec/schema.js';
 import { expectationsOf, type LoadedResults } from './load.js';
 import { cliffsDelta, cliffsMagnitude, permutationTest, repetitionsNeeded, spread, type PermutationResult, type Spread } from './stats.js';
-import { formatTable } from './table.js';
+import { fmtNum, formatTable } from './table.js';
 
 export const ALPHA = 0.05;
 
@@ -101,13 +101,6 @@ export function fmtP(p: number): string {
 
 function fmtSigned(v: number, digits: number): string {
   return `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
-}
-
-export function fmtNum(v: number): string {
-  if (!Number.isFinite(v)) return '-';
-  if (Number.isInteger(v)) return String(v);
-  if (Math.abs(v) >= 1000) return v.toFixed(0);
-  return String(Number(v.toPrecision(4)));
 }
 
 export interface CompareOptions {

@@ -3,13 +3,13 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
-import { describeSelection, expectationSelections, fmtNum, perRepetition, type Selection } from './compare.js';
+import { describeSelection, expectationSelections, perRepetition, type Selection } from './compare.js';
 import { renderHtml } from './html.js';
 import { expectationsOf, loadResults, type LoadedResults } from './load.js';
 import { makePlots, type Plot } from './plots.js';
 import { spread } from './stats.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
-import { formatTable, type TableData } from './table.js';
+import { fmtNum, formatTable, type TableData } from './table.js';
 import { buildTimeline } from './timeline.js';
 
 export interface KeyMetric {
