@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { buildBundle } from '../report/bundle.js';
-import { loadResults } from '../report/load.js';
+import { loadResults, printWarnings } from '../report/load.js';
 
 export function registerBundle(program: Command): void {
   program
@@ -10,7 +10,9 @@ export function registerBundle(program: Command): void {
     .argument('<dir>', 'results directory')
     .option('-o, --output <file>', 'write the bundle to this file (default: print it)')
     .action(async (dir: string, flags: { output?: string }) => {
-      const text = await buildBundle(await loadResults(dir));
+      const r = await loadResults(dir);
+      printWarnings(r, process.stderr);
+      const text = await buildBundle(r);
       if (flags.output) {
         await writeFile(flags.output, text);
         process.stderr.write(`wrote ${flags.output} (${text.split('\n').length - 1} lines)\n`);

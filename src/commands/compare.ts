@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { compareResults, formatComparison } from '../report/compare.js';
-import { loadResults } from '../report/load.js';
+import { loadResults, printWarnings } from '../report/load.js';
 
 interface CompareFlags {
   metric: string[];
@@ -25,6 +25,7 @@ export function registerCompare(program: Command): void {
     .action(async (dir: string, dir2: string | undefined, flags: CompareFlags) => {
       const left = await loadResults(dir);
       const right = dir2 === undefined ? undefined : await loadResults(dir2);
+      for (const r of [left, right]) if (r) printWarnings(r, process.stderr);
       const report = compareResults(left, right, { metrics: flags.metric, variants: flags.variants, step: list(flags.step), entity: list(flags.entity) });
       process.stdout.write(formatComparison(report));
     });

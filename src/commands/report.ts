@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { loadResults } from '../report/load.js';
+import { loadResults, printWarnings } from '../report/load.js';
 import { reportText, writeReport } from '../report/report.js';
 
 export function registerReport(program: Command): void {
@@ -10,6 +10,7 @@ export function registerReport(program: Command): void {
     .option('--no-write', 'only print; do not rewrite the files in DIR')
     .action(async (dir: string, flags: { write: boolean }) => {
       const r = flags.write ? (await writeReport(dir)).results : await loadResults(dir);
+      printWarnings(r, process.stderr);
       process.stdout.write(`${reportText(r)}${flags.write ? `\nwrote summary.md, plots/, index.html and timeline.json in ${dir}\n` : ''}`);
     });
 }

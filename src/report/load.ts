@@ -63,6 +63,8 @@ export interface LoadedResults {
   dir: string;
   summary: Summary & { exitCode?: number };
   rows: MetricRow[];
+  /** What was read with a doubt, in words (a last line cut short); the commands print these. */
+  warnings: string[];
   /** experiment.yaml as run, when present. */
   experimentText: string | undefined;
   /** The parsed experiment and its variants from experiment.expanded.json, when present. */
@@ -194,12 +196,7 @@ export async function loadResults(dir: string): Promise<LoadedResults> {
   const csvPath = join(dir, 'metrics.csv');
   const csv = await readOptional(csvPath);
   if (csv === undefined) throw new InputError(`${dir}: summary.json but no metrics.csv; the results directory is incomplete`);
-  let rows: MetricRow[];
-  try {
-    rows = parseCsv(csv);
-  } catch (e) {
-    throw new InputError(`${csvPath}: ${errorMessage(e)}`);
-  }
+  const { rows, warnings } = parseCsv(csv, { file: csvPath, variants: summary.variants.map((v) => v.id) });
   const experimentText = await readOptional(join(dir, 'experiment.yaml'));
   const expandedPath = join(dir, 'experiment.expanded.json');
   const expandedText = await readOptional(expandedPath);
@@ -208,7 +205,12 @@ export async function loadResults(dir: string): Promise<LoadedResults> {
   for (const v of summary.variants) for (const r of v.repetitions ?? []) reps.push(await loadRepetition(dir, v, r));
   const variants =
     expanded?.variants ?? summary.variants.map((v) => ({ id: v.id, labels: v.labels, knobs: v.knobs }) as Variant);
-  return { dir, summary, rows, experimentText, experiment: expanded?.experiment, variants, reps };
+  return { dir, summary, rows, warnings, experimentText, experiment: expanded?.experiment, variants, reps };
+}
+
+/** Print what was read with a doubt, one line each. */
+export function printWarnings(r: LoadedResults, to: NodeJS.WritableStream): void {
+  for (const w of r.warnings) to.write(`kvmlab: warning: ${w}\n`);
 }
 
 /** The expectations of the experiment as run ([] when experiment.expanded.json is missing). */

@@ -106,6 +106,42 @@ describe('kvmlab report', () => {
   });
 });
 
+describe('strict readers', () => {
+  /** A copy of run A with its file `name` rewritten by `edit`. */
+  const broken = (label: string, name: string, edit: (text: string) => string) => {
+    const dir = join(tmp, `broken-${label}`);
+    cpSync(runA, dir, { recursive: true });
+    writeFileSync(join(dir, name), edit(readFileSync(join(dir, name), 'utf8')));
+    return dir;
+  };
+
+  it('refuses a metrics.csv value or repetition that is not a number, at its line and field', async () => {
+    const value = broken('value', 'metrics.csv', (t) => t.replace(/^(disable_exits=none,1,idle,vcpu0,vcpu\.cpu_pct,)[^,]+/m, '$1abc'));
+    const line = readFileSync(join(value, 'metrics.csv'), 'utf8').split('\n').findIndex((l) => l.includes(',abc,')) + 1;
+    const rep = broken('rep', 'metrics.csv', (t) => t.replace(/^disable_exits=hlt,2,/m, 'disable_exits=hlt,x,'));
+    for (const cmd of ['report', 'compare', 'bundle']) {
+      const r = await kvmlab(cmd, value);
+      expect(r.exitCode, `${cmd}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`${join(value, 'metrics.csv')}:${line}: value: "abc" is not a number`);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    }
+    const r = await kvmlab('report', rep);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/metrics\.csv:\d+: repetition: "x" is not a repetition number/);
+  });
+
+  it('refuses a metrics.csv line cut short before the end, and warns about one at the end', async () => {
+    const middle = broken('middle', 'metrics.csv', (t) => t.replace(/^(disable_exits=none,1,idle,vcpu0),.*$/m, '$1'));
+    const r = await kvmlab('report', middle, '--no-write');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/metrics\.csv:\d+: 4 fields, expected 7/);
+    const end = broken('end', 'metrics.csv', (t) => `${t}disable_exits=hlt,5,idle,vcpu0,vcpu.cpu`);
+    const ok = await kvmlab('report', end, '--no-write');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/kvmlab: warning: .*metrics\.csv:\d+: the last line is cut short .* it is left out/);
+  });
+});
+
 describe('exits by reason and traced exits', () => {
   it('plots trace.exits*/kvm.*exits rows and puts kvm_exit lines on the timeline by the step markers', async () => {
     // The exit collectors' rows and raw trace text, added to a copy of a mock run.
