@@ -4,7 +4,7 @@
 // as it was written.
 import { parse } from 'csv-parse/sync';
 import { stringify } from 'csv-stringify/sync';
-import { InputError, formatProblem, type Problem } from '../errors.js';
+import { InputError, cutShortWarning, formatProblem, type Problem } from '../errors.js';
 
 export interface MetricRow {
   variant: string;
@@ -61,7 +61,7 @@ export function parseCsv(text: string, opts: { file?: string; variants?: readonl
   const problems: Problem[] = [];
   const problem = (line: number, path: string, message: string) => problems.push({ file, line, path, message });
   const { records, cut } = csvRecords(text, file);
-  const warnings = cut === undefined ? [] : [`${file}:${cut}: the last line is cut short (no newline at its end: the run was killed while writing it); it is left out`];
+  const warnings = cut === undefined ? [] : [cutShortWarning(file, cut)];
   const header = records.shift();
   if (header?.fields.join(',') !== HEADER) {
     const found = header ? `the header is "${header.fields.join(',')}"` : 'the file is empty';

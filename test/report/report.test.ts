@@ -115,6 +115,46 @@ describe('strict readers', () => {
     return dir;
   };
 
+  it('refuses a summary.json the schema does not describe, each field at its line', async () => {
+    const empty = join(tmp, 'summary-empty');
+    cpSync(runA, empty, { recursive: true });
+    writeFileSync(join(empty, 'summary.json'), '{"experiment":"x","variants":[]}\n');
+    const r = await kvmlab('report', empty);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`${join(empty, 'summary.json')}:1:1: description: required field is missing (expected string)`);
+    expect(r.stderr).toContain(`${join(empty, 'summary.json')}:1:1: accel: required field is missing (allowed: "kvm", "tcg")`);
+    expect(r.stderr).toMatch(/summary\.json:1:\d+: variants: a run has at least one variant/);
+    expect(r.stderr).toContain('restore it, or run the experiment again');
+    expect(r.stderr).not.toContain('internal error');
+
+    const typed = broken('observed', 'summary.json', (t) => t.replace(/"observed": [\d.]+/, '"observed": "12"'));
+    const line = readFileSync(join(typed, 'summary.json'), 'utf8').split('\n').findIndex((l) => l.includes('"observed": "12"')) + 1;
+    for (const cmd of ['report', 'compare', 'bundle']) {
+      const c = await kvmlab(cmd, typed);
+      expect(c.exitCode, `${cmd}: ${c.stderr}`).toBe(2);
+      expect(c.stderr).toContain(`${join(typed, 'summary.json')}:${line}:`);
+      expect(c.stderr).toContain('variants[0].expectations[0].observed: expected number, found the string "12"');
+    }
+    const target = broken('target', 'summary.json', (t) => t.replace('"kind": "local"', '"kind": "far"'));
+    expect((await kvmlab('report', target)).stderr).toMatch(/summary\.json:\d+:\d+: target\.kind: "far" is not allowed \(allowed: "local", "nested"\)/);
+    const syntax = broken('syntax', 'summary.json', (t) => t.replace(/"simulated": true,\n/, '"simulated": true,,\n'));
+    const s = await kvmlab('report', syntax);
+    expect(s.exitCode).toBe(2);
+    expect(s.stderr).toMatch(/summary\.json:7:\d+: not valid JSON: property name expected/);
+  });
+
+  it('refuses a transcript line that is not JSON, and warns about one cut short at the end', async () => {
+    const rep = join('variants', 'disable_exits=hlt', 'rep-2', 'steps.jsonl');
+    const middle = broken('steps-middle', rep, (t) => `{"step": "idle", "sta\n${t}`);
+    const r = await kvmlab('report', middle, '--no-write');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`${join(middle, rep)}:1: not valid JSON`);
+    const end = broken('steps-end', rep, (t) => `${t}{"step": "teardown", "en`);
+    const ok = await kvmlab('report', end, '--no-write');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain(`kvmlab: warning: ${join(end, rep)}:3: the last line is cut short`);
+  });
+
   it('refuses a metrics.csv value or repetition that is not a number, at its line and field', async () => {
     const value = broken('value', 'metrics.csv', (t) => t.replace(/^(disable_exits=none,1,idle,vcpu0,vcpu\.cpu_pct,)[^,]+/m, '$1abc'));
     const line = readFileSync(join(value, 'metrics.csv'), 'utf8').split('\n').findIndex((l) => l.includes(',abc,')) + 1;
