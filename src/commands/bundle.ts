@@ -1,17 +1,19 @@
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
+import { exitCodeOf } from '../model/summary.js';
 import { buildBundle } from '../report/bundle.js';
 import { loadResults, printWarnings } from '../report/load.js';
 
 export function registerBundle(program: Command): void {
   program
     .command('bundle')
-    .description('one plain-text repro bundle for a mailing-list reply: host, QEMU command line, guest kernel, results, rerun command, experiment')
+    .description('one plain-text repro bundle for a mailing-list reply: host, QEMU command line, guest kernel, results, rerun command, experiment; exits with the run\'s verdict')
     .argument('<dir>', 'results directory')
     .option('-o, --output <file>', 'write the bundle to this file (default: print it)')
     .action(async (dir: string, flags: { output?: string }) => {
       const r = await loadResults(dir);
       printWarnings(r, process.stderr);
+      process.exitCode = exitCodeOf(r.summary);
       const text = await buildBundle(r);
       if (flags.output) {
         await writeFile(flags.output, text);

@@ -182,6 +182,37 @@ describe('strict readers', () => {
   });
 });
 
+describe('exit status', () => {
+  /** A copy of run A whose summary.json says what `edit` makes it say. */
+  const verdict = (label: string, edit: (s: { interrupted: boolean; variants: { status: string; reason?: string }[] }) => void) => {
+    const dir = join(tmp, `verdict-${label}`);
+    cpSync(runA, dir, { recursive: true });
+    const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+    edit(s);
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify(s, null, 2));
+    return dir;
+  };
+
+  it('report and bundle exit with the run\'s verdict; compare exits 0', async () => {
+    const cases: [string, number, Parameters<typeof verdict>[1]][] = [
+      ['failed', 1, (s) => void (s.variants[1]!.status = 'failed')],
+      ['error', 3, (s) => Object.assign(s.variants[0]!, { status: 'error', reason: 'repetition 1: QEMU died' })],
+      ['skipped', 3, (s) => s.variants.forEach((v) => Object.assign(v, { status: 'skipped', reason: 'requires kvm' }))],
+      ['interrupted', 130, (s) => void (s.interrupted = true)],
+    ];
+    for (const [label, code, edit] of cases) {
+      const dir = verdict(label, edit);
+      for (const args of [['report', dir, ...(label === 'failed' ? [] : ['--no-write'])], ['bundle', dir]]) {
+        const r = await kvmlab(...args);
+        expect(r.exitCode, `${label}: ${args.join(' ')}: ${r.stderr}`).toBe(code);
+      }
+      const c = await kvmlab('compare', dir);
+      expect(c.exitCode, `${label}: compare: ${c.stderr}`).toBe(0);
+    }
+    expect((await kvmlab('bundle', runA)).exitCode).toBe(0);
+  });
+});
+
 describe('exits by reason and traced exits', () => {
   it('plots trace.exits*/kvm.*exits rows and puts kvm_exit lines on the timeline by the step markers', async () => {
     // The exit collectors' rows and raw trace text, added to a copy of a mock run.
