@@ -13,11 +13,11 @@ export function registerBundle(program: Command): void {
     .action(async (dir: string, flags: { output?: string }) => {
       const r = await loadResults(dir);
       printWarnings(r, process.stderr);
-      process.exitCode = exitCodeOf(r.summary);
       const text = await buildBundle(r);
       if (flags.output) {
         await writeFile(flags.output, text);
         process.stderr.write(`wrote ${flags.output} (${text.split('\n').length - 1} lines)\n`);
       } else process.stdout.write(text);
+      process.exitCode = exitCodeOf(r.summary);
     });
 }

@@ -202,6 +202,30 @@ export function compareResults(left: LoadedResults, right: LoadedResults | undef
   };
 }
 
+/** `compare --json`: the comparison as one JSON document (a side without data has null statistics). */
+export function comparisonJson(r: ComparisonReport) {
+  const side = (s: SideResult) => ({ label: s.label, values: s.values, ...s.stats });
+  return {
+    title: r.title,
+    a: r.aLabel,
+    b: r.bLabel,
+    simulated: r.simulated,
+    alpha: ALPHA,
+    comparisons: r.comparisons.map((c) => ({
+      metric: describeSelection(c.selection),
+      selection: c.selection,
+      a: side(c.a),
+      b: side(c.b),
+      test: c.test ?? null,
+      cliffsDelta: c.delta,
+      effect: cliffsMagnitude(c.delta),
+      differs: c.differs,
+      verdict: c.verdict,
+    })),
+    notes: r.notes,
+  };
+}
+
 export function formatComparison(r: ComparisonReport): string {
   const out = [`compare ${r.title}${r.simulated ? ' — SIMULATED (mock backend)' : ''}`, ''];
   for (const c of r.comparisons) {

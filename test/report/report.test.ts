@@ -213,6 +213,36 @@ describe('exit status', () => {
   });
 });
 
+describe('--json', () => {
+  it('report --json prints one JSON document on stdout and nothing else there', async () => {
+    const r = await kvmlab('report', runA, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    const summary = JSON.parse(readFileSync(join(runA, 'summary.json'), 'utf8'));
+    expect(doc).toMatchObject({ dir: runA, experiment: 'hlt-idle', exitCode: 0, simulated: true, accel: 'kvm', warnings: [] });
+    expect(doc.variants.map((v: { id: string; status: string }) => [v.id, v.status])).toEqual([['disable_exits=none', 'passed'], ['disable_exits=hlt', 'passed']]);
+    expect(doc.variants[0].expectations[0].observed).toBe(summary.variants[0].expectations[0].observed);
+    const km = doc.keyMetrics.find((k: { variant: string; metric: string }) => k.variant === 'disable_exits=hlt' && k.metric === 'mean vcpu.cpu_pct [vcpu0] @ idle');
+    expect(km).toMatchObject({ n: 5, selection: { metric: 'vcpu.cpu_pct', entity: ['vcpu0'], step: ['idle'], agg: 'mean' } });
+    expect(km.values).toHaveLength(5);
+    expect(doc.written).toEqual(expect.arrayContaining(['summary.md', 'index.html', 'plots/vcpu-cpu.svg']));
+    expect(r.stderr).toBe('');
+  });
+
+  it('compare --json prints the test and the verdict per metric as one JSON document', async () => {
+    const r = await kvmlab('compare', runA, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ a: 'disable_exits=none', b: 'disable_exits=hlt', simulated: true, alpha: 0.05 });
+    const c = doc.comparisons[0];
+    expect(c).toMatchObject({ metric: 'median vcpu.cpu_pct [vcpu0,vcpu1] @ idle', differs: true, cliffsDelta: 1, effect: 'large', test: { exact: true, arrangements: 252 } });
+    expect(c.test.p).toBeCloseTo(2 / 252, 6);
+    expect(c.a.values).toHaveLength(5);
+    expect(c.verdict).toMatch(/^differs/);
+    expect(r.stderr).toBe('');
+  });
+});
+
 describe('exits by reason and traced exits', () => {
   it('plots trace.exits*/kvm.*exits rows and puts kvm_exit lines on the timeline by the step markers', async () => {
     // The exit collectors' rows and raw trace text, added to a copy of a mock run.
