@@ -13,7 +13,7 @@ export function registerBundle(program: Command): void {
     .action(async (dir: string, flags: { output?: string }) => {
       const r = await loadResults(dir);
       printWarnings(r, process.stderr);
-      const text = await buildBundle(r);
+      const text = await buildBundle(r, { output: flags.output });
       if (flags.output) {
         await writeFile(flags.output, text);
         process.stderr.write(`wrote ${flags.output} (${text.split('\n').length - 1} lines)\n`);

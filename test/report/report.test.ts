@@ -1,13 +1,16 @@
 // report, plots, index.html, timeline, compare and bundle on real mock runs: a 2-variant experiment
 // whose variants differ by construction (HLT intercepted: an idle vCPU sleeps; passed through: it
 // spins), run 5 times each, and a second run of one variant to compare a variant with itself.
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { wrapCommand, wrapText } from '../../src/report/bundle.js';
+import { AUTHKEY_ELIDED, EXPERIMENT_MARKER, wrapCommand, wrapText } from '../../src/report/bundle.js';
+import { parseExperiment } from '../../src/spec/load.js';
+import { expandMatrix } from '../../src/spec/matrix.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const cli = join(root, 'dist/cli.js');
@@ -329,19 +332,77 @@ describe('kvmlab compare', () => {
 });
 
 describe('kvmlab bundle', () => {
-  it('fits a mailing-list reply: under 100 lines of at most 100 columns', async () => {
-    const out = join(tmp, 'bundle.txt');
+  /** The experiment file as a reader of the bundle saves it: with the command the bundle gives. */
+  const extract = async (bundle: string, text: string) => {
+    const sed = text.split('\n').find((l) => l.startsWith('  sed '))!;
+    const saved = await execa('bash', ['-c', sed], { cwd: dirname(bundle) });
+    const file = join(dirname(bundle), 'hlt-idle.yaml');
+    return { file, bytes: readFileSync(file), sha256Printed: saved.stdout.split(/\s+/)[0] };
+  };
+  const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+  it('keeps its own part to 100 columns and ends with the experiment byte for byte, which reruns as it ran', async () => {
+    const dir = join(tmp, 'bundle-a');
+    mkdirSync(dir);
+    const out = join(dir, 'reply.txt');
     const r = await kvmlab('bundle', runA, '-o', out);
     expect(r.exitCode, r.stderr).toBe(0);
     const text = readFileSync(out, 'utf8');
-    const lines = text.trimEnd().split('\n');
-    expect(lines.length).toBeLessThan(100);
-    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(100);
+    const [own, experiment] = text.split(`${EXPERIMENT_MARKER}\n`) as [string, string];
+    for (const l of own.split('\n')) expect(l.length, l).toBeLessThanOrEqual(100);
+    expect(own.split('\n').length).toBeLessThan(100);
     expect(text).toMatch(/SIMULATED/);
-    for (const h of ['== host ==', '== QEMU command line', '== guest kernel ==', '== results ==', '== rerun ==', '== experiment file']) expect(text).toContain(h);
-    expect(text).toContain(`kvmlab run ${fixture} --backend mock --accel kvm --repeat 5`);
-    expect(text).toMatch(/PASSED {2}disable_exits=hlt/);
-    expect(text).toContain('name: hlt-idle');
+    for (const h of ['== host ==', '== QEMU command line', '== guest kernel ==', '== results ==', '== rerun ==', '== experiment file ==']) expect(own).toContain(h);
+    expect(own).toMatch(/PASSED {2}disable_exits=hlt/);
+    expect(own).toContain('\nkvmlab run hlt-idle.yaml --backend mock --accel kvm --repeat 5\n');
+    expect(own).toContain(`hlt-idle.yaml (the run read ${fixture}), ${statSync(join(runA, 'experiment.yaml')).size} bytes`);
+
+    const original = readFileSync(join(runA, 'experiment.yaml'));
+    expect(experiment).toBe(original.toString('utf8'));
+    const saved = await extract(out, text);
+    expect(saved.bytes.equals(original)).toBe(true);
+    expect(own).toContain(`sha256 ${sha256(original)}\n`);
+    expect(saved.sha256Printed).toBe(sha256(original));
+    const v = await kvmlab('validate', saved.file);
+    expect(v.exitCode, v.stderr + v.stdout).toBe(0);
+    const ids = expandMatrix(parseExperiment(saved.bytes, saved.file)).map((x) => x.id);
+    expect(ids).toEqual(JSON.parse(readFileSync(join(runA, 'summary.json'), 'utf8')).variants.map((x: { id: string }) => x.id));
+  });
+
+  it('elides the guest\'s SSH key from the QEMU command line', async () => {
+    const launch = JSON.parse(readFileSync(join(runA, 'variants', 'disable_exits=none', 'rep-1', 'launch.json'), 'utf8')) as { argv: string[] };
+    const key = launch.argv.join(' ').match(/kvmlab\.authkey=(\S+)/)![1]!;
+    const r = await kvmlab('bundle', runA);
+    expect(r.stdout).not.toContain(key.slice(0, 24));
+    expect(r.stdout).toContain(AUTHKEY_ELIDED);
+  });
+
+  it('reruns a nested run on a nested host', async () => {
+    const dir = join(tmp, 'bundle-nested');
+    cpSync(runA, dir, { recursive: true });
+    const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+    Object.assign(s, { backend: 'qemu', simulated: false, target: { kind: 'nested', l0: 'QEMU 7.2.0 (TCG)', l1: { kernel: '6.1.0', cpus: 4, memoryMiB: 3072, cmdline: '', image: 'nested-host.qcow2' } } });
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify(s));
+    const r = await kvmlab('bundle', dir);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('\nkvmlab run hlt-idle.yaml --on nested --backend qemu --accel kvm --repeat 5\n');
+  });
+
+  it('never wraps or cuts an experiment file, long lines, many lines and no last newline included', async () => {
+    const dir = join(tmp, 'bundle-long');
+    cpSync(runA, join(dir, 'run'), { recursive: true });
+    const long = `# ${'a long comment line that a mail client must not wrap, '.repeat(4).trim()}\n${readFileSync(join(runA, 'experiment.yaml'), 'utf8')}${Array.from({ length: 150 }, (_, i) => `# note ${i}`).join('\n')}`;
+    writeFileSync(join(dir, 'run', 'experiment.yaml'), long);
+    const r = await kvmlab('bundle', join(dir, 'run'));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(/more lines cut/);
+    const out = join(dir, 'BUNDLE');
+    writeFileSync(out, r.stdout);
+    const saved = await extract(out, r.stdout);
+    expect(saved.bytes.toString('utf8')).toBe(long);
+    expect(r.stdout).toContain(`sha256 ${sha256(long)}\n`);
+    const v = await kvmlab('validate', saved.file);
+    expect(v.exitCode, v.stderr + v.stdout).toBe(0);
   });
 
   it('wraps command lines so the shell reads back the same arguments', async () => {
