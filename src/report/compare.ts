@@ -44,11 +44,16 @@ export function perRepetition(rows: readonly MetricRow[], variant: string, s: Se
   return new Map([...by].sort((a, b) => a[0] - b[0]).map(([rep, vs]) => [rep, aggregate(vs, s.agg)]));
 }
 
+/** The rows an expectation reads and how it reduces a repetition's rows. */
+export function selectionOf(e: Expectation): Selection {
+  return { metric: e.metric, step: e.step, entity: e.entity, agg: e.agg };
+}
+
 /** The selections named by the experiment's expectations, each once, in file order. */
 export function expectationSelections(expect: readonly Expectation[]): Selection[] {
   const seen = new Map<string, Selection>();
   for (const e of expect) {
-    const s: Selection = { metric: e.metric, step: e.step, entity: e.entity, agg: e.agg === 'count' ? 'count' : e.agg };
+    const s = selectionOf(e);
     if (!seen.has(selectionKey(s))) seen.set(selectionKey(s), s);
   }
   return [...seen.values()];

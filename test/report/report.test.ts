@@ -64,8 +64,15 @@ describe('kvmlab report', () => {
       expect(svg).toMatch(/class="marks"/); // vega's scenegraph renderer
     }
     const cpu = readFileSync(join(runA, 'plots', 'vcpu-cpu.svg'), 'utf8');
-    expect(cpu).toContain('disable_exits=hlt — repetition 1');
+    expect(cpu).toContain('>disable_exits=hlt<');
+    expect(cpu).toContain('>5 repetitions<');
     expect(cpu).toContain('>idle<'); // the step boundary label
+    // the claims' thresholds, and the variants in the matrix's order (none before hlt), not alphabetical
+    const exp = readFileSync(join(runA, 'plots', 'expectations.svg'), 'utf8');
+    expect(exp).toContain('>≤ 5<');
+    expect(exp).toContain('>≥ 90<');
+    expect(exp.indexOf('>disable_exits=none<')).toBeLessThan(exp.indexOf('>disable_exits=hlt<'));
+    expect(exp.match(/aria-roledescription="point"/g)).toHaveLength(10);
   });
 
   it('writes an offline index.html that says SIMULATED and embeds the plots', () => {
