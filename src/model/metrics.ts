@@ -42,6 +42,11 @@ export interface ParsedMetrics {
 /** The numbers formatValue writes: decimals with an optional exponent, and JavaScript's words for the non-finite. */
 const NUMBER = /^-?(\d+(\.\d*)?|\.\d+)(e[+-]?\d+)?$|^(NaN|-?Infinity)$/i;
 const MAX_PROBLEMS = 20;
+const FIX = 'metrics.csv is the table `kvmlab run` wrote at the end of the run: restore it, or run the experiment again';
+
+function refuse(problems: readonly Problem[], more = ''): never {
+  throw new InputError(`${problems.map(formatProblem).join('\n')}${more}\n${FIX}`, problems);
+}
 
 interface CsvRecord {
   fields: string[];
@@ -65,7 +70,7 @@ export function parseCsv(text: string, opts: { file?: string; variants?: readonl
   const header = records.shift();
   if (header?.fields.join(',') !== HEADER) {
     const found = header ? `the header is "${header.fields.join(',')}"` : 'the file is empty';
-    throw new InputError(formatProblem({ file, line: 1, path: '', message: `not a kvmlab metrics.csv: ${found}; expected "${HEADER}"` }));
+    refuse([{ file, line: 1, path: '', message: `not a kvmlab metrics.csv: ${found}; expected "${HEADER}"` }]);
   }
   const known = opts.variants && new Set(opts.variants);
   const rows: MetricRow[] = [];
@@ -89,10 +94,7 @@ export function parseCsv(text: string, opts: { file?: string; variants?: readonl
     if (!NUMBER.test(value)) problem(line, 'value', `${JSON.stringify(value)} is not a number; values are decimal numbers such as 12, -0.5 or 1.5e-7`);
     if (problems.length === before) rows.push({ variant, repetition: Number(repetition), step, entity, metric, value: Number(value), unit });
   }
-  if (problems.length) {
-    const more = problems.length >= MAX_PROBLEMS ? `\n(stopped after ${MAX_PROBLEMS} problems)` : '';
-    throw new InputError(`${problems.map(formatProblem).join('\n')}${more}`, problems);
-  }
+  if (problems.length) refuse(problems, problems.length >= MAX_PROBLEMS ? `\n(stopped after ${MAX_PROBLEMS} problems)` : '');
   return { rows, warnings };
 }
 
@@ -115,7 +117,7 @@ function csvRecords(text: string, file: string): { records: CsvRecord[]; cut?: n
     const err = e as { code?: string; lines?: number; message: string };
     // a quoted field still open at the end of a file without its last newline: the same cut line
     if (cutShort && err.code === 'CSV_QUOTE_NOT_CLOSED') return { records, cut: ended + 1 };
-    throw new InputError(formatProblem({ file, line: err.lines ?? ended + 1, path: '', message: `not valid CSV: ${err.message}` }));
+    refuse([{ file, line: err.lines ?? ended + 1, path: '', message: `not valid CSV: ${err.message}` }]);
   }
   if (cutShort && records.length > 1) return { records, cut: records.pop()!.line };
   return { records };

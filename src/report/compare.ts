@@ -157,7 +157,6 @@ export function compareResults(left: LoadedResults, right: LoadedResults | undef
   let aVar: string;
   let bVar: string;
   const ids = left.summary.variants.map((v) => v.id);
-  if (ids.length === 0) throw new InputError(`${left.dir}: the run has no variants`);
   if (right) {
     aVar = pickVariant(left, picked?.[0], '--variants');
     bVar = pickVariant(right, picked?.[1] ?? picked?.[0] ?? (rightIds.includes(aVar) ? aVar : undefined), '--variants');

@@ -8,6 +8,7 @@ import { InputError, cutShortWarning, formatFieldPath, formatProblem, type Probl
 import { describeIssue } from '../spec/issues.js';
 
 const MAX_PROBLEMS = 20;
+const TRANSCRIPT_FIX = 'each line of a kvmlab transcript is one JSON object as the run wrote it: restore the file, or run the experiment again';
 
 function lineCol(text: string, offset: number): { line: number; col: number } {
   const before = text.slice(0, offset);
@@ -75,10 +76,10 @@ export function parseJsonLines(file: string, text: string | undefined, warnings:
         warnings.push(cutShortWarning(file, i + 1));
         continue;
       }
-      throw new InputError(formatProblem({ file, line: i + 1, path: '', message: 'not valid JSON; each line of a kvmlab transcript is one JSON object' }));
+      throw new InputError(formatProblem({ file, line: i + 1, path: '', message: `not valid JSON; ${TRANSCRIPT_FIX}` }));
     }
     if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      throw new InputError(formatProblem({ file, line: i + 1, path: '', message: 'not a JSON object; each line of a kvmlab transcript is one JSON object' }));
+      throw new InputError(formatProblem({ file, line: i + 1, path: '', message: `not a JSON object; ${TRANSCRIPT_FIX}` }));
     }
     out.push(value as Record<string, unknown>);
   }

@@ -44,6 +44,7 @@ describe('metrics.csv refused', () => {
     const msg = refusal(text, { file: 'r/metrics.csv' });
     expect(msg).toContain('r/metrics.csv:3: value: "abc" is not a number');
     expect(msg).toContain('r/metrics.csv:4: repetition: "x" is not a repetition number');
+    expect(msg).toMatch(/\nmetrics\.csv is the table `kvmlab run` wrote .*: restore it, or run the experiment again$/);
   });
 
   it('refuses a short line, an empty line and broken quoting before the end', () => {
