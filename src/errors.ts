@@ -32,6 +32,16 @@ export function formatProblem(p: Problem): string {
   return `${where}: ${p.path ? `${p.path}: ` : ''}${p.message}`;
 }
 
+/** A field's path as messages write it: guest.cpus, steps[2].sample, variants[0].expectations[1].observed. */
+export function formatFieldPath(path: readonly (string | number)[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+/** The warning for the one damage a results file may have: its last line cut short by a run killed while writing it. */
+export function cutShortWarning(file: string, line: number): string {
+  return `${file}:${line}: the last line is cut short (no newline at its end: the run was killed while writing it); it is left out`;
+}
+
 export function errorMessage(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }

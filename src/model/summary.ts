@@ -1,78 +1,118 @@
 // What a run's results say, as summary.json holds them: the run, where it happened, each variant
-// with its repetitions and expectations, and the exit status that follows from them.
-import type { Experiment } from '../spec/schema.js';
+// with its repetitions and expectations, and the exit status that follows from them. The zod schemas
+// are the source: the types are inferred from them, and `report`, `compare` and `bundle` read
+// summary.json through SummarySchema, so a file they accept is one these types describe.
+import { z } from 'zod';
+import { Knobs, Source } from '../spec/schema.js';
 import type { Accel, HostFacts } from './host-facts.js';
 import type { PinRecord } from './threads.js';
 
-/** What was asked of the VM and what actually took effect, for the results. */
-export interface Effective {
-  accel: Accel;
-  argv: string[];
-  /** The disabled-exits mask KVM accepted, when known. */
-  disableExitsMask?: number;
-  [key: string]: unknown;
-}
+/** true when A and B are assignable both ways: a schema that reads exactly a type declared elsewhere. */
+type Agree<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 
-export interface ExpectationResult {
-  description: string;
-  metric: string;
+const AccelSchema = z.enum(['kvm', 'tcg']);
+true satisfies Agree<z.output<typeof AccelSchema>, Accel>;
+
+const count = z.number().int().min(0);
+
+/** What was asked of the VM and what actually took effect, for the results. */
+export const EffectiveSchema = z.looseObject({
+  accel: AccelSchema,
+  argv: z.array(z.string()),
+  /** The disabled-exits mask KVM accepted, when known. */
+  disableExitsMask: count.optional(),
+});
+export type Effective = z.output<typeof EffectiveSchema>;
+
+export const ExpectationResultSchema = z.object({
+  description: z.string(),
+  metric: z.string(),
   /** e.g. "median vcpu.cpu_pct [vcpu1] @ parked >= 80" */
-  claim: string;
-  passed: boolean;
+  claim: z.string(),
+  passed: z.boolean(),
   /** The observed value, or null when no row matched. */
-  observed: number | null;
+  observed: z.number().nullable(),
   /** One value per repetition, in repetition order. */
-  perRepetition: number[];
-  rows: number;
-  note?: string;
-}
+  perRepetition: z.array(z.number()),
+  rows: count,
+  note: z.string().optional(),
+});
+export type ExpectationResult = z.output<typeof ExpectationResultSchema>;
 
 /** Where a run happened. On a nested host: the emulator under L1 and L1 itself. */
-export type RunTarget =
-  | { kind: 'local' }
-  | { kind: 'nested'; l0: string; l1: { kernel: string; cpus: number; memoryMiB: number; cmdline: string; image: string } };
+export const RunTargetSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('local') }),
+  z.object({
+    kind: z.literal('nested'),
+    l0: z.string(),
+    l1: z.object({ kernel: z.string(), cpus: z.number().int().min(1), memoryMiB: z.number().int().min(1), cmdline: z.string(), image: z.string() }),
+  }),
+]);
+export type RunTarget = z.output<typeof RunTargetSchema>;
 
-export type VariantStatus = 'passed' | 'failed' | 'error' | 'skipped';
+const VariantStatusSchema = z.enum(['passed', 'failed', 'error', 'skipped']);
+export type VariantStatus = z.output<typeof VariantStatusSchema>;
 
-export interface RepetitionResult {
-  repetition: number;
+const PinRecordSchema = z.object({ thread: z.string(), tid: z.number().int(), requested: z.string(), actual: z.string() });
+true satisfies Agree<z.output<typeof PinRecordSchema>, PinRecord>;
+
+export const RepetitionResultSchema = z.object({
+  repetition: z.number().int().min(1),
   /** completed: every step ran; error: something broke (reason says what). */
-  status: 'completed' | 'error';
-  reason?: string;
-  dir: string;
-  readySeconds?: number;
-  effective?: Effective;
-  pinned: PinRecord[];
-  collectors: Record<string, string>;
-}
+  status: z.enum(['completed', 'error']),
+  reason: z.string().optional(),
+  dir: z.string(),
+  readySeconds: z.number().optional(),
+  effective: EffectiveSchema.optional(),
+  pinned: z.array(PinRecordSchema),
+  collectors: z.record(z.string(), z.string()),
+});
+export type RepetitionResult = z.output<typeof RepetitionResultSchema>;
 
-export interface VariantResult {
-  id: string;
-  labels: Record<string, string>;
-  knobs: Experiment['knobs'];
-  status: VariantStatus;
-  reason?: string;
-  repetitions: RepetitionResult[];
-  expectations: ExpectationResult[];
-}
+export const VariantResultSchema = z.object({
+  id: z.string().min(1),
+  labels: z.record(z.string(), z.string()),
+  knobs: Knobs,
+  status: VariantStatusSchema,
+  reason: z.string().optional(),
+  repetitions: z.array(RepetitionResultSchema),
+  expectations: z.array(ExpectationResultSchema),
+});
+export type VariantResult = z.output<typeof VariantResultSchema>;
 
-export interface Summary {
-  experiment: string;
-  description: string;
-  source: Experiment['source'];
-  file: string;
-  backend: string;
-  accel: Accel;
-  simulated: boolean;
+const HostSchema = z.object({
+  arch: z.string(),
+  kernelRelease: z.string(),
+  cpuModel: z.string(),
+  cpus: z.array(z.number().int().min(0)),
+  kernelCmdline: z.string(),
+  /** Absent in results written before kvmlab recorded it. */
+  cpuVendor: z.string().optional(),
+  kvmUsable: z.boolean(),
+  disableExitsMask: count,
+  kvmParams: z.record(z.string(), z.string()),
+});
+type HostPicked = 'arch' | 'kernelRelease' | 'cpuModel' | 'cpus' | 'kernelCmdline' | 'cpuVendor';
+true satisfies Agree<Pick<z.output<typeof HostSchema>, HostPicked>, Pick<HostFacts, Exclude<HostPicked, 'cpuVendor'>> & Partial<Pick<HostFacts, 'cpuVendor'>>>;
+
+export const SummarySchema = z.object({
+  experiment: z.string().min(1),
+  description: z.string(),
+  source: Source.optional(),
+  file: z.string(),
+  backend: z.string(),
+  accel: AccelSchema,
+  simulated: z.boolean(),
   /** Absent in results written before kvmlab recorded it: those ran on this host. */
-  target?: RunTarget;
-  startedAt: string;
-  finishedAt: string;
-  interrupted: boolean;
-  host: Pick<HostFacts, 'arch' | 'kernelRelease' | 'cpuModel' | 'cpus' | 'kernelCmdline'> & Partial<Pick<HostFacts, 'cpuVendor'>> & { kvmUsable: boolean; disableExitsMask: number; kvmParams: Record<string, string> };
-  notices: string[];
-  variants: VariantResult[];
-}
+  target: RunTargetSchema.optional(),
+  startedAt: z.string(),
+  finishedAt: z.string(),
+  interrupted: z.boolean(),
+  host: HostSchema,
+  notices: z.array(z.string()),
+  variants: z.array(VariantResultSchema).min(1, 'a run has at least one variant'),
+});
+export type Summary = z.output<typeof SummarySchema>;
 
 export const EXIT_INTERRUPTED = 130;
 

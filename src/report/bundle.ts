@@ -1,17 +1,33 @@
 // The repro bundle: one plain-text file to paste into a mailing-list reply — host, QEMU version and
-// exact command line, guest kernel, the results, the one command that reruns it, and the experiment
-// file. Under 100 lines, none wider than 100 columns: long command lines are wrapped with shell
-// continuations, long text is wrapped, and the experiment file is cut (with a note) to fit.
+// exact command line, guest kernel, the results, the one command that reruns it, and last the
+// experiment file. Everything before the experiment is at most 100 columns wide: long command lines
+// are wrapped with shell continuations, long text is wrapped. The experiment file is never wrapped
+// or cut: it runs from a marker line to the end of the bundle byte for byte, with its sha256, so it
+// can be saved and rerun as it ran. The guest's SSH key on the kernel command line is elided.
+import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { release } from 'node:os';
-import { join, relative } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { expandMatrix } from '../spec/matrix.js';
-import { fmtNum } from './compare.js';
 import type { LoadedResults, RepetitionData } from './load.js';
 import { headline, whereMeasured } from './summary.js';
+import { fmtObserved } from './table.js';
 
-export const MAX_LINES = 99;
 export const MAX_WIDTH = 100;
+
+/** The line after which the experiment file follows, byte for byte, to the end of the bundle. */
+export const EXPERIMENT_MARKER = '-- experiment file: from the next line to the end of the bundle, byte for byte --';
+/** What finds the marker line: its start, which no line before it has. */
+const MARKER_START = EXPERIMENT_MARKER.slice(0, EXPERIMENT_MARKER.indexOf(':') + 1);
+
+/** The run's SSH public key, which kvmlab's guest image takes from its kernel command line. */
+const AUTHKEY = /\bkvmlab\.authkey=\S+/g;
+export const AUTHKEY_ELIDED = 'kvmlab.authkey=<elided>';
+
+/** An argument as the bundle shows it: the guest's SSH key replaced with a placeholder. */
+function elide(arg: string): string {
+  return arg.replace(AUTHKEY, AUTHKEY_ELIDED);
+}
 
 const SAFE = /^[A-Za-z0-9_./=:,+@%^-]+$/;
 
@@ -142,12 +158,14 @@ function pickRep(r: LoadedResults, variant: string): RepetitionData | undefined 
   return mine.find((x) => x.status === 'completed') ?? mine[0];
 }
 
-function rerunCommand(r: LoadedResults): { argv: string[]; note?: string } {
+/** The command that reruns the experiment as it ran: the same file, backend, accelerator, place and repetitions. */
+function rerunCommand(r: LoadedResults, file: string): { argv: string[]; note?: string } {
   const s = r.summary;
   const reps = Math.max(1, ...s.variants.map((v) => v.repetitions.length));
-  const argv = ['kvmlab', 'run', s.file, '--backend', s.backend, '--accel', s.accel, '--repeat', String(reps)];
+  const argv = ['kvmlab', 'run', file, ...(s.target?.kind === 'nested' ? ['--on', 'nested'] : []), '--backend', s.backend, '--accel', s.accel, '--repeat', String(reps)];
   let note: string | undefined;
   if (r.experiment) {
+    if (r.experiment.steps.some((st) => st.kind === 'host')) argv.push('--allow-host-commands');
     try {
       const all = expandMatrix(r.experiment);
       const ran = s.variants.map((v) => v.id);
@@ -162,7 +180,13 @@ function rerunCommand(r: LoadedResults): { argv: string[]; note?: string } {
   return { argv, note };
 }
 
-export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {}): Promise<string> {
+export interface BundleOptions {
+  cwd?: string;
+  /** Where the bundle is written, for the command that saves its experiment file. */
+  output?: string;
+}
+
+export async function buildBundle(r: LoadedResults, opts: BundleOptions = {}): Promise<string> {
   const s = r.summary;
   const sim = s.simulated;
   const head: string[] = [];
@@ -180,8 +204,8 @@ export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {})
   add(`kernel: ${s.host.kernelRelease}`);
   add(`kvm: ${s.host.kvmUsable ? 'usable' : 'not usable'}, KVM_CAP_X86_DISABLE_EXITS mask 0x${s.host.disableExitsMask.toString(16)}; accel used: ${s.accel}`);
   const first = r.summary.variants.map((v) => pickRep(r, v.id)).find((x) => x !== undefined);
-  const recorded = (first?.launch?.kvmParams ?? (s.host as Record<string, unknown>).kvmParams) as Record<string, string> | undefined;
-  if (recorded && Object.keys(recorded).length) add(`kvm params: ${Object.entries(recorded).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+  const recorded = (first?.launch?.kvmParams as Record<string, string> | undefined) ?? s.host.kvmParams;
+  if (Object.keys(recorded).length) add(`kvm params: ${Object.entries(recorded).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   else if (!sim && s.host.kernelRelease === release()) {
     const live = await liveKvmParams();
     add(`kvm params (read now; same host kernel as the run): ${live.length ? live.join(' ') : 'kvm module not loaded'}`);
@@ -193,7 +217,9 @@ export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {})
   if (first?.launch && Array.isArray(first.launch.argv)) {
     add('', `== QEMU command line (variant ${first.variant}, repetition ${first.repetition}) ==`);
     const env = Object.entries((first.launch.env ?? {}) as Record<string, string>).map(([k, v]) => `${k}=${v}`);
-    head.push(...wrapCommand([...env, ...(first.launch.argv as string[])]));
+    const argv = [...env, ...(first.launch.argv as string[])];
+    head.push(...wrapCommand(argv.map(elide)));
+    if (argv.some((a) => elide(a) !== a)) add(`(${AUTHKEY_ELIDED}: the run's SSH public key for the guest, made anew for every run)`);
     if (typeof first.launch.exitControl === 'string' && first.launch.exitControl !== 'none') add(`(exit control: ${first.launch.exitControl})`);
     const others = s.variants.filter((v) => v.id !== first.variant && pickRep(r, v.id));
     if (others.length) {
@@ -207,26 +233,27 @@ export async function buildBundle(r: LoadedResults, opts: { cwd?: string } = {})
   add('', '== results ==');
   for (const v of s.variants) {
     add(`${v.status.toUpperCase()}  ${v.id}  (${v.repetitions.length} repetition${v.repetitions.length === 1 ? '' : 's'})`);
-    for (const e of v.expectations) add(`  ${e.passed ? 'ok  ' : 'FAIL'} ${(e.observed === null ? 'no data' : fmtNum(e.observed)).padStart(8)}  ${e.claim}`);
+    for (const e of v.expectations) add(`  ${e.passed ? 'ok  ' : 'FAIL'} ${fmtObserved(e.observed).padStart(8)}  ${e.claim}`);
     if (v.reason) add(`  reason: ${v.reason}`);
   }
 
+  const text = r.experimentText;
+  const saveAs = basename(s.file);
   add('', '== rerun ==');
-  const rerun = rerunCommand(r);
+  if (text !== undefined) {
+    add('save the experiment file at the end of this bundle (sha256 given there), then run it:');
+    head.push(`  sed '1,/^${MARKER_START}/d' ${shellQuote(opts.output ? basename(opts.output) : 'BUNDLE')} > ${shellQuote(saveAs)} && sha256sum ${shellQuote(saveAs)}`);
+  }
+  const rerun = rerunCommand(r, text === undefined ? s.file : saveAs);
   head.push(...wrapCommand(rerun.argv));
   if (rerun.note) add(`(${rerun.note})`);
 
-  // the experiment file takes what is left
-  const text = (r.experimentText ?? '').replace(/\s+$/, '');
-  const expLines = text ? text.split('\n').flatMap((l) => wrapText(l, MAX_WIDTH, '  ')) : [];
-  const left = MAX_LINES - head.length - 3;
-  const body: string[] = ['', `== experiment file (${s.file}) ==`];
-  if (!expLines.length) body.push('(experiment.yaml is missing from the results directory)');
-  else if (expLines.length <= left) body.push(...expLines);
-  else {
-    const keep = Math.max(0, left - 1);
-    body.push(...expLines.slice(0, keep), `[… ${expLines.length - keep} more lines cut to stay under 100 lines; see experiment.yaml]`);
+  add('', '== experiment file ==');
+  if (text === undefined) {
+    add(`(experiment.yaml is missing from the results directory; the run read ${s.file})`);
+    return `${head.join('\n')}\n`;
   }
-  const all = [...head, ...body].flatMap((l) => (l.length > MAX_WIDTH ? wrapText(l) : [l]));
-  return `${all.slice(0, MAX_LINES).join('\n')}\n`;
+  const bytes = Buffer.from(text, 'utf8');
+  add(`${saveAs} (the run read ${s.file}), ${bytes.length} bytes`, `sha256 ${createHash('sha256').update(bytes).digest('hex')}`, EXPERIMENT_MARKER);
+  return `${head.join('\n')}\n${text}`;
 }

@@ -8,7 +8,7 @@ import type { MetricRow } from '../model/metrics.js';
 import type { Expectation } from '../spec/schema.js';
 import { expectationsOf, type LoadedResults } from './load.js';
 import { cliffsDelta, cliffsMagnitude, permutationTest, repetitionsNeeded, spread, type PermutationResult, type Spread } from './stats.js';
-import { formatTable } from './table.js';
+import { fmtNum, formatTable } from './table.js';
 
 export const ALPHA = 0.05;
 
@@ -44,11 +44,16 @@ export function perRepetition(rows: readonly MetricRow[], variant: string, s: Se
   return new Map([...by].sort((a, b) => a[0] - b[0]).map(([rep, vs]) => [rep, aggregate(vs, s.agg)]));
 }
 
+/** The rows an expectation reads and how it reduces a repetition's rows. */
+export function selectionOf(e: Expectation): Selection {
+  return { metric: e.metric, step: e.step, entity: e.entity, agg: e.agg };
+}
+
 /** The selections named by the experiment's expectations, each once, in file order. */
 export function expectationSelections(expect: readonly Expectation[]): Selection[] {
   const seen = new Map<string, Selection>();
   for (const e of expect) {
-    const s: Selection = { metric: e.metric, step: e.step, entity: e.entity, agg: e.agg === 'count' ? 'count' : e.agg };
+    const s = selectionOf(e);
     if (!seen.has(selectionKey(s))) seen.set(selectionKey(s), s);
   }
   return [...seen.values()];
@@ -103,13 +108,6 @@ function fmtSigned(v: number, digits: number): string {
   return `${v >= 0 ? '+' : ''}${v.toFixed(digits)}`;
 }
 
-export function fmtNum(v: number): string {
-  if (!Number.isFinite(v)) return '-';
-  if (Number.isInteger(v)) return String(v);
-  if (Math.abs(v) >= 1000) return v.toFixed(0);
-  return String(Number(v.toPrecision(4)));
-}
-
 export interface CompareOptions {
   metrics?: string[];
   /**
@@ -159,7 +157,6 @@ export function compareResults(left: LoadedResults, right: LoadedResults | undef
   let aVar: string;
   let bVar: string;
   const ids = left.summary.variants.map((v) => v.id);
-  if (ids.length === 0) throw new InputError(`${left.dir}: the run has no variants`);
   if (right) {
     aVar = pickVariant(left, picked?.[0], '--variants');
     bVar = pickVariant(right, picked?.[1] ?? picked?.[0] ?? (rightIds.includes(aVar) ? aVar : undefined), '--variants');
@@ -206,6 +203,30 @@ export function compareResults(left: LoadedResults, right: LoadedResults | undef
     simulated: left.summary.simulated || rightRes.summary.simulated,
     comparisons,
     notes,
+  };
+}
+
+/** `compare --json`: the comparison as one JSON document (a side without data has null statistics). */
+export function comparisonJson(r: ComparisonReport) {
+  const side = (s: SideResult) => ({ label: s.label, values: s.values, ...s.stats });
+  return {
+    title: r.title,
+    a: r.aLabel,
+    b: r.bLabel,
+    simulated: r.simulated,
+    alpha: ALPHA,
+    comparisons: r.comparisons.map((c) => ({
+      metric: describeSelection(c.selection),
+      selection: c.selection,
+      a: side(c.a),
+      b: side(c.b),
+      test: c.test ?? null,
+      cliffsDelta: c.delta,
+      effect: cliffsMagnitude(c.delta),
+      differs: c.differs,
+      verdict: c.verdict,
+    })),
+    notes: r.notes,
   };
 }
 

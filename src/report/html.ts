@@ -2,17 +2,11 @@
 // are inline, the styles are in the page, and there are no scripts or web fonts.
 import type { LoadedResults } from './load.js';
 import type { Plot } from './plots.js';
-import type { TableData } from './table.js';
+import { fmtObserved, type TableData } from './table.js';
 import { headline, whereMeasured } from './summary.js';
 
 export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
-}
-
-function fmt(v: number | null): string {
-  if (v === null) return 'no data';
-  if (Number.isInteger(v)) return String(v);
-  return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
 }
 
 function table(t: TableData, cls = ''): string {
@@ -33,7 +27,7 @@ function verdictHtml(r: LoadedResults): string {
     }
     v.expectations.forEach((e, i) => {
       rows.push(
-        `<tr>${i === 0 ? head : ''}<td>${esc(e.description)}${e.note ? `<br><small>${esc(e.note)}</small>` : ''}</td><td class="num">${esc(fmt(e.observed))}</td><td class="${e.passed ? 'ok' : 'fail'}"><code>${e.passed ? 'ok' : 'FAIL'} ${esc(e.claim)}</code></td></tr>`,
+        `<tr>${i === 0 ? head : ''}<td>${esc(e.description)}${e.note ? `<br><small>${esc(e.note)}</small>` : ''}</td><td class="num">${esc(fmtObserved(e.observed))}</td><td class="${e.passed ? 'ok' : 'fail'}"><code>${e.passed ? 'ok' : 'FAIL'} ${esc(e.claim)}</code></td></tr>`,
       );
     });
     if (v.reason) rows.push(`<tr><td></td><td></td><td colspan="3"><small>reason: ${esc(v.reason)}</small></td></tr>`);

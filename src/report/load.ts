@@ -1,12 +1,15 @@
 // Reading a results directory back: summary.json, metrics.csv, the experiment as run, and per
 // repetition steps.jsonl, launch.json, vcpu-cpu.csv, guest.jsonl, the QMP greeting and any trace
 // text. Everything after `run` (report, compare, bundle) starts here. A directory that is not a
-// kvmlab results directory is an InputError that says what is missing.
+// kvmlab results directory is an InputError that says what is missing; summary.json is checked
+// against the schema its types come from, and a malformed summary.json, metrics.csv or transcript
+// is an InputError at its line, never a crash further on.
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
-import { variantDir, type Summary, type VariantResult } from '../model/summary.js';
+import { SummarySchema, variantDir, type Summary, type VariantResult } from '../model/summary.js';
+import { checkJson, parseJson, parseJsonLines } from './read-json.js';
 import type { Expectation, Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';
 
@@ -61,8 +64,10 @@ export interface RepetitionData {
 
 export interface LoadedResults {
   dir: string;
-  summary: Summary & { exitCode?: number };
+  summary: Summary;
   rows: MetricRow[];
+  /** What was read with a doubt, in words (a last line cut short); the commands print these. */
+  warnings: string[];
   /** experiment.yaml as run, when present. */
   experimentText: string | undefined;
   /** The parsed experiment and its variants from experiment.expanded.json, when present. */
@@ -80,29 +85,8 @@ async function readOptional(path: string): Promise<string | undefined> {
   }
 }
 
-function parseJson(path: string, text: string): unknown {
-  try {
-    return JSON.parse(text);
-  } catch (e) {
-    throw new InputError(`${path}: not valid JSON (${errorMessage(e)}); is this a kvmlab results directory?`);
-  }
-}
-
-function jsonLines(path: string, text: string | undefined): Record<string, unknown>[] {
-  if (!text) return [];
-  const out: Record<string, unknown>[] = [];
-  for (const line of text.split('\n')) {
-    if (!line.trim()) continue;
-    try {
-      const v = JSON.parse(line) as unknown;
-      if (v && typeof v === 'object') out.push(v as Record<string, unknown>);
-    } catch {
-      // a line cut short when the run was killed: the rest still counts
-    }
-  }
-  void path;
-  return out;
-}
+const NOT_RESULTS = 'is this a kvmlab results directory?';
+const SUMMARY_FIX = 'summary.json is the file `kvmlab run` wrote at the end of the run: restore it, or run the experiment again';
 
 export function parseVcpuCsv(text: string): VcpuSample[] {
   const lines = text.split('\n');
@@ -137,8 +121,8 @@ async function findTraceFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function qemuVersionOf(qmpText: string | undefined): string | undefined {
-  for (const rec of jsonLines('qmp.jsonl', qmpText).slice(0, 3)) {
+function qemuVersionOf(qmpText: readonly Record<string, unknown>[]): string | undefined {
+  for (const rec of qmpText.slice(0, 3)) {
     const msg = rec.msg as { QMP?: { version?: { qemu?: { major?: number; minor?: number; micro?: number }; package?: string } } } | undefined;
     const v = msg?.QMP?.version;
     if (v?.qemu) return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`;
@@ -146,7 +130,7 @@ function qemuVersionOf(qmpText: string | undefined): string | undefined {
   return undefined;
 }
 
-async function loadRepetition(out: string, v: VariantResult, rep: VariantResult['repetitions'][number]): Promise<RepetitionData> {
+async function loadRepetition(out: string, v: VariantResult, rep: VariantResult['repetitions'][number], warnings: string[]): Promise<RepetitionData> {
   // The summary records absolute paths as they were at run time; the directory may have moved since.
   const here = join(out, 'variants', variantDir(v.id), `rep-${rep.repetition}`);
   const dir = (await stat(here).catch(() => undefined))?.isDirectory() ? here : rep.dir;
@@ -157,17 +141,17 @@ async function loadRepetition(out: string, v: VariantResult, rep: VariantResult[
     readOptional(join(dir, 'guest.jsonl')),
     readOptional(join(dir, 'qmp.jsonl')),
   ]);
-  const launchJson = launch === undefined ? undefined : parseJson(join(dir, 'launch.json'), launch);
+  const launchJson = launch === undefined ? undefined : parseJson(join(dir, 'launch.json'), launch, NOT_RESULTS);
   return {
     variant: v.id,
     repetition: rep.repetition,
     status: rep.status,
     dir,
-    steps: jsonLines(join(dir, 'steps.jsonl'), steps).filter((s) => typeof s.step === 'string' && typeof s.end === 'number') as unknown as StepRecord[],
+    steps: parseJsonLines(join(dir, 'steps.jsonl'), steps, warnings).filter((s) => typeof s.step === 'string' && typeof s.end === 'number') as unknown as StepRecord[],
     samples: vcpu ? parseVcpuCsv(vcpu) : [],
     launch: launchJson && typeof launchJson === 'object' ? (launchJson as Record<string, unknown>) : undefined,
-    guest: jsonLines(join(dir, 'guest.jsonl'), guest).filter((g) => typeof g.cmd === 'string') as unknown as GuestCommand[],
-    qemuVersion: qemuVersionOf(qmp),
+    guest: parseJsonLines(join(dir, 'guest.jsonl'), guest, warnings).filter((g) => typeof g.cmd === 'string') as unknown as GuestCommand[],
+    qemuVersion: qemuVersionOf(parseJsonLines(join(dir, 'qmp.jsonl'), qmp, warnings)),
     traceFiles: await findTraceFiles(dir),
   };
 }
@@ -187,28 +171,29 @@ export async function loadResults(dir: string): Promise<LoadedResults> {
         : `${dir} is not a kvmlab results directory (no summary.json); give the directory \`kvmlab run … --out DIR\` wrote`,
     );
   }
-  const summary = parseJson(summaryPath, summaryText) as LoadedResults['summary'];
-  if (!summary || typeof summary !== 'object' || !Array.isArray(summary.variants) || typeof summary.experiment !== 'string') {
+  const raw = parseJson(summaryPath, summaryText, SUMMARY_FIX);
+  if (!raw || typeof raw !== 'object' || !('experiment' in raw || 'variants' in raw)) {
     throw new InputError(`${summaryPath}: not a kvmlab summary (no "experiment" and "variants"); is ${basename(dir)} a kvmlab results directory?`);
   }
+  const summary = checkJson(summaryPath, summaryText, raw, SummarySchema, SUMMARY_FIX);
   const csvPath = join(dir, 'metrics.csv');
   const csv = await readOptional(csvPath);
   if (csv === undefined) throw new InputError(`${dir}: summary.json but no metrics.csv; the results directory is incomplete`);
-  let rows: MetricRow[];
-  try {
-    rows = parseCsv(csv);
-  } catch (e) {
-    throw new InputError(`${csvPath}: ${errorMessage(e)}`);
-  }
+  const { rows, warnings } = parseCsv(csv, { file: csvPath, variants: summary.variants.map((v) => v.id) });
   const experimentText = await readOptional(join(dir, 'experiment.yaml'));
   const expandedPath = join(dir, 'experiment.expanded.json');
   const expandedText = await readOptional(expandedPath);
-  const expanded = expandedText === undefined ? undefined : (parseJson(expandedPath, expandedText) as { experiment?: Experiment; variants?: Variant[] });
+  const expanded = expandedText === undefined ? undefined : (parseJson(expandedPath, expandedText, NOT_RESULTS) as { experiment?: Experiment; variants?: Variant[] });
   const reps: RepetitionData[] = [];
-  for (const v of summary.variants) for (const r of v.repetitions ?? []) reps.push(await loadRepetition(dir, v, r));
+  for (const v of summary.variants) for (const r of v.repetitions) reps.push(await loadRepetition(dir, v, r, warnings));
   const variants =
     expanded?.variants ?? summary.variants.map((v) => ({ id: v.id, labels: v.labels, knobs: v.knobs }) as Variant);
-  return { dir, summary, rows, experimentText, experiment: expanded?.experiment, variants, reps };
+  return { dir, summary, rows, warnings, experimentText, experiment: expanded?.experiment, variants, reps };
+}
+
+/** Print what was read with a doubt, one line each. */
+export function printWarnings(r: LoadedResults, to: NodeJS.WritableStream): void {
+  for (const w of r.warnings) to.write(`kvmlab: warning: ${w}\n`);
 }
 
 /** The expectations of the experiment as run ([] when experiment.expanded.json is missing). */

@@ -1,10 +1,14 @@
 // Plots as SVG: vega-lite specs compiled to vega and rendered headless by vega's View.toSVG() (no
 // browser, no canvas). Three kinds: per-vCPU host CPU % over time with the step boundaries, exits
 // by reason per variant (when a collector recorded any), and each metric an expectation names
-// across variants with every repetition shown.
+// across variants with the claim's threshold. Every repetition is drawn, variants come in the order
+// of summary.json (the matrix order), variant ids are never cut (one matrix axis a line), and
+// threads that do the same thing each get their own row, so none hides behind another.
 import { View, parse } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
-import { expectationSelections, describeSelection, perRepetition, type Selection } from './compare.js';
+import { applicable } from '../run/expect.js';
+import type { Comparator, Expectation } from '../spec/schema.js';
+import { expectationSelections, describeSelection, perRepetition, selectionOf, type Selection } from './compare.js';
 import { expectationsOf, type LoadedResults, type RepetitionData, type VcpuSample } from './load.js';
 import { median } from './stats.js';
 
@@ -92,11 +96,22 @@ export function repStart(rep: RepetitionData): number | undefined {
   return rep.samples[0]?.t;
 }
 
-/** The repetition each variant's time plot shows: the first completed one with samples. */
-export function plottedRepetition(r: LoadedResults, variant: string): RepetitionData | undefined {
-  const mine = r.reps.filter((x) => x.variant === variant && x.samples.length > 1);
-  return mine.find((x) => x.status === 'completed') ?? mine[0];
+/** A variant id as plot text: one matrix axis a line ("a=1,b=2" -> ["a=1", "b=2"]), never cut. */
+export function idLines(id: string): string[] {
+  return id.split(',');
 }
+/** idLines as a vega expression, for axis labels drawn from the data. */
+const ID_LINES_EXPR = "split(datum.label, ',')";
+/** Moves a label of several lines up by half its extra lines (about 13 px a line), so it centres on its row. */
+const LABEL_CENTRE_EXPR = "-(length(split(datum.label, ',')) - 1) * 6.5";
+
+/** Threads in the order people read them: vcpu0, vcpu1, …, then the others by name. */
+function byThread(a: string, b: string): number {
+  const n = (e: string) => (/^vcpu\d+$/.test(e) ? Number(e.slice(4)) : Infinity);
+  return n(a) - n(b) || a.localeCompare(b);
+}
+
+const round3 = (t: number) => Math.round(t * 1000) / 1000;
 
 const CPU_PLOT_WIDTH = 720;
 
@@ -119,51 +134,68 @@ export function staggerLabels(labels: { step: string; t: number; row: number }[]
   }
 }
 
+const CPU_ROW_HEIGHT = 60;
+
+/**
+ * Per variant, one row per thread with every repetition as its own line (colour: repetition), the
+ * step boundaries as dashed rules at their median start over the repetitions, and the step names in
+ * a strip above the rows.
+ */
 export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
-  const panels = [];
+  const groups = [];
   for (const v of r.summary.variants) {
-    const rep = plottedRepetition(r, v.id);
-    if (!rep) continue;
-    const t0 = repStart(rep) ?? rep.samples[0]!.t;
-    const points = thin(cpuSeries(rep.samples, t0), 1500);
-    const steps = rep.steps
-      .filter((s) => s.step !== 'teardown' && typeof s.start === 'number')
-      .map((s) => ({ step: s.step, t: Math.round((s.start! - t0) * 1000) / 1000, row: 0 }));
-    const end = rep.steps.filter((s) => s.step !== 'teardown').at(-1)?.end;
-    staggerLabels(steps, [...points.map((p) => p.t), ...steps.map((s) => s.t), ...(end === undefined ? [] : [end - t0])], CPU_PLOT_WIDTH);
-    const rules = end === undefined ? steps : [...steps, { step: 'end', t: Math.round((end - t0) * 1000) / 1000 }];
-    const ymax = points.reduce((m, p) => Math.max(m, p.pct), 100);
-    panels.push({
-      title: `${v.id} — repetition ${rep.repetition}`,
+    const reps = r.reps.filter((x) => x.variant === v.id && x.samples.length > 1);
+    if (!reps.length) continue;
+    const points: (CpuPoint & { repetition: number })[] = [];
+    const starts = new Map<string, number[]>();
+    const ends: number[] = [];
+    for (const rep of reps) {
+      const t0 = repStart(rep) ?? rep.samples[0]!.t;
+      for (const p of thin(cpuSeries(rep.samples, t0), Math.max(100, Math.floor(1500 / reps.length)))) points.push({ ...p, repetition: rep.repetition });
+      for (const st of rep.steps) if (st.step !== 'teardown' && typeof st.start === 'number') starts.set(st.step, [...(starts.get(st.step) ?? []), st.start - t0]);
+      const end = rep.steps.filter((st) => st.step !== 'teardown').at(-1)?.end;
+      if (end !== undefined) ends.push(end - t0);
+    }
+    const steps = [...starts].map(([step, ts]) => ({ step, t: round3(median(ts)), row: 0 }));
+    const end = ends.length ? round3(median(ends)) : undefined;
+    const rules = end === undefined ? steps : [...steps, { step: 'end', t: end }];
+    const xs = [...points.map((p) => p.t), ...rules.map((x) => x.t)];
+    staggerLabels(steps, xs, CPU_PLOT_WIDTH);
+    const x = { field: 't', type: 'quantitative', scale: { domain: [Math.min(0, ...xs), Math.max(...xs)] } };
+    const ymax = points.reduce((m, p) => Math.max(m, p.pct), 100) * 1.05;
+    const threads = [...new Set(points.map((p) => p.entity))].sort(byThread);
+    const stepStrip = {
       width: CPU_PLOT_WIDTH,
-      height: 180,
-      layer: [
-        {
-          data: { values: points },
-          mark: { type: 'line', interpolate: 'step-before', strokeWidth: 1.5 },
-          encoding: {
-            x: { field: 't', type: 'quantitative', title: 'seconds since the first step started' },
-            y: { field: 'pct', type: 'quantitative', title: 'host CPU % of one CPU', scale: { domain: [0, ymax * 1.12] } },
-            color: { field: 'entity', type: 'nominal', title: 'thread' },
-            // vCPUs doing the same thing draw the same line: dashes keep each one visible
-            strokeDash: { field: 'entity', type: 'nominal', title: 'thread' },
+      height: 11 * (Math.max(0, ...steps.map((st) => st.row / 11)) + 1),
+      view: { stroke: null },
+      data: { values: steps },
+      mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, fontSize: 10, color: '#444' },
+      encoding: { x: { ...x, axis: null }, y: { field: 'row', type: 'quantitative', scale: null }, text: { field: 'step', type: 'nominal' } },
+    };
+    const rows = threads.map((thread, i) => {
+      const last = i === threads.length - 1;
+      return {
+        width: CPU_PLOT_WIDTH,
+        height: CPU_ROW_HEIGHT,
+        layer: [
+          { data: { values: rules }, mark: { type: 'rule', color: '#888', strokeDash: [4, 3] }, encoding: { x } },
+          {
+            data: { values: points.filter((p) => p.entity === thread) },
+            mark: { type: 'line', interpolate: 'step-before', strokeWidth: 1.5, opacity: 0.85 },
+            encoding: {
+              x: { ...x, title: last ? 'seconds since the first step started' : null, axis: last ? {} : { labels: false, title: null } },
+              y: { field: 'pct', type: 'quantitative', title: [thread, 'CPU %'], scale: { domain: [0, ymax] }, axis: { tickCount: 3 } },
+              color: { field: 'repetition', type: 'nominal', title: 'repetition' },
+            },
           },
-        },
-        {
-          data: { values: rules },
-          mark: { type: 'rule', color: '#888', strokeDash: [4, 3] },
-          encoding: { x: { field: 't', type: 'quantitative' } },
-        },
-        {
-          data: { values: steps },
-          mark: { type: 'text', align: 'left', baseline: 'top', dx: 3, dy: 2, angle: 0, fontSize: 10, color: '#444' },
-          encoding: { x: { field: 't', type: 'quantitative' }, y: { field: 'row', type: 'quantitative', scale: null }, text: { field: 'step', type: 'nominal' } },
-        },
-      ],
+        ],
+      };
     });
+    const n = reps.length;
+    groups.push({ title: { text: [...idLines(v.id), `${n} repetition${n === 1 ? '' : 's'}`] }, spacing: 4, vconcat: [stepStrip, ...rows] });
   }
-  if (!panels.length) return undefined;
-  return { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', vconcat: panels, resolve: { scale: { color: 'shared' } } } as TopLevelSpec;
+  if (!groups.length) return undefined;
+  return { $schema: 'https://vega.github.io/schema/vega-lite/v5.json', vconcat: groups, spacing: 24, resolve: { scale: { color: 'shared' } } } as TopLevelSpec;
 }
 
 const NOT_A_REASON = /^(vcpu\d+|pcpu\d+|cpu\d+|qemu|guest|runner|host|emulator|vm)$/;
@@ -205,9 +237,11 @@ export function exitBars(r: LoadedResults): ExitBar[] {
   return bars.filter((b) => keep.has(b.reason));
 }
 
-export function exitsSpec(bars: ExitBar[]): TopLevelSpec {
+export function exitsSpec(bars: ExitBar[], order: readonly string[]): TopLevelSpec {
   const reasons = new Set(bars.map((b) => b.reason)).size;
-  const variants = new Set(bars.map((b) => b.variant)).size;
+  const ids = order.filter((id) => bars.some((b) => b.variant === id));
+  const variants = ids.length;
+  const variant = { field: 'variant', type: 'nominal', sort: ids };
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: 'exits by reason (median over repetitions; line: min–max)',
@@ -219,14 +253,14 @@ export function exitsSpec(bars: ExitBar[]): TopLevelSpec {
         mark: 'bar',
         encoding: {
           y: { field: 'reason', type: 'nominal', title: null, sort: { field: 'median', op: 'max', order: 'descending' }, axis: { labelLimit: 320 } },
-          yOffset: { field: 'variant' },
+          yOffset: variant,
           x: { field: 'median', type: 'quantitative', title: 'count per repetition' },
-          color: { field: 'variant', type: 'nominal' },
+          color: { ...variant, title: 'variant', legend: { labelLimit: 0, labelExpr: ID_LINES_EXPR } },
         },
       },
       {
         mark: { type: 'rule', color: 'black' },
-        encoding: { y: { field: 'reason', type: 'nominal', sort: { field: 'median', op: 'max', order: 'descending' } }, yOffset: { field: 'variant' }, x: { field: 'min', type: 'quantitative' }, x2: { field: 'max' } },
+        encoding: { y: { field: 'reason', type: 'nominal', sort: { field: 'median', op: 'max', order: 'descending' } }, yOffset: variant, x: { field: 'min', type: 'quantitative' }, x2: { field: 'max' } },
       },
     ],
   } as TopLevelSpec;
@@ -249,30 +283,76 @@ export function metricPoints(r: LoadedResults, selections: readonly Selection[])
   return out;
 }
 
-export function metricsSpec(points: MetricPoint[], selections: readonly Selection[]): TopLevelSpec {
+/** A claim's threshold on one variant's row: a value (a rule) or, for `between`, a band. */
+export interface Threshold {
+  selection: string;
+  variant: string;
+  /** e.g. "≥ 90", "in [1, 5]" */
+  label: string;
+  value?: number;
+  lo?: number;
+  hi?: number;
+}
+
+const OP_GLYPH: Record<Exclude<Comparator, 'between'>, string> = { eq: '=', ne: '≠', lt: '<', le: '≤', gt: '>', ge: '≥' };
+
+function threshold(e: Expectation, variant: string): Threshold {
+  const selection = describeSelection(selectionOf(e));
+  if (Array.isArray(e.value)) return { selection, variant, label: `in [${e.value.join(', ')}]`, lo: e.value[0], hi: e.value[1] };
+  return { selection, variant, label: `${OP_GLYPH[e.op as Exclude<Comparator, 'between'>]} ${e.value}`, value: e.value };
+}
+
+/** Every expectation's threshold on every variant it applies to. */
+export function thresholds(r: LoadedResults): Threshold[] {
+  const expect = expectationsOf(r);
+  return r.summary.variants.flatMap((v) => applicable(expect, v).map((e) => threshold(e, v.id)));
+}
+
+/**
+ * One panel per selection: a row per variant in `order`, a point per repetition (each repetition on
+ * its own line within the row, so equal values do not hide each other), a black tick at the median,
+ * and the claim in red: a rule at its value, or a band for `between`, labelled with the comparison.
+ */
+export function metricsSpec(points: MetricPoint[], selections: readonly Selection[], limits: readonly Threshold[], order: readonly string[]): TopLevelSpec {
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     vconcat: selections.map((s) => {
       const title = describeSelection(s);
+      const mine = points.filter((p) => p.selection === title);
+      const ids = order.filter((id) => mine.some((p) => p.variant === id));
+      const claims = limits.filter((t) => t.selection === title && ids.includes(t.variant));
+      const reps = Math.max(1, ...ids.map((id) => mine.filter((p) => p.variant === id).length));
+      const lines = Math.max(1, ...ids.map((id) => idLines(id).length));
+      const y = { field: 'variant', type: 'nominal', title: null, scale: { type: 'band', domain: ids, paddingInner: 0.25 }, axis: { labelExpr: ID_LINES_EXPR, labelLimit: 0, labelOffset: { expr: LABEL_CENTRE_EXPR } } };
+      const x = { type: 'quantitative', title: s.metric, scale: { zero: false } };
       return {
-        title: `${title} — points: repetitions; tick: median`,
+        title: `${title} — points: repetitions; tick: median; red: the claim`,
         width: 520,
-        height: Math.max(40, 30 * new Set(points.map((p) => p.variant)).size),
-        data: { values: points.filter((p) => p.selection === title) },
+        height: ids.length * Math.max(30, 8 * reps, 14 * lines),
         layer: [
+          { data: { values: claims.filter((t) => t.lo !== undefined) }, mark: { type: 'rect', color: '#c62828', opacity: 0.12 }, encoding: { x: { ...x, field: 'lo' }, x2: { field: 'hi' }, y } },
+          { data: { values: claims.filter((t) => t.value !== undefined) }, mark: { type: 'tick', color: '#c62828', thickness: 2, opacity: 0.8 }, encoding: { x: { ...x, field: 'value' }, y } },
+          { data: { values: mine }, mark: { type: 'tick', color: '#333', thickness: 1.5, opacity: 0.6 }, encoding: { x: { ...x, field: 'value', aggregate: 'median' }, y } },
           {
-            mark: { type: 'point', filled: true, opacity: 0.7, size: 50 },
+            data: { values: mine },
+            mark: { type: 'point', filled: true, opacity: 0.75, size: 40 },
             encoding: {
-              x: { field: 'value', type: 'quantitative', title: s.metric, scale: { zero: false } },
-              y: { field: 'variant', type: 'nominal', title: null },
-              color: { field: 'variant', type: 'nominal', legend: null },
+              x: { ...x, field: 'value' },
+              y,
+              yOffset: { field: 'repetition', type: 'nominal' },
+              color: { field: 'variant', type: 'nominal', scale: { domain: ids }, legend: null },
               tooltip: [{ field: 'variant' }, { field: 'repetition' }, { field: 'value' }],
             },
           },
-          {
-            mark: { type: 'tick', color: 'black', thickness: 2, size: 22 },
-            encoding: { x: { aggregate: 'median', field: 'value', type: 'quantitative' }, y: { field: 'variant', type: 'nominal' } },
-          },
+          // the comparison beside its rule (to the right) or band (to the left, where the band starts)
+          ...[
+            { values: claims.filter((t) => t.value !== undefined), at: 'value', align: 'left', dx: 3 },
+            { values: claims.filter((t) => t.lo !== undefined), at: 'lo', align: 'right', dx: -3 },
+          ].map((l) => ({
+            data: { values: l.values },
+            mark: { type: 'text', color: '#c62828', align: l.align, baseline: 'top', dx: l.dx, fontSize: 10 },
+            encoding: { x: { ...x, field: l.at }, y: { ...y, bandPosition: 0 }, text: { field: 'label', type: 'nominal' } },
+          })),
         ],
       };
     }),
@@ -282,12 +362,13 @@ export function metricsSpec(points: MetricPoint[], selections: readonly Selectio
 /** Every plot for a results directory, rendered. */
 export async function makePlots(r: LoadedResults): Promise<Plot[]> {
   const plots: Plot[] = [];
+  const order = r.summary.variants.map((v) => v.id);
   const cpu = cpuTimeSpec(r);
   plots.push({
     file: 'vcpu-cpu.svg',
     title: 'Host CPU % per vCPU thread over time',
     caption:
-      'Per vCPU thread (and the emulator threads together) the share of one host CPU it ran, between consecutive vcpu-cpu samples (the derivative of schedstat run time); dashed lines mark where each step started. One repetition per variant.',
+      'Per variant, a row per vCPU thread (and the emulator threads together): the share of one host CPU it ran between consecutive vcpu-cpu samples (the derivative of schedstat run time), every repetition as its own line; dashed lines mark where each step started (median over the repetitions).',
     ...(cpu ? { svg: await renderSvg(cpu) } : { note: 'no vcpu-cpu samples in this run (collect: vcpu-cpu)' }),
   });
   const bars = exitBars(r);
@@ -295,15 +376,15 @@ export async function makePlots(r: LoadedResults): Promise<Plot[]> {
     file: 'exits.svg',
     title: 'Exits by reason per variant',
     caption: 'Per variant, each trace.exits* / kvm.*exits metric summed over steps and vCPUs in a repetition; bar: median over repetitions, line: min–max.',
-    ...(bars.length ? { svg: await renderSvg(exitsSpec(bars)) } : { note: 'no exit counts in this run: no trace.exits* or kvm.*exits metrics were recorded (collect: tracefs or kvm-stats)' }),
+    ...(bars.length ? { svg: await renderSvg(exitsSpec(bars, order)) } : { note: 'no exit counts in this run: no trace.exits* or kvm.*exits metrics were recorded (collect: tracefs or kvm-stats)' }),
   });
   const selections = expectationSelections(expectationsOf(r));
   const points = metricPoints(r, selections);
   plots.push({
     file: 'expectations.svg',
     title: 'Metrics named in expectations, across variants',
-    caption: "Each metric an expectation names, reduced per repetition the way the expectation reduces it; one point per repetition, black tick at the median.",
-    ...(points.length ? { svg: await renderSvg(metricsSpec(points, selections.filter((s) => points.some((p) => p.selection === describeSelection(s))))) } : { note: selections.length ? 'no data for the metrics the expectations name' : 'the experiment has no expectations' }),
+    caption: "Each metric an expectation names, reduced per repetition the way the expectation reduces it; per variant one point per repetition, black tick at the median, and in red the claim's threshold (a rule at its value, a band for between).",
+    ...(points.length ? { svg: await renderSvg(metricsSpec(points, selections.filter((s) => points.some((p) => p.selection === describeSelection(s))), thresholds(r), order)) } : { note: selections.length ? 'no data for the metrics the expectations name' : 'the experiment has no expectations' }),
   });
   return plots;
 }

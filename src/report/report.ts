@@ -3,13 +3,14 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
-import { describeSelection, expectationSelections, fmtNum, perRepetition, type Selection } from './compare.js';
+import { describeSelection, expectationSelections, perRepetition, type Selection } from './compare.js';
 import { renderHtml } from './html.js';
 import { expectationsOf, loadResults, type LoadedResults } from './load.js';
 import { makePlots, type Plot } from './plots.js';
 import { spread } from './stats.js';
+import { exitCodeOf } from '../model/summary.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
-import { formatTable, type TableData } from './table.js';
+import { fmtNum, formatTable, type TableData } from './table.js';
 import { buildTimeline } from './timeline.js';
 
 export interface KeyMetric {
@@ -61,6 +62,26 @@ export function keyMetricsTable(km: readonly KeyMetric[]): string {
 
 export function reportText(r: LoadedResults): string {
   return `${headline(r.summary)}\nmeasured on: ${whereMeasured(r.summary)}\n\n${verdictTable(r.summary)}\n\nkey metrics (median and spread over repetitions):\n\n${keyMetricsTable(keyMetrics(r))}\n`;
+}
+
+/** `report --json`: what the tables say, as one JSON document, numbers as measured (not rounded for reading). */
+export function reportJson(r: LoadedResults, written: readonly string[] | undefined) {
+  const s = r.summary;
+  return {
+    dir: r.dir,
+    experiment: s.experiment,
+    exitCode: exitCodeOf(s),
+    simulated: s.simulated,
+    measuredOn: whereMeasured(s),
+    backend: s.backend,
+    accel: s.accel,
+    target: s.target ?? { kind: 'local' },
+    interrupted: s.interrupted,
+    variants: s.variants.map((v) => ({ id: v.id, labels: v.labels, status: v.status, reason: v.reason, repetitions: v.repetitions.length, expectations: v.expectations })),
+    keyMetrics: keyMetrics(r).map((k) => ({ variant: k.variant, metric: k.label, selection: k.selection, values: k.values, ...spread(k.values) })),
+    warnings: r.warnings,
+    written: written ?? [],
+  };
 }
 
 export function reportMarkdown(r: LoadedResults, plots: readonly Plot[]): string {

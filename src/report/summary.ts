@@ -1,7 +1,7 @@
 // The verdict of a run in words: the terminal table printed at the end of `run` and by `report`,
 // summary.md, and the exit status.
 import type { Summary } from '../model/summary.js';
-import { formatTable } from './table.js';
+import { fmtObserved, formatTable } from './table.js';
 
 /** A reason in one table cell: its first line, cut to a readable width (the whole text is in summary.json). */
 function cell(text: string, width = 120): string {
@@ -9,18 +9,12 @@ function cell(text: string, width = 120): string {
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
-function fmt(v: number | null): string {
-  if (v === null) return 'no data';
-  if (Number.isInteger(v)) return String(v);
-  return Math.abs(v) >= 100 ? v.toFixed(1) : Math.abs(v) >= 1 ? v.toFixed(2) : v.toPrecision(3);
-}
-
 export function verdictTable(s: Summary): string {
   const rows: string[][] = [];
   for (const v of s.variants) {
     const verdict = v.status.toUpperCase();
     if (v.expectations.length === 0) rows.push([v.id, verdict, cell(v.reason ?? '(no expectations)'), '', '']);
-    v.expectations.forEach((e, i) => rows.push([i === 0 ? v.id : '', i === 0 ? verdict : '', e.description, fmt(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
+    v.expectations.forEach((e, i) => rows.push([i === 0 ? v.id : '', i === 0 ? verdict : '', e.description, fmtObserved(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
     if (v.reason && v.expectations.length) rows.push(['', '', cell(`reason: ${v.reason}`), '', '']);
   }
   return formatTable(['variant', 'verdict', 'expectation', 'observed', 'claim'], rows);

@@ -39,7 +39,7 @@ afterAll(async () => {
 
 /** The value of one row of a results directory's metrics.csv. */
 async function metric(out: string, variant: string, step: string, entity: string, name: string): Promise<number | undefined> {
-  const rows = parseCsv(await readFile(join(out, 'metrics.csv'), 'utf8'));
+  const { rows } = parseCsv(await readFile(join(out, 'metrics.csv'), 'utf8'));
   return rows.find((r) => r.variant === variant && r.step === step && r.entity === entity && r.metric === name)?.value;
 }
 

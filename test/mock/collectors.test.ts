@@ -18,7 +18,7 @@ let summary: { variants: { id: string; status: string; repetitions: { collectors
 beforeAll(async () => {
   if (!existsSync(cli)) throw new Error('dist/cli.js is missing: run `npm run build` first (npm test does)');
   await promisify(execFile)(process.execPath, [cli, 'run', join(root, 'test/mock/fixtures/collectors.yaml'), '--backend', 'mock', '--out', out, '-q'], { timeout: 90_000 });
-  rows = parseCsv(readFileSync(join(out, 'metrics.csv'), 'utf8'));
+  rows = parseCsv(readFileSync(join(out, 'metrics.csv'), 'utf8')).rows;
   summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
 }, 120_000);
 
@@ -104,7 +104,7 @@ describe('kvm-exits on the mock backend: the shipped storm experiment', () => {
       expect(v.status, v.id).toBe('passed');
       expect(v.repetitions[0].collectors['kvm-exits']).toBe('collected');
     }
-    const r = parseCsv(readFileSync(join(stormOut, 'metrics.csv'), 'utf8'));
+    const r = parseCsv(readFileSync(join(stormOut, 'metrics.csv'), 'utf8')).rows;
     const at = (variant: string, metric: string, entity: string) => r.find((x) => x.variant === variant && x.metric === metric && x.entity === entity && x.step === 'storm')?.value;
     const storm = at('mwait=intercepted', 'exits.mwait', 'vcpu1')!;
     expect(storm).toBeGreaterThan(100 * at('mwait=passed', 'exits.total', 'vcpu1')!);

@@ -1,13 +1,16 @@
 // report, plots, index.html, timeline, compare and bundle on real mock runs: a 2-variant experiment
 // whose variants differ by construction (HLT intercepted: an idle vCPU sleeps; passed through: it
 // spins), run 5 times each, and a second run of one variant to compare a variant with itself.
-import { appendFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync, mkdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { appendFileSync, cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { wrapCommand, wrapText } from '../../src/report/bundle.js';
+import { AUTHKEY_ELIDED, EXPERIMENT_MARKER, wrapCommand, wrapText } from '../../src/report/bundle.js';
+import { parseExperiment } from '../../src/spec/load.js';
+import { expandMatrix } from '../../src/spec/matrix.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const cli = join(root, 'dist/cli.js');
@@ -61,8 +64,15 @@ describe('kvmlab report', () => {
       expect(svg).toMatch(/class="marks"/); // vega's scenegraph renderer
     }
     const cpu = readFileSync(join(runA, 'plots', 'vcpu-cpu.svg'), 'utf8');
-    expect(cpu).toContain('disable_exits=hlt — repetition 1');
+    expect(cpu).toContain('>disable_exits=hlt<');
+    expect(cpu).toContain('>5 repetitions<');
     expect(cpu).toContain('>idle<'); // the step boundary label
+    // the claims' thresholds, and the variants in the matrix's order (none before hlt), not alphabetical
+    const exp = readFileSync(join(runA, 'plots', 'expectations.svg'), 'utf8');
+    expect(exp).toContain('>≤ 5<');
+    expect(exp).toContain('>≥ 90<');
+    expect(exp.indexOf('>disable_exits=none<')).toBeLessThan(exp.indexOf('>disable_exits=hlt<'));
+    expect(exp.match(/aria-roledescription="point"/g)).toHaveLength(10);
   });
 
   it('writes an offline index.html that says SIMULATED and embeds the plots', () => {
@@ -103,6 +113,143 @@ describe('kvmlab report', () => {
     const bad = await kvmlab('compare', empty);
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/not a kvmlab summary/);
+  });
+});
+
+describe('strict readers', () => {
+  /** A copy of run A with its file `name` rewritten by `edit`. */
+  const broken = (label: string, name: string, edit: (text: string) => string) => {
+    const dir = join(tmp, `broken-${label}`);
+    cpSync(runA, dir, { recursive: true });
+    writeFileSync(join(dir, name), edit(readFileSync(join(dir, name), 'utf8')));
+    return dir;
+  };
+
+  it('refuses a summary.json the schema does not describe, each field at its line', async () => {
+    const empty = join(tmp, 'summary-empty');
+    cpSync(runA, empty, { recursive: true });
+    writeFileSync(join(empty, 'summary.json'), '{"experiment":"x","variants":[]}\n');
+    const r = await kvmlab('report', empty);
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toContain(`${join(empty, 'summary.json')}:1:1: description: required field is missing (expected string)`);
+    expect(r.stderr).toContain(`${join(empty, 'summary.json')}:1:1: accel: required field is missing (allowed: "kvm", "tcg")`);
+    expect(r.stderr).toMatch(/summary\.json:1:\d+: variants: a run has at least one variant/);
+    expect(r.stderr).toContain('restore it, or run the experiment again');
+    expect(r.stderr).not.toContain('internal error');
+
+    const typed = broken('observed', 'summary.json', (t) => t.replace(/"observed": [\d.]+/, '"observed": "12"'));
+    const line = readFileSync(join(typed, 'summary.json'), 'utf8').split('\n').findIndex((l) => l.includes('"observed": "12"')) + 1;
+    for (const cmd of ['report', 'compare', 'bundle']) {
+      const c = await kvmlab(cmd, typed);
+      expect(c.exitCode, `${cmd}: ${c.stderr}`).toBe(2);
+      expect(c.stderr).toContain(`${join(typed, 'summary.json')}:${line}:`);
+      expect(c.stderr).toContain('variants[0].expectations[0].observed: expected number, found the string "12"');
+    }
+    const target = broken('target', 'summary.json', (t) => t.replace('"kind": "local"', '"kind": "far"'));
+    expect((await kvmlab('report', target)).stderr).toMatch(/summary\.json:\d+:\d+: target\.kind: "far" is not allowed \(allowed: "local", "nested"\)/);
+    const syntax = broken('syntax', 'summary.json', (t) => t.replace(/"simulated": true,\n/, '"simulated": true,,\n'));
+    const s = await kvmlab('report', syntax);
+    expect(s.exitCode).toBe(2);
+    expect(s.stderr).toMatch(/summary\.json:7:\d+: not valid JSON: property name expected/);
+  });
+
+  it('refuses a transcript line that is not JSON, and warns about one cut short at the end', async () => {
+    const rep = join('variants', 'disable_exits=hlt', 'rep-2', 'steps.jsonl');
+    const middle = broken('steps-middle', rep, (t) => `{"step": "idle", "sta\n${t}`);
+    const r = await kvmlab('report', middle, '--no-write');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(`${join(middle, rep)}:1: not valid JSON`);
+    const end = broken('steps-end', rep, (t) => `${t}{"step": "teardown", "en`);
+    const ok = await kvmlab('report', end, '--no-write');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stderr).toContain(`kvmlab: warning: ${join(end, rep)}:3: the last line is cut short`);
+  });
+
+  it('refuses a metrics.csv value or repetition that is not a number, at its line and field', async () => {
+    const value = broken('value', 'metrics.csv', (t) => t.replace(/^(disable_exits=none,1,idle,vcpu0,vcpu\.cpu_pct,)[^,]+/m, '$1abc'));
+    const line = readFileSync(join(value, 'metrics.csv'), 'utf8').split('\n').findIndex((l) => l.includes(',abc,')) + 1;
+    const rep = broken('rep', 'metrics.csv', (t) => t.replace(/^disable_exits=hlt,2,/m, 'disable_exits=hlt,x,'));
+    for (const cmd of ['report', 'compare', 'bundle']) {
+      const r = await kvmlab(cmd, value);
+      expect(r.exitCode, `${cmd}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain(`${join(value, 'metrics.csv')}:${line}: value: "abc" is not a number`);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    }
+    const r = await kvmlab('report', rep);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/metrics\.csv:\d+: repetition: "x" is not a repetition number/);
+  });
+
+  it('refuses a metrics.csv line cut short before the end, and warns about one at the end', async () => {
+    const middle = broken('middle', 'metrics.csv', (t) => t.replace(/^(disable_exits=none,1,idle,vcpu0),.*$/m, '$1'));
+    const r = await kvmlab('report', middle, '--no-write');
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toMatch(/metrics\.csv:\d+: 4 fields, expected 7/);
+    const end = broken('end', 'metrics.csv', (t) => `${t}disable_exits=hlt,5,idle,vcpu0,vcpu.cpu`);
+    const ok = await kvmlab('report', end, '--no-write');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stderr).toMatch(/kvmlab: warning: .*metrics\.csv:\d+: the last line is cut short .* it is left out/);
+  });
+});
+
+describe('exit status', () => {
+  /** A copy of run A whose summary.json says what `edit` makes it say. */
+  const verdict = (label: string, edit: (s: { interrupted: boolean; variants: { status: string; reason?: string }[] }) => void) => {
+    const dir = join(tmp, `verdict-${label}`);
+    cpSync(runA, dir, { recursive: true });
+    const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+    edit(s);
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify(s, null, 2));
+    return dir;
+  };
+
+  it('report and bundle exit with the run\'s verdict; compare exits 0', async () => {
+    const cases: [string, number, Parameters<typeof verdict>[1]][] = [
+      ['failed', 1, (s) => void (s.variants[1]!.status = 'failed')],
+      ['error', 3, (s) => Object.assign(s.variants[0]!, { status: 'error', reason: 'repetition 1: QEMU died' })],
+      ['skipped', 3, (s) => s.variants.forEach((v) => Object.assign(v, { status: 'skipped', reason: 'requires kvm' }))],
+      ['interrupted', 130, (s) => void (s.interrupted = true)],
+    ];
+    for (const [label, code, edit] of cases) {
+      const dir = verdict(label, edit);
+      for (const args of [['report', dir, ...(label === 'failed' ? [] : ['--no-write'])], ['bundle', dir]]) {
+        const r = await kvmlab(...args);
+        expect(r.exitCode, `${label}: ${args.join(' ')}: ${r.stderr}`).toBe(code);
+      }
+      const c = await kvmlab('compare', dir);
+      expect(c.exitCode, `${label}: compare: ${c.stderr}`).toBe(0);
+    }
+    expect((await kvmlab('bundle', runA)).exitCode).toBe(0);
+  });
+});
+
+describe('--json', () => {
+  it('report --json prints one JSON document on stdout and nothing else there', async () => {
+    const r = await kvmlab('report', runA, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    const summary = JSON.parse(readFileSync(join(runA, 'summary.json'), 'utf8'));
+    expect(doc).toMatchObject({ dir: runA, experiment: 'hlt-idle', exitCode: 0, simulated: true, accel: 'kvm', warnings: [] });
+    expect(doc.variants.map((v: { id: string; status: string }) => [v.id, v.status])).toEqual([['disable_exits=none', 'passed'], ['disable_exits=hlt', 'passed']]);
+    expect(doc.variants[0].expectations[0].observed).toBe(summary.variants[0].expectations[0].observed);
+    const km = doc.keyMetrics.find((k: { variant: string; metric: string }) => k.variant === 'disable_exits=hlt' && k.metric === 'mean vcpu.cpu_pct [vcpu0] @ idle');
+    expect(km).toMatchObject({ n: 5, selection: { metric: 'vcpu.cpu_pct', entity: ['vcpu0'], step: ['idle'], agg: 'mean' } });
+    expect(km.values).toHaveLength(5);
+    expect(doc.written).toEqual(expect.arrayContaining(['summary.md', 'index.html', 'plots/vcpu-cpu.svg']));
+    expect(r.stderr).toBe('');
+  });
+
+  it('compare --json prints the test and the verdict per metric as one JSON document', async () => {
+    const r = await kvmlab('compare', runA, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ a: 'disable_exits=none', b: 'disable_exits=hlt', simulated: true, alpha: 0.05 });
+    const c = doc.comparisons[0];
+    expect(c).toMatchObject({ metric: 'median vcpu.cpu_pct [vcpu0,vcpu1] @ idle', differs: true, cliffsDelta: 1, effect: 'large', test: { exact: true, arrangements: 252 } });
+    expect(c.test.p).toBeCloseTo(2 / 252, 6);
+    expect(c.a.values).toHaveLength(5);
+    expect(c.verdict).toMatch(/^differs/);
+    expect(r.stderr).toBe('');
   });
 });
 
@@ -192,19 +339,77 @@ describe('kvmlab compare', () => {
 });
 
 describe('kvmlab bundle', () => {
-  it('fits a mailing-list reply: under 100 lines of at most 100 columns', async () => {
-    const out = join(tmp, 'bundle.txt');
+  /** The experiment file as a reader of the bundle saves it: with the command the bundle gives. */
+  const extract = async (bundle: string, text: string) => {
+    const sed = text.split('\n').find((l) => l.startsWith('  sed '))!;
+    const saved = await execa('bash', ['-c', sed], { cwd: dirname(bundle) });
+    const file = join(dirname(bundle), 'hlt-idle.yaml');
+    return { file, bytes: readFileSync(file), sha256Printed: saved.stdout.split(/\s+/)[0] };
+  };
+  const sha256 = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
+
+  it('keeps its own part to 100 columns and ends with the experiment byte for byte, which reruns as it ran', async () => {
+    const dir = join(tmp, 'bundle-a');
+    mkdirSync(dir);
+    const out = join(dir, 'reply.txt');
     const r = await kvmlab('bundle', runA, '-o', out);
     expect(r.exitCode, r.stderr).toBe(0);
     const text = readFileSync(out, 'utf8');
-    const lines = text.trimEnd().split('\n');
-    expect(lines.length).toBeLessThan(100);
-    for (const l of lines) expect(l.length, l).toBeLessThanOrEqual(100);
+    const [own, experiment] = text.split(`${EXPERIMENT_MARKER}\n`) as [string, string];
+    for (const l of own.split('\n')) expect(l.length, l).toBeLessThanOrEqual(100);
+    expect(own.split('\n').length).toBeLessThan(100);
     expect(text).toMatch(/SIMULATED/);
-    for (const h of ['== host ==', '== QEMU command line', '== guest kernel ==', '== results ==', '== rerun ==', '== experiment file']) expect(text).toContain(h);
-    expect(text).toContain(`kvmlab run ${fixture} --backend mock --accel kvm --repeat 5`);
-    expect(text).toMatch(/PASSED {2}disable_exits=hlt/);
-    expect(text).toContain('name: hlt-idle');
+    for (const h of ['== host ==', '== QEMU command line', '== guest kernel ==', '== results ==', '== rerun ==', '== experiment file ==']) expect(own).toContain(h);
+    expect(own).toMatch(/PASSED {2}disable_exits=hlt/);
+    expect(own).toContain('\nkvmlab run hlt-idle.yaml --backend mock --accel kvm --repeat 5\n');
+    expect(own).toContain(`hlt-idle.yaml (the run read ${fixture}), ${statSync(join(runA, 'experiment.yaml')).size} bytes`);
+
+    const original = readFileSync(join(runA, 'experiment.yaml'));
+    expect(experiment).toBe(original.toString('utf8'));
+    const saved = await extract(out, text);
+    expect(saved.bytes.equals(original)).toBe(true);
+    expect(own).toContain(`sha256 ${sha256(original)}\n`);
+    expect(saved.sha256Printed).toBe(sha256(original));
+    const v = await kvmlab('validate', saved.file);
+    expect(v.exitCode, v.stderr + v.stdout).toBe(0);
+    const ids = expandMatrix(parseExperiment(saved.bytes, saved.file)).map((x) => x.id);
+    expect(ids).toEqual(JSON.parse(readFileSync(join(runA, 'summary.json'), 'utf8')).variants.map((x: { id: string }) => x.id));
+  });
+
+  it('elides the guest\'s SSH key from the QEMU command line', async () => {
+    const launch = JSON.parse(readFileSync(join(runA, 'variants', 'disable_exits=none', 'rep-1', 'launch.json'), 'utf8')) as { argv: string[] };
+    const key = launch.argv.join(' ').match(/kvmlab\.authkey=(\S+)/)![1]!;
+    const r = await kvmlab('bundle', runA);
+    expect(r.stdout).not.toContain(key.slice(0, 24));
+    expect(r.stdout).toContain(AUTHKEY_ELIDED);
+  });
+
+  it('reruns a nested run on a nested host', async () => {
+    const dir = join(tmp, 'bundle-nested');
+    cpSync(runA, dir, { recursive: true });
+    const s = JSON.parse(readFileSync(join(dir, 'summary.json'), 'utf8'));
+    Object.assign(s, { backend: 'qemu', simulated: false, target: { kind: 'nested', l0: 'QEMU 7.2.0 (TCG)', l1: { kernel: '6.1.0', cpus: 4, memoryMiB: 3072, cmdline: '', image: 'nested-host.qcow2' } } });
+    writeFileSync(join(dir, 'summary.json'), JSON.stringify(s));
+    const r = await kvmlab('bundle', dir);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toContain('\nkvmlab run hlt-idle.yaml --on nested --backend qemu --accel kvm --repeat 5\n');
+  });
+
+  it('never wraps or cuts an experiment file, long lines, many lines and no last newline included', async () => {
+    const dir = join(tmp, 'bundle-long');
+    cpSync(runA, join(dir, 'run'), { recursive: true });
+    const long = `# ${'a long comment line that a mail client must not wrap, '.repeat(4).trim()}\n${readFileSync(join(runA, 'experiment.yaml'), 'utf8')}${Array.from({ length: 150 }, (_, i) => `# note ${i}`).join('\n')}`;
+    writeFileSync(join(dir, 'run', 'experiment.yaml'), long);
+    const r = await kvmlab('bundle', join(dir, 'run'));
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(/more lines cut/);
+    const out = join(dir, 'BUNDLE');
+    writeFileSync(out, r.stdout);
+    const saved = await extract(out, r.stdout);
+    expect(saved.bytes.toString('utf8')).toBe(long);
+    expect(r.stdout).toContain(`sha256 ${sha256(long)}\n`);
+    const v = await kvmlab('validate', saved.file);
+    expect(v.exitCode, v.stderr + v.stdout).toBe(0);
   });
 
   it('wraps command lines so the shell reads back the same arguments', async () => {

@@ -33,7 +33,7 @@ describe.skipIf(skip !== undefined)('vcpu-cpu and tracefs under real QEMU/TCG', 
     const out = join(tmp, 'out');
     const r = await runCli(['run', file, '--backend', 'qemu', '--accel', 'tcg', '--out', out]);
     expect(r.exitCode, r.stderr).toBe(0);
-    const rows = parseCsv(readFileSync(join(out, 'metrics.csv'), 'utf8'));
+    const { rows } = parseCsv(readFileSync(join(out, 'metrics.csv'), 'utf8'));
     const cpu = rows.filter((x) => x.step === 'busy' && x.metric === 'vcpu.cpu_pct');
     expect(cpu.map((x) => x.entity).sort()).toEqual(['emulator', 'vcpu0', 'vcpu1']);
     // the busy loop runs on guest CPU 1: under TCG its vCPU thread is busy on the host

@@ -47,6 +47,6 @@ describe('expectations', () => {
   });
   it('round-trips the metrics table through CSV, quoting where needed', () => {
     const odd: MetricRow = { variant: 'a,b="c"', repetition: 2, step: 's', entity: 'e', metric: 'm.x', value: 1.23456789, unit: '%' };
-    expect(parseCsv(toCsv([odd]))).toEqual([{ ...odd, value: 1.23457 }]);
+    expect(parseCsv(toCsv([odd])).rows).toEqual([{ ...odd, value: 1.23457 }]);
   });
 });
