@@ -19,8 +19,20 @@ export interface CollectorContext {
   emit: RowSink;
 }
 
+/**
+ * Thrown by start() when the collector finds, once it can look, that this VM gives it nothing to
+ * collect (no KVM statistics under TCG): the runner records "not collected: <message>" instead.
+ */
+export class NotCollected extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'NotCollected';
+  }
+}
+
 export interface Collector {
   readonly name: string;
+  /** Begin watching; may throw NotCollected, after releasing whatever it took. */
   start(ctx: CollectorContext): Promise<void>;
   stepStart(step: string): Promise<void>;
   stepEnd(step: string): Promise<void>;

@@ -7,12 +7,12 @@
 // Histograms (array values, *_hist) are kept in the raw kvm-stats.jsonl only.
 //
 // Under TCG there is no KVM: query-stats answers with no kvm provider and debugfs has no directory
-// for the process. That is detected at start(); the collector then emits nothing and stop() reports
-// "not collected: …" (the runner records it for the repetition) rather than giving zeros.
+// for the process. start() finds that and says NotCollected (the runner records "not collected: …"
+// for the repetition) rather than giving zeros.
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostFacts } from '../model/host-facts.js';
-import type { Collector, CollectorContext, CollectorKind } from './collector.js';
+import { NotCollected, type Collector, type CollectorContext, type CollectorKind } from './collector.js';
 
 export const KVM_DEBUGFS = '/sys/kernel/debug/kvm';
 
@@ -92,8 +92,9 @@ export class KvmStatsCollector implements Collector {
   readonly name = 'kvm-stats';
   private ctx!: CollectorContext;
   private source: 'qmp' | 'debugfs' | undefined;
-  private unavailable: string | undefined;
   private debugfsDir = '';
+  /** debugfs vcpuN directory (N = vcpu_id, the APIC id on x86) → entity (vcpu<cpu-index>). */
+  private readonly debugfsEntity = new Map<string, string>();
   private readonly schema = new Map<string, StatKind>();
   private startSnap: StatSnapshot | undefined;
   private rawPath = '';
@@ -125,10 +126,24 @@ export class KvmStatsCollector implements Collector {
     if (mine.length === 1) {
       this.source = 'debugfs';
       this.debugfsDir = `${KVM_DEBUGFS}/${mine[0]}`;
+      await this.mapVcpuIds();
       return;
     }
-    this.unavailable = `${why}; debugfs ${KVM_DEBUGFS} has ${mine.length === 0 ? 'no directory' : `${mine.length} directories`} for pid ${ctx.vm.pid}`;
-    await writeFile(join(ctx.dir, 'not-collected.txt'), `${this.unavailable}\n`);
+    const unavailable = `${why}; debugfs ${KVM_DEBUGFS} has ${mine.length === 0 ? 'no directory' : `${mine.length} directories`} for pid ${ctx.vm.pid}`;
+    await writeFile(join(ctx.dir, 'not-collected.txt'), `${unavailable}\n`);
+    throw new NotCollected(unavailable);
+  }
+
+  /**
+   * debugfs names a vCPU's directory by its vcpu_id, which QEMU sets to the APIC id on x86: equal to
+   * the cpu-index only in flat topologies (threads, dies and odd core counts leave gaps). The
+   * CPU's apic-id property says which is which; without it, the vcpu_id is taken as the index.
+   */
+  private async mapVcpuIds(): Promise<void> {
+    for (const v of this.ctx.threads().vcpus) {
+      const apicId = await this.ctx.vm.qmp.execute<number>('qom-get', { path: v.qomPath, property: 'apic-id' }).catch(() => v.index);
+      this.debugfsEntity.set(`vcpu${apicId}`, `vcpu${v.index}`);
+    }
   }
 
   async stepStart(): Promise<void> {
@@ -144,9 +159,7 @@ export class KvmStatsCollector implements Collector {
     for (const r of statRows(step, start, end, this.schema)) this.ctx.emit(r);
   }
 
-  async stop(): Promise<void> {
-    if (this.unavailable) throw new Error(`not collected: ${this.unavailable}`);
-  }
+  async stop(): Promise<void> {}
 
   private async snapshot(phase: string, step?: string): Promise<StatSnapshot> {
     let snap: StatSnapshot;
@@ -179,8 +192,7 @@ export class KvmStatsCollector implements Collector {
       if (m.size) out.set(entity, m);
     };
     await readDir(this.debugfsDir, 'vm');
-    // debugfs names vCPU directories by vcpu_id (the APIC id on x86, equal to cpu-index with the default topology)
-    for (const d of await h.readdir(this.debugfsDir).catch(() => [] as string[])) if (/^vcpu\d+$/.test(d)) await readDir(`${this.debugfsDir}/${d}`, d);
+    for (const d of await h.readdir(this.debugfsDir).catch(() => [] as string[])) if (/^vcpu\d+$/.test(d)) await readDir(`${this.debugfsDir}/${d}`, this.debugfsEntity.get(d) ?? d);
     return out;
   }
 }

@@ -8,7 +8,7 @@ import type { Backend, Vm } from '../backend/backend.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS, createCollector } from '../collect/registry.js';
-import type { Collector, MetricName } from '../collect/collector.js';
+import { NotCollected, type Collector, type MetricName } from '../collect/collector.js';
 import { InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
@@ -247,7 +247,14 @@ async function startCollectors(r: Repetition): Promise<void> {
     const c = createCollector(name, options);
     const dir = join(r.result.dir, name);
     await mkdir(dir, { recursive: true });
-    await c.start({ host: backend.host, clock: backend.clock, vm: r.vm!, threads: () => r.threads!, dir, emit: r.emit });
+    try {
+      await c.start({ host: backend.host, clock: backend.clock, vm: r.vm!, threads: () => r.threads!, dir, emit: r.emit });
+    } catch (e) {
+      if (!(e instanceof NotCollected)) throw e;
+      r.result.collectors[name] = `not collected: ${e.message}`;
+      progress.notice(`collector ${name} not collected: ${e.message}`);
+      continue;
+    }
     r.collectors.push(c);
     r.result.collectors[name] = 'collected';
   }
