@@ -5,6 +5,7 @@ import { COLLECTORS } from '../collect/registry.js';
 import type { MetricName } from '../collect/collector.js';
 import { loadExperiment, refuse, type Loaded } from '../spec/load.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
+import { closest } from '../util/did-you-mean.js';
 import { RUNNER_METRICS } from './runner.js';
 import { stepMetrics } from './steps.js';
 
@@ -21,21 +22,6 @@ function matches(m: MetricName, metric: string): boolean {
 }
 
 const shown = (m: MetricName) => (typeof m === 'string' ? m : m.example);
-
-/** Edit distance, for "did you mean". */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
 
 export function claimProblems(exp: Experiment): { path: (string | number)[]; message: string }[] {
   const producers: Producer[] = RUNNER_METRICS.map((metric) => ({ metric }));
@@ -57,8 +43,8 @@ export function claimProblems(exp: Experiment): { path: (string | number)[]; mes
         return;
       }
       const candidates = [...new Set(producers.filter(enabled).map((p) => shown(p.metric)))];
-      const best = candidates.map((c) => [c, distance(c, e.metric)] as const).sort((a, b) => a[1] - b[1])[0];
-      const hint = best && best[1] <= Math.max(2, Math.floor(e.metric.length / 4)) ? `did you mean ${best[0]}? ` : '';
+      const near = closest(e.metric, candidates);
+      const hint = near ? `did you mean ${near}? ` : '';
       problems.push({ path: at, message: `nothing in this experiment writes ${e.metric}; ${hint}its collectors and steps write: ${candidates.join(', ')}` });
       return;
     }

@@ -106,7 +106,7 @@ describe('kvmlab validate', () => {
     ['empty.yaml', '', /empty\.yaml: the file is empty/],
     ['notyaml.yaml', 'name: [oops\n  - : :\n', /notyaml\.yaml:\d+:\d+: not valid YAML/],
     ['binary.yaml', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]), /binary\.yaml: not a text file/],
-    ['unknown.yaml', 'name: u\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n', /unknown\.yaml:1:1: unknown field "colour"; allowed here: name, description/],
+    ['unknown.yaml', 'name: u\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n', /unknown\.yaml:5:1: unknown field "colour"; allowed here: name, description/],
     ['negative.yaml', 'name: n\ndescription: d\nguest:\n  arch: x86_64\n  cpus: -1\nsteps: [{ wait: 1 }]\n', /negative\.yaml:5:9: guest\.cpus: Too small: expected number to be >=1/],
   ];
   for (const [name, content, message] of cases) {
