@@ -156,6 +156,9 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
           path: [axis],
           message: `"${axis}" is not a knob (${KNOB_NAMES.join(', ')}); a preset axis maps labels to knob settings, e.g. ${axis}: {label: {disable_exits: [hlt]}}`,
         });
+      } else if (Object.keys(values).length === 0) {
+        // The matrix is the product of its axes: one with no labels leaves no variant, and every claim would check nothing.
+        ctx.addIssue({ code: 'custom', path: [axis], message: `preset axis "${axis}" has no labels, which leaves the matrix no variant to run or check; give it at least one, e.g. ${axis}: {label: {halt_poll_ns: 0}}, or remove it` });
       } else {
         for (const [label, preset] of Object.entries(values)) {
           const r = Knobs.partial().safeParse(preset, { reportInput: true });

@@ -67,6 +67,12 @@ describe('claims that check nothing', () => {
     expect(await refusal('{ description: a, metric: guest.cpu_online, step: idle, le: 5 }')).toMatch(/^exp\.yaml:13:\d+: expect\[0\]\.step: guest\.cpu_online is written only by step off, not by idle$/);
   });
 
+  it('a preset axis with no labels, which leaves no variant for any claim to select', async () => {
+    const file = join(dir, 'empty-axis.yaml');
+    await writeFile(file, `${base.replace('  policy: {', '  idle: {}\n  policy: {')}  - { description: a, metric: step.duration_s, le: 60 }\n`);
+    await expect(loadChecked(file)).rejects.toThrow(/^.*empty-axis\.yaml:6:9: matrix\.idle: preset axis "idle" has no labels, which leaves the matrix no variant to run or check; give it at least one/);
+  });
+
   it('an unknown when: axis stays refused by the schema', () => {
     expect(() => parseExperiment(`${base}  - { description: a, when: { vendor: [intel] }, metric: vcpu.cpu_pct, le: 5 }\n`, 'exp.yaml')).toThrow(/"vendor" is not a matrix axis/);
   });
