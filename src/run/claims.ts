@@ -1,6 +1,7 @@
 // Claims that cannot mean what they say, found before anything boots: an expectation on a metric
-// nothing in the experiment writes, or one whose collector is not enabled, would only ever report
-// "no data" — or, worse, be read as checked. Each is refused at its line with the fix.
+// nothing in the experiment writes, or one whose collector is not enabled, or on a vCPU the guest
+// can never have, would only ever report "no data" — or, worse, be read as checked. Each is refused
+// at its line with the fix.
 import { COLLECTORS } from '../collect/registry.js';
 import type { MetricName } from '../collect/collector.js';
 import { loadExperiment, refuse, type Loaded } from '../spec/load.js';
@@ -32,7 +33,13 @@ export function claimProblems(exp: Experiment): { path: (string | number)[]; mes
   const enabled = (p: Producer) => p.collector === undefined || exp.collect[p.collector] !== undefined;
 
   const problems: { path: (string | number)[]; message: string }[] = [];
+  const vcpus = possibleVcpus(exp);
   exp.expect.forEach((e, i) => {
+    e.entity?.forEach((entity, j) => {
+      const index = /^vcpu(\d+)$/.exec(entity)?.[1];
+      if (index === undefined || Number(index) < vcpus.count || vcpus.deviceIds.includes(entity)) return;
+      problems.push({ path: ['expect', i, 'entity', ...(e.entity!.length > 1 ? [j] : [])], message: `${entity} cannot exist: ${vcpus.why}; name ${vcpus.count === 1 ? 'vcpu0' : `one of vcpu0-vcpu${vcpus.count - 1}`}${vcpus.fix}` });
+    });
     const at = ['expect', i, 'metric'];
     const writers = producers.filter((p) => matches(p.metric, e.metric));
     const live = writers.filter(enabled);
@@ -57,6 +64,21 @@ export function claimProblems(exp: Experiment): { path: (string | number)[]; mes
     }
   });
   return problems;
+}
+
+/**
+ * The vCPUs an entity can name: those the guest boots, and up to maxcpus when a step hot-plugs one.
+ * Host CPUs (pcpuN) are not known here: that depends on the host the run lands on.
+ */
+function possibleVcpus(exp: Experiment): { count: number; why: string; fix: string; deviceIds: string[] } {
+  const { cpus } = exp.guest;
+  const maxcpus = exp.guest.maxcpus ?? cpus;
+  const plugs = exp.steps.filter((s) => s.kind === 'hotplug');
+  // A hot-plugged CPU's device id is an entity too (cpu.hotplugged, unplug.*), whatever it is called.
+  const deviceIds = exp.steps.flatMap((s) => (s.kind === 'hotplug' || s.kind === 'unplug') && s.id !== undefined ? [s.id] : []);
+  if (plugs.length) return { count: maxcpus, why: `the guest has maxcpus ${maxcpus}`, fix: ', or raise guest.maxcpus', deviceIds };
+  if (maxcpus > cpus) return { count: cpus, why: `the guest boots ${cpus} vCPU${cpus > 1 ? 's' : ''} and no step hot-plugs one (maxcpus ${maxcpus} only leaves slots)`, fix: ', or add a hotplug: step', deviceIds };
+  return { count: cpus, why: `the guest has ${cpus} vCPU${cpus > 1 ? 's' : ''} (maxcpus ${maxcpus})`, fix: ', or raise guest.cpus', deviceIds };
 }
 
 /** loadExperiment, then refuse (exit 2, at the line) every claim that cannot be checked. */
