@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // kvmlab's command line. Exit status: 0 every expectation held, 1 some expectation failed, 2 bad
 // input or usage, 3 could not run (host or infrastructure), 130 interrupted.
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Help } from 'commander';
 import { InputError, HostError, errorMessage } from './errors.js';
 import { commands } from './commands/index.js';
 
@@ -18,7 +18,21 @@ const program = new Command('kvmlab')
   .exitOverride()
   .configureOutput({ outputError: (s, write) => write(s) });
 
-for (const register of commands) register(program);
+/** The command the arguments run or ask help about: the first word that is not an option (after `help`). */
+function commandWord(args: readonly string[]): string | undefined {
+  const [first, ...rest] = args.filter((a) => !a.startsWith('-'));
+  return first === 'help' ? rest[0] : first;
+}
+
+// A deferred command is loaded only when it is the one run; otherwise --help lists it by its term.
+const invoked = commandWord(process.argv.slice(2));
+const listedAs = new Map<Command, string>();
+for (const c of commands) {
+  if (typeof c === 'function') c(program);
+  else if (c.name === invoked) (await c.load())(program);
+  else listedAs.set(program.command(c.name).description(c.description), c.term);
+}
+program.configureHelp({ subcommandTerm: (cmd) => listedAs.get(cmd) ?? new Help().subcommandTerm(cmd) });
 
 function fail(message: string, code: number): never {
   process.stderr.write(`kvmlab: ${message.replace(/\n/g, '\n  ')}\n`);

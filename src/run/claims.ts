@@ -7,8 +7,7 @@ import type { MetricName } from '../collect/collector.js';
 import { loadExperiment, refuse, type Loaded } from '../spec/load.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
 import { closest } from '../util/did-you-mean.js';
-import { RUNNER_METRICS } from './runner.js';
-import { stepMetrics } from './steps.js';
+import { RUNNER_METRICS, stepMetrics } from './step-metrics.js';
 
 interface Producer {
   metric: MetricName;

@@ -8,7 +8,7 @@ import type { Backend, Vm } from '../backend/backend.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS } from '../collect/registry.js';
-import type { Collector, MetricName } from '../collect/collector.js';
+import type { Collector } from '../collect/collector.js';
 import { InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import type { Loaded } from '../spec/load.js';
@@ -22,9 +22,6 @@ import type { Progress } from '../model/progress.js';
 import { runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
 import type { ThreadMap } from '../model/threads.js';
-
-/** Metrics the runner itself writes for every variant: boot time, step durations, QMP events per step. */
-export const RUNNER_METRICS: MetricName[] = ['guest.ready_s', 'step.duration_s', 'qmp.event_count'];
 
 export interface RunOptions {
   loaded: Loaded;

@@ -132,6 +132,32 @@ describe('kvmlab validate', () => {
   });
 });
 
+describe('start-up', () => {
+  // Every module node resolves, printed by a resolve hook: what a command loads before it does anything.
+  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('loaded ' + r.url + '\\n'); return r; }`;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
+  const loaded = async (...args: string[]) => {
+    const r = await execa('node', ['--import', `data:text/javascript,${encodeURIComponent(register)}`, cli, ...args], { reject: false, cwd: root, stdin: 'ignore' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    return [...r.stderr.matchAll(/^loaded (.*)$/gm)].map((m) => m[1]!);
+  };
+  const heavy = /node_modules\/(vega|vega-lite|ssh2|execa|pidusage)\/|\/dist\/(backend|report\/(plots|report)|run\/runner)\b/;
+
+  for (const args of [['--help'], ['--version'], ['validate', 'experiments/smoke-cpu-hotplug.yaml'], ['list'], ['schema'], ['run', '--help']]) {
+    it(`kvmlab ${args.join(' ')} loads no plotting, SSH, process or backend code`, async () => {
+      expect((await loaded(...args)).filter((url) => heavy.test(url))).toEqual([]);
+    });
+  }
+
+  it('loads a deferred command only when it runs, and then shows its whole help', async () => {
+    expect((await loaded('--help')).some((url) => url.endsWith('/dist/commands/report.js'))).toBe(false);
+    const r = await kvmlab('report', '--help');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/Usage: kvmlab report \[options\] <dir>[\s\S]*--no-write/);
+    expect((await kvmlab('help', 'compare')).stdout).toMatch(/--metric <metric>/);
+  });
+});
+
 describe('the rest of the CLI', () => {
   it('lists experiments with descriptions and requirements', async () => {
     const r = await kvmlab('list', 'experiments');
