@@ -162,7 +162,17 @@ describe('the rest of the CLI', () => {
   it('lists experiments with descriptions and requirements', async () => {
     const r = await kvmlab('list', 'experiments');
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toMatch(/smoke-cpu-hotplug\.yaml\s+Boot a 2-vCPU x86_64 guest/);
+    expect(r.stdout).toMatch(/^experiments\/smoke-cpu-hotplug\.yaml\s+Boot a 2-vCPU x86_64 guest/m);
+  });
+
+  it('lists the shipped experiments from any directory, each as a path run takes', async () => {
+    const r = await execa('node', [cli, 'list'], { reject: false, cwd: tmp, stdin: 'ignore' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const smoke = join(root, 'experiments', 'smoke-cpu-hotplug.yaml');
+    expect(r.stdout.split('\n').some((line) => line.startsWith(`${smoke} `) && line.includes('Boot a 2-vCPU x86_64 guest'))).toBe(true);
+    const given = await execa('node', [cli, 'list', join(root, 'test/tcg')], { reject: false, cwd: tmp, stdin: 'ignore' });
+    expect(given.stdout).toMatch(/ppc64-uname\.yaml\s+/);
+    expect((await kvmlab('list', join(tmp, 'no-such-dir'))).exitCode).toBe(2);
   });
 
   it('has --help on every command and exit 2 on usage errors', async () => {
