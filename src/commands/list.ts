@@ -6,5 +6,6 @@ export function registerList(program: Command): void {
     .command('list')
     .description('list experiments with one-line descriptions and what each needs from the host')
     .argument('[dir]', 'directory of experiment files (default: the experiments kvmlab ships, wherever it is run from)')
-    .action(async (dir: string | undefined) => (await import('./actions/list.js')).list(dir));
+    .option('--json', 'print one JSON document: the directory and each experiment (name, description, requirements) or its problems')
+    .action(async (dir: string | undefined, flags: { json?: boolean }) => (await import('./actions/list.js')).list(dir, flags));
 }

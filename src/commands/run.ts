@@ -18,5 +18,6 @@ export function registerRun(program: Command): void {
     .option('--allow-host-commands', 'allow `host:` steps to run commands on this host')
     .option('-q, --quiet', 'no progress lines')
     .option('--force', 'write into --out even when it already holds files (results are otherwise never overwritten)')
+    .option('--json', 'when done, print summary.json on stdout and the verdict on stderr')
     .action(async (file: string, flags: RunFlags) => (await import('./actions/run.js')).run(file, flags));
 }

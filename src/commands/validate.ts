@@ -6,5 +6,6 @@ export function registerValidate(program: Command): void {
     .command('validate')
     .description('check experiment files without running them; prints each problem as file:line: field: what is wrong and what is allowed')
     .argument('<files...>', 'experiment files (.yaml or .json)')
-    .action(async (files: string[]) => (await import('./actions/validate.js')).validate(files));
+    .option('--json', 'print one JSON document: each file, ok or its problems with line and column (problems still go to stderr)')
+    .action(async (files: string[], flags: { json?: boolean }) => (await import('./actions/validate.js')).validate(files, flags));
 }

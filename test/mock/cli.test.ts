@@ -52,6 +52,19 @@ describe('kvmlab run on the mock backend', () => {
     expect(forced.exitCode, forced.stderr).toBe(0);
   });
 
+  it('run --json prints summary.json alone on stdout, the verdict on stderr', async () => {
+    const out = join(tmp, 'json');
+    const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toBe(readFileSync(join(out, 'summary.json'), 'utf8').trimEnd()); // execa drops the last newline
+    expect(JSON.parse(r.stdout)).toMatchObject({ experiment: 'smoke-cpu-hotplug', exitCode: 0 });
+    expect(r.stderr).toMatch(/SIMULATED[\s\S]*key metrics[\s\S]*plots and tables: /);
+    const refused = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/already holds/);
+  });
+
   it('says where every figure was measured', async () => {
     const r = await kvmlab('report', join(tmp, 'smoke'));
     expect(r.stdout + readFileSync(join(tmp, 'smoke', 'summary.md'), 'utf8') + readFileSync(join(tmp, 'smoke', 'index.html'), 'utf8')).not.toMatch(/measured on: (lab KVM|nested KVM|TCG)/);
@@ -125,6 +138,23 @@ describe('kvmlab validate', () => {
     expect(r.stdout).toMatch(/ok \(smoke-cpu-hotplug: 1 variant/);
   });
 
+  it('validate --json prints one document for every file; problems stay on stderr with exit 2', async () => {
+    const ok = await kvmlab('validate', '--json', 'experiments/smoke-cpu-hotplug.yaml');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stderr).toBe('');
+    expect(JSON.parse(ok.stdout)).toEqual({ files: [{ file: 'experiments/smoke-cpu-hotplug.yaml', ok: true, experiment: 'smoke-cpu-hotplug', variants: 1, repetitions: 1, steps: 6 }] });
+    const bad = file('json-bad.yaml', 'name: b\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n');
+    const r = await kvmlab('validate', '--json', bad, join(tmp, 'nope.yaml'));
+    expect(r.exitCode).toBe(2);
+    expect(JSON.parse(r.stdout)).toEqual({
+      files: [
+        { file: bad, ok: false, problems: [{ file: bad, line: 5, col: 1, path: '', message: expect.stringMatching(/^unknown field "colour"/) }] },
+        { file: join(tmp, 'nope.yaml'), ok: false, problems: [{ file: join(tmp, 'nope.yaml'), path: '', message: expect.stringMatching(/cannot read it \(ENOENT\)/) }] },
+      ],
+    });
+    expect(r.stderr).toMatch(/json-bad\.yaml:5:1: unknown field "colour"[\s\S]*nope\.yaml: cannot read it/);
+  });
+
   it('reports a missing file as bad input', async () => {
     const r = await kvmlab('validate', join(tmp, 'nope.yaml'));
     expect(r.exitCode).toBe(2);
@@ -163,6 +193,14 @@ describe('the rest of the CLI', () => {
     const r = await kvmlab('list', 'experiments');
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/^experiments\/smoke-cpu-hotplug\.yaml\s+Boot a 2-vCPU x86_64 guest/m);
+  });
+
+  it('list --json prints one document: each experiment with its requirements, or its problems', async () => {
+    const r = await kvmlab('list', '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.dir).toBe(join(root, 'experiments'));
+    expect(doc.experiments).toContainEqual({ file: 'experiments/smoke-cpu-hotplug.yaml', name: 'smoke-cpu-hotplug', description: expect.stringMatching(/^Boot a 2-vCPU/), requires: expect.objectContaining({ accel: 'any', root: false }) });
   });
 
   it('lists the shipped experiments from any directory, each as a path run takes', async () => {

@@ -1,18 +1,17 @@
 // `kvmlab list`: the experiments in a directory (the shipped ones by default), each with its
 // description and host requirements.
 import { readdir } from 'node:fs/promises';
-import { isAbsolute, join, relative } from 'node:path';
+import { isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from '../../errors.js';
+import { InputError, type Problem } from '../../errors.js';
 import { formatTable } from '../../report/table.js';
 import { loadExperiment } from '../../spec/load.js';
-import type { Experiment } from '../../spec/schema.js';
+import type { Requires } from '../../spec/schema.js';
 
 /** The experiments kvmlab ships, beside dist/ (or src/) in the installed package: not the current directory's. */
 const SHIPPED = fileURLToPath(new URL('../../../experiments/', import.meta.url));
 
-function requirementsText(e: Experiment): string {
-  const r = e.requires;
+function requirementsText(r: Requires): string {
   const parts = [
     ...(r.arch ? [r.arch.join('|')] : []),
     ...(r.accel !== 'any' ? [r.accel] : []),
@@ -25,8 +24,11 @@ function requirementsText(e: Experiment): string {
   return parts.join(', ') || 'none';
 }
 
+/** What --json prints for a file: what the experiment is and needs, or why it could not be read. */
+type Listed = { file: string; name: string; description: string; requires: Requires } | { file: string; problems: readonly Problem[] };
+
 /** Each experiment file in `dir` (default: the shipped ones), as a path `kvmlab run` takes: its one-line description and what it needs from the host. */
-export async function list(given: string | undefined): Promise<void> {
+export async function list(given: string | undefined, flags: { json?: boolean }): Promise<void> {
   const dir = given ?? SHIPPED;
   let names: string[];
   try {
@@ -34,16 +36,22 @@ export async function list(given: string | undefined): Promise<void> {
   } catch {
     throw new InputError(`${dir}: cannot read this directory; give a directory of experiment files`);
   }
-  const rows: string[][] = [];
+  const listed: Listed[] = [];
   for (const n of names) {
-    const path = join(dir, n);
+    const file = shown(join(dir, n));
     try {
-      const { experiment: e } = await loadExperiment(path);
-      rows.push([shown(path), e.description.trim().split('\n')[0]!.slice(0, 70), requirementsText(e)]);
+      const { experiment: e } = await loadExperiment(file);
+      listed.push({ file, name: e.name, description: e.description.trim(), requires: e.requires });
     } catch (err) {
-      rows.push([shown(path), `INVALID: ${(err as Error).message.split('\n')[0]!.slice(0, 60)}`, '']);
+      if (!(err instanceof InputError)) throw err;
+      listed.push({ file, problems: err.problemsOf(file) });
     }
   }
+  if (flags.json) {
+    process.stdout.write(`${JSON.stringify({ dir: resolve(dir), experiments: listed }, null, 2)}\n`);
+    return;
+  }
+  const rows = listed.map((l) => ('problems' in l ? [l.file, `INVALID: ${l.problems[0]!.message.split('\n')[0]!.slice(0, 60)}`, ''] : [l.file, l.description.split('\n')[0]!.slice(0, 70), requirementsText(l.requires)]));
   process.stdout.write(`${formatTable(['file', 'description', 'requires'], rows)}\n`);
 }
 

@@ -11,7 +11,7 @@ import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../re
 import { EXIT_INTERRUPTED, exitCodeOf, type RunTarget } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
-import { defaultOutDir, linkLatest, writeResults } from '../../run/results.js';
+import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { stepTimeout } from '../../run/steps.js';
 import { loadChecked } from '../../run/claims.js';
@@ -29,11 +29,12 @@ export interface RunFlags {
   allowHostCommands?: boolean;
   quiet?: boolean;
   force?: boolean;
+  json?: boolean;
   /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
   targetInfo?: string;
 }
 
-/** `kvmlab run FILE`: every variant and repetition, the verdict on stdout, results in --out. */
+/** `kvmlab run FILE`: every variant and repetition, the verdict on stdout (summary.json with --json), results in --out. */
 export async function run(file: string, flags: RunFlags): Promise<void> {
   const repeat = flags.repeat === undefined ? undefined : Number(flags.repeat);
   if (repeat !== undefined && !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1000)) throw new InputError(`--repeat ${flags.repeat}: give a whole number from 1 to 1000`);
@@ -63,9 +64,12 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
     await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
     if (flags.out === undefined) await linkLatest(out);
     progress.close();
-    process.stdout.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
+    // With --json, stdout holds summary.json alone and the words a person reads go to stderr.
+    const words = flags.json ? process.stderr : process.stdout;
+    words.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
     process.exitCode = exitCodeOf(summary);
-    await writeReport(out, { print: process.stdout });
+    await writeReport(out, { print: words });
+    if (flags.json) process.stdout.write(summaryJson(summary));
   });
 }
 
@@ -80,6 +84,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   if (repeat !== undefined) runArgs.push('--repeat', String(repeat));
   if (flags.only) runArgs.push('--only', flags.only);
   if (flags.allowHostCommands) runArgs.push('--allow-host-commands');
+  if (flags.json) runArgs.push('--json');
   const shape = nestedShape(exp);
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
