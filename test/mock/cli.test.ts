@@ -1,5 +1,5 @@
 // The CLI end to end on the mock backend: what a person types, what they get back.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -223,6 +223,42 @@ describe('the rest of the CLI', () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/Allowed choices are auto, qemu, mock/);
     expect((await kvmlab('frobnicate')).exitCode).toBe(2);
+  });
+
+  it('follows the exit table: a missing command is usage (2), help and the version asked for are 0', async () => {
+    for (const args of [[], ['image']]) {
+      const r = await kvmlab(...args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^Usage: kvmlab/);
+    }
+    for (const args of [['help'], ['help', 'image'], ['--version'], ['image', '--help']]) expect((await kvmlab(...args)).exitCode, args.join(' ')).toBe(0);
+  });
+
+  it('list exits 2 when a file in the directory is invalid, after listing every file', async () => {
+    const dir = join(tmp, 'mixed');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'good.yaml'), readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml')));
+    writeFileSync(join(dir, 'broken.yaml'), 'name: b\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n');
+    const r = await kvmlab('list', dir);
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toMatch(/broken\.yaml\s+INVALID: unknown field "colour"/);
+    expect(r.stdout).toMatch(/good\.yaml\s+Boot a 2-vCPU/);
+    expect(r.stderr).toMatch(/broken\.yaml:5:1: unknown field "colour"/);
+  });
+
+  it('cleanup exits 3 when a change could not be undone, 0 when nothing is left', async () => {
+    const state = join(tmp, 'state');
+    mkdirSync(state);
+    const gone = join(tmp, 'no-such-dir', 'halt_poll_ns');
+    writeFileSync(join(state, 'journal.jsonl'), `${JSON.stringify({ id: 1, entry: { kind: 'file', path: gone, old: '200000\n' } })}\n`);
+    const r = await kvmlab('cleanup', '--state-dir', state);
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toMatch(/cleanup: could not undo .*halt_poll_ns.*ENOENT/);
+    expect(r.stderr).toMatch(/1 of 1 host changes could not be undone \(why is above\); undo it by hand/);
+    noStack(r.stderr);
+    const again = await kvmlab('cleanup', '--state-dir', state);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toBe('cleanup: nothing to undo');
   });
 
   it('ships a JSON Schema that matches the zod schemas', async () => {

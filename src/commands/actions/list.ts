@@ -37,6 +37,7 @@ export async function list(given: string | undefined, flags: { json?: boolean })
     throw new InputError(`${dir}: cannot read this directory; give a directory of experiment files`);
   }
   const listed: Listed[] = [];
+  const refused: string[] = [];
   for (const n of names) {
     const file = shown(join(dir, n));
     try {
@@ -45,14 +46,16 @@ export async function list(given: string | undefined, flags: { json?: boolean })
     } catch (err) {
       if (!(err instanceof InputError)) throw err;
       listed.push({ file, problems: err.problemsOf(file) });
+      refused.push(err.message);
     }
   }
-  if (flags.json) {
-    process.stdout.write(`${JSON.stringify({ dir: resolve(dir), experiments: listed }, null, 2)}\n`);
-    return;
+  if (flags.json) process.stdout.write(`${JSON.stringify({ dir: resolve(dir), experiments: listed }, null, 2)}\n`);
+  else {
+    const rows = listed.map((l) => ('problems' in l ? [l.file, `INVALID: ${l.problems[0]!.message.split('\n')[0]!.slice(0, 60)}`, ''] : [l.file, l.description.split('\n')[0]!.slice(0, 70), requirementsText(l.requires)]));
+    process.stdout.write(`${formatTable(['file', 'description', 'requires'], rows)}\n`);
   }
-  const rows = listed.map((l) => ('problems' in l ? [l.file, `INVALID: ${l.problems[0]!.message.split('\n')[0]!.slice(0, 60)}`, ''] : [l.file, l.description.split('\n')[0]!.slice(0, 70), requirementsText(l.requires)]));
-  process.stdout.write(`${formatTable(['file', 'description', 'requires'], rows)}\n`);
+  // Every file is listed; one that cannot be read is bad input all the same (exit 2), said in full on stderr.
+  if (refused.length) throw new InputError(refused.join('\n'));
 }
 
 /** A path as short as it can be written from here: relative below the current directory, else absolute. */
