@@ -19,7 +19,7 @@ import type { MetricRow } from '../model/metrics.js';
 import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { checkPinning, unmetRequirements } from './preflight.js';
 import type { Progress } from '../model/progress.js';
-import { runStep, StepFailed } from './steps.js';
+import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
 import type { ThreadMap } from '../model/threads.js';
 
@@ -90,7 +90,16 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     i++;
     const vr = results.get(run.variant.id)!;
     if (opts.signal.aborted) break;
-    progress.variant(i, runs.length, run.variant.id, run.repetition, opts.repeat ?? exp.repetitions);
+    progress.variant({
+      variant: runnable.indexOf(run.variant) + 1,
+      variants: runnable.length,
+      id: run.variant.id,
+      repetition: run.repetition,
+      repetitions: opts.repeat ?? exp.repetitions,
+      run: i,
+      runs: runs.length,
+      windowsMs: declaredWindowsMs(exp.steps),
+    });
     const rep = await runOnce(opts, exp, run.variant, run.repetition, accel, facts, rows);
     vr.repetitions.push(rep);
     progress.finished(rep.status, rep.reason);

@@ -47,6 +47,16 @@ export function stepTimeout(step: Step): number {
   return step.timeoutMs ?? DEFAULT_TIMEOUT_MS[step.kind];
 }
 
+/** How long a step is declared to last: a sample: or wait: window; 0 for a step that takes what it takes. */
+export function declaredMs(step: Step): number {
+  return step.kind === 'sample' || step.kind === 'wait' ? step.durationMs : 0;
+}
+
+/** The declared windows of a run's steps, added up. */
+export function declaredWindowsMs(steps: readonly Step[]): number {
+  return steps.reduce((sum, step) => sum + declaredMs(step), 0);
+}
+
 /** Runs the step; returns a JSON-able detail for steps.jsonl. */
 export async function runStep(step: Step, ctx: StepContext): Promise<Record<string, unknown>> {
   const timeout = stepTimeout(step);

@@ -13,7 +13,7 @@ import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
-import { stepTimeout } from '../../run/steps.js';
+import { declaredMs, stepTimeout } from '../../run/steps.js';
 import { loadChecked } from '../../run/claims.js';
 import type { Experiment } from '../../spec/schema.js';
 import { nestedShape, runNested } from '../../targets/nested.js';
@@ -105,5 +105,5 @@ async function refuseOverwrite(out: string, force: boolean | undefined): Promise
 
 /** The longest a healthy run stays silent: a guest boot, or the longest step (its window or timeout). */
 function longestSilence(exp: Experiment): number {
-  return Math.max(exp.guest.ready_timeout, ...exp.steps.map((st) => (st.kind === 'sample' || st.kind === 'wait' ? st.durationMs : stepTimeout(st))));
+  return Math.max(exp.guest.ready_timeout, ...exp.steps.map((st) => declaredMs(st) || stepTimeout(st)));
 }
