@@ -25,15 +25,16 @@ function commandWord(args: readonly string[]): string | undefined {
   return first === 'help' ? rest[0] : first;
 }
 
-// A deferred command is loaded only when it is the one run; otherwise --help lists it by its term.
-const invoked = commandWord(process.argv.slice(2));
-const listedAs = new Map<Command, string>();
-for (const c of commands) {
-  if (typeof c === 'function') c(program);
-  else if (c.name === invoked) (await c.load())(program);
-  else listedAs.set(program.command(c.name).description(c.description), c.term);
+/** Every command onto the program; a deferred one is loaded only when it is the one run, otherwise --help lists it by its term. */
+async function register(invoked: string | undefined): Promise<void> {
+  const listedAs = new Map<Command, string>();
+  for (const c of commands) {
+    if (typeof c === 'function') c(program);
+    else if (c.name === invoked) (await c.load())(program);
+    else listedAs.set(program.command(c.name).description(c.description), c.term);
+  }
+  program.configureHelp({ subcommandTerm: (cmd) => listedAs.get(cmd) ?? new Help().subcommandTerm(cmd) });
 }
-program.configureHelp({ subcommandTerm: (cmd) => listedAs.get(cmd) ?? new Help().subcommandTerm(cmd) });
 
 function fail(message: string, code: number): never {
   process.stderr.write(`kvmlab: ${message.replace(/\n/g, '\n  ')}\n`);
@@ -41,6 +42,7 @@ function fail(message: string, code: number): never {
 }
 
 try {
+  await register(commandWord(process.argv.slice(2)));
   await program.parseAsync(process.argv);
 } catch (e) {
   // Help or the version asked for is 0; any other word from commander is a usage error, help shown for a missing command included.
