@@ -110,7 +110,6 @@ export class PerfCollector implements Collector {
 
 export const perf: CollectorKind<PerfOptions> = {
   name: 'perf',
-  metrics: [{ prefix: 'perf.', example: 'perf.kvm.kvm_exit' }],
   unmet: (facts: HostFacts, backend: Backend) => {
     if (backend.simulated) return 'perf counts a real process; the mock has none';
     if (!which('perf')) return 'perf is not installed (Debian: linux-perf)';

@@ -2,8 +2,8 @@
 // nothing in the experiment writes, or one whose collector is not enabled, or on a vCPU the guest
 // can never have, would only ever report "no data" — or, worse, be read as checked. Each is refused
 // at its line with the fix.
-import { COLLECTORS } from '../collect/registry.js';
 import type { MetricName } from '../collect/collector.js';
+import { COLLECTOR_METRICS } from '../collect/metrics.js';
 import { loadExperiment, refuse, type Loaded } from '../spec/load.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
 import { closest } from '../util/did-you-mean.js';
@@ -25,8 +25,8 @@ const shown = (m: MetricName) => (typeof m === 'string' ? m : m.example);
 
 export function claimProblems(exp: Experiment): { path: (string | number)[]; message: string }[] {
   const producers: Producer[] = RUNNER_METRICS.map((metric) => ({ metric }));
-  for (const [name, kind] of Object.entries(COLLECTORS) as [CollectorName, (typeof COLLECTORS)[CollectorName]][]) {
-    for (const metric of kind.metrics) producers.push({ metric, collector: name });
+  for (const [name, metrics] of Object.entries(COLLECTOR_METRICS) as [CollectorName, readonly MetricName[]][]) {
+    for (const metric of metrics) producers.push({ metric, collector: name });
   }
   for (const step of exp.steps) for (const metric of stepMetrics(step)) producers.push({ metric, steps: [step.name] });
   const enabled = (p: Producer) => p.collector === undefined || exp.collect[p.collector] !== undefined;

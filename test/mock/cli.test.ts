@@ -171,10 +171,10 @@ describe('start-up', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     return [...r.stderr.matchAll(/^loaded (.*)$/gm)].map((m) => m[1]!);
   };
-  const heavy = /node_modules\/(vega|vega-lite|ssh2|execa|pidusage)\/|\/dist\/(backend|report\/(plots|report)|run\/runner)\b/;
+  const heavy = /node_modules\/(vega|vega-lite|ssh2|execa|pidusage)\/|\/dist\/(backend|collect\/(?!metrics\.js)|report\/(plots|report)|run\/runner)\b/;
 
   for (const args of [['--help'], ['--version'], ['validate', 'experiments/smoke-cpu-hotplug.yaml'], ['list'], ['schema'], ['run', '--help']]) {
-    it(`kvmlab ${args.join(' ')} loads no plotting, SSH, process or backend code`, async () => {
+    it(`kvmlab ${args.join(' ')} loads no plotting, SSH, process, collector or backend code`, async () => {
       expect((await loaded(...args)).filter((url) => heavy.test(url))).toEqual([]);
     });
   }
