@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// kvmlab's command line. Exit status: 0 every expectation held, 1 some expectation failed, 2 bad
-// input or usage, 3 could not run (host or infrastructure), 130 interrupted.
+// kvmlab's command line. Exit status (README.md, "Exit status", is the table every command follows):
+// 0 every claim held or the command did what was asked, 1 a claim failed, 2 bad input or usage,
+// 3 could not run (host or infrastructure), 130 interrupted.
 import { Command, CommanderError } from 'commander';
 import { InputError, HostError, errorMessage } from './errors.js';
 import { commands } from './commands/index.js';
@@ -18,20 +19,17 @@ const program = new Command('kvmlab')
   .exitOverride()
   .configureOutput({ outputError: (s, write) => write(s) });
 
-for (const register of commands) register(program);
-
 function fail(message: string, code: number): never {
   process.stderr.write(`kvmlab: ${message.replace(/\n/g, '\n  ')}\n`);
   process.exit(code);
 }
 
 try {
+  for (const register of commands) register(program);
   await program.parseAsync(process.argv);
 } catch (e) {
-  if (e instanceof CommanderError) {
-    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') process.exit(0);
-    process.exit(2);
-  }
+  // Help or the version asked for is 0; any other word from commander is a usage error, help shown for a missing command included.
+  if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
   if (e instanceof InputError) fail(e.message, 2);
   if (e instanceof HostError) fail(e.message, 3);
   if (process.env.KVMLAB_DEBUG) console.error(e);

@@ -8,6 +8,11 @@ export class InputError extends Error {
     super(message);
     this.name = 'InputError';
   }
+
+  /** Its problems, each at its place; when it located none, its message as the one problem of `file`. */
+  problemsOf(file: string): readonly Problem[] {
+    return this.problems.length ? this.problems : [{ file, path: '', message: this.message }];
+  }
 }
 
 /** The host cannot run what was asked (missing hardware, unmet requirement, broken setup): exit 3. */

@@ -40,13 +40,11 @@ export interface Collector {
   stop(): Promise<void>;
 }
 
-/** A metric a collector writes: its exact name, or a family of names (`trace.exits.<reason>`). */
+/** A metric a collector writes (COLLECTOR_METRICS in metrics.ts): its exact name, or a family of names (`trace.exits.<reason>`). */
 export type MetricName = string | { prefix: string; example: string };
 
 export interface CollectorKind<O> {
   readonly name: string;
-  /** Every metric it can write; `validate` holds expectations to these. */
-  readonly metrics: readonly MetricName[];
   /** Why this host cannot serve the collector, or undefined when it can. */
   unmet(facts: HostFacts): string | undefined;
   create(options: O): Collector;

@@ -98,7 +98,6 @@ export class InterruptsCollector implements Collector {
 
 export const interrupts: CollectorKind<Record<string, never>> = {
   name: 'interrupts',
-  metrics: [{ prefix: 'irq.', example: 'irq.piw' }, 'cpu.busy_pct', 'cpu.idle_pct', 'cpu.guest_pct'],
   unmet: () => undefined,
   create: () => new InterruptsCollector(),
 };

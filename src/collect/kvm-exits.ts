@@ -144,7 +144,6 @@ export class KvmExitsCollector implements Collector {
 
 export const kvmExits: CollectorKind<KvmExitsOptions> = {
   name: 'kvm-exits',
-  metrics: ['exits.total', { prefix: 'exits.', example: 'exits.mwait' }, 'exits.kvm_stat', 'exits.diff', 'exits.diff_pct', 'exits.dropped'],
   unmet: (facts: HostFacts) => {
     if (!facts.kvm.usable) return `KVM is not usable on this host (${facts.kvm.reason ?? '/dev/kvm'}), so there are no VM exits to count`;
     if (!facts.tracefs.path) return 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)';

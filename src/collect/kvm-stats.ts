@@ -199,7 +199,6 @@ export class KvmStatsCollector implements Collector {
 
 export const kvmStats: CollectorKind<Record<string, never>> = {
   name: 'kvm-stats',
-  metrics: [{ prefix: 'kvm.', example: 'kvm.halt_exits' }],
   unmet: (facts: HostFacts) => (facts.kvm.usable ? undefined : `KVM is not usable on this host (${facts.kvm.reason ?? '/dev/kvm'}), so there are no KVM statistics`),
   create: () => new KvmStatsCollector(),
 };

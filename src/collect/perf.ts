@@ -94,7 +94,6 @@ export class PerfCollector implements Collector {
 
 export const perf: CollectorKind<PerfOptions> = {
   name: 'perf',
-  metrics: [{ prefix: 'perf.', example: 'perf.kvm.kvm_exit' }],
   unmet: (facts: HostFacts) => {
     if (!facts.perf.path) return 'perf is not installed on this host (Debian: linux-perf)';
     const paranoid = facts.perf.paranoid ?? 2; // unreadable: the kernel's default

@@ -598,10 +598,6 @@ export class TracefsCollector implements Collector {
 
 export const tracefs: CollectorKind<TracefsOptions> = {
   name: 'tracefs',
-  metrics: [
-    'trace.events', 'trace.exits', { prefix: 'trace.exits.', example: 'trace.exits.hlt' }, 'trace.vcpu_wakeups', 'trace.vcpu_wakeups_polled', 'trace.userspace_exits',
-    'trace.sched_switch', 'trace.switches_out', 'trace.preemptions', 'trace.sched_wakeups', 'trace.rcuc_wakeups', 'trace.rcuc_preemptions', 'trace.events_lost',
-  ],
   unmet: (facts: HostFacts) => {
     if (!facts.tracefs.path) return 'tracefs is not mounted (mount -t tracefs nodev /sys/kernel/tracing)';
     if (!facts.root) return 'tracefs instances need root';

@@ -178,7 +178,6 @@ export class VcpuCpuCollector implements Collector {
 
 export const vcpuCpu: CollectorKind<{ interval: number }> = {
   name: 'vcpu-cpu',
-  metrics: ['vcpu.cpu_pct', 'vcpu.wait_pct', 'vcpu.guest_pct', 'vcpu.timeslices', 'vcpu.migrations', 'vcpu.last_cpu', 'qemu.cpu_pct', 'qemu.rss_bytes'],
   unmet: () => undefined,
   create: (o) => new VcpuCpuCollector(o.interval),
 };

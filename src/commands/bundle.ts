@@ -1,8 +1,5 @@
-import { writeFile } from 'node:fs/promises';
+// `kvmlab bundle DIR`: what the command takes; what it does is in actions/bundle.ts.
 import type { Command } from 'commander';
-import { exitCodeOf } from '../model/summary.js';
-import { buildBundle } from '../report/bundle.js';
-import { loadResults, printWarnings } from '../report/load.js';
 
 export function registerBundle(program: Command): void {
   program
@@ -10,14 +7,5 @@ export function registerBundle(program: Command): void {
     .description('one plain-text repro bundle for a mailing-list reply: host, QEMU command line, guest kernel, results, rerun command, experiment; exits with the run\'s verdict')
     .argument('<dir>', 'results directory')
     .option('-o, --output <file>', 'write the bundle to this file (default: print it)')
-    .action(async (dir: string, flags: { output?: string }) => {
-      const r = await loadResults(dir);
-      printWarnings(r, process.stderr);
-      const text = await buildBundle(r, { output: flags.output });
-      if (flags.output) {
-        await writeFile(flags.output, text);
-        process.stderr.write(`wrote ${flags.output} (${text.split('\n').length - 1} lines)\n`);
-      } else process.stdout.write(text);
-      process.exitCode = exitCodeOf(r.summary);
-    });
+    .action(async (dir: string, flags: { output?: string }) => (await import('./actions/bundle.js')).bundle(dir, flags));
 }

@@ -1,14 +1,18 @@
-// Every kvmlab command, in the order --help lists them.
+// Every kvmlab command, in the order --help lists them. A command's file here says what it takes —
+// name, arguments, options, help — and imports nothing heavy; what it does lives in actions/ and is
+// loaded by its action, so `kvmlab --help` or `validate` never load vega, ssh2 or a backend.
 import type { Command } from 'commander';
 import { registerBundle } from './bundle.js';
-import { registerCleanup } from './cleanup.js';
 import { registerCompare } from './compare.js';
+import { registerReport } from './report.js';
+import { registerCleanup } from './cleanup.js';
 import { registerImage } from './image.js';
 import { registerList } from './list.js';
 import { registerProbe } from './probe.js';
-import { registerReport } from './report.js';
 import { registerRun } from './run.js';
 import { registerSchema } from './schema.js';
 import { registerValidate } from './validate.js';
 
-export const commands: ((program: Command) => void)[] = [registerRun, registerReport, registerCompare, registerBundle, registerValidate, registerList, registerProbe, registerImage, registerSchema, registerCleanup];
+export type Register = (program: Command) => void;
+
+export const commands: Register[] = [registerRun, registerReport, registerCompare, registerBundle, registerValidate, registerList, registerProbe, registerImage, registerSchema, registerCleanup];

@@ -1,46 +1,11 @@
-import { readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+// `kvmlab list [DIR]`: what the command takes; what it does is in actions/list.ts.
 import type { Command } from 'commander';
-import { InputError } from '../errors.js';
-import { formatTable } from '../report/table.js';
-import { loadExperiment } from '../spec/load.js';
-import type { Experiment } from '../spec/schema.js';
-
-export function requirementsText(e: Experiment): string {
-  const r = e.requires;
-  const parts = [
-    ...(r.arch ? [r.arch.join('|')] : []),
-    ...(r.accel !== 'any' ? [r.accel] : []),
-    ...r.cpu_flags.map((f) => `cpu:${f}`),
-    ...r.kernel_params,
-    ...r.devices,
-    ...r.interrupts.map((i) => `irq:${i}`),
-    ...(r.root ? ['root'] : []),
-  ];
-  return parts.join(', ') || 'none';
-}
 
 export function registerList(program: Command): void {
   program
     .command('list')
-    .description('list experiments in a directory with one-line descriptions and what each needs from the host')
-    .argument('[dir]', 'directory of experiment files', 'experiments')
-    .action(async (dir: string) => {
-      let names: string[];
-      try {
-        names = (await readdir(dir)).filter((n) => /\.(ya?ml|json)$/.test(n) && !n.endsWith('.schema.json')).sort();
-      } catch {
-        throw new InputError(`${dir}: cannot read this directory; give a directory of experiment files`);
-      }
-      const rows: string[][] = [];
-      for (const n of names) {
-        try {
-          const { experiment: e } = await loadExperiment(join(dir, n));
-          rows.push([n, e.description.trim().split('\n')[0]!.slice(0, 70), requirementsText(e)]);
-        } catch (err) {
-          rows.push([n, `INVALID: ${(err as Error).message.split('\n')[0]!.slice(0, 60)}`, '']);
-        }
-      }
-      process.stdout.write(`${formatTable(['file', 'description', 'requires'], rows)}\n`);
-    });
+    .description('list experiments with one-line descriptions and what each needs from the host')
+    .argument('[dir]', 'directory of experiment files (default: the experiments kvmlab ships, wherever it is run from)')
+    .option('--json', 'print one JSON document: the directory and each experiment (name, description, requirements) or its problems')
+    .action(async (dir: string | undefined, flags: { json?: boolean }) => (await import('./actions/list.js')).list(dir, flags));
 }

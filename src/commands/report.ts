@@ -1,7 +1,5 @@
+// `kvmlab report DIR`: what the command takes; what it does is in actions/report.ts.
 import type { Command } from 'commander';
-import { exitCodeOf } from '../model/summary.js';
-import { loadResults, printWarnings } from '../report/load.js';
-import { reportJson, reportText, writeReport } from '../report/report.js';
 
 export function registerReport(program: Command): void {
   program
@@ -10,12 +8,5 @@ export function registerReport(program: Command): void {
     .argument('<dir>', 'results directory (what `kvmlab run --out DIR` wrote)')
     .option('--no-write', 'only print; do not rewrite the files in DIR')
     .option('--json', 'print one JSON document (verdict, expectations, key metrics) instead of the tables')
-    .action(async (dir: string, flags: { write: boolean; json?: boolean }) => {
-      const written = flags.write ? await writeReport(dir) : undefined;
-      const r = written?.results ?? (await loadResults(dir));
-      printWarnings(r, process.stderr);
-      if (flags.json) process.stdout.write(`${JSON.stringify(reportJson(r, written?.files), null, 2)}\n`);
-      else process.stdout.write(`${reportText(r)}${written ? `\nwrote summary.md, plots/, index.html and timeline.json in ${dir}\n` : ''}`);
-      process.exitCode = exitCodeOf(r.summary);
-    });
+    .action(async (dir: string, flags: { write: boolean; json?: boolean }) => (await import('./actions/report.js')).report(dir, flags));
 }

@@ -1,36 +1,7 @@
+// `kvmlab run FILE`: what the command takes; what it does is in actions/run.ts, loaded when it runs.
 import { type Command, Option } from 'commander';
-import { readdir, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
-import { selectBackend } from '../backend/select.js';
-import { InputError } from '../errors.js';
-import { HostJournal } from '../host/journal.js';
-import { writeReport } from '../report/report.js';
-import { underInterrupts } from './interrupts.js';
-import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../report/summary.js';
-import { EXIT_INTERRUPTED, exitCodeOf, type RunTarget } from '../model/summary.js';
-import { createProgress } from '../run/progress.js';
-import { type Progress } from '../model/progress.js';
-import { defaultOutDir, linkLatest, writeResults } from '../run/results.js';
-import { runExperiment } from '../run/runner.js';
-import { stepTimeout } from '../run/steps.js';
-import { loadChecked } from '../run/claims.js';
-import type { Experiment } from '../spec/schema.js';
-import { nestedShape, runNested } from '../targets/nested.js';
-import { ON_HELP, parseOn } from '../targets/on.js';
-
-interface RunFlags {
-  on: string;
-  backend: 'auto' | 'qemu' | 'mock';
-  accel: 'auto' | 'kvm' | 'tcg';
-  out?: string;
-  repeat?: string;
-  only?: string;
-  allowHostCommands?: boolean;
-  quiet?: boolean;
-  force?: boolean;
-  /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
-  targetInfo?: string;
-}
+import { ON_HELP } from '../targets/on.js';
+import type { RunFlags } from './actions/run.js';
 
 export function registerRun(program: Command): void {
   program
@@ -47,72 +18,6 @@ export function registerRun(program: Command): void {
     .option('--allow-host-commands', 'allow `host:` steps to run commands on this host')
     .option('-q, --quiet', 'no progress lines')
     .option('--force', 'write into --out even when it already holds files (results are otherwise never overwritten)')
-    .action(async (file: string, flags: RunFlags) => {
-      const repeat = flags.repeat === undefined ? undefined : Number(flags.repeat);
-      if (repeat !== undefined && !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1000)) throw new InputError(`--repeat ${flags.repeat}: give a whole number from 1 to 1000`);
-      const on = parseOn(flags.on);
-      const loaded = await loadChecked(file);
-      const progress = createProgress(process.stderr, flags.quiet);
-      if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress);
-      let journal: HostJournal | undefined;
-      const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()));
-      const out = flags.out ?? defaultOutDir(loaded.experiment.name);
-      await refuseOverwrite(out, flags.force);
-      await underInterrupts(progress, () => journal, async (signal) => {
-        const { summary, rows } = await runExperiment({
-          loaded,
-          backend,
-          accel: flags.accel,
-          out,
-          repeat,
-          only: flags.only,
-          allowHostCommands: flags.allowHostCommands ?? false,
-          progress,
-          signal,
-          target: flags.targetInfo ? (JSON.parse(flags.targetInfo) as RunTarget) : { kind: 'local' },
-        });
-        await writeResults(out, summary, rows);
-        // summary.md first, so a run whose plots fail still leaves its verdict in words
-        await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
-        if (flags.out === undefined) await linkLatest(out);
-        progress.close();
-        process.stdout.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
-        process.exitCode = exitCodeOf(summary);
-        await writeReport(out, { print: process.stdout });
-      });
-    });
-}
-
-/** `run --on nested`: the same run, inside a KVM host emulated under TCG; results land in --out here. */
-async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress): Promise<void> {
-  if (flags.backend === 'mock') throw new InputError('--on nested runs real QEMU under the nested host\'s KVM; drop --backend mock (or run the mock with --on local)');
-  if (flags.accel === 'tcg') throw new InputError('--on nested exists to run guests under KVM; drop --accel tcg (or run TCG with --on local)');
-  const out = resolve(flags.out ?? defaultOutDir(exp.name));
-  await refuseOverwrite(out, flags.force);
-  // --force inside: the results directory already holds the nested host's own files.
-  const runArgs = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
-  if (repeat !== undefined) runArgs.push('--repeat', String(repeat));
-  if (flags.only) runArgs.push('--only', flags.only);
-  if (flags.allowHostCommands) runArgs.push('--allow-host-commands');
-  const shape = nestedShape(exp);
-  progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
-  const journal = HostJournal.acquire();
-  await underInterrupts(progress, () => journal, async (signal) => {
-    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, reads: [dirname(resolve(file))], shape, progress, signal, journal, stallMs: longestSilence(exp) + 60_000 });
-    process.stdout.write(r.stdout);
-    process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
-    if (flags.out === undefined) await linkLatest(out);
-  });
-}
-
-/** Results are never overwritten: a results directory that already holds files needs --force. */
-async function refuseOverwrite(out: string, force: boolean | undefined): Promise<void> {
-  if (force) return;
-  const held = await readdir(out).catch(() => [] as string[]);
-  if (held.length) throw new InputError(`--out ${out} already holds ${held.length} file${held.length > 1 ? 's' : ''} (${held.slice(0, 3).join(', ')}${held.length > 3 ? ', …' : ''}); give a new directory, leave --out out for a fresh results/<experiment>/<time>/, or add --force to write into it`);
-}
-
-/** The longest a healthy run stays silent: a guest boot, or the longest step (its window or timeout). */
-function longestSilence(exp: Experiment): number {
-  return Math.max(exp.guest.ready_timeout, ...exp.steps.map((st) => (st.kind === 'sample' || st.kind === 'wait' ? st.durationMs : stepTimeout(st))));
+    .option('--json', 'when done, print summary.json on stdout and the verdict on stderr')
+    .action(async (file: string, flags: RunFlags) => (await import('./actions/run.js')).run(file, flags));
 }

@@ -78,7 +78,7 @@ export class HostJournal {
 
   /** Undo everything still live, newest first, then release the lock. */
   release(): string[] {
-    const notes = undoAll([...this.live.entries()].reverse().map(([, e]) => e));
+    const { notes } = undoAll([...this.live.entries()].reverse().map(([, e]) => e));
     this.live.clear();
     closeSync(this.fd);
     unlinkSync(join(this.dir, 'journal.jsonl'));
@@ -143,16 +143,16 @@ export function hostLeftovers(dir = DEFAULT_STATE_DIR): JournalEntry[] {
  * Undo what a killed or crashed run left (hostLeftovers, newest first) and clear its journal and
  * lock; refuses while a live run holds the lock. Returns what was done, one note per change.
  */
-export function cleanupHost(dir = DEFAULT_STATE_DIR): string[] {
+export function cleanupHost(dir = DEFAULT_STATE_DIR): Undone {
   const lock = join(dir, 'lock');
   if (existsSync(lock)) {
     const holder = Number(readFileSync(lock, 'utf8').trim());
     if (holder > 0 && isAlive(holder)) throw new HostError(`kvmlab run ${holder} is still running and holds ${lock}; stop it first (Ctrl-C or kill ${holder})`);
   }
-  const notes = undoAll(hostLeftovers(dir).reverse());
+  const undone = undoAll(hostLeftovers(dir).reverse());
   rmSync(join(dir, 'journal.jsonl'), { force: true });
   rmSync(lock, { force: true });
-  return notes;
+  return undone;
 }
 
 /** QEMU processes kvmlab started (it names every VM kvmlab-…) that are still running. */
@@ -194,16 +194,23 @@ export function processStartTicks(pid: number): number | undefined {
   }
 }
 
-export function undoAll(entries: readonly JournalEntry[]): string[] {
-  const notes: string[] = [];
+/** What undoing did: one note per change, and how many of them could not be undone. */
+export interface Undone {
+  notes: string[];
+  failed: number;
+}
+
+export function undoAll(entries: readonly JournalEntry[]): Undone {
+  const done: Undone = { notes: [], failed: 0 };
   for (const e of entries) {
     try {
-      notes.push(undo(e));
+      done.notes.push(undo(e));
     } catch (err) {
-      notes.push(`could not undo ${JSON.stringify(e)}: ${(err as Error).message}`);
+      done.notes.push(`could not undo ${JSON.stringify(e)}: ${(err as Error).message}`);
+      done.failed++;
     }
   }
-  return notes;
+  return done;
 }
 
 function undo(e: JournalEntry): string {

@@ -1,12 +1,13 @@
 // Claims that cannot mean what they say, found before anything boots: an expectation on a metric
-// nothing in the experiment writes, or one whose collector is not enabled, would only ever report
-// "no data" — or, worse, be read as checked. Each is refused at its line with the fix.
-import { COLLECTORS } from '../collect/registry.js';
+// nothing in the experiment writes, or one whose collector is not enabled, or on a vCPU the guest
+// can never have, would only ever report "no data" — or, worse, be read as checked. Each is refused
+// at its line with the fix.
 import type { MetricName } from '../collect/collector.js';
+import { COLLECTOR_METRICS } from '../collect/metrics.js';
 import { loadExperiment, refuse, type Loaded } from '../spec/load.js';
 import type { CollectorName, Experiment } from '../spec/schema.js';
-import { RUNNER_METRICS } from './runner.js';
-import { stepMetrics } from './steps.js';
+import { closest } from '../util/did-you-mean.js';
+import { RUNNER_METRICS, stepMetrics } from './step-metrics.js';
 
 interface Producer {
   metric: MetricName;
@@ -22,31 +23,22 @@ function matches(m: MetricName, metric: string): boolean {
 
 const shown = (m: MetricName) => (typeof m === 'string' ? m : m.example);
 
-/** Edit distance, for "did you mean". */
-function distance(a: string, b: string): number {
-  const row = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    let prev = row[0]!;
-    row[0] = i;
-    for (let j = 1; j <= b.length; j++) {
-      const cur = row[j]!;
-      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
-      prev = cur;
-    }
-  }
-  return row[b.length]!;
-}
-
 export function claimProblems(exp: Experiment): { path: (string | number)[]; message: string }[] {
   const producers: Producer[] = RUNNER_METRICS.map((metric) => ({ metric }));
-  for (const [name, kind] of Object.entries(COLLECTORS) as [CollectorName, (typeof COLLECTORS)[CollectorName]][]) {
-    for (const metric of kind.metrics) producers.push({ metric, collector: name });
+  for (const [name, metrics] of Object.entries(COLLECTOR_METRICS) as [CollectorName, readonly MetricName[]][]) {
+    for (const metric of metrics) producers.push({ metric, collector: name });
   }
   for (const step of exp.steps) for (const metric of stepMetrics(step)) producers.push({ metric, steps: [step.name] });
   const enabled = (p: Producer) => p.collector === undefined || exp.collect[p.collector] !== undefined;
 
   const problems: { path: (string | number)[]; message: string }[] = [];
+  const vcpus = possibleVcpus(exp);
   exp.expect.forEach((e, i) => {
+    e.entity?.forEach((entity, j) => {
+      const index = /^vcpu(\d+)$/.exec(entity)?.[1];
+      if (index === undefined || Number(index) < vcpus.count || vcpus.deviceIds.includes(entity)) return;
+      problems.push({ path: ['expect', i, 'entity', ...(e.entity!.length > 1 ? [j] : [])], message: `${entity} cannot exist: ${vcpus.why}; name ${vcpus.count === 1 ? 'vcpu0' : `one of vcpu0-vcpu${vcpus.count - 1}`}${vcpus.fix}` });
+    });
     const at = ['expect', i, 'metric'];
     const writers = producers.filter((p) => matches(p.metric, e.metric));
     const live = writers.filter(enabled);
@@ -57,8 +49,8 @@ export function claimProblems(exp: Experiment): { path: (string | number)[]; mes
         return;
       }
       const candidates = [...new Set(producers.filter(enabled).map((p) => shown(p.metric)))];
-      const best = candidates.map((c) => [c, distance(c, e.metric)] as const).sort((a, b) => a[1] - b[1])[0];
-      const hint = best && best[1] <= Math.max(2, Math.floor(e.metric.length / 4)) ? `did you mean ${best[0]}? ` : '';
+      const near = closest(e.metric, candidates);
+      const hint = near ? `did you mean ${near}? ` : '';
       problems.push({ path: at, message: `nothing in this experiment writes ${e.metric}; ${hint}its collectors and steps write: ${candidates.join(', ')}` });
       return;
     }
@@ -71,6 +63,21 @@ export function claimProblems(exp: Experiment): { path: (string | number)[]; mes
     }
   });
   return problems;
+}
+
+/**
+ * The vCPUs an entity can name: those the guest boots, and up to maxcpus when a step hot-plugs one.
+ * Host CPUs (pcpuN) are not known here: that depends on the host the run lands on.
+ */
+function possibleVcpus(exp: Experiment): { count: number; why: string; fix: string; deviceIds: string[] } {
+  const { cpus } = exp.guest;
+  const maxcpus = exp.guest.maxcpus ?? cpus;
+  const plugs = exp.steps.filter((s) => s.kind === 'hotplug');
+  // A hot-plugged CPU's device id is an entity too (cpu.hotplugged, unplug.*), whatever it is called.
+  const deviceIds = exp.steps.flatMap((s) => (s.kind === 'hotplug' || s.kind === 'unplug') && s.id !== undefined ? [s.id] : []);
+  if (plugs.length) return { count: maxcpus, why: `the guest has maxcpus ${maxcpus}`, fix: ', or raise guest.maxcpus', deviceIds };
+  if (maxcpus > cpus) return { count: cpus, why: `the guest boots ${cpus} vCPU${cpus > 1 ? 's' : ''} and no step hot-plugs one (maxcpus ${maxcpus} only leaves slots)`, fix: ', or add a hotplug: step', deviceIds };
+  return { count: cpus, why: `the guest has ${cpus} vCPU${cpus > 1 ? 's' : ''} (maxcpus ${maxcpus})`, fix: ', or raise guest.cpus', deviceIds };
 }
 
 /** loadExperiment, then refuse (exit 2, at the line) every claim that cannot be checked. */

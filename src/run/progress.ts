@@ -1,6 +1,6 @@
-// Progress on stderr: one live line on a terminal (variant i/N, current step, elapsed), plain
-// timestamped lines otherwise (CI logs, pipes).
-import type { Progress } from '../model/progress.js';
+// Progress on stderr: one live line on a terminal (variant i/N, repetition, current step, elapsed,
+// time left), plain timestamped lines otherwise (CI logs, pipes).
+import type { Progress, RunAt } from '../model/progress.js';
 import { formatDuration } from '../spec/units.js';
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
@@ -8,8 +8,45 @@ export function createProgress(stream: NodeJS.WriteStream = process.stderr, quie
   return stream.isTTY ? new LiveProgress(stream) : new PlainProgress(stream);
 }
 
+/**
+ * The time a run has left. A run's declared windows (sample:, wait:) are known from the file; the
+ * rest of it — boot, the steps that take what they take, teardown — only from the runs before: each
+ * run left is taken to last its windows plus the mean time completed runs spent outside theirs.
+ * Until a run has completed, what is known is a lower bound: the windows left.
+ */
+export class Eta {
+  private at: RunAt | undefined;
+  private startedAt = 0;
+  private readonly outside: number[] = [];
+
+  start(at: RunAt, now: number): void {
+    this.at = at;
+    this.startedAt = now;
+  }
+
+  finished(status: string, now: number): void {
+    if (this.at && status === 'completed') this.outside.push(Math.max(0, now - this.startedAt - this.at.windowsMs));
+  }
+
+  /** "about 4m10s left", "at least 40.0s left", or undefined when nothing is known to be left. */
+  text(now: number): string | undefined {
+    if (!this.at) return undefined;
+    const measured = this.outside.length > 0;
+    const perRun = this.at.windowsMs + (measured ? this.outside.reduce((a, b) => a + b, 0) / this.outside.length : 0);
+    const left = Math.max(0, perRun - (now - this.startedAt)) + (this.at.runs - this.at.run) * perRun;
+    if (!measured && left === 0) return undefined;
+    return `${measured ? 'about' : 'at least'} ${formatDuration(Math.round(left / 1000) * 1000)} left`;
+  }
+}
+
+/** "variant 3/8 disable_exits=hlt rep 2/3" (the repetition only when there are several). */
+function runLabel(at: RunAt): string {
+  return `variant ${at.variant}/${at.variants} ${at.id}${at.repetitions > 1 ? ` rep ${at.repetition}/${at.repetitions}` : ''}`;
+}
+
 class PlainProgress implements Progress {
   private readonly t0 = Date.now();
+  private readonly eta = new Eta();
   private label = '';
   constructor(private readonly out: NodeJS.WritableStream) {}
   private line(text: string): void {
@@ -18,14 +55,17 @@ class PlainProgress implements Progress {
   notice(text: string): void {
     this.line(text);
   }
-  variant(i: number, n: number, id: string, rep: number, reps: number): void {
-    this.label = `variant ${i}/${n} ${id}${reps > 1 ? ` rep ${rep}/${reps}` : ''}`;
-    this.line(`${this.label}: starting`);
+  variant(at: RunAt): void {
+    this.eta.start(at, Date.now());
+    this.label = runLabel(at);
+    const left = this.eta.text(Date.now());
+    this.line(`${this.label}: starting${left ? ` (${left})` : ''}`);
   }
   step(i: number, n: number, name: string): void {
     this.line(`${this.label}: step ${i}/${n} ${name}`);
   }
   finished(status: string, reason?: string): void {
+    this.eta.finished(status, Date.now());
     this.line(`${this.label}: ${status}${reason ? ` (${reason})` : ''}`);
   }
   close(): void {}
@@ -33,6 +73,7 @@ class PlainProgress implements Progress {
 
 class LiveProgress implements Progress {
   private readonly t0 = Date.now();
+  private readonly eta = new Eta();
   private variantAt = Date.now();
   private head = '';
   private tail = '';
@@ -41,7 +82,8 @@ class LiveProgress implements Progress {
     this.timer = setInterval(() => this.render(), 250).unref();
   }
   private render(): void {
-    const text = `${this.head}  ${this.tail}  ${formatDuration(Date.now() - this.variantAt)} (total ${formatDuration(Date.now() - this.t0)})`;
+    const left = this.eta.text(Date.now());
+    const text = `${this.head}  ${this.tail}  ${formatDuration(Date.now() - this.variantAt)} (total ${formatDuration(Date.now() - this.t0)}${left ? `, ${left}` : ''})`;
     this.out.write(`\r\x1b[2K${text.slice(0, (this.out.columns ?? 100) - 1)}`);
   }
   private persist(text: string): void {
@@ -51,9 +93,10 @@ class LiveProgress implements Progress {
   notice(text: string): void {
     this.persist(text);
   }
-  variant(i: number, n: number, id: string, rep: number, reps: number): void {
+  variant(at: RunAt): void {
     this.variantAt = Date.now();
-    this.head = `[${i}/${n}] ${id}${reps > 1 ? ` rep ${rep}/${reps}` : ''}`;
+    this.eta.start(at, this.variantAt);
+    this.head = runLabel(at);
     this.tail = 'launching';
     this.render();
   }
@@ -62,6 +105,7 @@ class LiveProgress implements Progress {
     this.render();
   }
   finished(status: string, reason?: string): void {
+    this.eta.finished(status, Date.now());
     this.persist(`${this.head}: ${status}${reason ? ` (${reason})` : ''} in ${formatDuration(Date.now() - this.variantAt)}`);
   }
   close(): void {

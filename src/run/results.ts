@@ -7,7 +7,12 @@ import { toCsv, type MetricRow } from '../model/metrics.js';
 
 export async function writeResults(out: string, summary: Summary, rows: readonly MetricRow[]): Promise<void> {
   await writeFile(join(out, 'metrics.csv'), toCsv(rows));
-  await writeFile(join(out, 'summary.json'), `${JSON.stringify({ ...summary, exitCode: exitCodeOf(summary) }, null, 2)}\n`);
+  await writeFile(join(out, 'summary.json'), summaryJson(summary));
+}
+
+/** summary.json: the summary and the exit status that follows from it. */
+export function summaryJson(summary: Summary): string {
+  return `${JSON.stringify({ ...summary, exitCode: exitCodeOf(summary) }, null, 2)}\n`;
 }
 
 /** Points results/<experiment>/latest at the newest default results directory (stamped dirs are never reused). */

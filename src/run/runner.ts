@@ -8,7 +8,7 @@ import type { Backend, Vm } from '../backend/backend.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS, createCollector } from '../collect/registry.js';
-import { NotCollected, type Collector, type MetricName } from '../collect/collector.js';
+import { NotCollected, type Collector } from '../collect/collector.js';
 import { InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
@@ -20,12 +20,9 @@ import type { MetricRow, RowSink } from '../model/metrics.js';
 import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { checkPinning, unmetRequirements } from './preflight.js';
 import type { Progress } from '../model/progress.js';
-import { runStep, StepFailed } from './steps.js';
+import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
 import type { ThreadMap } from '../model/threads.js';
-
-/** Metrics the runner itself writes for every variant: boot time, step durations, QMP events per step. */
-export const RUNNER_METRICS: MetricName[] = ['guest.ready_s', 'step.duration_s', 'qmp.event_count'];
 
 /** Step names the runner writes rows and log lines under: no experiment step may take them. */
 export const BOOT_STEP = 'boot';
@@ -98,7 +95,16 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     i++;
     const vr = results.get(run.variant.id)!;
     if (opts.signal.aborted) break;
-    progress.variant(i, runs.length, run.variant.id, run.repetition, opts.repeat ?? exp.repetitions);
+    progress.variant({
+      variant: runnable.indexOf(run.variant) + 1,
+      variants: runnable.length,
+      id: run.variant.id,
+      repetition: run.repetition,
+      repetitions: opts.repeat ?? exp.repetitions,
+      run: i,
+      runs: runs.length,
+      windowsMs: declaredWindowsMs(exp.steps),
+    });
     const rep = await runOnce(opts, exp, run.variant, run.repetition, accel, facts, rows);
     vr.repetitions.push(rep);
     progress.finished(rep.status, rep.reason);

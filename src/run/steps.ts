@@ -5,7 +5,6 @@ import { execa } from 'execa';
 import type { Vm } from '../backend/backend.js';
 import type { Clock } from '../backend/clock.js';
 import { QmpError, type QmpEvent } from '../backend/qmp-client.js';
-import type { MetricName } from '../collect/collector.js';
 import type { Step } from '../spec/schema.js';
 import type { RowSink } from '../model/metrics.js';
 
@@ -50,27 +49,14 @@ export function stepTimeout(step: Step): number {
   return step.timeoutMs ?? DEFAULT_TIMEOUT_MS[step.kind];
 }
 
-/** The metrics a step writes, beside the runner's own (RUNNER_METRICS); `validate` holds claims to them. */
-export function stepMetrics(step: Step): MetricName[] {
-  switch (step.kind) {
-    case 'guest':
-      return ['guest.exit_status', ...(step.record ? [`guest.${step.record}`] : [])];
-    case 'offline':
-    case 'online':
-      return ['guest.cpu_online', 'guest.online_cpus'];
-    case 'hotplug':
-      return ['cpu.hotplugged'];
-    case 'unplug':
-      return ['unplug.removed', 'unplug.deleted', 'unplug.refused', 'unplug.guest_errors', 'unplug.latency_s'];
-    case 'wait_event':
-      return ['event.received'];
-    case 'host':
-      return ['host.exit_status'];
-    case 'qmp':
-    case 'wait':
-    case 'sample':
-      return [];
-  }
+/** How long a step is declared to last: a sample: or wait: window; 0 for a step that takes what it takes. */
+export function declaredMs(step: Step): number {
+  return step.kind === 'sample' || step.kind === 'wait' ? step.durationMs : 0;
+}
+
+/** The declared windows of a run's steps, added up. */
+export function declaredWindowsMs(steps: readonly Step[]): number {
+  return steps.reduce((sum, step) => sum + declaredMs(step), 0);
 }
 
 /** Runs the step; returns a JSON-able detail for steps.jsonl. */

@@ -1,5 +1,26 @@
 // Zod issues in words a person fixing an experiment file can act on: what was found, what is allowed.
 import type { z } from 'zod';
+import { closest } from '../util/did-you-mean.js';
+
+/**
+ * The message of an unknown-field issue: one line per unknown key, in the order of the issue's keys,
+ * each with the closest allowed field when the key looks like a slip. One line per key so that each
+ * can be reported at the key's own line (unknownFieldLines).
+ */
+export function unknownFieldsMessage(keys: readonly string[], allowed: readonly string[]): string {
+  return keys
+    .map((key) => {
+      const near = closest(key, allowed);
+      return `unknown field ${JSON.stringify(key)}; ${near ? `did you mean ${near}? ` : ''}allowed here: ${allowed.join(', ')}`;
+    })
+    .join('\n');
+}
+
+/** Each unknown key of an issue with the line of the message that is about it. */
+export function unknownFieldLines(issue: z.core.$ZodIssueUnrecognizedKeys): { key: string; message: string }[] {
+  const lines = issue.message.split('\n');
+  return issue.keys.map((key, i) => ({ key, message: lines[i] ?? issue.message }));
+}
 
 export function describeIssue(issue: z.core.$ZodIssue): string {
   switch (issue.code) {

@@ -1,10 +1,10 @@
 // Reading an experiment file: YAML (or JSON, which YAML 1.2 reads too) into a validated Experiment,
 // with every problem reported as file:line:col, the field path, what was wrong and what is allowed.
 import { readFile, stat } from 'node:fs/promises';
-import { LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { InputError, formatProblem, type Problem } from '../errors.js';
-import { describeIssue } from './issues.js';
+import { describeIssue, unknownFieldLines } from './issues.js';
 import { ExperimentSchema, type Experiment } from './schema.js';
 
 /** Experiment files are hand-written; anything this large is a mistake or an attack. */
@@ -63,7 +63,9 @@ export function parseExperiment(bytes: Buffer | string, file: string): Experimen
   }
   const result = ExperimentSchema.safeParse(value, { reportInput: true });
   if (result.success) return result.data;
-  const problems = result.error.issues.map((issue) => toProblem(issue, doc, lines, file));
+  const problems = result.error.issues.flatMap((issue) => toProblems(issue, doc, lines, file));
+  // In file order: the first line printed is the first place to fix.
+  problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
   throw new InputError(problems.map(formatProblem).join('\n'), problems);
 }
 
@@ -75,10 +77,21 @@ export function refuse(loaded: Loaded, problems: readonly { path: (string | numb
   throw new InputError(located.map(formatProblem).join('\n'), located);
 }
 
-function toProblem(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string): Problem {
+function toProblems(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, file: string): Problem[] {
   const path = issue.path.map((p) => (typeof p === 'symbol' ? String(p) : p));
-  const pos = locate(doc, lines, path);
-  return { file, ...pos, path: formatPath(path), message: describeIssue(issue) };
+  const at = (message: string, key?: string): Problem => ({ file, ...((key !== undefined && locateKey(doc, lines, path, key)) || locate(doc, lines, path)), path: formatPath(path), message });
+  // An unknown field is reported at its own line, one problem per field.
+  if (issue.code === 'unrecognized_keys') return unknownFieldLines(issue).map(({ key, message }) => at(message, key));
+  const key = issue.code === 'custom' ? (issue.params as { key?: unknown } | undefined)?.key : undefined;
+  return [at(describeIssue(issue), typeof key === 'string' ? key : undefined)];
+}
+
+/** Where the key `key` of the mapping at `path` is written, when it is. */
+function locateKey(doc: Document, lines: LineCounter, path: (string | number)[], key: string): { line: number; col: number } | undefined {
+  const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
+  if (!isMap(map)) return undefined;
+  const written = map.items.map((pair) => pair.key).find((k) => isScalar(k) && String(k.value) === key);
+  return isScalar(written) && written.range ? lines.linePos(written.range[0]) : undefined;
 }
 
 /** The closest line to the offending field: the node itself, or the nearest parent that exists. */

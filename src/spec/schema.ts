@@ -3,18 +3,13 @@
 import { z } from 'zod';
 import { parseCpuList } from '../model/cpulist.js';
 import { EXIT_NAMES, type ExitName as ExitNameT } from '../model/exits.js';
-import { describeIssue } from './issues.js';
+import { describeIssue, unknownFieldLines, unknownFieldsMessage } from './issues.js';
 import { parseDuration, parseSizeMiB } from './units.js';
 
-/** An object that refuses unknown fields and says which ones it knows. */
+/** An object that refuses unknown fields, says which ones it knows, and which one a slip meant. */
 function strict<T extends z.core.$ZodLooseShape>(shape: T) {
-  const known = Object.keys(shape).join(', ');
-  return z.strictObject(shape, {
-    error: (issue) =>
-      issue.code === 'unrecognized_keys'
-        ? `unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; allowed here: ${known}`
-        : undefined,
-  });
+  const known = Object.keys(shape);
+  return z.strictObject(shape, { error: (issue) => (issue.code === 'unrecognized_keys' ? unknownFieldsMessage(issue.keys, known) : undefined) });
 }
 
 const duration = z
@@ -161,10 +156,18 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
           path: [axis],
           message: `"${axis}" is not a knob (${KNOB_NAMES.join(', ')}); a preset axis maps labels to knob settings, e.g. ${axis}: {label: {disable_exits: [hlt]}}`,
         });
+      } else if (Object.keys(values).length === 0) {
+        // The matrix is the product of its axes: one with no labels leaves no variant, and every claim would check nothing.
+        ctx.addIssue({ code: 'custom', path: [axis], message: `preset axis "${axis}" has no labels, which leaves the matrix no variant to run or check; give it at least one, e.g. ${axis}: {label: {halt_poll_ns: 0}}, or remove it` });
       } else {
         for (const [label, preset] of Object.entries(values)) {
           const r = Knobs.partial().safeParse(preset, { reportInput: true });
-          if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [axis, label, ...iss.path], message: describeIssue(iss) });
+          for (const iss of r.error?.issues ?? []) {
+            const at = [axis, label, ...iss.path];
+            // params.key: the loader reports the problem at that key's own line (spec/load.ts)
+            if (iss.code === 'unrecognized_keys') for (const { key, message } of unknownFieldLines(iss)) ctx.addIssue({ code: 'custom', path: at, message, params: { key } });
+            else ctx.addIssue({ code: 'custom', path: at, message: describeIssue(iss) });
+          }
         }
       }
     }

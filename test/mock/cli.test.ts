@@ -1,5 +1,5 @@
 // The CLI end to end on the mock backend: what a person types, what they get back.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -50,6 +50,19 @@ describe('kvmlab run on the mock backend', () => {
     expect(readFileSync(join(out, 'summary.json'), 'utf8')).toBe(before);
     const forced = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '-q', '--force');
     expect(forced.exitCode, forced.stderr).toBe(0);
+  });
+
+  it('run --json prints summary.json alone on stdout, the verdict on stderr', async () => {
+    const out = join(tmp, 'json');
+    const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toBe(readFileSync(join(out, 'summary.json'), 'utf8').trimEnd()); // execa drops the last newline
+    expect(JSON.parse(r.stdout)).toMatchObject({ experiment: 'smoke-cpu-hotplug', exitCode: 0 });
+    expect(r.stderr).toMatch(/SIMULATED[\s\S]*key metrics[\s\S]*plots and tables: /);
+    const refused = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/already holds/);
   });
 
   it('says where every figure was measured', async () => {
@@ -106,7 +119,7 @@ describe('kvmlab validate', () => {
     ['empty.yaml', '', /empty\.yaml: the file is empty/],
     ['notyaml.yaml', 'name: [oops\n  - : :\n', /notyaml\.yaml:\d+:\d+: not valid YAML/],
     ['binary.yaml', Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d]), /binary\.yaml: not a text file/],
-    ['unknown.yaml', 'name: u\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n', /unknown\.yaml:1:1: unknown field "colour"; allowed here: name, description/],
+    ['unknown.yaml', 'name: u\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n', /unknown\.yaml:5:1: unknown field "colour"; allowed here: name, description/],
     ['negative.yaml', 'name: n\ndescription: d\nguest:\n  arch: x86_64\n  cpus: -1\nsteps: [{ wait: 1 }]\n', /negative\.yaml:5:9: guest\.cpus: Too small: expected number to be >=1/],
   ];
   for (const [name, content, message] of cases) {
@@ -125,6 +138,23 @@ describe('kvmlab validate', () => {
     expect(r.stdout).toMatch(/ok \(smoke-cpu-hotplug: 1 variant/);
   });
 
+  it('validate --json prints one document for every file; problems stay on stderr with exit 2', async () => {
+    const ok = await kvmlab('validate', '--json', 'experiments/smoke-cpu-hotplug.yaml');
+    expect(ok.exitCode, ok.stderr).toBe(0);
+    expect(ok.stderr).toBe('');
+    expect(JSON.parse(ok.stdout)).toEqual({ files: [{ file: 'experiments/smoke-cpu-hotplug.yaml', ok: true, experiment: 'smoke-cpu-hotplug', variants: 1, repetitions: 1, steps: 6 }] });
+    const bad = file('json-bad.yaml', 'name: b\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n');
+    const r = await kvmlab('validate', '--json', bad, join(tmp, 'nope.yaml'));
+    expect(r.exitCode).toBe(2);
+    expect(JSON.parse(r.stdout)).toEqual({
+      files: [
+        { file: bad, ok: false, problems: [{ file: bad, line: 5, col: 1, path: '', message: expect.stringMatching(/^unknown field "colour"/) }] },
+        { file: join(tmp, 'nope.yaml'), ok: false, problems: [{ file: join(tmp, 'nope.yaml'), path: '', message: expect.stringMatching(/cannot read it \(ENOENT\)/) }] },
+      ],
+    });
+    expect(r.stderr).toMatch(/json-bad\.yaml:5:1: unknown field "colour"[\s\S]*nope\.yaml: cannot read it/);
+  });
+
   it('reports a missing file as bad input', async () => {
     const r = await kvmlab('validate', join(tmp, 'nope.yaml'));
     expect(r.exitCode).toBe(2);
@@ -132,11 +162,55 @@ describe('kvmlab validate', () => {
   });
 });
 
+describe('start-up', () => {
+  // Every module node resolves, printed by a resolve hook: what a command loads before it does anything.
+  const hook = `export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('loaded ' + r.url + '\\n'); return r; }`;
+  const register = `import { register } from 'node:module'; register(${JSON.stringify(`data:text/javascript,${encodeURIComponent(hook)}`)});`;
+  const loaded = async (...args: string[]) => {
+    const r = await execa('node', ['--import', `data:text/javascript,${encodeURIComponent(register)}`, cli, ...args], { reject: false, cwd: root, stdin: 'ignore' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    return [...r.stderr.matchAll(/^loaded (.*)$/gm)].map((m) => m[1]!);
+  };
+  const heavy = /node_modules\/(vega|vega-lite|ssh2|execa|pidusage)\/|\/dist\/(backend|collect\/(?!metrics\.js)|report\/(plots|report)|run\/runner)\b/;
+
+  for (const args of [['--help'], ['--version'], ['validate', 'experiments/smoke-cpu-hotplug.yaml'], ['list'], ['schema'], ['run', '--help']]) {
+    it(`kvmlab ${args.join(' ')} loads no plotting, SSH, process, collector or backend code`, async () => {
+      expect((await loaded(...args)).filter((url) => heavy.test(url))).toEqual([]);
+    });
+  }
+
+  it('shows every command\'s whole help without loading what the command does', async () => {
+    for (const args of [['--help'], ['report', '--help'], ['help', 'compare']]) expect((await loaded(...args)).filter((url) => /\/dist\/(report|commands\/actions)\//.test(url)), args.join(' ')).toEqual([]);
+    const r = await kvmlab('report', '--help');
+    expect(r.exitCode).toBe(0);
+    expect(r.stdout).toMatch(/Usage: kvmlab report \[options\] <dir>[\s\S]*--no-write/);
+    expect((await kvmlab('help', 'compare')).stdout).toMatch(/--metric <metric>/);
+  });
+});
+
 describe('the rest of the CLI', () => {
   it('lists experiments with descriptions and requirements', async () => {
     const r = await kvmlab('list', 'experiments');
     expect(r.exitCode).toBe(0);
-    expect(r.stdout).toMatch(/smoke-cpu-hotplug\.yaml\s+Boot a 2-vCPU x86_64 guest/);
+    expect(r.stdout).toMatch(/^experiments\/smoke-cpu-hotplug\.yaml\s+Boot a 2-vCPU x86_64 guest/m);
+  });
+
+  it('list --json prints one document: each experiment with its requirements, or its problems', async () => {
+    const r = await kvmlab('list', '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const doc = JSON.parse(r.stdout);
+    expect(doc.dir).toBe(join(root, 'experiments'));
+    expect(doc.experiments).toContainEqual({ file: 'experiments/smoke-cpu-hotplug.yaml', name: 'smoke-cpu-hotplug', description: expect.stringMatching(/^Boot a 2-vCPU/), requires: expect.objectContaining({ accel: 'any', root: false }) });
+  });
+
+  it('lists the shipped experiments from any directory, each as a path run takes', async () => {
+    const r = await execa('node', [cli, 'list'], { reject: false, cwd: tmp, stdin: 'ignore' });
+    expect(r.exitCode, r.stderr).toBe(0);
+    const smoke = join(root, 'experiments', 'smoke-cpu-hotplug.yaml');
+    expect(r.stdout.split('\n').some((line) => line.startsWith(`${smoke} `) && line.includes('Boot a 2-vCPU x86_64 guest'))).toBe(true);
+    const given = await execa('node', [cli, 'list', join(root, 'test/tcg')], { reject: false, cwd: tmp, stdin: 'ignore' });
+    expect(given.stdout).toMatch(/ppc64-uname\.yaml\s+/);
+    expect((await kvmlab('list', join(tmp, 'no-such-dir'))).exitCode).toBe(2);
   });
 
   it('has --help on every command and exit 2 on usage errors', async () => {
@@ -149,6 +223,42 @@ describe('the rest of the CLI', () => {
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/Allowed choices are auto, qemu, mock/);
     expect((await kvmlab('frobnicate')).exitCode).toBe(2);
+  });
+
+  it('follows the exit table: a missing command is usage (2), help and the version asked for are 0', async () => {
+    for (const args of [[], ['image']]) {
+      const r = await kvmlab(...args);
+      expect(r.exitCode, args.join(' ')).toBe(2);
+      expect(r.stderr).toMatch(/^Usage: kvmlab/);
+    }
+    for (const args of [['help'], ['help', 'image'], ['--version'], ['image', '--help']]) expect((await kvmlab(...args)).exitCode, args.join(' ')).toBe(0);
+  });
+
+  it('list exits 2 when a file in the directory is invalid, after listing every file', async () => {
+    const dir = join(tmp, 'mixed');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'good.yaml'), readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml')));
+    writeFileSync(join(dir, 'broken.yaml'), 'name: b\ndescription: d\nguest: { arch: x86_64, cpus: 1 }\nsteps: [{ wait: 1 }]\ncolour: blue\n');
+    const r = await kvmlab('list', dir);
+    expect(r.exitCode).toBe(2);
+    expect(r.stdout).toMatch(/broken\.yaml\s+INVALID: unknown field "colour"/);
+    expect(r.stdout).toMatch(/good\.yaml\s+Boot a 2-vCPU/);
+    expect(r.stderr).toMatch(/broken\.yaml:5:1: unknown field "colour"/);
+  });
+
+  it('cleanup exits 3 when a change could not be undone, 0 when nothing is left', async () => {
+    const state = join(tmp, 'state');
+    mkdirSync(state);
+    const gone = join(tmp, 'no-such-dir', 'halt_poll_ns');
+    writeFileSync(join(state, 'journal.jsonl'), `${JSON.stringify({ id: 1, entry: { kind: 'file', path: gone, old: '200000\n' } })}\n`);
+    const r = await kvmlab('cleanup', '--state-dir', state);
+    expect(r.exitCode).toBe(3);
+    expect(r.stdout).toMatch(/cleanup: could not undo .*halt_poll_ns.*ENOENT/);
+    expect(r.stderr).toMatch(/1 of 1 host changes could not be undone \(why is above\); undo it by hand/);
+    noStack(r.stderr);
+    const again = await kvmlab('cleanup', '--state-dir', state);
+    expect(again.exitCode).toBe(0);
+    expect(again.stdout).toBe('cleanup: nothing to undo');
   });
 
   it('ships a JSON Schema that matches the zod schemas', async () => {

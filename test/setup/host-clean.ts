@@ -9,5 +9,5 @@ afterAll(() => {
   const left = hostLeftovers();
   if (left.length === 0) return;
   const what = left.map(describeEntry).join('; ');
-  throw new Error(`this test file left kvmlab's changes on the host: ${what}. Cleaned up: ${cleanupHost().join('; ')}`);
+  throw new Error(`this test file left kvmlab's changes on the host: ${what}. Cleaned up: ${cleanupHost().notes.join('; ')}`);
 });

@@ -57,8 +57,7 @@ describe('host-state journal', () => {
     // it says what is left, so a person (or a CI log) knows which run to blame
     expect(() => HostJournal.acquire(dir)).toThrow(new RegExp(`sleep \\(pid ${pid}, still running\\); a recycled pid \\(pid ${pid}, no longer running\\)`));
     const exited = new Promise((r) => child.once('exit', (_c, sig) => r(sig)));
-    const notes = undoAll(pendingEntries(dir).reverse());
-    expect(notes).toEqual(['process ' + pid + ' (a recycled pid) already gone', `killed sleep (pid ${pid})`]);
+    expect(undoAll(pendingEntries(dir).reverse())).toEqual({ notes: ['process ' + pid + ' (a recycled pid) already gone', `killed sleep (pid ${pid})`], failed: 0 });
     expect(await exited).toBe('SIGKILL');
   });
 });

@@ -50,6 +50,48 @@ describe('experiment loading', () => {
     expect(msg).toMatch(/^exp\.yaml:3:\d+: guest: unknown field "cpu_count"; allowed here: arch, machine, cpu, cpus, maxcpus/);
   });
 
+  it('reports an unknown field at its own line with the field a slip meant, at the top and in every nested mapping', () => {
+    const text = `name: t
+description: a test
+guest:
+  arch: x86_64
+  cpsu: 2
+collect:
+  tracefs: { evnets: [kvm:kvm_exit] }
+steps:
+  - { name: a, sample: 1s, tiemout: 3s }
+  - guest: { cmd: "true", recrod: n }
+matrix:
+  policy:
+    quiet:
+      halt_pol_ns: 0
+expect:
+  - description: x
+    metric: vcpu.cpu_pct
+    le: 1
+    enitty: vcpu0
+stpes: []
+`;
+    const lines = problems(text).split('\n');
+    expect(lines).toEqual([
+      expect.stringMatching(/^exp\.yaml:4:3: guest\.cpus: required field is missing/),
+      expect.stringMatching(/^exp\.yaml:5:3: guest: unknown field "cpsu"; did you mean cpus\? allowed here: arch, machine, cpu, cpus,/),
+      expect.stringMatching(/^exp\.yaml:7:14: collect\.tracefs: unknown field "evnets"; did you mean events\? allowed here: events, buffer_kb$/),
+      expect.stringMatching(/^exp\.yaml:9:28: steps\[0\]: unknown field "tiemout"; did you mean timeout\? /),
+      expect.stringMatching(/^exp\.yaml:10:27: steps\[1\]\.guest: unknown field "recrod"; did you mean record\? allowed here: cmd, record, check$/),
+      expect.stringMatching(/^exp\.yaml:14:7: matrix\.policy\.quiet: unknown field "halt_pol_ns"; did you mean halt_poll_ns\? /),
+      expect.stringMatching(/^exp\.yaml:19:5: expect\[0\]: unknown field "enitty"; did you mean entity\? /),
+      expect.stringMatching(/^exp\.yaml:20:1: unknown field "stpes"; did you mean steps\? allowed here: name, description,/),
+    ]);
+  });
+
+  it('reports each of several unknown fields of one mapping at its own line, and suggests nothing for a word that is no slip', () => {
+    const lines = problems(`${base}colour: blue
+flavour: sweet
+`).split('\n');
+    expect(lines).toEqual([expect.stringMatching(/^exp\.yaml:6:1: unknown field "colour"; allowed here: /), expect.stringMatching(/^exp\.yaml:7:1: unknown field "flavour"; allowed here: /)]);
+  });
+
   it('refuses a negative CPU count at its line', () => {
     expect(problems(base.replace('cpus: 2', 'cpus: -2'))).toMatch(/^exp\.yaml:3:\d+: guest\.cpus: Too small: expected number to be >=1/);
   });

@@ -1,9 +1,9 @@
 // Ctrl-C and SIGTERM for commands that change the host: the first asks the work to stop after
 // teardown, a second exits at once (130); the host journal, if one was taken, is released — undoing
 // what teardown did not — however the work ends.
-import type { HostJournal } from '../host/journal.js';
-import { EXIT_INTERRUPTED } from '../model/summary.js';
-import type { Progress } from '../model/progress.js';
+import type { HostJournal } from '../../host/journal.js';
+import { EXIT_INTERRUPTED } from '../../model/summary.js';
+import type { Progress } from '../../model/progress.js';
 
 export async function underInterrupts(progress: Progress, journal: () => HostJournal | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
   const controller = new AbortController();
