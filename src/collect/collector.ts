@@ -9,6 +9,8 @@ import type { ThreadMap } from '../model/threads.js';
 
 export interface CollectorContext {
   host: HostView;
+  /** What the host is (the probe's answer): where its tracefs is, whether it has perf, … */
+  facts: HostFacts;
   /** The backend's clock: sampling intervals, stamps and rates go by it. */
   clock: Clock;
   vm: Vm;
@@ -48,4 +50,11 @@ export interface CollectorKind<O> {
   /** Why this host cannot serve the collector, or undefined when it can. */
   unmet(facts: HostFacts): string | undefined;
   create(options: O): Collector;
+}
+
+/** The host's tracefs (the probe found it), where kvmlab makes its private instances; it must have instances/. */
+export async function tracefsInstances(ctx: CollectorContext): Promise<string> {
+  const root = ctx.facts.tracefs.path;
+  if (!root || !(await ctx.host.exists(`${root}/instances`))) throw new Error(`no tracefs with instances/${root ? ` at ${root}` : ''} (mount -t tracefs nodev /sys/kernel/tracing)`);
+  return root;
 }

@@ -11,6 +11,7 @@
 // Raw snapshots go to interrupts.log.
 import { appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { metricWord } from '../model/metrics.js';
 import { parseInterrupts, parseProcStat, type Interrupts, type ProcStatCpu } from '../formats/procfs.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
@@ -28,7 +29,7 @@ export function interruptRows(step: string, a: Interrupts, b: Interrupts): Row[]
     const p = before.get(r.irq);
     if (!p) continue;
     const named = !/^\d+$/.test(r.irq);
-    const metric = `irq.${r.irq.toLowerCase().replace(/[^a-z0-9_]+/g, '_')}`;
+    const metric = `irq.${metricWord(r.irq)}`;
     if (named && r.counts.length === 1 && b.cpus.length > 1) {
       rows.push({ step, entity: 'host', metric, value: r.counts[0]! - (p.counts[0] ?? r.counts[0]!), unit: 'count' });
       continue;

@@ -23,10 +23,11 @@ import { randomBytes } from 'node:crypto';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { HostFacts } from '../model/host-facts.js';
-import type { Collector, CollectorContext, CollectorKind } from './collector.js';
+import { tracefsInstances, type Collector, type CollectorContext, type CollectorKind } from './collector.js';
 import type { QmpStatsResult } from './kvm-stats.js';
 import { exitReasonName, parseExitHist, type ExitHist } from '../formats/kvm-exit-hist.js';
-import { ALWAYS_REASONS, normalizeExitReason, TRACEFS_ROOTS } from './tracefs.js';
+import { ALWAYS_REASONS } from './tracefs-attribution.js';
+import { exitReasonWord } from '../model/metrics.js';
 
 export interface KvmExitsOptions {
   pause: boolean;
@@ -56,9 +57,7 @@ export class KvmExitsCollector implements Collector {
     this.rawPath = join(ctx.dir, 'kvm-exits.jsonl');
     await writeFile(this.rawPath, '');
     const h = ctx.host;
-    let root: string | undefined;
-    for (const r of TRACEFS_ROOTS) if (await h.exists(`${r}/instances`)) root = r;
-    if (!root) throw new Error(`no tracefs with instances/ at ${TRACEFS_ROOTS.join(' or ')} (mount -t tracefs nodev /sys/kernel/tracing)`);
+    const root = await tracefsInstances(ctx);
     this.inst = `${root}/instances/kvmlab-${process.pid}-${randomBytes(4).toString('hex')}`;
     await h.mkdir(this.inst);
     try {
@@ -117,7 +116,7 @@ export class KvmExitsCollector implements Collector {
     const paused = this.opts.pause && (await vm.qmp.execute('stop').then(() => true));
     try {
       const text = await host.readFile(`${this.inst}/events/kvm/kvm_exit/hist`);
-      const hist = parseExitHist(text, (isa, reason) => normalizeExitReason(exitReasonName(isa, reason)));
+      const hist = parseExitHist(text, (isa, reason) => exitReasonWord(exitReasonName(isa, reason)));
       if (step) await writeFile(join(this.ctx.dir, `hist-${step}.txt`), text);
       const kvm = await this.kvmExits();
       await appendFile(this.rawPath, `${JSON.stringify({ t: this.ctx.clock.now() / 1000, phase, step, paused, hits: hist.hits, dropped: hist.dropped, byThread: Object.fromEntries([...hist.byThread].map(([t, m]) => [t, Object.fromEntries(m)])), kvm: kvm && Object.fromEntries(kvm) })}\n`);

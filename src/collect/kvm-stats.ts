@@ -11,6 +11,7 @@
 // for the repetition) rather than giving zeros.
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { metricWord } from '../model/metrics.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { NotCollected, type Collector, type CollectorContext, type CollectorKind } from './collector.js';
 
@@ -48,7 +49,7 @@ export function statKind(name: string, schema: ReadonlyMap<string, StatKind>): S
 }
 
 export function metricOf(stat: string): string {
-  return `kvm.${stat.toLowerCase().replace(/[^a-z0-9_]+/g, '_')}`;
+  return `kvm.${metricWord(stat)}`;
 }
 
 /** Per-step rows from two snapshots: deltas of cumulative stats, end values of the others. */

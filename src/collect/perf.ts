@@ -11,6 +11,7 @@
 // not collected, and says so.
 import { appendFile, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { metricWord } from '../model/metrics.js';
 import type { HostProcess } from '../backend/backend.js';
 import type { HostFacts } from '../model/host-facts.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
@@ -21,7 +22,7 @@ export interface PerfOptions {
 }
 
 export function perfMetric(event: string): string {
-  return `perf.${event.toLowerCase().replace(/:/g, '.').replace(/[^a-z0-9_.]+/g, '_').replace(/\.{2,}/g, '.').replace(/^[._]+|[._]+$/g, '')}`;
+  return `perf.${event.split(/[:.]/).map(metricWord).filter(Boolean).join('.')}`;
 }
 
 export class PerfCollector implements Collector {

@@ -122,3 +122,18 @@ function csvRecords(text: string, file: string): { records: CsvRecord[]; cut?: n
   if (cutShort && records.length > 1) return { records, cut: records.pop()!.line };
   return { records };
 }
+
+/** A name from the kernel or a tool as one word of a metric name: lower case, [a-z0-9_] only. */
+export function metricWord(text: string): string {
+  return text.toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '');
+}
+
+/** VMX's names of the idle exits, as SVM's: the same exit gets the same metric on both. */
+const VMX_IDLE_EXITS: Record<string, string> = { HLT: 'hlt', MWAIT_INSTRUCTION: 'mwait', MONITOR_INSTRUCTION: 'monitor', PAUSE_INSTRUCTION: 'pause' };
+
+/** A kvm_exit reason as the last word of an exits metric (trace.exits.<word>, exits.<word>). */
+export function exitReasonWord(reason: string): string {
+  const r = reason.trim();
+  return VMX_IDLE_EXITS[r] ?? (metricWord(r) || 'unknown');
+}
+

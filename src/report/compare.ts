@@ -3,61 +3,12 @@
 // permutation test on the difference of means, Cliff's delta as the effect size, and a verdict that
 // says "no difference shown" whenever the data cannot tell.
 import { InputError } from '../errors.js';
-import { aggregate } from '../run/expect.js';
-import type { MetricRow } from '../model/metrics.js';
-import type { Expectation } from '../spec/schema.js';
+import { describeSelection, expectationSelections, perRepetition, type Selection } from '../model/select.js';
 import { expectationsOf, type LoadedResults } from './load.js';
 import { cliffsDelta, cliffsMagnitude, permutationTest, repetitionsNeeded, spread, type PermutationResult, type Spread } from './stats.js';
 import { fmtNum, formatTable } from './table.js';
 
 export const ALPHA = 0.05;
-
-/** Which rows count for a metric and how one repetition's rows become one value. */
-export interface Selection {
-  metric: string;
-  step?: string[];
-  entity?: string[];
-  agg: Expectation['agg'];
-}
-
-export function describeSelection(s: Selection): string {
-  const entity = s.entity ? ` [${s.entity.join(',')}]` : '';
-  const step = s.step ? ` @ ${s.step.join(',')}` : '';
-  return `${s.agg} ${s.metric}${entity}${step}`;
-}
-
-export function selectionKey(s: Selection): string {
-  return describeSelection(s);
-}
-
-export function matches(r: MetricRow, s: Selection): boolean {
-  return r.metric === s.metric && (!s.step || s.step.includes(r.step)) && (!s.entity || s.entity.includes(r.entity));
-}
-
-/** One value per repetition of a variant: the selection's agg over that repetition's rows. */
-export function perRepetition(rows: readonly MetricRow[], variant: string, s: Selection): Map<number, number> {
-  const by = new Map<number, number[]>();
-  for (const r of rows) {
-    if (r.variant !== variant || !matches(r, s) || !Number.isFinite(r.value)) continue;
-    by.set(r.repetition, [...(by.get(r.repetition) ?? []), r.value]);
-  }
-  return new Map([...by].sort((a, b) => a[0] - b[0]).map(([rep, vs]) => [rep, aggregate(vs, s.agg)]));
-}
-
-/** The rows an expectation reads and how it reduces a repetition's rows. */
-export function selectionOf(e: Expectation): Selection {
-  return { metric: e.metric, step: e.step, entity: e.entity, agg: e.agg };
-}
-
-/** The selections named by the experiment's expectations, each once, in file order. */
-export function expectationSelections(expect: readonly Expectation[]): Selection[] {
-  const seen = new Map<string, Selection>();
-  for (const e of expect) {
-    const s = selectionOf(e);
-    if (!seen.has(selectionKey(s))) seen.set(selectionKey(s), s);
-  }
-  return [...seen.values()];
-}
 
 export interface SideResult {
   label: string;

@@ -8,9 +8,8 @@ import { View, parse } from 'vega';
 import { compile, type TopLevelSpec } from 'vega-lite';
 import { applicable } from '../run/expect.js';
 import type { Comparator, Expectation } from '../spec/schema.js';
-import { expectationSelections, describeSelection, perRepetition, selectionOf, type Selection } from './compare.js';
+import { describeSelection, expectationSelections, median, perRepetition, selectionOf, type Selection } from '../model/select.js';
 import { expectationsOf, type LoadedResults, type RepetitionData, type VcpuSample } from './load.js';
-import { median } from './stats.js';
 
 export interface Plot {
   /** File name under plots/. */

@@ -3,7 +3,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
-import { describeSelection, expectationSelections, perRepetition, type Selection } from './compare.js';
+import { describeSelection, expectationSelections, perRepetition, type Selection } from '../model/select.js';
 import { renderHtml } from './html.js';
 import { expectationsOf, loadResults, type LoadedResults } from './load.js';
 import { makePlots, type Plot } from './plots.js';

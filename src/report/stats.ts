@@ -1,6 +1,7 @@
 // Small-sample statistics for comparing repetitions: quantiles, a two-sided permutation test on the
 // difference of means, and Cliff's delta as the effect size. Repetitions are few (3-20), so the test
 // is exact (every arrangement) whenever that is affordable and seeded Monte Carlo otherwise.
+import { median } from '../model/select.js';
 
 export function quantile(values: readonly number[], q: number): number {
   if (values.length === 0) return NaN;
@@ -10,8 +11,6 @@ export function quantile(values: readonly number[], q: number): number {
   const hi = Math.ceil(pos);
   return s[lo]! + (s[hi]! - s[lo]!) * (pos - lo);
 }
-
-export const median = (values: readonly number[]): number => quantile(values, 0.5);
 
 export interface Spread {
   n: number;

@@ -4,31 +4,8 @@
 import type { Expectation } from '../spec/schema.js';
 import { selects, type Variant } from '../spec/matrix.js';
 import { formatValue, type MetricRow } from '../model/metrics.js';
+import { describeSelection, matches, median, repetitionValues, selectionOf } from '../model/select.js';
 import type { ExpectationResult } from '../model/summary.js';
-
-export function aggregate(values: readonly number[], agg: Expectation['agg']): number {
-  if (agg === 'count') return values.length;
-  const sorted = [...values].sort((a, b) => a - b);
-  switch (agg) {
-    case 'min':
-      return sorted[0]!;
-    case 'max':
-      return sorted[sorted.length - 1]!;
-    case 'sum':
-      return values.reduce((a, b) => a + b, 0);
-    case 'mean':
-      return values.reduce((a, b) => a + b, 0) / values.length;
-    case 'last':
-      return values[values.length - 1]!;
-    case 'median':
-      return median(sorted);
-  }
-}
-
-export function median(sorted: readonly number[]): number {
-  const n = sorted.length;
-  return n % 2 ? sorted[(n - 1) / 2]! : (sorted[n / 2 - 1]! + sorted[n / 2]!) / 2;
-}
 
 export function compare(observed: number, op: Expectation['op'], value: number | [number, number]): boolean {
   const v = value as number;
@@ -56,9 +33,7 @@ const OP_TEXT = { eq: '==', ne: '!=', lt: '<', le: '<=', gt: '>', ge: '>=', betw
 
 export function describeClaim(e: Expectation): string {
   const value = Array.isArray(e.value) ? `[${e.value.join(', ')}]` : String(e.value);
-  const entity = e.entity ? ` [${e.entity.join(',')}]` : '';
-  const step = e.step ? ` @ ${e.step.join(',')}` : '';
-  return `${e.agg} ${e.metric}${entity}${step} ${OP_TEXT[e.op]} ${value}`;
+  return `${describeSelection(selectionOf(e))} ${OP_TEXT[e.op]} ${value}`;
 }
 
 /** Expectations that apply to this variant (their `when` selects it). */
@@ -66,15 +41,15 @@ export function applicable(expectations: readonly Expectation[], variant: Varian
   return expectations.filter((e) => selects(e.when, variant));
 }
 
+/** The expectation over one variant's rows: each repetition reduced by its agg, then the median over repetitions. */
 export function evaluate(e: Expectation, rows: readonly MetricRow[]): ExpectationResult {
-  const matched = rows.filter((r) => r.metric === e.metric && (!e.step || e.step.includes(r.step)) && (!e.entity || e.entity.includes(r.entity)));
   const claim = describeClaim(e);
-  if (matched.length === 0) {
+  const byRep = repetitionValues(rows, selectionOf(e));
+  if (byRep.size === 0) {
     return { description: e.description, metric: e.metric, claim, passed: false, observed: null, perRepetition: [], rows: 0, note: `no ${e.metric} data was collected for this selection` };
   }
-  const byRep = new Map<number, number[]>();
-  for (const r of matched) byRep.set(r.repetition, [...(byRep.get(r.repetition) ?? []), r.value]);
-  const perRepetition = [...byRep.entries()].sort(([a], [b]) => a - b).map(([, values]) => Number(formatValue(aggregate(values, e.agg))));
-  const observed = Number(formatValue(median([...perRepetition].sort((a, b) => a - b))));
-  return { description: e.description, metric: e.metric, claim, passed: compare(observed, e.op, e.value), observed, perRepetition, rows: matched.length };
+  const perRepetition = [...byRep.values()].map((v) => Number(formatValue(v)));
+  const observed = Number(formatValue(median(perRepetition)));
+  const counted = rows.filter((r) => matches(r, selectionOf(e)) && Number.isFinite(r.value)).length;
+  return { description: e.description, metric: e.metric, claim, passed: compare(observed, e.op, e.value), observed, perRepetition, rows: counted };
 }

@@ -14,7 +14,7 @@ import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
 import type { Loaded } from '../spec/load.js';
 import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/matrix.js';
-import type { CollectorName, Experiment } from '../spec/schema.js';
+import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
 import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
@@ -23,10 +23,6 @@ import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
 import type { ThreadMap } from '../model/threads.js';
-
-/** Step names the runner writes rows and log lines under: no experiment step may take them. */
-export const BOOT_STEP = 'boot';
-export const TEARDOWN_STEP = 'teardown';
 
 export interface RunOptions {
   loaded: Loaded;
@@ -254,7 +250,7 @@ async function startCollectors(r: Repetition): Promise<void> {
     const dir = join(r.result.dir, name);
     await mkdir(dir, { recursive: true });
     try {
-      await c.start({ host: backend.host, clock: backend.clock, vm: r.vm!, threads: () => r.threads!, dir, emit: r.emit });
+      await c.start({ host: backend.host, facts: r.facts, clock: backend.clock, vm: r.vm!, threads: () => r.threads!, dir, emit: r.emit });
     } catch (e) {
       if (!(e instanceof NotCollected)) throw e;
       r.result.collectors[name] = `not collected: ${e.message}`;
@@ -270,7 +266,7 @@ async function waitReady(r: Repetition): Promise<void> {
   const { clock } = r.opts.backend;
   await abortable(r.vm!.waitReady(r.launchedAt + r.exp.guest.ready_timeout), r.opts.signal, r.vm);
   r.result.readySeconds = (clock.now() - r.launchedAt) / 1000;
-  r.emit({ step: BOOT_STEP, entity: 'guest', metric: 'guest.ready_s', value: r.result.readySeconds, unit: 's' });
+  r.emit({ step: RUNNER_STEPS.boot, entity: 'guest', metric: 'guest.ready_s', value: r.result.readySeconds, unit: 's' });
 }
 
 /** Every step, stamped, with each collector told where it starts and ends. */
@@ -332,7 +328,7 @@ async function teardown(r: Repetition): Promise<void> {
   const vm = r.vm ?? (await r.launching?.catch(() => undefined));
   if (vm) {
     const how = await vm.shutdown().catch((e: unknown) => `shutdown failed: ${errorMessage(e)}`);
-    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: TEARDOWN_STEP, end: r.opts.backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
+    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: RUNNER_STEPS.teardown, end: r.opts.backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
   }
   await rm(r.runDir, { recursive: true, force: true });
 }

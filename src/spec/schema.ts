@@ -232,6 +232,9 @@ const ACTIONS = {
 export type StepKind = keyof typeof ACTIONS;
 export const STEP_KINDS = Object.keys(ACTIONS) as StepKind[];
 
+/** Steps the runner itself writes under: `boot` (the guest.ready_s row) and `teardown` (its log line). */
+export const RUNNER_STEPS = { boot: 'boot', teardown: 'teardown' } as const;
+
 const RawStep = strict({
   name: slug.optional(),
   timeout: duration.optional(),
@@ -404,6 +407,7 @@ export const ExperimentSchema = strict({
   const names = new Set<string>();
   exp.steps.forEach((step, i) => {
     if (names.has(step.name)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'name'], message: `step name "${step.name}" is used twice; names must be unique` });
+    if ((Object.values(RUNNER_STEPS) as string[]).includes(step.name)) ctx.addIssue({ code: 'custom', path: ['steps', i, 'name'], message: `step name "${step.name}" is the runner's own (${step.name === RUNNER_STEPS.boot ? 'its guest.ready_s row' : 'its teardown log line'} goes by it); give the step another name` });
     names.add(step.name);
     if ((step.kind === 'offline' || step.kind === 'online') && step.cpu >= maxcpus) {
       ctx.addIssue({ code: 'custom', path: ['steps', i, step.kind], message: `guest CPU ${step.cpu} does not exist (maxcpus ${maxcpus})` });
@@ -412,7 +416,7 @@ export const ExperimentSchema = strict({
   const axes = Object.keys(exp.matrix ?? {});
   exp.expect.forEach((e, i) => {
     for (const s of e.step ?? []) {
-      if (!names.has(s)) ctx.addIssue({ code: 'custom', path: ['expect', i, 'step'], message: `no step is named "${s}"; steps are: ${[...names].join(', ')}` });
+      if (!names.has(s) && s !== RUNNER_STEPS.boot) ctx.addIssue({ code: 'custom', path: ['expect', i, 'step'], message: `no step is named "${s}"; steps are: ${[...names, RUNNER_STEPS.boot].join(', ')}` });
     }
     for (const [axis, wanted] of Object.entries(e.when ?? {})) {
       if (!axes.includes(axis)) {

@@ -17,6 +17,7 @@ import { generateClientKey, SshGuest } from '../../src/backend/ssh-guest.js';
 import { NotCollected } from '../../src/collect/collector.js';
 import { KvmStatsCollector } from '../../src/collect/kvm-stats.js';
 import { VcpuCpuCollector } from '../../src/collect/vcpu-cpu.js';
+import type { HostFacts } from '../../src/model/host-facts.js';
 import type { MetricRow } from '../../src/model/metrics.js';
 import type { ThreadMap } from '../../src/model/threads.js';
 import { createProgress } from '../../src/run/progress.js';
@@ -25,6 +26,8 @@ import { runStep } from '../../src/run/steps.js';
 import { parseExperiment } from '../../src/spec/load.js';
 
 const { Server } = ssh2;
+/** These collectors ask nothing of the host's facts. */
+const NO_FACTS = {} as HostFacts;
 const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-seam-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -159,7 +162,7 @@ describe('collectors', () => {
   it('kvm-stats under TCG says "not collected" at start, instead of "collected" and a throw at stop', async () => {
     const vm = scriptedVm(async () => []); // query-stats: no kvm provider
     const c = new KvmStatsCollector();
-    await expect(c.start({ host: fileHost({}), clock: realClock, vm: { ...vm, pid: 4242 } as Vm, threads: () => threads, dir: tmp, emit: () => undefined })).rejects.toThrow(NotCollected);
+    await expect(c.start({ facts: NO_FACTS, host: fileHost({}), clock: realClock, vm: { ...vm, pid: 4242 } as Vm, threads: () => threads, dir: tmp, emit: () => undefined })).rejects.toThrow(NotCollected);
     await expect(c.stop()).resolves.toBeUndefined();
   });
 
@@ -170,7 +173,7 @@ describe('collectors', () => {
     const vm = { ...scriptedVm(async (cmd, args) => (cmd === 'qom-get' ? apic[String(args?.path)] : Promise.reject(new Error('no query-stats')))), pid: 4242 } as Vm;
     const rows: MetricRow[] = [];
     const c = new KvmStatsCollector();
-    await c.start({ host: fileHost(files), clock: realClock, vm, threads: () => threads, dir: tmp, emit: (r) => void rows.push({ variant: 'v', repetition: 1, ...r }) });
+    await c.start({ facts: NO_FACTS, host: fileHost(files), clock: realClock, vm, threads: () => threads, dir: tmp, emit: (r) => void rows.push({ variant: 'v', repetition: 1, ...r }) });
     await c.stepStart();
     files[`${dbg}/vcpu2/halt_exits`] = '130\n';
     await c.stepEnd('s');
@@ -186,7 +189,7 @@ describe('collectors', () => {
     const state = { failing: false };
     const clock = new VirtualClock(0);
     const c = new VcpuCpuCollector(100);
-    await c.start({ host: fileHost(files, state), clock, vm: { pid: 4242 } as Vm, threads: () => threads, dir: tmp, emit: () => undefined });
+    await c.start({ facts: NO_FACTS, host: fileHost(files, state), clock, vm: { pid: 4242 } as Vm, threads: () => threads, dir: tmp, emit: () => undefined });
     await c.stepStart();
     state.failing = true;
     await clock.sleep(150); // one tick reads while the host fails

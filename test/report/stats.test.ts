@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { choose, cliffsDelta, cliffsMagnitude, median, permutationTest, quantile, repetitionsNeeded, spread } from '../../src/report/stats.js';
+import { median } from '../../src/model/select.js';
+import { choose, cliffsDelta, cliffsMagnitude, permutationTest, quantile, repetitionsNeeded, spread } from '../../src/report/stats.js';
 import { compareValues, splitVariants } from '../../src/report/compare.js';
 
 describe('quantiles and spread', () => {

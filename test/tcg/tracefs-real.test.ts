@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vm } from '../../src/backend/backend.js';
 import { realClock } from '../../src/backend/clock.js';
 import { RealHostView } from '../../src/backend/qemu/host-view.js';
+import { probeHost } from '../../src/backend/qemu/probe.js';
 import type { CollectorContext } from '../../src/collect/collector.js';
 import { parseTaskStatus } from '../../src/formats/procfs.js';
 import { TracefsCollector } from '../../src/collect/tracefs.js';
@@ -33,6 +34,8 @@ const snapshotGlobal = async () => Object.fromEntries(await Promise.all(GLOBAL.m
 const kvmlabInstances = async () => (await readdir(`${T}/instances`)).filter((n) => n.startsWith('kvmlab-'));
 
 const reason = await skipReason();
+/** What the probe says this host is: where its tracefs is, as a real run asks it. */
+const facts = await probeHost();
 if (reason) console.warn(`tracefs-real: skipped: ${reason}`);
 
 describe.skipIf(reason !== undefined)('tracefs collector on the real tracefs', () => {
@@ -59,7 +62,7 @@ describe.skipIf(reason !== undefined)('tracefs collector on the real tracefs', (
     const tids = (await readdir(`/proc/${pid}/task`)).map(Number).sort((a, b) => a - b);
     const map: ThreadMap = { pid, vcpus: tids.map((tid, index) => ({ index, tid, qomPath: '', props: {} })), others: [] };
     const vm = { pid, qmp: undefined } as unknown as Vm;
-    const ctx: CollectorContext = { host: fsHost, clock: realClock, vm, threads: () => map, dir, emit: (r) => rows.push({ variant: 'v', repetition: 1, ...r }) };
+    const ctx: CollectorContext = { host: fsHost, facts, clock: realClock, vm, threads: () => map, dir, emit: (r) => rows.push({ variant: 'v', repetition: 1, ...r }) };
     const switches = async () => {
       let n = 0;
       for (const tid of tids) {
@@ -96,7 +99,7 @@ describe.skipIf(reason !== undefined)('tracefs collector on the real tracefs', (
   });
 
   it('removes its instance after a failed start too', async () => {
-    const ctx: CollectorContext = { host: fsHost, clock: realClock, vm: { pid: child.pid! } as unknown as Vm, threads: () => ({ pid: child.pid!, vcpus: [], others: [child.pid!] }), dir, emit: () => undefined };
+    const ctx: CollectorContext = { host: fsHost, facts, clock: realClock, vm: { pid: child.pid! } as unknown as Vm, threads: () => ({ pid: child.pid!, vcpus: [], others: [child.pid!] }), dir, emit: () => undefined };
     const c = new TracefsCollector({ events: ['sched:sched_switch', 'sched:no_such_event_kvmlab'], buffer_kb: 256 });
     await expect(c.start(ctx)).rejects.toThrow(/no_such_event_kvmlab does not exist/);
     expect(await kvmlabInstances()).toEqual([]);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { aggregate, compare, evaluate } from '../../src/run/expect.js';
+import { compare, evaluate } from '../../src/run/expect.js';
+import { aggregate } from '../../src/model/select.js';
 import { type MetricRow, parseCsv, toCsv } from '../../src/model/metrics.js';
 import { parseExperiment } from '../../src/spec/load.js';
 
@@ -37,6 +38,10 @@ describe('expectations', () => {
   it('counts rows per repetition, so repeating a run does not change a count', () => {
     expect(evaluate(exp.expect[3]!, rows)).toMatchObject({ passed: false, observed: 1, perRepetition: [3, 1, 1] });
     expect(evaluate(exp.expect[3]!, rows.filter((r) => r.repetition === 1))).toMatchObject({ passed: true, observed: 3 });
+  });
+  it('leaves out values that are not numbers, as compare and the plots do; only those is no data', () => {
+    expect(evaluate(exp.expect[0]!, [...rows, row('vcpu1', Number.NaN, 'idle', 2), row('vcpu1', Number.POSITIVE_INFINITY, 'idle', 4)])).toMatchObject({ observed: 97, perRepetition: [97, 99, 12], rows: 3 });
+    expect(evaluate(exp.expect[0]!, [row('vcpu1', Number.NaN)])).toMatchObject({ passed: false, observed: null, note: expect.stringMatching(/no vcpu\.cpu_pct data/) });
   });
   it('has the usual aggregates and comparisons', () => {
     expect(aggregate([3, 1, 2, 10], 'median')).toBe(2.5);

@@ -128,4 +128,10 @@ flavour: sweet
     for (let i = 1; i < 9; i++) bomb.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(9).fill(`*${String.fromCharCode(96 + i)}`).join(',')}]`);
     expect(problems(bomb.join('\n'))).toMatch(/alias|Excessive/i);
   });
+  it('refuses a step named after the runner\'s own rows (boot, teardown), and lets a claim read the boot row', () => {
+    expect(problems(base.replace('  - wait: 1s', '  - { name: boot, wait: 1s }'))).toMatch(/exp\.yaml:5:\d+: steps\[0\]\.name: step name "boot" is the runner's own \(its guest\.ready_s row goes by it\); give the step another name/);
+    expect(problems(base.replace('  - wait: 1s', '  - { name: teardown, wait: 1s }'))).toMatch(/step name "teardown" is the runner's own/);
+    const e = parseExperiment(`${base}expect:\n  - { description: boots, metric: guest.ready_s, step: boot, le: 60 }\n`, 'exp.yaml');
+    expect(e.expect[0]!.step).toEqual(['boot']);
+  });
 });
