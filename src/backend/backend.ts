@@ -16,6 +16,12 @@ export interface OpenFile {
   close(): void;
 }
 
+export interface ProgramResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
 /** A program started on the host (perf stat): its stderr as it comes, its end, and signals to it. */
 export interface HostProcess {
   readonly stderr: string[];
@@ -38,6 +44,10 @@ export interface HostView {
   setAffinity(tid: number, cpus: readonly number[]): Promise<void>;
   /** CPU % (of one CPU) and RSS of a whole process since the previous call. */
   processUsage(pid: number): Promise<{ cpuPct: number; rssBytes: number }>;
+  /** May this process write ('w') or execute ('x') the host path? */
+  access(path: string, mode: 'w' | 'x'): Promise<boolean>;
+  /** Run a program on the host to its end (argv, no shell); exitCode -1 when it could not start or timed out. */
+  run(file: string, args: readonly string[], timeoutMs: number): Promise<ProgramResult>;
   /** Start a program on the host (argv, no shell), stdin and stdout closed. */
   spawn(file: string, args: readonly string[]): HostProcess;
 }

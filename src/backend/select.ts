@@ -6,7 +6,8 @@ import type { HostJournal } from '../host/journal.js';
 import type { Backend } from './backend.js';
 import { MockBackend } from './mock/mock-backend.js';
 import { qemuBinary } from './qemu/argv.js';
-import { findExecutable } from './qemu/probe.js';
+import { findExecutable } from './probe.js';
+import { RealHostView } from './qemu/host-view.js';
 import { QemuBackend } from './qemu/qemu-backend.js';
 
 /** The Debian package that ships the QEMU binary for this guest architecture. */
@@ -18,7 +19,7 @@ export function qemuPackage(arch: 'x86_64' | 'ppc64'): string {
 export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress, journal: () => HostJournal): Promise<Backend> {
   if (asked === 'mock') return new MockBackend();
   const binary = qemuBinary(arch);
-  const installed = (await findExecutable(binary)) !== undefined;
+  const installed = (await findExecutable(new RealHostView(), binary)) !== undefined;
   if (installed) return new QemuBackend({ arch, journal: journal() });
   const fix = `install it with \`apt-get install ${qemuPackage(arch)}\` or run \`bash host-scripts/setup.sh\``;
   if (asked === 'qemu') throw new HostError(`--backend qemu: ${binary} is not installed (not found on PATH); ${fix}`);

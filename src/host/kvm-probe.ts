@@ -2,9 +2,7 @@
 // host's KVM answers for disable-exits, halt polling, vCPU limits, and whether enabling the
 // disable-exits capability and creating a vCPU work.
 
-import { access, constants } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { execa } from 'execa';
 import { z } from 'zod';
 
 /** host-scripts/build, from src/host/ (tsx/vitest) and from dist/host/ (compiled) alike. */
@@ -80,21 +78,21 @@ export function parseKvmProbeOutput(stdout: string): KvmProbe {
   return parsed.data;
 }
 
+/** Where the probe runs: the host's HostView (this shape, so host/ needs nothing from backend/). */
+export interface ProgramHost {
+  access(path: string, mode: 'x'): Promise<boolean>;
+  run(file: string, args: readonly string[], timeoutMs: number): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+}
+
 /**
- * Runs the probe. A missing binary is a normal result naming the build command; a binary that
- * fails (non-zero exit, bad output) throws, since kvm-probe reports KVM problems in its JSON.
+ * Runs the probe on `host`. A missing binary is a normal result naming the build command; a binary
+ * that fails (non-zero exit, bad output) throws, since kvm-probe reports KVM problems in its JSON.
  */
-export async function runKvmProbe(opts: { binary?: string; timeoutMs?: number } = {}): Promise<KvmProbeResult> {
+export async function runKvmProbe(host: ProgramHost, opts: { binary?: string; timeoutMs?: number } = {}): Promise<KvmProbeResult> {
   const binary = opts.binary ?? KVM_PROBE_PATH;
-  try {
-    await access(binary, constants.X_OK);
-  } catch {
-    return { status: 'not_built', binary, message: `${binary} is not built; run \`${BUILD_HINT}\`` };
-  }
-  const r = await execa(binary, [], { reject: false, timeout: opts.timeoutMs ?? 30_000, stdin: 'ignore' });
-  if (r.exitCode !== 0 || r.failed) {
-    throw new Error(`${binary} failed (${r.shortMessage}): ${r.stderr.trim() || '(no stderr)'}`);
-  }
+  if (!(await host.access(binary, 'x'))) return { status: 'not_built', binary, message: `${binary} is not built; run \`${BUILD_HINT}\`` };
+  const r = await host.run(binary, [], opts.timeoutMs ?? 30_000);
+  if (r.exitCode !== 0) throw new Error(`${binary} failed (exit ${r.exitCode}): ${r.stderr.trim() || '(no stderr)'}`);
   return { status: 'ok', binary, probe: parseKvmProbeOutput(r.stdout) };
 }
 

@@ -16,7 +16,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
-import { qemuInfo } from '../backend/qemu/probe.js';
+import { qemuInfo } from '../backend/probe.js';
+import { RealHostView } from '../backend/qemu/host-view.js';
 import { HostError, errorMessage } from '../errors.js';
 import { type HostJournal, processStartTicks } from '../host/journal.js';
 import type { Progress } from '../model/progress.js';
@@ -126,7 +127,7 @@ export interface NestedRunResult {
 /** Boots L1, runs the kvmlab command in it, and returns when L1 is gone. */
 export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
   const image = await readNestedImage();
-  const { path: l0, version } = await qemuInfo(L0_BINARY);
+  const { path: l0, version } = await qemuInfo(new RealHostView(), L0_BINARY);
   if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
   const target: RunTarget = {
     kind: 'nested',

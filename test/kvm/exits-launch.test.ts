@@ -3,6 +3,7 @@
 // shim's record). This host's KVM cannot boot a guest kernel, so the VM is launched and shut down
 // without waiting for the guest. A variant asking for MWAIT on a host without it is skipped by
 // preflight before anything boots.
+import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,7 @@ async function prepare(): Promise<{ allowed: number } | string> {
   if (made.exitCode !== 0) return made.failed && (made as { code?: string }).code === 'ENOENT' ? 'make is not installed' : `${BUILD_HINT} failed:\n${made.all}`;
   const q = await qemuSkipReason('x86_64');
   if (q) return q;
-  const r = await runKvmProbe();
+  const r = await runKvmProbe(new RealHostView());
   if (r.status !== 'ok') return r.message;
   if (!kvmUsable(r.probe)) return '/dev/kvm is not usable here';
   const allowed = allowedDisableExits(r.probe);

@@ -3,6 +3,7 @@
 // absent, and stay out of the way when no KVMLAB_* variable is set. QEMU runs with -S, so no guest
 // code is needed: everything checked happens while the VM and its vCPUs are created.
 
+import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import { describe, it, expect, afterEach, beforeAll } from 'vitest';
 import { access, constants, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
@@ -52,7 +53,7 @@ async function prepare(): Promise<Ready | string> {
     return `host-scripts are not built and make is not installed (run \`${BUILD_HINT}\`)`;
   }
   if (!(await onPath(QEMU))) return `${QEMU} is not installed`;
-  const res = await runKvmProbe();
+  const res = await runKvmProbe(new RealHostView());
   if (res.status === 'not_built') return res.message;
   const probe = res.probe;
   if (!kvmUsable(probe)) {

@@ -3,7 +3,8 @@
 import { access, constants, readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { findExecutable } from '../../src/backend/qemu/probe.js';
+import { findExecutable } from '../../src/backend/probe.js';
+import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import { imagesDir, IMAGE_FILES } from '../../src/backend/qemu/image.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
@@ -13,7 +14,7 @@ export const CLI = join(ROOT, 'dist/cli.js');
 /** Why a real-QEMU test cannot run here, or undefined. */
 export async function qemuSkipReason(arch: 'x86_64' | 'ppc64le'): Promise<string | undefined> {
   const bin = arch === 'x86_64' ? 'qemu-system-x86_64' : 'qemu-system-ppc64';
-  if (!(await findExecutable(bin))) return `${bin} is not installed (bash host-scripts/setup.sh)`;
+  if (!(await findExecutable(new RealHostView(), bin))) return `${bin} is not installed (bash host-scripts/setup.sh)`;
   const dir = join(imagesDir(), arch);
   for (const f of IMAGE_FILES) {
     if (!(await access(join(dir, f), constants.R_OK).then(() => true, () => false))) return `no ${arch} guest image in ${dir} (kvmlab image build --arch ${arch})`;

@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Vm } from '../../src/backend/backend.js';
 import { realClock } from '../../src/backend/clock.js';
 import { RealHostView } from '../../src/backend/qemu/host-view.js';
-import { probeHost } from '../../src/backend/qemu/probe.js';
+import { probeHost } from '../../src/backend/probe.js';
 import type { CollectorContext } from '../../src/collect/collector.js';
 import { parseTaskStatus } from '../../src/formats/procfs.js';
 import { TracefsCollector } from '../../src/collect/tracefs.js';
@@ -35,7 +35,7 @@ const kvmlabInstances = async () => (await readdir(`${T}/instances`)).filter((n)
 
 const reason = await skipReason();
 /** What the probe says this host is: where its tracefs is, as a real run asks it. */
-const facts = await probeHost();
+const facts = await probeHost(fsHost, { simulated: false });
 if (reason) console.warn(`tracefs-real: skipped: ${reason}`);
 
 describe.skipIf(reason !== undefined)('tracefs collector on the real tracefs', () => {

@@ -4,7 +4,7 @@ import { buildQemuCommand, optValue, shellLine, type ArgvInput } from '../../src
 import type { Accel } from '../../src/model/host-facts.js';
 import { planVm, type PlanHost } from '../../src/plan/vm.js';
 import { checkExitRecord } from '../../src/backend/qemu/exit-record.js';
-import { whyCannotBootGuest } from '../../src/backend/qemu/probe.js';
+import { whyCannotBootGuest } from '../../src/backend/probe.js';
 import { cmdlineFacts } from '../../src/formats/cmdline.js';
 import { parseCpuInfo } from '../../src/formats/cpuinfo.js';
 import { diskFormat } from '../../src/backend/qemu/image.js';

@@ -2,8 +2,9 @@
 // rendered in the kernel's own formats from the model, and sched_setaffinity on those threads.
 // Collectors parse these with the same parsers they use on a real /proc.
 import { formatCpuList } from '../../model/cpulist.js';
-import type { HostProcess, HostView, OpenFile } from '../backend.js';
+import type { HostProcess, HostView, OpenFile, ProgramResult } from '../backend.js';
 import type { Clock } from '../clock.js';
+import { HOST_DIRS, HOST_FILES, HOST_PROGRAMS } from './host-files.js';
 import { MockHostSim } from './host-sim.js';
 import type { MockMachine } from './machine.js';
 import type { ThreadSim } from './model.js';
@@ -75,8 +76,8 @@ export class MockHostView implements HostView {
     if (this.tracefs.handles(path)) return this.tracefs.readFile(path);
     if (path === '/proc/interrupts') return this.sim.renderInterrupts();
     if (path === '/proc/stat') return this.sim.renderStat();
-    if (path === '/sys/devices/system/cpu/online') return `${formatCpuList(MOCK_HOST.cpus)}\n`;
-    if (path === '/proc/cmdline') return `${MOCK_HOST.kernelCmdline}\n`;
+    const file = HOST_FILES.get(path);
+    if (file !== undefined) return file;
     throw enoent(path);
   }
 
@@ -84,8 +85,10 @@ export class MockHostView implements HostView {
     if (this.tracefs.handles(path)) return this.tracefs.readdir(path);
     const m = /^\/proc\/(\d+)\/task\/?$/.exec(path);
     const machine = m ? this.machines.get(Number(m[1])) : undefined;
-    if (!machine || machine.deadReason) throw enoent(path);
-    return this.threadsOf(machine).map((t) => String(t.tid));
+    if (machine && !machine.deadReason) return this.threadsOf(machine).map((t) => String(t.tid));
+    const dir = HOST_DIRS.get(path.replace(/\/+$/, '') || '/');
+    if (dir) return [...dir];
+    throw enoent(path);
   }
 
   async writeFile(path: string, data: string): Promise<void> {
@@ -105,10 +108,21 @@ export class MockHostView implements HostView {
 
   async exists(path: string): Promise<boolean> {
     if (this.tracefs.handles(path)) return this.tracefs.exists(path);
+    if (HOST_DIRS.has(path) || HOST_PROGRAMS.has(path) || (MOCK_HOST.devices as readonly string[]).includes(path)) return true;
     return this.readFile(path).then(
       () => true,
-      () => (MOCK_HOST.devices as readonly string[]).includes(path),
+      () => false,
     );
+  }
+
+  async access(path: string, mode: 'w' | 'x'): Promise<boolean> {
+    if (mode === 'x') return HOST_PROGRAMS.has(path);
+    // kvmlab runs as root on the simulated host; only tracefs takes writes there
+    return this.tracefs.handles(path) && this.tracefs.exists(path);
+  }
+
+  async run(file: string): Promise<ProgramResult> {
+    return HOST_PROGRAMS.get(file)?.() ?? { exitCode: -1, stdout: '', stderr: `${file}: not found on the simulated host` };
   }
 
   async setAffinity(tid: number, cpus: readonly number[]): Promise<void> {

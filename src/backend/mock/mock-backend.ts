@@ -13,6 +13,7 @@ import { MockQmpServer } from './qmp-server.js';
 import { MockShell } from './shell.js';
 import { MockSshServer } from './ssh-server.js';
 import { MOCK_HOST } from './profile.js';
+import { probeHost } from '../probe.js';
 import { formatMask } from '../../model/exits.js';
 import { settlesWithin, VirtualClock } from '../clock.js';
 
@@ -44,23 +45,9 @@ export class MockBackend implements Backend {
 
   constructor(private readonly faults: MockFaults = {}) {}
 
-  async probe(): Promise<HostFacts> {
-    return {
-      simulated: true,
-      arch: MOCK_HOST.arch,
-      kernelRelease: MOCK_HOST.kernelRelease,
-      cpus: [...MOCK_HOST.cpus],
-      cpuVendor: MOCK_HOST.cpuVendor,
-      cpuModel: MOCK_HOST.cpuModel,
-      cpuFlags: [...MOCK_HOST.cpuFlags],
-      kernelCmdline: MOCK_HOST.kernelCmdline,
-      kvm: { usable: true, canBootGuest: true, disableExitsMask: MOCK_HOST.disableExitsMask, haltPollCap: true, params: { ...MOCK_HOST.kvmParams } },
-      tracefs: { path: '/sys/kernel/tracing', writable: true },
-      perf: {},
-      root: true,
-      interruptRows: [...MOCK_HOST.interruptRows],
-      pathExists: async (p) => (MOCK_HOST.devices as readonly string[]).includes(p),
-    };
+  /** The simulated host, probed like any other: the probe reads the files its HostView serves. */
+  probe(): Promise<HostFacts> {
+    return probeHost(this.host, { simulated: true });
   }
 
   async launch(req: LaunchRequest): Promise<Vm> {

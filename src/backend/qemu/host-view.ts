@@ -4,13 +4,13 @@
 // outside one (its old value). Affinities are set only on threads of QEMU processes kvmlab started,
 // which die with them, so they need no undoing.
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, constants, openSync, readSync } from 'node:fs';
 import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import pidusage from 'pidusage';
 import { formatCpuList } from '../../model/cpulist.js';
 import type { HostJournal } from '../../host/journal.js';
-import type { HostProcess, HostView, OpenFile } from '../backend.js';
+import type { HostProcess, HostView, OpenFile, ProgramResult } from '../backend.js';
 
 /** A directory kvmlab creates that holds host state: tracefs instances. */
 const INSTANCE = /\/instances\/[^/]+$/;
@@ -69,6 +69,18 @@ export class RealHostView implements HostView {
       () => true,
       () => false,
     );
+  }
+
+  access(path: string, mode: 'w' | 'x'): Promise<boolean> {
+    return access(path, mode === 'w' ? constants.W_OK : constants.X_OK).then(
+      () => true,
+      () => false,
+    );
+  }
+
+  async run(file: string, args: readonly string[], timeoutMs: number): Promise<ProgramResult> {
+    const r = await execa(file, args, { reject: false, stdin: 'ignore', timeout: timeoutMs });
+    return { exitCode: r.failed && r.exitCode === undefined ? -1 : (r.exitCode ?? -1), stdout: r.stdout, stderr: r.failed && !r.stderr ? (r.shortMessage ?? '') : r.stderr };
   }
 
   async setAffinity(tid: number, cpus: readonly number[]): Promise<void> {

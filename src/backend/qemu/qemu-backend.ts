@@ -21,7 +21,7 @@ import { buildQemuCommand, shellLine, type QemuCommand } from './argv.js';
 import { checkExitRecord } from './exit-record.js';
 import { RealHostView } from './host-view.js';
 import { resolveGuestImage, type GuestImage } from './image.js';
-import { probeHost, type RealHostFacts } from './probe.js';
+import { probeHost, type ProbedHostFacts } from '../probe.js';
 import type { GuestSpec } from '../../spec/schema.js';
 
 export interface QemuBackendOptions {
@@ -124,14 +124,14 @@ export class QemuBackend implements Backend {
   readonly simulated = false;
   readonly host: RealHostView;
   readonly clock = realClock;
-  private facts: Promise<RealHostFacts> | undefined;
+  private facts: Promise<ProbedHostFacts> | undefined;
 
   constructor(private readonly opts: QemuBackendOptions = {}) {
     this.host = new RealHostView(opts.journal);
   }
 
   probe(): Promise<HostFacts> {
-    this.facts ??= probeHost();
+    this.facts ??= probeHost(this.host, { simulated: false });
     return this.facts;
   }
 

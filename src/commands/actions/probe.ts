@@ -3,7 +3,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { probeHost, type RealHostFacts } from '../../backend/qemu/probe.js';
+import { probeHost, type ProbedHostFacts } from '../../backend/probe.js';
+import { RealHostView } from '../../backend/qemu/host-view.js';
 import { formatCpuList } from '../../model/cpulist.js';
 import { formatTable } from '../../report/table.js';
 import { HostJournal } from '../../host/journal.js';
@@ -15,13 +16,13 @@ import { underInterrupts } from './interrupts.js';
 const KVM_PARAM_PATTERNS = [/^halt_poll_ns/, /^mitigate_smt_rsb$/, /(^|\.)enable_apicv$/, /(^|\.)ple_/, /(^|\.)pause_filter_/, /^kvm_intel\.(vmentry_l1d_flush|enable_ipiv|preemption_timer)$/, /^kvm_amd\.(avic|nested)$/];
 
 /** The probe as JSON: HostFacts (less the function) and the details `kvmlab probe` shows. */
-function probeJson(f: RealHostFacts): Record<string, unknown> {
+function probeJson(f: ProbedHostFacts): Record<string, unknown> {
   const { pathExists: _unused, details, ...facts } = f;
   void _unused;
   return { ...facts, details };
 }
 
-function probeTable(f: RealHostFacts): string {
+function probeTable(f: ProbedHostFacts): string {
   const d = f.details;
   const yes = (b: boolean | undefined) => (b ? 'yes' : 'no');
   const rows: [string, string][] = [];
@@ -53,7 +54,7 @@ function probeTable(f: RealHostFacts): string {
 
 export async function probe(flags: { json?: boolean; on: string }): Promise<void> {
   if (parseOn(flags.on) === 'nested') return probeNested(flags.json ?? false);
-  const facts = await probeHost({ tools: true });
+  const facts = await probeHost(new RealHostView(), { simulated: false, tools: true });
   process.stdout.write(flags.json ? `${JSON.stringify(probeJson(facts), null, 2)}\n` : `${probeTable(facts)}\n`);
 }
 

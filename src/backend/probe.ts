@@ -1,39 +1,24 @@
-// What this host is and can do, read from the host itself: uname, online CPUs, /proc/cpuinfo,
-// /proc/cmdline, KVM through real ioctls (host-scripts/build/kvm-probe), kvm module parameters,
-// cpuidle, tracefs/debugfs/perf, the QEMU binaries. Nothing is mounted or changed.
-import { access, constants, readdir, readFile } from 'node:fs/promises';
-import { release, machine } from 'node:os';
+// What a host is and can do, read from the host through its HostView: uname, online CPUs,
+// /proc/cpuinfo, /proc/cmdline, KVM through real ioctls (host-scripts/build/kvm-probe), kvm module
+// parameters, cpuidle, tracefs/debugfs/perf, the QEMU binaries. Nothing is mounted or changed. The
+// real backend's view reads the real host; the mock's serves its simulated host's files and
+// programs, so both are probed by this one code.
 import { delimiter, join } from 'node:path';
-import { execa } from 'execa';
-import type { HostFacts } from '../../model/host-facts.js';
-import { parseInterrupts } from '../../formats/procfs.js';
-import { cmdlineFacts } from '../../formats/cmdline.js';
-import { parseCpuInfo } from '../../formats/cpuinfo.js';
-import { parseCpuList } from '../../model/cpulist.js';
-import { formatMask, namesOf } from '../../model/exits.js';
-import { allowedDisableExits, kvmUsable, runKvmProbe, type KvmProbe } from '../../host/kvm-probe.js';
+import type { HostView } from './backend.js';
+import type { HostFacts } from '../model/host-facts.js';
+import { parseInterrupts } from '../formats/procfs.js';
+import { cmdlineFacts } from '../formats/cmdline.js';
+import { parseCpuInfo } from '../formats/cpuinfo.js';
+import { parseCpuList } from '../model/cpulist.js';
+import { formatMask, namesOf } from '../model/exits.js';
+import { allowedDisableExits, kvmUsable, runKvmProbe, type KvmProbe } from '../host/kvm-probe.js';
 
-async function read(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-async function pathExists(path: string): Promise<boolean> {
-  return access(path, constants.F_OK).then(
-    () => true,
-    () => false,
-  );
-}
-
-/** The first executable named `name` on PATH, without a shell. */
-export async function findExecutable(name: string, pathVar = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): Promise<string | undefined> {
+/** The first executable named `name` on the host's PATH (this process's PATH), without a shell. */
+export async function findExecutable(host: HostView, name: string, pathVar = process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin'): Promise<string | undefined> {
   for (const dir of pathVar.split(delimiter)) {
     if (!dir) continue;
     const p = join(dir, name);
-    if (await access(p, constants.X_OK).then(() => true, () => false)) return p;
+    if (await host.access(p, 'x')) return p;
   }
   return undefined;
 }
@@ -82,74 +67,72 @@ export interface ProbeDetails {
   canBootGuestReason?: string;
 }
 
-export interface RealHostFacts extends HostFacts {
+export interface ProbedHostFacts extends HostFacts {
   details: ProbeDetails;
 }
 
-async function readParams(dir: string, prefix: string, into: Record<string, string>): Promise<void> {
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return;
-  }
+async function readParams(host: HostView, dir: string, prefix: string, into: Record<string, string>): Promise<void> {
+  const names = await host.readdir(dir).catch(() => [] as string[]);
   for (const n of names.sort()) {
-    const v = await read(join(dir, n));
+    const v = await host.readFile(join(dir, n)).catch(() => undefined);
     if (v !== undefined) into[`${prefix}${n}`] = v.trim();
   }
 }
 
-export async function qemuInfo(binary: string): Promise<QemuBinaryInfo> {
-  const path = await findExecutable(binary);
+export async function qemuInfo(host: HostView, binary: string): Promise<QemuBinaryInfo> {
+  const path = await findExecutable(host, binary);
   if (!path) return { binary };
-  const r = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
+  const r = await host.run(path, ['--version'], 10_000);
   const m = /version\s+(\S+)/.exec(r.stdout);
   return { binary, path, ...(m?.[1] ? { version: m[1] } : {}) };
 }
 
-async function perfInfo(): Promise<ProbeDetails['perf']> {
-  const path = await findExecutable('perf');
+async function perfInfo(host: HostView, path: string | undefined): Promise<ProbeDetails['perf']> {
   if (!path) return {};
-  const r = await execa(path, ['--version'], { reject: false, stdin: 'ignore', timeout: 10_000 });
+  const r = await host.run(path, ['--version'], 10_000);
   if (r.exitCode === 0) return { path, version: r.stdout.trim() };
-  return { path, error: (r.stderr || r.stdout || r.shortMessage || '').trim().split('\n')[0] ?? 'failed' };
+  return { path, error: (r.stderr || r.stdout || 'failed').trim().split('\n')[0] ?? 'failed' };
 }
 
-async function tracefsInfo(): Promise<{ path: string | undefined; writable: boolean }> {
+/** Where tracefs is mounted, and whether this process may write it. */
+async function tracefsInfo(host: HostView): Promise<{ path: string | undefined; writable: boolean }> {
   for (const p of ['/sys/kernel/tracing', '/sys/kernel/debug/tracing']) {
-    if (await pathExists(join(p, 'trace'))) {
-      const writable = await access(join(p, 'tracing_on'), constants.W_OK).then(
-        () => true,
-        () => false,
-      );
-      return { path: p, writable };
-    }
+    if (await host.exists(join(p, 'trace'))) return { path: p, writable: await host.access(join(p, 'tracing_on'), 'w') };
   }
   return { path: undefined, writable: false };
 }
 
+/** uid from /proc/self/status: the probing process's own. */
+function uidOf(status: string | undefined): number | undefined {
+  const m = /^Uid:\s+(\d+)/m.exec(status ?? '');
+  return m ? Number(m[1]) : undefined;
+}
+
 export interface ProbeOptions {
+  /** The guest and host behind the view are a model (the mock backend). */
+  simulated: boolean;
   /** Also look up QEMU binaries, perf and their versions (kvmlab probe); preflight does not need them. */
   tools?: boolean;
 }
 
-export async function probeHost(opts: ProbeOptions = {}): Promise<RealHostFacts> {
-  const arch = machine();
+export async function probeHost(host: HostView, opts: ProbeOptions): Promise<ProbedHostFacts> {
+  const read = (path: string) => host.readFile(path).catch(() => undefined);
+  const arch = ((await read('/proc/sys/kernel/arch')) ?? (await host.run('uname', ['-m'], 5000)).stdout).trim();
   const cpus = parseCpuList((await read('/sys/devices/system/cpu/online'))?.trim() || '0');
   const cpu = parseCpuInfo((await read('/proc/cpuinfo')) ?? '');
   const kernelCmdline = ((await read('/proc/cmdline')) ?? '').trim();
-  const modules = await readdir('/sys/module').catch(() => [] as string[]);
+  const modules = await host.readdir('/sys/module').catch(() => [] as string[]);
   const kvmModules = modules.filter((m) => m === 'kvm' || m.startsWith('kvm_')).sort();
 
   const params: Record<string, string> = {};
-  await readParams('/sys/module/kvm/parameters', '', params);
-  for (const m of ['kvm_intel', 'kvm_amd', 'kvm_pvm']) await readParams(`/sys/module/${m}/parameters`, `${m}.`, params);
+  await readParams(host, '/sys/module/kvm/parameters', '', params);
+  for (const m of ['kvm_intel', 'kvm_amd', 'kvm_pvm']) await readParams(host, `/sys/module/${m}/parameters`, `${m}.`, params);
 
-  const devKvmPresent = await pathExists('/dev/kvm');
+  const devKvmPresent = await host.exists('/dev/kvm');
   let probe: KvmProbe | undefined;
   let kvmProbe: ProbeDetails['kvmProbe'];
   try {
-    const r = await runKvmProbe();
+    const r = await runKvmProbe(host);
     if (r.status === 'ok') {
       probe = r.probe;
       kvmProbe = { status: 'ok', binary: r.binary };
@@ -183,7 +166,8 @@ export async function probeHost(opts: ProbeOptions = {}): Promise<RealHostFacts>
     interruptRows = [];
   }
 
-  const tracefs = await tracefsInfo();
+  const tracefs = await tracefsInfo(host);
+  const perfPath = await findExecutable(host, 'perf');
   const paranoid = await read('/proc/sys/kernel/perf_event_paranoid');
   const enable = probe?.enable_disable_exits;
   const details: ProbeDetails = {
@@ -201,19 +185,19 @@ export async function probeHost(opts: ProbeOptions = {}): Promise<RealHostFacts>
       ...optional('driver', (await read('/sys/devices/system/cpu/cpuidle/current_driver'))?.trim()),
       ...optional('governor', ((await read('/sys/devices/system/cpu/cpuidle/current_governor')) ?? (await read('/sys/devices/system/cpu/cpuidle/current_governor_ro')))?.trim()),
     },
-    qemu: opts.tools ? await Promise.all(['qemu-system-x86_64', 'qemu-system-ppc64'].map(qemuInfo)) : [],
+    qemu: opts.tools ? await Promise.all(['qemu-system-x86_64', 'qemu-system-ppc64'].map((b) => qemuInfo(host, b))) : [],
     tracefs: { ...(tracefs.path ? { path: tracefs.path } : {}), writable: tracefs.writable },
-    debugfs: { mounted: (await readdir('/sys/kernel/debug').catch(() => [] as string[])).length > 0, kvmStats: await pathExists('/sys/kernel/debug/kvm') },
-    perf: opts.tools ? await perfInfo() : {},
+    debugfs: { mounted: (await host.readdir('/sys/kernel/debug').catch(() => [] as string[])).length > 0, kvmStats: await host.exists('/sys/kernel/debug/kvm') },
+    perf: opts.tools ? await perfInfo(host, perfPath) : {},
     ...(paranoid !== undefined && /^-?\d+$/.test(paranoid.trim()) ? { perfEventParanoid: Number(paranoid.trim()) } : {}),
     canBootGuest,
     ...(canBootGuest ? {} : { canBootGuestReason: reason ?? 'KVM is not usable' }),
   };
 
   return {
-    simulated: false,
+    simulated: opts.simulated,
     arch,
-    kernelRelease: release(),
+    kernelRelease: ((await read('/proc/sys/kernel/osrelease')) ?? '').trim(),
     cpus,
     cpuVendor: cpu.vendor,
     cpuModel: cpu.model,
@@ -221,10 +205,10 @@ export async function probeHost(opts: ProbeOptions = {}): Promise<RealHostFacts>
     kernelCmdline,
     kvm: { usable, ...(reason ? { reason } : {}), canBootGuest, disableExitsMask: mask, haltPollCap, params },
     tracefs,
-    perf: { ...optional('path', await findExecutable('perf')), ...(details.perfEventParanoid !== undefined ? { paranoid: details.perfEventParanoid } : {}) },
-    root: process.getuid?.() === 0,
+    perf: { ...optional('path', perfPath), ...(details.perfEventParanoid !== undefined ? { paranoid: details.perfEventParanoid } : {}) },
+    root: uidOf(await read('/proc/self/status')) === 0,
     interruptRows,
-    pathExists,
+    pathExists: (path) => host.exists(path),
     details,
   };
 }
