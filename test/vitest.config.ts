@@ -1,16 +1,26 @@
 import { defineConfig } from 'vitest/config';
 
 // Tests live beside each other by tier: unit (pure), mock (whole pipeline on the simulated host),
-// tcg (real QEMU under TCG), kvm (real /dev/kvm). Real-QEMU tests are slow on 2 cores, so files run
-// one at a time and each test carries its own generous timeout.
+// report, hostile input, tcg (real QEMU under TCG), kvm (a real /dev/kvm, or the nested KVM host).
+// The tiers without hardware run first, two files at a time (they only use CPU); then the real-QEMU
+// tiers, one file at a time, since two TCG guests on 2 cores already compete. Each test carries its
+// own generous timeout where it boots something.
 export default defineConfig({
   test: {
     root: new URL('..', import.meta.url).pathname,
-    include: ['test/**/*.test.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    fileParallelism: false,
     setupFiles: ['test/setup/host-clean.ts'],
     reporters: ['default'],
+    projects: [
+      {
+        extends: true,
+        test: { name: 'without hardware', include: ['test/{unit,mock,report,hostile}/**/*.test.ts'], fileParallelism: true, maxWorkers: 2, sequence: { groupOrder: 0 } },
+      },
+      {
+        extends: true,
+        test: { name: 'real QEMU', include: ['test/{tcg,kvm}/**/*.test.ts'], fileParallelism: false, maxWorkers: 1, sequence: { groupOrder: 1 } },
+      },
+    ],
   },
 });
