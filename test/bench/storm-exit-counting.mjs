@@ -49,7 +49,7 @@ steps:
   - { name: storm, sample: ${WINDOW_S}s }
   - { name: kvmlab-after, host: [sh, -c, ${JSON.stringify(kvmlabCpu)}] }
   - name: perf
-    host: [sh, -c, ${JSON.stringify(`perf kvm stat record -a -o /tmp/kvmlab-storm-perf.data -- sleep ${WINDOW_S} >/dev/null 2>&1; perf kvm stat report -i /tmp/kvmlab-storm-perf.data --event=vmexit 2>&1 | grep -E -i 'total samples|^ *(mwait|monitor) |error|fail' | head -n 5; rm -f /tmp/kvmlab-storm-perf.data; ${childrenCpu}`)}]
+    host: [sh, -c, ${JSON.stringify(`perf kvm stat record -a -o /tmp/kvmlab-storm-perf.data -- sleep ${WINDOW_S} >/dev/null 2>&1; perf kvm -i /tmp/kvmlab-storm-perf.data stat report --event=vmexit 2>&1 | grep -E -i 'total samples|^ *(mwait|monitor) |error|fail' | head -n 5; rm -f /tmp/kvmlab-storm-perf.data; ${childrenCpu}`)}]
     timeout: 300s
   - name: trace-cmd
     host: [sh, -c, ${JSON.stringify(`trace-cmd record -q -e kvm:kvm_exit -o /tmp/kvmlab-storm.dat sleep ${WINDOW_S} >/dev/null 2>&1; echo trace_cmd_events $(trace-cmd report -i /tmp/kvmlab-storm.dat 2>/dev/null | grep -c kvm_exit); rm -f /tmp/kvmlab-storm.dat; ${childrenCpu}`)}]
