@@ -4,8 +4,7 @@
 // across variants with the claim's threshold. Every repetition is drawn, variants come in the order
 // of summary.json (the matrix order), variant ids are never cut (one matrix axis a line), and
 // threads that do the same thing each get their own row, so none hides behind another.
-import { View, parse } from 'vega';
-import { compile, type TopLevelSpec } from 'vega-lite';
+import type { TopLevelSpec } from 'vega-lite';
 import { applicable } from '../run/expect.js';
 import type { Comparator, Expectation } from '../spec/schema.js';
 import { describeSelection, expectationSelections, median, perRepetition, selectionOf, type Selection } from '../model/select.js';
@@ -30,7 +29,11 @@ const CONFIG = {
   legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 320 },
 };
 
+/** vega and vega-lite, loaded the first time a plot is drawn: report --no-write, bundle and compare never need them. */
+const vega = async () => ({ ...(await import('vega')), ...(await import('vega-lite')) });
+
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const { compile, parse, View } = await vega();
   const vg = compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as TopLevelSpec).spec;
   const view = new View(parse(vg), { renderer: 'none' });
   try {
