@@ -19,9 +19,9 @@
 // The kernel's histogram as read at each step's end is kept as hist-<step>.txt. stop() removes the
 // trigger and the instance, also after a failure; the instance is journaled before it is made, and
 // `kvmlab cleanup` removes its kvm_exit trigger with it after a SIGKILL.
-import { randomBytes } from 'node:crypto';
 import { appendFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { instanceName } from '../host/journal.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { tracefsInstances, type Collector, type CollectorContext, type CollectorKind } from './collector.js';
 import type { QmpStatsResult } from './kvm-stats.js';
@@ -58,7 +58,7 @@ export class KvmExitsCollector implements Collector {
     await writeFile(this.rawPath, '');
     const h = ctx.host;
     const root = await tracefsInstances(ctx);
-    this.inst = `${root}/instances/kvmlab-${process.pid}-${randomBytes(4).toString('hex')}`;
+    this.inst = `${root}/instances/${instanceName()}`;
     await h.mkdir(this.inst);
     try {
       const ev = `${this.inst}/events/kvm/kvm_exit`;

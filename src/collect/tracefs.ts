@@ -14,10 +14,10 @@
 // failure, and also when start() fails half-way.
 //
 // What each event counts for, and the rows per step, are in tracefs-attribution.ts.
-import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { instanceName, ownerOf } from '../host/journal.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { parseCpuList } from '../model/cpulist.js';
 import type { ThreadMap } from '../model/threads.js';
@@ -66,7 +66,7 @@ export class TracefsCollector implements Collector {
     try {
       this.root = await tracefsInstances(ctx);
       await this.removeStale();
-      this.inst = `${this.root}/instances/kvmlab-${process.pid}-${randomBytes(4).toString('hex')}`;
+      this.inst = `${this.root}/instances/${instanceName()}`;
       await h.mkdir(this.inst);
       this.created = true;
       await h.writeFile(`${this.inst}/tracing_on`, '0');
@@ -99,13 +99,13 @@ export class TracefsCollector implements Collector {
     const h = this.ctx.host;
     const names = await h.readdir(`${this.root}/instances`).catch(() => [] as string[]);
     for (const n of names) {
-      const m = /^kvmlab-(\d+)-[0-9a-f]+$/.exec(n);
-      if (!m || Number(m[1]) === process.pid) continue;
-      if (await h.exists(`/proc/${m[1]}`)) continue;
+      const owner = ownerOf(n, 'instance');
+      if (owner === undefined || owner === process.pid) continue;
+      if (await h.exists(`/proc/${owner}`)) continue;
       const dir = `${this.root}/instances/${n}`;
       await h.writeFile(`${dir}/tracing_on`, '0').catch(() => undefined);
       await h.writeFile(`${dir}/events/enable`, '0').catch(() => undefined);
-      await h.rmdir(dir).then(() => this.notes.push(`removed stale instance ${n} (pid ${m[1]} is gone)`), () => undefined);
+      await h.rmdir(dir).then(() => this.notes.push(`removed stale instance ${n} (pid ${owner} is gone)`), () => undefined);
     }
   }
 

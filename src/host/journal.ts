@@ -4,6 +4,7 @@
 // reads the file and undoes what is still recorded. A lock file keeps two runs from fighting over
 // the host.
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, rmdirSync, rmSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostError } from '../errors.js';
@@ -123,17 +124,43 @@ export function pendingEntries(dir = DEFAULT_STATE_DIR): JournalEntry[] {
 
 const TRACEFS_INSTANCES = '/sys/kernel/tracing/instances';
 
+// Every VM and tracefs instance kvmlab makes carries the pid of the kvmlab process that owns it, so
+// what a dead run left can be told from what a live one (another run, another user) still uses.
+
+/** A VM's -name: kvmlab-<what>-<owner pid>-<n>. */
+export function vmName(what: string, n: number, owner = process.pid): string {
+  return `kvmlab-${what}-${owner}-${n}`;
+}
+
+/** A tracefs instance's name: kvmlab-<owner pid>-<random hex>. */
+export function instanceName(owner = process.pid): string {
+  return `kvmlab-${owner}-${randomBytes(4).toString('hex')}`;
+}
+
+/** The owner of a VM (its -name) or a tracefs instance kvmlab named; undefined for other names. */
+export function ownerOf(name: string, kind: 'vm' | 'instance'): number | undefined {
+  const m = kind === 'vm' ? /^kvmlab-.+-(\d+)-\d+$/.exec(name) : /^kvmlab-(\d+)-[0-9a-f]+$/.exec(name);
+  return m ? Number(m[1]) : undefined;
+}
+
+/** A name kvmlab gave whose owning process is gone: what it named is left over. */
+function orphaned(name: string, kind: 'vm' | 'instance'): boolean {
+  const owner = ownerOf(name, kind);
+  return owner !== undefined && owner !== process.pid && !isAlive(owner);
+}
+
 /**
  * What a kvmlab run left on this host, journaled or not: the journal's pending entries (oldest
- * first), QEMU processes named kvmlab-… (every VM kvmlab starts is), and tracefs instances named
- * kvmlab-…. `kvmlab cleanup` undoes these; the test suite checks for them after every file.
+ * first), and QEMU processes and tracefs instances kvmlab named whose owning kvmlab is gone. What a
+ * live run uses — another run's, another user's — is never counted. `kvmlab cleanup` undoes these;
+ * the test suite checks for them after every file.
  */
 export function hostLeftovers(dir = DEFAULT_STATE_DIR): JournalEntry[] {
   const journaled = pendingEntries(dir);
   const known = (e: JournalEntry) => journaled.some((j) => JSON.stringify(j) === JSON.stringify(e));
   const instances: JournalEntry[] = existsSync(TRACEFS_INSTANCES)
     ? readdirSync(TRACEFS_INSTANCES)
-        .filter((n) => n.startsWith('kvmlab-'))
+        .filter((n) => orphaned(n, 'instance'))
         .map((n) => ({ kind: 'tracefs-instance', path: join(TRACEFS_INSTANCES, n) }))
     : [];
   return [...journaled, ...[...strayQemu(), ...instances].filter((e) => !known(e))];
@@ -155,16 +182,16 @@ export function cleanupHost(dir = DEFAULT_STATE_DIR): Undone {
   return undone;
 }
 
-/** QEMU processes kvmlab started (it names every VM kvmlab-…) that are still running. */
+/** QEMU processes kvmlab started (see vmName) whose kvmlab is gone and that still run. */
 function strayQemu(): JournalEntry[] {
   const out: JournalEntry[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
       const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0');
-      const nameArg = argv[argv.indexOf('-name') + 1] ?? '';
+      const nameArg = (argv[argv.indexOf('-name') + 1] ?? '').split(',')[0]!;
       const startTicks = processStartTicks(Number(name));
-      if (/qemu-system-/.test(argv[0] ?? '') && nameArg.startsWith('kvmlab-') && startTicks !== undefined) out.push({ kind: 'process', pid: Number(name), startTicks, comm: argv[0]! });
+      if (/qemu-system-/.test(argv[0] ?? '') && orphaned(nameArg, 'vm') && startTicks !== undefined) out.push({ kind: 'process', pid: Number(name), startTicks, comm: argv[0]! });
     } catch {
       // gone while we looked
     }

@@ -19,6 +19,7 @@ import { applicable, evaluate } from './expect.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
 import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { checkPinning, unmetRequirements } from './preflight.js';
+import { vmName } from '../host/journal.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
@@ -223,7 +224,7 @@ async function launch(r: Repetition): Promise<void> {
   const { backend, signal } = r.opts;
   const { dir } = r.result;
   r.launchedAt = backend.clock.now();
-  r.launching = backend.launch({ name: `kvmlab-${r.exp.name}-${process.pid}-${r.result.repetition}`, guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey() });
+  r.launching = backend.launch({ name: vmName(r.exp.name, r.result.repetition), guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey() });
   r.vm = await abortable(r.launching, signal);
   r.result.effective = r.vm.effective;
   await writeFile(join(dir, 'launch.json'), `${JSON.stringify(r.vm.effective, null, 2)}\n`);

@@ -19,7 +19,7 @@ import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '..
 import { qemuInfo } from '../backend/probe.js';
 import { RealHostView } from '../backend/qemu/host-view.js';
 import { HostError, errorMessage } from '../errors.js';
-import { type HostJournal, processStartTicks } from '../host/journal.js';
+import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
 import type { Progress } from '../model/progress.js';
 import type { RunTarget } from '../model/summary.js';
 import type { Experiment } from '../spec/schema.js';
@@ -78,7 +78,7 @@ function shq(s: string): string {
 export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedShape, out: string, ctl: string): string[] {
   const share = (id: string, path: string, extra: string) => ['-fsdev', `local,id=${id},path=${path},security_model=none${extra}`, '-device', `virtio-9p-pci,fsdev=${id},mount_tag=kvmlab-${id}`];
   return [
-    '-name', 'kvmlab-nested-host,debug-threads=on',
+    '-name', `${vmName(NESTED_IMAGE, 1)},debug-threads=on`,
     '-accel', 'tcg,thread=multi',
     '-machine', 'q35',
     // TCG's max CPU model has SVM with nested paging: kvm-amd loads in L1.

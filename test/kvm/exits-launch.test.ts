@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QemuBackend } from '../../src/backend/qemu/qemu-backend.js';
+import { vmName } from '../../src/host/journal.js';
 import { planVm } from '../../src/plan/vm.js';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { EXIT_BITS, formatMask, maskOf, type ExitName, type ShimRecord } from '../../src/model/exits.js';
@@ -51,7 +52,7 @@ describe.skipIf(skip !== undefined)('QemuBackend with accel kvm and disabled exi
     it(`disable_exits [${names.join(', ')}] launches with ${formatMask(mask)} applied and KVM returning 0`, async () => {
       const runDir = await mkdtemp(join(tmp, 'run-'));
       const logDir = await mkdtemp(join(tmp, 'log-'));
-      const name = `kvmlab-kvm-exits-test-${process.pid}-${names.join('-')}`;
+      const name = vmName(`kvm-exits-test-${names.join('-')}`, 1);
       // -cpu host aborts QEMU on this nested KVM (it cannot set IA32_ARCH_CAPABILITIES); qemu64 starts.
       const guest = Guest.parse({ arch: 'x86_64', cpus: 1, memory: '256M', cpu: 'qemu64' });
       const vm = await backend.launch({

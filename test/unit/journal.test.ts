@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { HostError } from '../../src/errors.js';
-import { HostJournal, pendingEntries, processStartTicks, undoAll } from '../../src/host/journal.js';
+import { HostJournal, hostLeftovers, ownerOf, pendingEntries, processStartTicks, undoAll, vmName } from '../../src/host/journal.js';
 
 const dirs: string[] = [];
 const tmp = () => {
@@ -59,5 +59,25 @@ describe('host-state journal', () => {
     const exited = new Promise((r) => child.once('exit', (_c, sig) => r(sig)));
     expect(undoAll(pendingEntries(dir).reverse())).toEqual({ notes: ['process ' + pid + ' (a recycled pid) already gone', `killed sleep (pid ${pid})`], failed: 0 });
     expect(await exited).toBe('SIGKILL');
+  });
+
+  it('counts as left over only what a kvmlab that is gone started, never a live run\'s', async () => {
+    const gone = spawn('true');
+    await new Promise((r) => gone.once('exit', r));
+    const fake = (owner: number) => spawn('bash', ['-c', `exec -a qemu-system-x86_64 ${process.execPath} -e 'setTimeout(() => {}, 60000)' -- -name ${vmName('journal-test', 1, owner)},debug-threads=on`], { stdio: 'ignore' });
+    const live = fake(process.pid);
+    const orphan = fake(gone.pid!);
+    try {
+      await new Promise((r) => setTimeout(r, 300));
+      const pids = hostLeftovers(tmp()).map((e) => (e.kind === 'process' ? e.pid : -1));
+      expect(pids).toContain(orphan.pid);
+      expect(pids).not.toContain(live.pid);
+      expect(ownerOf(vmName('x-y', 3, 1234), 'vm')).toBe(1234);
+      expect(ownerOf('kvmlab-4321-0badcafe', 'instance')).toBe(4321);
+      expect(ownerOf('someone-elses', 'vm')).toBeUndefined();
+    } finally {
+      live.kill('SIGKILL');
+      orphan.kill('SIGKILL');
+    }
   });
 });
