@@ -2,9 +2,14 @@
 // kvmlab's command line. Exit status (README.md, "Exit status", is the table every command follows):
 // 0 every claim held or the command did what was asked, 1 a claim failed, 2 bad input or usage,
 // 3 could not run (host or infrastructure), 130 interrupted.
+import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import { InputError, HostError, errorMessage } from './errors.js';
 import { commands } from './commands/index.js';
+
+// Parsing traces and simulating a host allocate many short-lived strings: a young generation larger
+// than V8's default scavenges less often (a mock run of idle-exit-policy used ~20% less CPU).
+setFlagsFromString('--max-semi-space-size=64');
 
 // `kvmlab … | head`: a reader that went away is not an error of kvmlab's.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

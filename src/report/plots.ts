@@ -53,7 +53,11 @@ export interface CpuPoint {
 /** Host CPU % per entity between consecutive samples (derivative of run_ns), emulator threads summed. */
 export function cpuSeries(samples: readonly VcpuSample[], t0: number): CpuPoint[] {
   const byTid = new Map<number, VcpuSample[]>();
-  for (const s of samples) byTid.set(s.tid, [...(byTid.get(s.tid) ?? []), s]);
+  for (const s of samples) {
+    const list = byTid.get(s.tid);
+    if (list) list.push(s);
+    else byTid.set(s.tid, [s]);
+  }
   const sum = new Map<string, CpuPoint>();
   for (const list of byTid.values()) {
     list.sort((a, b) => a.t - b.t);
@@ -76,7 +80,11 @@ export function cpuSeries(samples: readonly VcpuSample[], t0: number): CpuPoint[
 /** At most `max` points per entity: average over equal buckets. */
 function thin(points: CpuPoint[], max: number): CpuPoint[] {
   const by = new Map<string, CpuPoint[]>();
-  for (const p of points) by.set(p.entity, [...(by.get(p.entity) ?? []), p]);
+  for (const p of points) {
+    const list = by.get(p.entity);
+    if (list) list.push(p);
+    else by.set(p.entity, [p]);
+  }
   const out: CpuPoint[] = [];
   for (const [entity, list] of by) {
     if (list.length <= max) {
@@ -153,7 +161,8 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
     const ends: number[] = [];
     for (const rep of reps) {
       const t0 = repStart(rep) ?? rep.samples[0]!.t;
-      for (const p of thin(cpuSeries(rep.samples, t0), Math.max(100, Math.floor(1500 / reps.length)))) points.push({ ...p, repetition: rep.repetition });
+      // a point per two pixels of a line is all a line can show; more only costs rendering
+      for (const p of thin(cpuSeries(rep.samples, t0), Math.floor(CPU_PLOT_WIDTH / 2))) points.push({ ...p, repetition: rep.repetition });
       for (const st of rep.steps) if (st.step !== 'teardown' && typeof st.start === 'number') starts.set(st.step, [...(starts.get(st.step) ?? []), st.start - t0]);
       const end = rep.steps.filter((st) => st.step !== 'teardown').at(-1)?.end;
       if (end !== undefined) ends.push(end - t0);

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseTraceLine, MARKER_EVENT, type TraceLine } from '../formats/tracefs/trace-line.js';
+import { forEachLine } from '../formats/tracefs/trace-stream.js';
 import type { LoadedResults, RepetitionData, StepRecord } from './load.js';
 import { cpuSeries, repStart } from './plots.js';
 
@@ -51,23 +52,25 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
   let truncated = false;
   for (const f of rep.traceFiles) {
     const text = await readFile(join(rep.dir, f), 'utf8').catch(() => '');
-    for (const line of text.split('\n')) {
+    forEachLine(text, (line) => {
+      // only exits and markers matter here: the other lines are not parsed at all
+      if (!line.includes('kvm_exit:') && !line.includes(MARKER_EVENT)) return;
       let l: TraceLine | null;
       try {
         l = parseTraceLine(line);
       } catch {
-        continue;
+        return;
       }
-      if (!l) continue;
+      if (!l) return;
       if (offset === undefined && l.event === MARKER_EVENT) offset = markerOffset(l, stepStarts);
-      if (l.event !== 'kvm_exit') continue;
+      if (l.event !== 'kvm_exit') return;
       if (events.length >= MAX_EXIT_EVENTS) {
         truncated = true;
-        continue;
+        return;
       }
       const reason = /reason\s+(\S+)/.exec(l.body)?.[1] ?? 'exit';
       events.push({ ts: l.timestamp, tid: l.pid, reason });
-    }
+    });
   }
   if (!events.length) return { events: [] };
   if (offset === undefined) return { events: [], note: `${rep.variant} rep ${rep.repetition}: ${events.length} kvm_exit lines but no "kvmlab step=… phase=…" trace marker, so their clock cannot be placed; left out` };
