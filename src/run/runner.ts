@@ -17,7 +17,7 @@ import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/ma
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
-import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
+import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { checkPinning, unmetRequirements } from './preflight.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
@@ -193,7 +193,7 @@ const STAGES: [string, (r: Repetition) => Promise<void>][] = [
 ];
 
 async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repetition: number, accel: Accel, facts: HostFacts, rows: MetricRow[]): Promise<RepetitionResult> {
-  const dir = join(opts.out, 'variants', variantDir(variant.id), `rep-${repetition}`);
+  const dir = repetitionDir(opts.out, variant.id, repetition);
   await mkdir(dir, { recursive: true });
   const r: Repetition = {
     opts,
