@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { Knobs, Source } from '../spec/schema.js';
 import type { Accel, HostFacts } from './host-facts.js';
+import type { Placeholder } from './placeholder.js';
 import type { PinRecord } from './threads.js';
 
 /** true when A and B are assignable both ways: a schema that reads exactly a type declared elsewhere. */
@@ -133,6 +134,6 @@ export function variantDir(id: string): string {
 }
 
 /** Where one repetition of a variant keeps its files in a results directory: variants/<id>/rep-N. */
-export function repetitionDir(out: string, id: string, repetition: number): string {
+export function repetitionDir(out: string, id: string, repetition: number | Placeholder): string {
   return join(out, 'variants', variantDir(id), `rep-${repetition}`);
 }

@@ -6,19 +6,20 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Backend, Vm } from '../backend/backend.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
+import type { Placeholder } from '../model/placeholder.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS, createCollector } from '../collect/registry.js';
 import { NotCollected, type Collector } from '../collect/collector.js';
-import { InputError, errorMessage } from '../errors.js';
+import { HostError, InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
 import type { Loaded } from '../spec/load.js';
-import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/matrix.js';
+import { schedule, selectVariants, type Variant } from '../spec/matrix.js';
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
 import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
-import { checkPinning, unmetRequirements } from './preflight.js';
+import { hostCommandsRefusal, preflight } from './preflight.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
@@ -54,25 +55,18 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     notices.push(notice);
     progress.notice(notice);
   }
-  const hostStep = exp.steps.find((s) => s.kind === 'host');
-  if (hostStep && !opts.allowHostCommands) {
-    throw new InputError(`${loaded.file}: step "${hostStep.name}" runs a command on the host; kvmlab runs host commands only with --allow-host-commands`);
-  }
-  let variants = expandMatrix(exp);
-  if (opts.only) {
-    const only = opts.only;
-    const picked = variants.filter((v) => matchesPattern(v.id, only));
-    if (picked.length === 0) throw new InputError(`--only ${only} matches no variant; variants are: ${variants.map((v) => v.id).join(', ')}`);
-    variants = picked;
-  }
+  const hostCommands = hostCommandsRefusal(exp, loaded.file, opts.allowHostCommands);
+  if (hostCommands) throw new InputError(hostCommands);
+  const variants = selectVariants(exp, opts.only);
   await mkdir(opts.out, { recursive: true });
   await writeFile(join(opts.out, 'experiment.yaml'), loaded.text);
   await writeFile(join(opts.out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: exp, variants }, null, 2)}\n`);
 
   const results = new Map<string, VariantResult>();
   const runnable: Variant[] = [];
-  for (const v of variants) {
-    const reasons = await unmetRequirements(exp, v.knobs, facts, accel, opts.target);
+  const judged = await preflight(exp, loaded.file, variants, facts, accel, opts.target);
+  for (const [i, v] of variants.entries()) {
+    const reasons = judged.reasons[i]!;
     const r: VariantResult = { id: v.id, labels: v.labels, knobs: v.knobs, status: 'skipped', repetitions: [], expectations: [] };
     if (reasons.length) {
       r.reason = reasons.join('; ');
@@ -81,8 +75,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     results.set(v.id, r);
   }
 
-  // A host that can run none of the variants is told why (skips); only a runnable one is held to the pinning.
-  if (runnable.length > 0) checkPinning(exp, loaded.file, facts);
+  if (judged.refused) throw new HostError(judged.refused);
 
   const rows: MetricRow[] = [];
   const runs = schedule(runnable, opts.repeat ?? exp.repetitions);
@@ -219,11 +212,16 @@ async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repe
   return r.result;
 }
 
+/** The VM's name (QEMU's -name): the experiment, kvmlab's process and the repetition. */
+export function vmName(experiment: string, pid: number | Placeholder, repetition: number | Placeholder): string {
+  return `kvmlab-${experiment}-${pid}-${repetition}`;
+}
+
 async function launch(r: Repetition): Promise<void> {
   const { backend, signal } = r.opts;
   const { dir } = r.result;
   r.launchedAt = backend.clock.now();
-  r.launching = backend.launch({ name: `kvmlab-${r.exp.name}-${process.pid}-${r.result.repetition}`, guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey() });
+  r.launching = backend.launch({ name: vmName(r.exp.name, process.pid, r.result.repetition), guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey() });
   r.vm = await abortable(r.launching, signal);
   r.result.effective = r.vm.effective;
   await writeFile(join(dir, 'launch.json'), `${JSON.stringify(r.vm.effective, null, 2)}\n`);
