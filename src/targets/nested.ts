@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
-import { qemuInfo } from '../backend/qemu/probe.js';
+import { findExecutable, qemuInfo } from '../backend/qemu/probe.js';
 import { HostError, errorMessage } from '../errors.js';
 import { type HostJournal, processStartTicks } from '../host/journal.js';
 import type { Progress } from '../model/progress.js';
@@ -45,11 +45,19 @@ export function nestedShape(exp: Experiment): NestedShape {
   return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '' };
 }
 
-interface NestedImage {
+export interface NestedImage {
   dir: string;
   kernel: string;
   initrd: string;
   manifest: ImageManifest;
+}
+
+/** L0's QEMU and L1's image: what booting L1 takes from this host, or why this host cannot (HostError). */
+export async function nestedHostFiles(): Promise<{ l0: string; image: NestedImage }> {
+  const image = await readNestedImage();
+  const l0 = await findExecutable(L0_BINARY);
+  if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
+  return { l0, image };
 }
 
 async function readNestedImage(): Promise<NestedImage> {
@@ -73,6 +81,11 @@ function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** L1's kernel command line: the results directory it mounts, and the experiment's `nested.cmdline`. */
+function l1KernelCmdline(shape: NestedShape, out: string): string {
+  return ['console=ttyS0', 'panic=-1', 'quiet', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
+}
+
 /** The L0 QEMU command line that boots L1 with its three shares. Pure. */
 export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedShape, out: string, ctl: string): string[] {
   const share = (id: string, path: string, extra: string) => ['-fsdev', `local,id=${id},path=${path},security_model=none${extra}`, '-device', `virtio-9p-pci,fsdev=${id},mount_tag=kvmlab-${id}`];
@@ -86,11 +99,20 @@ export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedS
     '-m', `${shape.memoryMiB}M`,
     '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nic', 'none',
     '-kernel', image.kernel, '-initrd', image.initrd,
-    '-append', ['console=ttyS0', 'panic=-1', 'quiet', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' '),
+    '-append', l1KernelCmdline(shape, out),
     ...share('root', '/', ',readonly=on,multidevs=remap'),
     ...share('out', out, ''),
     ...share('ctl', ctl, ''),
   ];
+}
+
+/** Where a run in L1 happens, for its results: L0's QEMU (its version when known) and L1. */
+export function nestedTarget(l0Version: string | undefined, image: NestedImage, shape: NestedShape): RunTarget {
+  return {
+    kind: 'nested',
+    l0: `QEMU ${l0Version ?? 'unknown version'} TCG, -cpu max (SVM, NPT)`,
+    l1: { kernel: image.manifest.kernelVersion, cpus: shape.cpus, memoryMiB: shape.memoryMiB, cmdline: shape.cmdline, image: image.dir },
+  };
 }
 
 /** Directories L1 gives tmpfs of its own (nested-host-init.sh); host paths under them are bound back. */
@@ -125,14 +147,8 @@ export interface NestedRunResult {
 
 /** Boots L1, runs the kvmlab command in it, and returns when L1 is gone. */
 export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
-  const image = await readNestedImage();
-  const { path: l0, version } = await qemuInfo(L0_BINARY);
-  if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
-  const target: RunTarget = {
-    kind: 'nested',
-    l0: `QEMU ${version ?? 'unknown version'} TCG, -cpu max (SVM, NPT)`,
-    l1: { kernel: image.manifest.kernelVersion, cpus: req.shape.cpus, memoryMiB: req.shape.memoryMiB, cmdline: req.shape.cmdline, image: image.dir },
-  };
+  const { l0, image } = await nestedHostFiles();
+  const target = nestedTarget((await qemuInfo(L0_BINARY)).version, image, req.shape);
   await mkdir(req.out, { recursive: true });
   const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
   try {
