@@ -115,6 +115,27 @@ export function nestedTarget(l0Version: string | undefined, image: NestedImage, 
   };
 }
 
+export interface InsideL1 {
+  repeat?: number;
+  only?: string;
+  allowHostCommands?: boolean;
+  json?: boolean;
+}
+
+/**
+ * The kvmlab command run inside L1 (less --target-info, which says where that is): the same file,
+ * real QEMU under L1's KVM, results into `out`, with --force since `out` already holds the nested
+ * host's own files.
+ */
+export function insideL1Args(file: string, out: string, flags: InsideL1): string[] {
+  const args = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
+  if (flags.repeat !== undefined) args.push('--repeat', String(flags.repeat));
+  if (flags.only) args.push('--only', flags.only);
+  if (flags.allowHostCommands) args.push('--allow-host-commands');
+  if (flags.json) args.push('--json');
+  return args;
+}
+
 /** Directories L1 gives tmpfs of its own (nested-host-init.sh); host paths under them are bound back. */
 const L1_TMPFS = ['/tmp', '/run', '/var/tmp', '/var/lock'];
 

@@ -7,7 +7,7 @@ import { InputError } from '../../errors.js';
 import { HostJournal } from '../../host/journal.js';
 import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
-import { insideL1Args, parseRepeat, refuseOnNested } from './run-options.js';
+import { parseRepeat, refuseOnNested } from './run-options.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
 import { EXIT_INTERRUPTED, exitCodeOf, type RunTarget } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
@@ -17,7 +17,7 @@ import { runExperiment } from '../../run/runner.js';
 import { declaredMs, stepTimeout } from '../../run/steps.js';
 import { loadChecked } from '../../run/claims.js';
 import type { Experiment } from '../../spec/schema.js';
-import { nestedShape, runNested } from '../../targets/nested.js';
+import { insideL1Args, nestedShape, runNested } from '../../targets/nested.js';
 import { parseOn } from '../../targets/on.js';
 
 export interface RunFlags {
