@@ -19,6 +19,8 @@ import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '..
 import { findExecutable, qemuInfo } from '../backend/qemu/probe.js';
 import { HostError, errorMessage } from '../errors.js';
 import { type HostJournal, processStartTicks } from '../host/journal.js';
+import type { HostFacts } from '../model/host-facts.js';
+import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { Progress } from '../model/progress.js';
 import type { RunTarget } from '../model/summary.js';
 import type { Experiment } from '../spec/schema.js';
@@ -104,6 +106,36 @@ export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedS
     ...share('out', out, ''),
     ...share('ctl', ctl, ''),
   ];
+}
+
+/** L1's CPU vendor: TCG's `-cpu max`, which l1Argv gives it, is an AMD CPU with SVM. */
+const L1_CPU_VENDOR = 'AuthenticAMD';
+
+/**
+ * L1 as preflight can know it before it boots: what l1Argv gives it — an x86_64 machine with
+ * `shape.cpus` CPUs of TCG's `-cpu max` (AMD vendor), its kernel and kernel command line — and the
+ * run there as root. What only L1's kernel can say — KVM's allowed exits and halt-poll capability,
+ * kvm parameters, CPU flags, devices, interrupt rows — is taken as whatever the experiment asks, so
+ * preflight on these facts skips only what no L1 could run; the rest is decided inside L1. The
+ * collectors' needs (tracefs, perf) are not judged on them.
+ */
+export function l1KnownFacts(exp: Experiment, shape: NestedShape, image: NestedImage, out: string): HostFacts {
+  return {
+    simulated: false,
+    arch: 'x86_64',
+    kernelRelease: image.manifest.kernelVersion,
+    cpus: Array.from({ length: shape.cpus }, (_, i) => i),
+    cpuVendor: L1_CPU_VENDOR,
+    cpuModel: 'QEMU TCG -cpu max',
+    cpuFlags: [...exp.requires.cpu_flags],
+    kernelCmdline: l1KernelCmdline(shape, out),
+    kvm: { usable: true, canBootGuest: true, disableExitsMask: KNOWN_EXITS_MASK, haltPollCap: true, params: {} },
+    tracefs: { path: undefined, writable: false },
+    perf: {},
+    root: true,
+    interruptRows: [...exp.requires.interrupts],
+    pathExists: async () => true,
+  };
 }
 
 /** Where a run in L1 happens, for its results: L0's QEMU (its version when known) and L1. */

@@ -2,6 +2,16 @@
 // refuses.
 import { InputError } from '../../errors.js';
 
+/** The flags `run` and `plan` both take: where, with what, how often, which variants. */
+export interface RunChoices {
+  on: string;
+  backend: 'auto' | 'qemu' | 'mock';
+  accel: 'auto' | 'kvm' | 'tcg';
+  repeat?: string;
+  only?: string;
+  json?: boolean;
+}
+
 /** --repeat N: repetitions per variant, overriding the file. */
 export function parseRepeat(flag: string | undefined): number | undefined {
   if (flag === undefined) return undefined;

@@ -7,7 +7,7 @@ import { InputError } from '../../errors.js';
 import { HostJournal } from '../../host/journal.js';
 import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
-import { parseRepeat, refuseOnNested } from './run-options.js';
+import { parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
 import { EXIT_INTERRUPTED, exitCodeOf, type RunTarget } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
@@ -20,17 +20,11 @@ import type { Experiment } from '../../spec/schema.js';
 import { insideL1Args, nestedShape, runNested } from '../../targets/nested.js';
 import { parseOn } from '../../targets/on.js';
 
-export interface RunFlags {
-  on: string;
-  backend: 'auto' | 'qemu' | 'mock';
-  accel: 'auto' | 'kvm' | 'tcg';
+export interface RunFlags extends RunChoices {
   out?: string;
-  repeat?: string;
-  only?: string;
   allowHostCommands?: boolean;
   quiet?: boolean;
   force?: boolean;
-  json?: boolean;
   /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
   targetInfo?: string;
 }
