@@ -15,12 +15,15 @@ export function qemuPackage(arch: 'x86_64' | 'ppc64'): string {
   return arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-ppc';
 }
 
-/** The mock changes nothing on the host; real QEMU gets the journal its host changes go into. */
-export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress, journal: () => HostJournal): Promise<Backend> {
+/**
+ * The mock changes nothing on the host; real QEMU gets the journal its host changes go into. Without
+ * one (`kvmlab plan`, which launches nothing) no journal is taken.
+ */
+export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress, journal?: () => HostJournal): Promise<Backend> {
   if (asked === 'mock') return new MockBackend();
   const binary = qemuBinary(arch);
   const installed = (await findExecutable(new RealHostView(), binary)) !== undefined;
-  if (installed) return new QemuBackend({ arch, journal: journal() });
+  if (installed) return new QemuBackend({ arch, ...(journal ? { journal: journal() } : {}) });
   const fix = `install it with \`apt-get install ${qemuPackage(arch)}\` or run \`bash host-scripts/setup.sh\``;
   if (asked === 'qemu') throw new HostError(`--backend qemu: ${binary} is not installed (not found on PATH); ${fix}`);
   progress.notice(`${binary} is not installed: using the mock backend (results are simulated); ${fix} to run real QEMU`);

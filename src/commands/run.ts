@@ -1,6 +1,7 @@
 // `kvmlab run FILE`: what the command takes; what it does is in actions/run.ts, loaded when it runs.
 import { type Command, Option } from 'commander';
 import { ON_HELP } from '../targets/on.js';
+import { accelOption, backendOption } from './options.js';
 import type { RunFlags } from './actions/run.js';
 
 export function registerRun(program: Command): void {
@@ -10,8 +11,8 @@ export function registerRun(program: Command): void {
     .argument('<file>', 'experiment file (.yaml or .json)')
     .option('--on <where>', ON_HELP, 'local')
     .addOption(new Option('--target-info <json>').hideHelp())
-    .addOption(new Option('--backend <backend>', 'qemu (real QEMU), mock (simulated guest and host), auto (qemu when installed)').choices(['auto', 'qemu', 'mock']).default('auto'))
-    .addOption(new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto'))
+    .addOption(backendOption())
+    .addOption(accelOption())
     .option('--out <dir>', 'results directory (default results/<experiment>/<timestamp>/)')
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'run only variants whose id matches this glob, e.g. "disable_exits=hlt*"')

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostError } from '../errors.js';
+import type { Placeholder } from '../model/placeholder.js';
 
 export type JournalEntry =
   /** A QEMU process kvmlab started: kill it if it is still the same process. */
@@ -127,8 +128,8 @@ const TRACEFS_INSTANCES = '/sys/kernel/tracing/instances';
 // Every VM and tracefs instance kvmlab makes carries the pid of the kvmlab process that owns it, so
 // what a dead run left can be told from what a live one (another run, another user) still uses.
 
-/** A VM's -name: kvmlab-<what>-<owner pid>-<n>. */
-export function vmName(what: string, n: number, owner = process.pid): string {
+/** A VM's -name: kvmlab-<what>-<owner pid>-<n> (placeholders where a plan shows what a launch picks). */
+export function vmName(what: string, n: number | Placeholder, owner: number | Placeholder = process.pid): string {
   return `kvmlab-${what}-${owner}-${n}`;
 }
 

@@ -2,9 +2,11 @@
 // with its repetitions and expectations, and the exit status that follows from them. The zod schemas
 // are the source: the types are inferred from them, and `report`, `compare` and `bundle` read
 // summary.json through SummarySchema, so a file they accept is one these types describe.
+import { join } from 'node:path';
 import { z } from 'zod';
 import { Knobs, Source } from '../spec/schema.js';
 import type { Accel, HostFacts } from './host-facts.js';
+import type { Placeholder } from './placeholder.js';
 import type { PinRecord } from './threads.js';
 
 /** true when A and B are assignable both ways: a schema that reads exactly a type declared elsewhere. */
@@ -129,4 +131,9 @@ export function exitCodeOf(summary: Summary): number {
 /** A variant id as a directory name under variants/: ids are built from validated labels; still never a path. */
 export function variantDir(id: string): string {
   return id.replace(/[^A-Za-z0-9=+,._-]/g, '_').replace(/^\.+/, '_');
+}
+
+/** Where one repetition of a variant keeps its files in a results directory: variants/<id>/rep-N. */
+export function repetitionDir(out: string, id: string, repetition: number | Placeholder): string {
+  return join(out, 'variants', variantDir(id), `rep-${repetition}`);
 }

@@ -8,7 +8,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
-import { SummarySchema, variantDir, type Summary, type VariantResult } from '../model/summary.js';
+import { SummarySchema, repetitionDir, type Summary, type VariantResult } from '../model/summary.js';
 import { checkJson, parseJson, parseJsonLines } from './read-json.js';
 import type { Expectation, Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';
@@ -132,7 +132,7 @@ function qemuVersionOf(qmpText: readonly Record<string, unknown>[]): string | un
 
 async function loadRepetition(out: string, v: VariantResult, rep: VariantResult['repetitions'][number], warnings: string[]): Promise<RepetitionData> {
   // The summary records absolute paths as they were at run time; the directory may have moved since.
-  const here = join(out, 'variants', variantDir(v.id), `rep-${rep.repetition}`);
+  const here = repetitionDir(out, v.id, rep.repetition);
   const dir = (await stat(here).catch(() => undefined))?.isDirectory() ? here : rep.dir;
   const [steps, launch, vcpu, guest, qmp] = await Promise.all([
     readOptional(join(dir, 'steps.jsonl')),

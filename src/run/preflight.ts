@@ -1,7 +1,6 @@
 // Preflight: what a variant needs from the host, checked before anything boots. Unmet needs skip
 // the variant with a reason; a pinning to host CPUs that do not exist refuses the whole run.
 import type { Accel, HostFacts } from '../model/host-facts.js';
-import { HostError } from '../errors.js';
 import { hasKernelParam } from '../formats/cmdline.js';
 import { whyNoKvm } from '../plan/accel.js';
 import { formatCpuList } from '../model/cpulist.js';
@@ -9,6 +8,7 @@ import { EXIT_BITS, EXIT_NAMES, formatMask, type ExitName } from '../model/exits
 import { planVm, wantsExitControl, whyNotPlannable } from '../plan/vm.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
 import type { RunTarget } from '../model/summary.js';
+import type { Variant } from '../spec/matrix.js';
 
 /** Why the host refuses one exit bit, in the words of the kernel's rules. */
 export function whyRefused(bit: ExitName, facts: HostFacts): string {
@@ -69,10 +69,10 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
   return reasons;
 }
 
-/** Refuse the whole run when the pinning names host CPUs this host does not have. */
-export function checkPinning(exp: Experiment, file: string, facts: HostFacts): void {
+/** Why the whole run is refused: its pinning names host CPUs this host does not have. */
+function pinningProblem(exp: Experiment, file: string, facts: HostFacts): string | undefined {
   const p = exp.pinning;
-  if (!p) return;
+  if (!p) return undefined;
   const have = new Set(facts.cpus);
   const problems: string[] = [];
   for (const [vcpu, cpus] of Object.entries(p.vcpupin)) {
@@ -81,9 +81,31 @@ export function checkPinning(exp: Experiment, file: string, facts: HostFacts): v
   }
   const missingEmu = (p.emulatorpin ?? []).filter((c) => !have.has(c));
   if (missingEmu.length) problems.push(`pinning.emulatorpin names host CPU ${formatCpuList(missingEmu)}`);
-  if (problems.length) {
-    throw new HostError(
-      `${file}: ${problems.join('; ')}, but this ${facts.simulated ? 'simulated ' : ''}host has CPUs ${formatCpuList(facts.cpus)}. Pin to CPUs the host has, or run on a larger host.`,
-    );
-  }
+  if (problems.length === 0) return undefined;
+  return `${file}: ${problems.join('; ')}, but this ${facts.simulated ? 'simulated ' : ''}host has CPUs ${formatCpuList(facts.cpus)}. Pin to CPUs the host has, or run on a larger host.`;
+}
+
+export interface Preflight {
+  /** Each variant's unmet needs, in the order of the variants given; none when it can run. */
+  reasons: string[][];
+  /** Why the run is refused as a whole (exit 3), before anything boots. */
+  refused?: string;
+}
+
+/**
+ * Every variant judged on this host. A host that can run none of them is told why, variant by
+ * variant; only a run with a runnable variant is held to its pinning.
+ */
+export async function preflight(exp: Experiment, file: string, variants: readonly Variant[], facts: HostFacts, accel: Accel, target?: RunTarget): Promise<Preflight> {
+  const reasons: string[][] = [];
+  for (const v of variants) reasons.push(await unmetRequirements(exp, v.knobs, facts, accel, target));
+  const refused = reasons.some((r) => r.length === 0) ? pinningProblem(exp, file, facts) : undefined;
+  return { reasons, ...(refused ? { refused } : {}) };
+}
+
+/** Why `run` refuses this experiment as given: a step runs a command on the host, and that was not allowed. */
+export function hostCommandsRefusal(exp: Experiment, file: string, allowHostCommands: boolean): string | undefined {
+  const hostStep = exp.steps.find((s) => s.kind === 'host');
+  if (!hostStep || allowHostCommands) return undefined;
+  return `${file}: step "${hostStep.name}" runs a command on the host; kvmlab runs host commands only with --allow-host-commands`;
 }

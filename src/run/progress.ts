@@ -4,8 +4,13 @@ import type { Progress, RunAt } from '../model/progress.js';
 import { formatDuration } from '../spec/units.js';
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
-  if (quiet) return { notice: () => undefined, variant: () => undefined, step: () => undefined, finished: () => undefined, close: () => undefined };
+  if (quiet) return { ...noticesOnly(stream), notice: () => undefined };
   return stream.isTTY ? new LiveProgress(stream) : new PlainProgress(stream);
+}
+
+/** Notices as plain lines and no run to follow: for a command that runs nothing (`kvmlab plan`). */
+export function noticesOnly(stream: NodeJS.WritableStream): Progress {
+  return { notice: (text) => void stream.write(`${text}\n`), variant: () => undefined, step: () => undefined, finished: () => undefined, close: () => undefined };
 }
 
 /**

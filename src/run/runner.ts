@@ -9,16 +9,16 @@ import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
 import { COLLECTORS, createCollector } from '../collect/registry.js';
 import { NotCollected, type Collector } from '../collect/collector.js';
-import { InputError, errorMessage } from '../errors.js';
+import { HostError, InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
 import type { Loaded } from '../spec/load.js';
-import { expandMatrix, matchesPattern, schedule, type Variant } from '../spec/matrix.js';
+import { schedule, selectVariants, type Variant } from '../spec/matrix.js';
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
-import { variantDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
-import { checkPinning, unmetRequirements } from './preflight.js';
+import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
+import { hostCommandsRefusal, preflight } from './preflight.js';
 import { vmName } from '../host/journal.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
@@ -55,25 +55,18 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     notices.push(notice);
     progress.notice(notice);
   }
-  const hostStep = exp.steps.find((s) => s.kind === 'host');
-  if (hostStep && !opts.allowHostCommands) {
-    throw new InputError(`${loaded.file}: step "${hostStep.name}" runs a command on the host; kvmlab runs host commands only with --allow-host-commands`);
-  }
-  let variants = expandMatrix(exp);
-  if (opts.only) {
-    const only = opts.only;
-    const picked = variants.filter((v) => matchesPattern(v.id, only));
-    if (picked.length === 0) throw new InputError(`--only ${only} matches no variant; variants are: ${variants.map((v) => v.id).join(', ')}`);
-    variants = picked;
-  }
+  const hostCommands = hostCommandsRefusal(exp, loaded.file, opts.allowHostCommands);
+  if (hostCommands) throw new InputError(hostCommands);
+  const variants = selectVariants(exp, opts.only);
   await mkdir(opts.out, { recursive: true });
   await writeFile(join(opts.out, 'experiment.yaml'), loaded.text);
   await writeFile(join(opts.out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: exp, variants }, null, 2)}\n`);
 
   const results = new Map<string, VariantResult>();
   const runnable: Variant[] = [];
-  for (const v of variants) {
-    const reasons = await unmetRequirements(exp, v.knobs, facts, accel, opts.target);
+  const judged = await preflight(exp, loaded.file, variants, facts, accel, opts.target);
+  for (const [i, v] of variants.entries()) {
+    const reasons = judged.reasons[i]!;
     const r: VariantResult = { id: v.id, labels: v.labels, knobs: v.knobs, status: 'skipped', repetitions: [], expectations: [] };
     if (reasons.length) {
       r.reason = reasons.join('; ');
@@ -82,8 +75,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     results.set(v.id, r);
   }
 
-  // A host that can run none of the variants is told why (skips); only a runnable one is held to the pinning.
-  if (runnable.length > 0) checkPinning(exp, loaded.file, facts);
+  if (judged.refused) throw new HostError(judged.refused);
 
   const rows: MetricRow[] = [];
   const runs = schedule(runnable, opts.repeat ?? exp.repetitions);
@@ -194,7 +186,7 @@ const STAGES: [string, (r: Repetition) => Promise<void>][] = [
 ];
 
 async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repetition: number, accel: Accel, facts: HostFacts, rows: MetricRow[]): Promise<RepetitionResult> {
-  const dir = join(opts.out, 'variants', variantDir(variant.id), `rep-${repetition}`);
+  const dir = repetitionDir(opts.out, variant.id, repetition);
   await mkdir(dir, { recursive: true });
   const r: Repetition = {
     opts,

@@ -2,6 +2,7 @@
 // variant with a stable readable id ("disable_exits=hlt+mwait,halt_poll_ns=0"), and the run order
 // with repetitions interleaved across variants (A B A B, not A A B B) so slow drift in the host
 // spreads over all variants instead of biasing one.
+import { InputError } from '../errors.js';
 import { Knobs, labelOf, type Experiment } from './schema.js';
 
 export interface Variant {
@@ -42,6 +43,15 @@ export function schedule(variants: readonly Variant[], repetitions: number): Run
 export function matchesPattern(id: string, pattern: string): boolean {
   const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
   return re.test(id);
+}
+
+/** The variants `--only PATTERN` picks, in matrix order; every variant without a pattern. */
+export function selectVariants(exp: Experiment, only: string | undefined): Variant[] {
+  const variants = expandMatrix(exp);
+  if (!only) return variants;
+  const picked = variants.filter((v) => matchesPattern(v.id, only));
+  if (picked.length === 0) throw new InputError(`--only ${only} matches no variant; variants are: ${variants.map((v) => v.id).join(', ')}`);
+  return picked;
 }
 
 /** Does an expectation's `when` select this variant? */

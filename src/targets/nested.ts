@@ -16,10 +16,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
-import { qemuInfo } from '../backend/probe.js';
+import { findExecutable, qemuInfo } from '../backend/probe.js';
 import { RealHostView } from '../backend/qemu/host-view.js';
 import { HostError, errorMessage } from '../errors.js';
 import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
+import type { HostFacts } from '../model/host-facts.js';
+import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { Progress } from '../model/progress.js';
 import type { RunTarget } from '../model/summary.js';
 import type { Experiment } from '../spec/schema.js';
@@ -46,11 +48,19 @@ export function nestedShape(exp: Experiment): NestedShape {
   return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '' };
 }
 
-interface NestedImage {
+export interface NestedImage {
   dir: string;
   kernel: string;
   initrd: string;
   manifest: ImageManifest;
+}
+
+/** L0's QEMU and L1's image: what booting L1 takes from this host, or why this host cannot (HostError). */
+export async function nestedHostFiles(): Promise<{ l0: string; image: NestedImage }> {
+  const image = await readNestedImage();
+  const l0 = await findExecutable(new RealHostView(), L0_BINARY);
+  if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
+  return { l0, image };
 }
 
 async function readNestedImage(): Promise<NestedImage> {
@@ -74,6 +84,11 @@ function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
+/** L1's kernel command line: the results directory it mounts, and the experiment's `nested.cmdline`. */
+function l1KernelCmdline(shape: NestedShape, out: string): string {
+  return ['console=ttyS0', 'panic=-1', 'quiet', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
+}
+
 /** The L0 QEMU command line that boots L1 with its three shares. Pure. */
 export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedShape, out: string, ctl: string): string[] {
   const share = (id: string, path: string, extra: string) => ['-fsdev', `local,id=${id},path=${path},security_model=none${extra}`, '-device', `virtio-9p-pci,fsdev=${id},mount_tag=kvmlab-${id}`];
@@ -87,11 +102,71 @@ export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedS
     '-m', `${shape.memoryMiB}M`,
     '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nic', 'none',
     '-kernel', image.kernel, '-initrd', image.initrd,
-    '-append', ['console=ttyS0', 'panic=-1', 'quiet', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' '),
+    '-append', l1KernelCmdline(shape, out),
     ...share('root', '/', ',readonly=on,multidevs=remap'),
     ...share('out', out, ''),
     ...share('ctl', ctl, ''),
   ];
+}
+
+/** L1's CPU vendor: TCG's `-cpu max`, which l1Argv gives it, is an AMD CPU with SVM. */
+const L1_CPU_VENDOR = 'AuthenticAMD';
+
+/**
+ * L1 as preflight can know it before it boots: what l1Argv gives it — an x86_64 machine with
+ * `shape.cpus` CPUs of TCG's `-cpu max` (AMD vendor), its kernel and kernel command line — and the
+ * run there as root. What only L1's kernel can say — KVM's allowed exits and halt-poll capability,
+ * kvm parameters, CPU flags, devices, interrupt rows — is taken as whatever the experiment asks, so
+ * preflight on these facts skips only what no L1 could run; the rest is decided inside L1. The
+ * collectors' needs (tracefs, perf) are not judged on them.
+ */
+export function l1KnownFacts(exp: Experiment, shape: NestedShape, image: NestedImage, out: string): HostFacts {
+  return {
+    simulated: false,
+    arch: 'x86_64',
+    kernelRelease: image.manifest.kernelVersion,
+    cpus: Array.from({ length: shape.cpus }, (_, i) => i),
+    cpuVendor: L1_CPU_VENDOR,
+    cpuModel: 'QEMU TCG -cpu max',
+    cpuFlags: [...exp.requires.cpu_flags],
+    kernelCmdline: l1KernelCmdline(shape, out),
+    kvm: { usable: true, canBootGuest: true, disableExitsMask: KNOWN_EXITS_MASK, haltPollCap: true, params: {} },
+    tracefs: { path: undefined, writable: false },
+    perf: {},
+    root: true,
+    interruptRows: [...exp.requires.interrupts],
+    pathExists: async () => true,
+  };
+}
+
+/** Where a run in L1 happens, for its results: L0's QEMU (its version when known) and L1. */
+export function nestedTarget(l0Version: string | undefined, image: NestedImage, shape: NestedShape): RunTarget {
+  return {
+    kind: 'nested',
+    l0: `QEMU ${l0Version ?? 'unknown version'} TCG, -cpu max (SVM, NPT)`,
+    l1: { kernel: image.manifest.kernelVersion, cpus: shape.cpus, memoryMiB: shape.memoryMiB, cmdline: shape.cmdline, image: image.dir },
+  };
+}
+
+export interface InsideL1 {
+  repeat?: number;
+  only?: string;
+  allowHostCommands?: boolean;
+  json?: boolean;
+}
+
+/**
+ * The kvmlab command run inside L1 (less --target-info, which says where that is): the same file,
+ * real QEMU under L1's KVM, results into `out`, with --force since `out` already holds the nested
+ * host's own files.
+ */
+export function insideL1Args(file: string, out: string, flags: InsideL1): string[] {
+  const args = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
+  if (flags.repeat !== undefined) args.push('--repeat', String(flags.repeat));
+  if (flags.only) args.push('--only', flags.only);
+  if (flags.allowHostCommands) args.push('--allow-host-commands');
+  if (flags.json) args.push('--json');
+  return args;
 }
 
 /** Directories L1 gives tmpfs of its own (nested-host-init.sh); host paths under them are bound back. */
@@ -126,14 +201,8 @@ export interface NestedRunResult {
 
 /** Boots L1, runs the kvmlab command in it, and returns when L1 is gone. */
 export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
-  const image = await readNestedImage();
-  const { path: l0, version } = await qemuInfo(new RealHostView(), L0_BINARY);
-  if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
-  const target: RunTarget = {
-    kind: 'nested',
-    l0: `QEMU ${version ?? 'unknown version'} TCG, -cpu max (SVM, NPT)`,
-    l1: { kernel: image.manifest.kernelVersion, cpus: req.shape.cpus, memoryMiB: req.shape.memoryMiB, cmdline: req.shape.cmdline, image: image.dir },
-  };
+  const { l0, image } = await nestedHostFiles();
+  const target = nestedTarget((await qemuInfo(new RealHostView(), L0_BINARY)).version, image, req.shape);
   await mkdir(req.out, { recursive: true });
   const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
   try {

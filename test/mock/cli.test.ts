@@ -173,14 +173,14 @@ describe('start-up', () => {
   };
   const heavy = /node_modules\/(vega|vega-lite|ssh2|execa|pidusage)\/|\/dist\/(backend|collect\/(?!metrics\.js)|report\/(plots|report)|run\/runner)\b/;
 
-  for (const args of [['--help'], ['--version'], ['validate', 'experiments/smoke-cpu-hotplug.yaml'], ['list'], ['schema'], ['run', '--help']]) {
+  for (const args of [['--help'], ['--version'], ['validate', 'experiments/smoke-cpu-hotplug.yaml'], ['list'], ['schema'], ['run', '--help'], ['plan', '--help']]) {
     it(`kvmlab ${args.join(' ')} loads no plotting, SSH, process, collector or backend code`, async () => {
       expect((await loaded(...args)).filter((url) => heavy.test(url))).toEqual([]);
     });
   }
 
   it('shows every command\'s whole help without loading what the command does', async () => {
-    for (const args of [['--help'], ['report', '--help'], ['help', 'compare']]) expect((await loaded(...args)).filter((url) => /\/dist\/(report|commands\/actions)\//.test(url)), args.join(' ')).toEqual([]);
+    for (const args of [['--help'], ['report', '--help'], ['help', 'compare'], ['plan', '--help']]) expect((await loaded(...args)).filter((url) => /\/dist\/(report|commands\/actions)\//.test(url)), args.join(' ')).toEqual([]);
     const r = await kvmlab('report', '--help');
     expect(r.exitCode).toBe(0);
     expect(r.stdout).toMatch(/Usage: kvmlab report \[options\] <dir>[\s\S]*--no-write/);

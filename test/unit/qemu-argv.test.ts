@@ -7,7 +7,9 @@ import { checkExitRecord } from '../../src/backend/qemu/exit-record.js';
 import { whyCannotBootGuest } from '../../src/backend/probe.js';
 import { cmdlineFacts } from '../../src/formats/cmdline.js';
 import { parseCpuInfo } from '../../src/formats/cpuinfo.js';
-import { diskFormat } from '../../src/backend/qemu/image.js';
+import { diskFormat, type GuestImage } from '../../src/backend/qemu/image.js';
+import { QemuBackend } from '../../src/backend/qemu/qemu-backend.js';
+import { Placeholder } from '../../src/model/placeholder.js';
 import { Guest, Knobs } from '../../src/spec/schema.js';
 import type { ShimRecord } from '../../src/model/exits.js';
 
@@ -146,6 +148,28 @@ describe('buildQemuCommand', () => {
 
   it('shellLine quotes what a shell would split', () => {
     expect(shellLine('qemu', ['-append', 'console=ttyS0 panic=-1', "it's"], { A: 'b c' })).toBe(`A='b c' qemu -append 'console=ttyS0 panic=-1' 'it'\\''s'`);
+  });
+});
+
+describe('QemuBackend.command: what launch runs, and what a plan shows', () => {
+  const image: GuestImage = { source: 'kvmlab', dir: '/img', boot: { kernel: '/img/kernel', initrd: '/img/initrd.img' }, ssh: { user: 'root', port: 22, hostKey: 'ssh-ed25519 AAAA' } };
+  const g = Guest.parse({ arch: 'x86_64', cpus: 2 });
+  const plan = planVm(g, Knobs.parse({ disable_exits: ['hlt'] }), 'kvm', HOST);
+  const backend = new QemuBackend({ shimPath: '/hs/libkvmlab-exits.so' });
+  const req = { name: 'kvmlab-t-1', guest: g, plan, runDir: '/tmp/kvmlab-run', logDir: '/res/v/rep-1' };
+
+  it('boots the image with the run\'s key in -append and the shim for the plan\'s mask', () => {
+    const c = backend.command({ ...req, clientPublicKey: 'ssh-ed25519 AAAAkey', sshPort: 40022 }, image);
+    expect(after(c.args, '-append')).toBe(`console=ttyS0 panic=-1 quiet kvmlab.authkey=${Buffer.from('ssh-ed25519 AAAAkey').toString('base64')}`);
+    expect(after(c.args, '-netdev')).toMatch(/hostfwd=tcp:127\.0\.0\.1:40022-:22$/);
+    expect(c.env).toEqual({ LD_PRELOAD: '/hs/libkvmlab-exits.so', KVMLAB_EXITS_RECORD: '/tmp/kvmlab-run/exits.jsonl', KVMLAB_DISABLE_EXITS: '0x2' });
+  });
+
+  it('takes placeholders for the port and the key, and writes them as they are', () => {
+    const c = backend.command({ ...req, clientPublicKey: new Placeholder('authkey'), sshPort: new Placeholder('port') }, image);
+    expect(after(c.args, '-append')).toBe('console=ttyS0 panic=-1 quiet kvmlab.authkey=<authkey>');
+    expect(after(c.args, '-netdev')).toBe('user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:<port>-:22');
+    expect(String(c.sshPort)).toBe('<port>');
   });
 });
 

@@ -2,6 +2,7 @@
 // the host, so every flag is unit-tested. The launcher (qemu-backend.ts) spawns exactly this argv
 // with exactly this environment, and the argv goes into the results as it ran.
 import { join } from 'node:path';
+import type { Placeholder } from '../../model/placeholder.js';
 import type { ExitControl, VmPlan } from '../../plan/vm.js';
 import type { GuestSpec } from '../../spec/schema.js';
 
@@ -12,7 +13,8 @@ export interface BootFiles {
   disk?: { path: string; format: 'raw' | 'qcow2' };
 }
 
-export interface ArgvInput {
+/** The forwarded port is a number at launch, `<port>` in a plan (model/placeholder.ts). */
+export interface ArgvInput<Port extends number | Placeholder = number> {
   /** VM name (-name); shows in `ps` and, with debug-threads=on, the threads carry "CPU n/KVM" names. */
   name: string;
   guest: GuestSpec;
@@ -22,7 +24,7 @@ export interface ArgvInput {
   /** Guest kernel command line (-append), when a kernel is given. */
   append?: string;
   /** Host TCP port on 127.0.0.1 forwarded to the guest's SSH port. */
-  sshPort: number;
+  sshPort: Port;
   /** The guest's SSH port (22 for kvmlab's image). */
   guestSshPort: number;
   /** Private directory (0700): QMP socket, pidfile, shim record. */
@@ -33,7 +35,7 @@ export interface ArgvInput {
   shimPath: string;
 }
 
-export interface QemuCommand {
+export interface QemuCommand<Port extends number | Placeholder = number> {
   binary: string;
   args: string[];
   /** Variables to add to a clean environment (LD_PRELOAD and KVMLAB_* for the shim). */
@@ -42,7 +44,7 @@ export interface QemuCommand {
   pidfile: string;
   consoleLog: string;
   /** Host port on 127.0.0.1 forwarded to the guest's SSH port. */
-  sshPort: number;
+  sshPort: Port;
   exitControl: ExitControl;
   /** Set when the shim runs: where it writes its JSONL record. */
   exitsRecord?: string;
@@ -64,7 +66,7 @@ export function optValue(s: string): string {
   return s.replaceAll(',', ',,');
 }
 
-export function buildQemuCommand(input: ArgvInput): QemuCommand {
+export function buildQemuCommand<Port extends number | Placeholder>(input: ArgvInput<Port>): QemuCommand<Port> {
   const { guest, plan, boot, runDir, logDir } = input;
   const { accel, exitControl: control } = plan;
   const x86 = guest.arch === 'x86_64';

@@ -14,6 +14,7 @@ import { realClock, settlesWithin } from '../clock.js';
 import type { Backend, LaunchRequest, Vm } from '../backend.js';
 import type { Effective } from '../../model/summary.js';
 import type { HostFacts } from '../../model/host-facts.js';
+import type { Placeholder } from '../../model/placeholder.js';
 import { guestCmdline } from '../guest-cmdline.js';
 import { QmpClient } from '../qmp-client.js';
 import { SshGuest } from '../ssh-guest.js';
@@ -35,6 +36,12 @@ export interface QemuBackendOptions {
   qmpTimeoutMs?: number;
   /** Where host changes are recorded before they are made (QEMU processes, tracefs instances, files). */
   journal?: HostJournal;
+}
+
+/** A launch request as its QEMU command needs it: the run's public key and the forwarded port, or their placeholders. */
+export interface CommandRequest<Port extends number | Placeholder = number> extends Pick<LaunchRequest, 'name' | 'guest' | 'plan' | 'runDir' | 'logDir'> {
+  clientPublicKey: string | Placeholder;
+  sshPort: Port;
 }
 
 /** QEMU did not come up; the message has the command line and the tail of its output and console. */
@@ -112,6 +119,13 @@ async function readTail(path: string, bytes = 8192): Promise<string> {
   }
 }
 
+/** Why a launch with this environment stops before QEMU starts: the disable-exits shim it preloads is not built. */
+export async function unbuiltShim(env: Record<string, string>): Promise<string | undefined> {
+  const shim = env.LD_PRELOAD;
+  if (!shim || (await access(shim).then(() => true, () => false))) return undefined;
+  return `${shim} is not built; run \`make -C host-scripts\` (or bash host-scripts/setup.sh)`;
+}
+
 /** The environment QEMU runs with: ours, less anything that would load or steer the shim by accident. */
 function qemuEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
@@ -135,26 +149,33 @@ export class QemuBackend implements Backend {
     return this.facts;
   }
 
+  /** What launch boots: kvmlab's image for the guest's architecture, or the experiment's own files. */
+  guestImage(guest: GuestSpec): Promise<GuestImage> {
+    return resolveGuestImage(guest, this.opts.imagesDir ? { imagesDir: this.opts.imagesDir } : {});
+  }
+
+  /** The QEMU command launch runs for this request and image. Pure: `kvmlab plan` calls it with placeholders for what only a launch chooses. */
+  command<Port extends number | Placeholder>(req: CommandRequest<Port>, image: GuestImage): QemuCommand<Port> {
+    return buildQemuCommand({
+      name: req.name,
+      guest: req.guest,
+      plan: req.plan,
+      boot: image.boot,
+      ...(image.boot.kernel ? { append: guestCmdline(req.guest, req.plan, req.clientPublicKey) } : {}),
+      sshPort: req.sshPort,
+      guestSshPort: image.ssh.port,
+      runDir: req.runDir,
+      logDir: req.logDir,
+      shimPath: this.opts.shimPath ?? EXITS_SHIM_PATH,
+    });
+  }
+
   async launch(req: LaunchRequest): Promise<Vm> {
-    const image = await resolveGuestImage(req.guest, this.opts.imagesDir ? { imagesDir: this.opts.imagesDir } : {});
-    const append = image.boot.kernel ? guestCmdline(req.guest, req.plan, req.clientKey.publicKey) : undefined;
+    const image = await this.guestImage(req.guest);
     for (let attempt = 1; ; attempt++) {
-      const cmd = buildQemuCommand({
-        name: req.name,
-        guest: req.guest,
-        plan: req.plan,
-        boot: image.boot,
-        ...(append !== undefined ? { append } : {}),
-        sshPort: await freePort(),
-        guestSshPort: image.ssh.port,
-        runDir: req.runDir,
-        logDir: req.logDir,
-        shimPath: this.opts.shimPath ?? EXITS_SHIM_PATH,
-      });
-      if (cmd.env.LD_PRELOAD) {
-        const shim = cmd.env.LD_PRELOAD;
-        if (!(await access(shim).then(() => true, () => false))) throw new HostError(`${shim} is not built; run \`make -C host-scripts\` (or bash host-scripts/setup.sh)`);
-      }
+      const cmd = this.command({ ...req, clientPublicKey: req.clientKey.publicKey, sshPort: await freePort() }, image);
+      const unbuilt = await unbuiltShim(cmd.env);
+      if (unbuilt) throw new HostError(unbuilt);
       const vm = new QemuVm(cmd, req, image, attempt, this.opts.journal);
       try {
         await vm.start(this.opts.qmpTimeoutMs ?? 60_000);

@@ -7,6 +7,7 @@ import { InputError } from '../../errors.js';
 import { HostJournal } from '../../host/journal.js';
 import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
+import { parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
 import { EXIT_INTERRUPTED, exitCodeOf, type RunTarget } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
@@ -16,28 +17,21 @@ import { runExperiment } from '../../run/runner.js';
 import { declaredMs, stepTimeout } from '../../run/steps.js';
 import { loadChecked } from '../../run/claims.js';
 import type { Experiment } from '../../spec/schema.js';
-import { nestedShape, runNested } from '../../targets/nested.js';
+import { insideL1Args, nestedShape, runNested } from '../../targets/nested.js';
 import { parseOn } from '../../targets/on.js';
 
-export interface RunFlags {
-  on: string;
-  backend: 'auto' | 'qemu' | 'mock';
-  accel: 'auto' | 'kvm' | 'tcg';
+export interface RunFlags extends RunChoices {
   out?: string;
-  repeat?: string;
-  only?: string;
   allowHostCommands?: boolean;
   quiet?: boolean;
   force?: boolean;
-  json?: boolean;
   /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
   targetInfo?: string;
 }
 
 /** `kvmlab run FILE`: every variant and repetition, the verdict on stdout (summary.json with --json), results in --out. */
 export async function run(file: string, flags: RunFlags): Promise<void> {
-  const repeat = flags.repeat === undefined ? undefined : Number(flags.repeat);
-  if (repeat !== undefined && !(Number.isInteger(repeat) && repeat >= 1 && repeat <= 1000)) throw new InputError(`--repeat ${flags.repeat}: give a whole number from 1 to 1000`);
+  const repeat = parseRepeat(flags.repeat);
   const on = parseOn(flags.on);
   const loaded = await loadChecked(file);
   const progress = createProgress(process.stderr, flags.quiet);
@@ -75,16 +69,10 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
 
 /** `run --on nested`: the same run, inside a KVM host emulated under TCG; results land in --out here. */
 async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress): Promise<void> {
-  if (flags.backend === 'mock') throw new InputError('--on nested runs real QEMU under the nested host\'s KVM; drop --backend mock (or run the mock with --on local)');
-  if (flags.accel === 'tcg') throw new InputError('--on nested exists to run guests under KVM; drop --accel tcg (or run TCG with --on local)');
+  refuseOnNested(flags.backend, flags.accel);
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
   await refuseOverwrite(out, flags.force);
-  // --force inside: the results directory already holds the nested host's own files.
-  const runArgs = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
-  if (repeat !== undefined) runArgs.push('--repeat', String(repeat));
-  if (flags.only) runArgs.push('--only', flags.only);
-  if (flags.allowHostCommands) runArgs.push('--allow-host-commands');
-  if (flags.json) runArgs.push('--json');
+  const runArgs = insideL1Args(file, out, { repeat, only: flags.only, allowHostCommands: flags.allowHostCommands, json: flags.json });
   const shape = nestedShape(exp);
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();

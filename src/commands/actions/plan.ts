@@ -1,0 +1,93 @@
+// `kvmlab plan FILE`: what `run` would do, shown and not done (run/dry-run.ts) — as text a person can
+// read and paste from, or with --json as one JSON document on stdout.
+import { shellLine } from '../../backend/qemu/argv.js';
+import { selectBackend } from '../../backend/select.js';
+import { formatMask } from '../../model/exits.js';
+import type { VmPlan } from '../../plan/vm.js';
+import { loadChecked } from '../../run/claims.js';
+import { planRun, type PlannedVariant, type RunPlan } from '../../run/dry-run.js';
+import { noticesOnly } from '../../run/progress.js';
+import { formatDuration } from '../../spec/units.js';
+import { parseOn } from '../../targets/on.js';
+import { parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
+
+export async function plan(file: string, flags: RunChoices): Promise<void> {
+  const repeat = parseRepeat(flags.repeat);
+  const on = parseOn(flags.on);
+  if (on === 'nested') refuseOnNested(flags.backend, flags.accel);
+  const loaded = await loadChecked(file);
+  // Inside L1 the run is real QEMU whatever was asked here (the mock is refused above).
+  const backend = await selectBackend(on === 'nested' ? 'qemu' : flags.backend, loaded.experiment.guest.arch, noticesOnly(process.stderr));
+  const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}) });
+  process.stdout.write(flags.json ? `${JSON.stringify(doc, null, 2)}\n` : planText(doc));
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const seconds = (s: number) => formatDuration(s * 1000);
+
+function exitsText(plan: VmPlan): string {
+  const c = plan.exitControl;
+  if (c.mode === 'none') return 'no exit control (KVM intercepts every exit)';
+  if (c.mode === 'cpu-pm') return `disabled exits: QEMU's own -overcommit cpu-pm=on, all this host allows of MWAIT|HLT|PAUSE|CSTATE (${formatMask(plan.disableExitsMask)})`;
+  return `disabled exits ${formatMask(c.mask)}: -overcommit cpu-pm=on and the shim setting exactly this mask`;
+}
+
+function planLine(plan: VmPlan): string {
+  return [
+    `-cpu ${plan.cpu}`,
+    exitsText(plan),
+    `MWAIT in guest CPUID: ${plan.mwaitInCpuid ? 'yes' : 'no'}`,
+    `guest vendor: ${plan.guestVendor ?? 'as the CPU model says'}`,
+    ...(plan.haltPollNs !== undefined ? [`halt_poll_ns ${plan.haltPollNs} (per VM)`] : []),
+    ...(plan.guestKernelArgs.length ? [`guest kernel adds ${plan.guestKernelArgs.join(' ')}`] : []),
+  ].join('; ');
+}
+
+function timeLine(p: RunPlan, v: PlannedVariant): string {
+  const e = v.estimate;
+  if (v.verdict === 'skipped') return 'none (skipped)';
+  const each = p.simulated ? `windows ${seconds(e.windowsSeconds)}` : `boot about ${seconds(e.bootSeconds)} + windows ${seconds(e.windowsSeconds)}`;
+  return `${p.simulated ? `${seconds(e.seconds)} of virtual time` : `about ${seconds(e.seconds)}`}: ${plural(e.runs, 'run')} × (${each})`;
+}
+
+function variantBlock(p: RunPlan, v: PlannedVariant, i: number): string[] {
+  const lines = [`variant ${i + 1}/${p.variants.length} ${v.id}`];
+  const field = (name: string, text: string) => lines.push(`  ${name.padEnd(9)} ${text}`);
+  field('verdict', v.verdict === 'decided inside L1' ? 'decided inside L1 (nothing here skips it)' : v.verdict);
+  for (const r of v.reasons) lines.push(`            ${r}`);
+  field('plan', v.plan ? planLine(v.plan) : 'none: these knobs cannot be asked of this VM (a reason above says why), so nothing would be launched');
+  if (v.commandLine) field('command', v.commandLine);
+  if (v.simulated) field('mock', `no QEMU process (launch.json's argv says so, with the guest's -smp and -append): ${plural(v.simulated.cpus, 'vCPU')}${v.simulated.maxcpus !== undefined ? ` (maxcpus ${v.simulated.maxcpus})` : ''}; kernel command line: ${v.simulated.cmdline}`);
+  if (v.launchProblem) field('launch', `would stop before QEMU starts: ${v.launchProblem}`);
+  field('time', timeLine(p, v));
+  return lines;
+}
+
+function planText(p: RunPlan): string {
+  const out: string[] = [];
+  const where = p.on === 'nested' ? 'in a nested KVM host (L1) booted under TCG' : 'on this host';
+  out.push(`plan: ${p.experiment} (${p.file}): ${plural(p.variants.length, 'variant')} × ${plural(p.repetitions, 'repetition')}, backend ${p.backend}${p.simulated ? ' (simulated)' : ''}, accel ${p.accel}, ${where}`);
+  out.push(`judged on: ${p.judgedOn}`);
+  for (const n of p.notices) out.push(`notice: ${n}`);
+  out.push('Nothing here was started or written. What each launch chooses is shown as a placeholder:');
+  const width = Math.max(0, ...Object.keys(p.placeholders).map((k) => k.length));
+  for (const [k, meaning] of Object.entries(p.placeholders)) out.push(`  ${k.padEnd(width)}  ${meaning}`);
+  if (p.nested) {
+    out.push('', `L1: ${p.nested.shape.cpus} CPUs, ${p.nested.shape.memoryMiB} MiB${p.nested.shape.cmdline ? `, kernel command line adds ${p.nested.shape.cmdline}` : ''}`);
+    out.push(`  command   ${p.nested.commandLine}`);
+    out.push(`  inside    ${shellLine(p.nested.inside[0]!, p.nested.inside.slice(1))}`);
+    out.push(`  decided   ${p.nested.decidedInside}`);
+  }
+  p.variants.forEach((v, i) => out.push('', ...variantBlock(p, v, i)));
+  out.push('');
+  for (const r of p.refusals) out.push(`refused: run would stop before booting anything (exit ${r.exitCode}): ${r.reason}`);
+  const running = p.variants.filter((v) => v.verdict !== 'skipped').length;
+  const asGiven = p.refusals.length ? 'nothing would run as given (refused above); let through, ' : '';
+  if (running === 0) out.push(`total: ${asGiven}no variant would run ${p.on === 'nested' ? 'in L1' : 'here'}: run would skip every one (each says why above) and exit 3`);
+  else {
+    const time = p.estimate.clock === 'virtual' ? `${seconds(p.estimate.seconds)} of virtual time` : `about ${seconds(p.estimate.seconds)}`;
+    out.push(`total: ${asGiven}${running} of ${plural(p.variants.length, 'variant')} would run${p.on === 'nested' ? ' as far as can be told before L1 boots' : ''}, ${plural(p.estimate.runs, 'run')}, ${time}`);
+  }
+  out.push('estimate made of:', ...p.estimate.madeOf.map((m) => `  ${m}`));
+  return `${out.join('\n')}\n`;
+}

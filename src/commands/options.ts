@@ -1,0 +1,6 @@
+// Options that `run` and `plan` take alike: which backend and which accelerator, with their help.
+import { Option } from 'commander';
+
+export const backendOption = () => new Option('--backend <backend>', 'qemu (real QEMU), mock (simulated guest and host), auto (qemu when installed)').choices(['auto', 'qemu', 'mock']).default('auto');
+
+export const accelOption = () => new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto');

@@ -1,0 +1,19 @@
+// `kvmlab plan FILE`: what the command takes; what it does is in actions/plan.ts, loaded when it runs.
+import type { Command } from 'commander';
+import { ON_HELP } from '../targets/on.js';
+import { accelOption, backendOption } from './options.js';
+import type { RunChoices } from './actions/run-options.js';
+
+export function registerPlan(program: Command): void {
+  program
+    .command('plan')
+    .description('show what `run` would do, doing none of it: each variant with its QEMU command line and environment, whether this host runs or skips it and why, and how long it would take')
+    .argument('<file>', 'experiment file (.yaml or .json)')
+    .option('--on <where>', ON_HELP, 'local')
+    .addOption(backendOption())
+    .addOption(accelOption())
+    .option('--repeat <n>', 'repetitions per variant (overrides the file)')
+    .option('--only <pattern>', 'plan only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
+    .option('--json', 'print the plan as one JSON document on stdout')
+    .action(async (file: string, flags: RunChoices) => (await import('./actions/plan.js')).plan(file, flags));
+}

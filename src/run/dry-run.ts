@@ -1,0 +1,220 @@
+// `kvmlab plan`: what `kvmlab run` would do with an experiment, worked out by the code run itself
+// uses — the variants --only picks, the accelerator choice, preflight on the facts of the host the
+// run would land on, each variant's VmPlan and the QEMU command QemuBackend.launch builds from it —
+// with none of it done: no QEMU started, no tracefs instance made, no journal or lock taken, no file
+// written. What only a launch chooses is a placeholder (PLACEHOLDERS).
+import type { Backend } from '../backend/backend.js';
+import { guestCmdline } from '../backend/guest-cmdline.js';
+import { shellLine } from '../backend/qemu/argv.js';
+import type { GuestImage } from '../backend/qemu/image.js';
+import { QemuBackend, unbuiltShim } from '../backend/qemu/qemu-backend.js';
+import { formatCpuList } from '../model/cpulist.js';
+import type { Accel, HostFacts } from '../model/host-facts.js';
+import { Placeholder } from '../model/placeholder.js';
+import { repetitionDir, type RunTarget } from '../model/summary.js';
+import { chooseAccel } from '../plan/accel.js';
+import { planVm, whyNotPlannable, type VmPlan } from '../plan/vm.js';
+import type { Loaded } from '../spec/load.js';
+import { selectVariants } from '../spec/matrix.js';
+import type { Experiment, Knobs } from '../spec/schema.js';
+import { insideL1Args, l1Argv, l1KnownFacts, nestedHostFiles, nestedShape, nestedTarget, type NestedShape } from '../targets/nested.js';
+import type { On } from '../targets/on.js';
+import { bootFigure, estimateRuns, L1_START, type Estimate } from './estimate.js';
+import { hostCommandsRefusal, preflight } from './preflight.js';
+import { vmName } from '../host/journal.js';
+
+/** What a launch chooses, as a plan shows it. */
+const PLACEHOLDERS = {
+  port: new Placeholder('port'),
+  runDir: new Placeholder('run-dir'),
+  out: new Placeholder('out'),
+  authkey: new Placeholder('authkey'),
+  pid: new Placeholder('pid'),
+  rep: new Placeholder('rep'),
+  ctlDir: new Placeholder('ctl-dir'),
+  targetInfo: new Placeholder('target-info'),
+};
+
+const MEANINGS: Record<string, string> = {
+  [`${PLACEHOLDERS.port}`]: "the host port forwarded to the guest's SSH port: a free one, picked at each launch",
+  [`${PLACEHOLDERS.runDir}`]: 'the private directory made at each launch for the QMP socket, pidfile and shim record (kvmlab-XXXXXX under $TMPDIR)',
+  [`${PLACEHOLDERS.out}`]: 'the results directory (--out, or results/<experiment>/<time>/)',
+  [`${PLACEHOLDERS.authkey}`]: "the run's SSH public key (base64), made fresh for each launch",
+  [`${PLACEHOLDERS.pid}`]: "the running kvmlab's process id",
+  [`${PLACEHOLDERS.rep}`]: 'the repetition, from 1',
+  [`${PLACEHOLDERS.ctlDir}`]: 'the control directory L1 shares with this host, made when L1 boots',
+  [`${PLACEHOLDERS.targetInfo}`]: 'where the run happens (L0 and L1) as JSON, for its results',
+};
+
+export type Verdict = 'runnable' | 'skipped' | 'decided inside L1';
+
+export interface PlannedVariant {
+  id: string;
+  labels: Record<string, string>;
+  knobs: Knobs;
+  verdict: Verdict;
+  /** Preflight's reasons, as `run` gives them; none unless skipped. */
+  reasons: string[];
+  /** What the knobs ask of KVM and QEMU; null when they cannot be asked of this VM (a reason says why). */
+  plan: VmPlan | null;
+  /** QEMU's argv, binary first, as launch builds it; null on the mock and without a plan. */
+  argv: string[] | null;
+  /** What launch adds to QEMU's environment: LD_PRELOAD and KVMLAB_* for the disable-exits shim. */
+  env: Record<string, string>;
+  /** The environment and argv as one shell line. */
+  commandLine: string | null;
+  /** Why the launch would stop before QEMU starts, though preflight passes the variant. */
+  launchProblem?: string;
+  /** On the mock: the guest it simulates in place of a QEMU process. */
+  simulated?: { cpus: number; maxcpus?: number; cmdline: string };
+  estimatedSeconds: number;
+  estimate: Estimate;
+}
+
+/** `--on nested`: L1 as the run would boot it, and the run inside it. */
+export interface PlannedL1 {
+  shape: NestedShape;
+  argv: string[];
+  commandLine: string;
+  /** The kvmlab command run inside L1. */
+  inside: string[];
+  decidedInside: string;
+}
+
+export interface RunPlan {
+  file: string;
+  experiment: string;
+  backend: Backend['name'];
+  simulated: boolean;
+  accel: Accel;
+  on: On;
+  repetitions: number;
+  /** The facts preflight judged by. */
+  judgedOn: string;
+  notices: string[];
+  /** Why `run` would stop before booting anything, each with the exit status it would give. */
+  refusals: { exitCode: 2 | 3; reason: string }[];
+  /** Each placeholder the plan shows, and what the launch puts there. */
+  placeholders: Record<string, string>;
+  nested?: PlannedL1;
+  variants: PlannedVariant[];
+  /** Every run that would happen, and what the figure is made of. */
+  estimate: { seconds: number; clock: 'wall' | 'virtual'; runs: number; madeOf: string[] };
+}
+
+export interface PlanRequest {
+  loaded: Loaded;
+  /** The backend `run` would choose, given no journal: nothing is launched. */
+  backend: Backend;
+  accel: 'auto' | Accel;
+  on: On;
+  repeat?: number;
+  only?: string;
+}
+
+const DECIDED_INSIDE =
+  "L1's facts are known only once it boots: inside L1 kvmlab probes its KVM (allowed disabled exits, KVM_CAP_HALT_POLL, kvm parameters), its CPU flags, devices and interrupt rows, and skips what they do not allow. Here those are taken as met, so a variant is skipped only for what no L1 could run.";
+
+interface Where {
+  facts: HostFacts;
+  target: RunTarget;
+  judgedOn: string;
+  l1?: PlannedL1;
+}
+
+/** L1 as `run --on nested` would boot it; the facts of it known before it boots. */
+async function nestedWhere(loaded: Loaded, req: PlanRequest): Promise<Where> {
+  const exp = loaded.experiment;
+  const { l0, image } = await nestedHostFiles();
+  const shape = nestedShape(exp);
+  const out = String(PLACEHOLDERS.out);
+  const argv = l1Argv(image, shape, out, String(PLACEHOLDERS.ctlDir));
+  const inside = ['kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only }), '--target-info', String(PLACEHOLDERS.targetInfo)];
+  return {
+    facts: l1KnownFacts(exp, shape, image, out),
+    target: nestedTarget(undefined, image, shape),
+    judgedOn: `L1 as known before it boots (x86_64, ${shape.cpus} CPUs of TCG's -cpu max, Linux ${image.manifest.kernelVersion}); the rest is decided inside L1`,
+    l1: { shape, argv: [l0, ...argv], commandLine: shellLine(l0, argv), inside, decidedInside: DECIDED_INSIDE },
+  };
+}
+
+async function localWhere(backend: Backend): Promise<Where> {
+  const facts = await backend.probe();
+  const judgedOn = backend.simulated ? "the mock backend's simulated host" : `this host (${facts.arch}, Linux ${facts.kernelRelease}, CPUs ${formatCpuList(facts.cpus)})`;
+  return { facts, target: { kind: 'local' }, judgedOn };
+}
+
+type Launch = Pick<PlannedVariant, 'argv' | 'env' | 'commandLine' | 'launchProblem' | 'simulated'>;
+
+/** What the mock simulates in place of QEMU, from the same plan and guest command line its launch uses. */
+function mockLaunch(exp: Experiment): (id: string, plan: VmPlan) => Promise<Launch> {
+  const { cpus, maxcpus } = exp.guest;
+  return async (_id, plan) => ({ argv: null, env: {}, commandLine: null, simulated: { cpus, ...(maxcpus !== undefined ? { maxcpus } : {}), cmdline: guestCmdline(exp.guest, plan, PLACEHOLDERS.authkey) } });
+}
+
+/**
+ * QEMU's command as QemuBackend.launch builds it, with placeholders for what the launch chooses; for
+ * a variant that would be launched, also why that launch would stop. The guest image is looked up
+ * as launch looks it up, once, and only when a command is to be shown.
+ */
+function qemuLaunch(backend: QemuBackend, exp: Experiment): (id: string, plan: VmPlan, launched: boolean) => Promise<Launch> {
+  let image: Promise<GuestImage> | undefined;
+  return async (id, plan, launched) => {
+    image ??= backend.guestImage(exp.guest);
+    const { pid, rep } = PLACEHOLDERS;
+    const request = { name: vmName(exp.name, rep, pid), guest: exp.guest, plan, runDir: String(PLACEHOLDERS.runDir), logDir: repetitionDir(String(PLACEHOLDERS.out), id, rep), clientPublicKey: PLACEHOLDERS.authkey, sshPort: PLACEHOLDERS.port };
+    const cmd = backend.command(request, await image);
+    const launchProblem = launched ? await unbuiltShim(cmd.env) : undefined;
+    return { argv: [cmd.binary, ...cmd.args], env: cmd.env, commandLine: shellLine(cmd.binary, cmd.args, cmd.env), ...(launchProblem ? { launchProblem } : {}) };
+  };
+}
+
+export async function planRun(req: PlanRequest): Promise<RunPlan> {
+  const { loaded, backend } = req;
+  const exp = loaded.experiment;
+  const variants = selectVariants(exp, req.only);
+  const repetitions = req.repeat ?? exp.repetitions;
+  const where = req.on === 'nested' ? await nestedWhere(loaded, req) : await localWhere(backend);
+  const { accel, notice } = chooseAccel(req.accel, exp.guest.arch, where.facts);
+  const judged = await preflight(exp, loaded.file, variants, where.facts, accel, where.target);
+  const refusals: RunPlan['refusals'] = [];
+  const hostCommands = hostCommandsRefusal(exp, loaded.file, false);
+  if (hostCommands) refusals.push({ exitCode: 2, reason: hostCommands });
+  if (judged.refused) refusals.push({ exitCode: 3, reason: judged.refused });
+
+  const launch = backend instanceof QemuBackend ? qemuLaunch(backend, exp) : mockLaunch(exp);
+  const boot = bootFigure(backend.simulated ? 'mock' : req.on, exp.guest.arch, accel);
+  const perRun = estimateRuns(exp.steps, 1, boot);
+  const planned: PlannedVariant[] = [];
+  for (const [i, v] of variants.entries()) {
+    const reasons = judged.reasons[i]!;
+    const verdict: Verdict = reasons.length ? 'skipped' : where.l1 ? 'decided inside L1' : 'runnable';
+    const plan = whyNotPlannable(exp.guest, v.knobs, accel) ? null : planVm(exp.guest, v.knobs, accel, where.facts);
+    const launched = plan ? await launch(v.id, plan, verdict !== 'skipped') : { argv: null, env: {}, commandLine: null };
+    const estimate = estimateRuns(exp.steps, verdict === 'skipped' ? 0 : repetitions, boot);
+    planned.push({ id: v.id, labels: v.labels, knobs: v.knobs, verdict, reasons, plan, ...launched, estimatedSeconds: estimate.seconds, estimate });
+  }
+
+  const runs = planned.reduce((n, v) => n + v.estimate.runs, 0);
+  const madeOf = [boot.seconds ? `boot about ${boot.seconds} s a run: ${boot.source}` : boot.source, `the declared sample: and wait: windows, ${perRun.windowsSeconds} s a run`, `× ${repetitions} repetition${repetitions === 1 ? '' : 's'} of each variant that would run; steps without a window are not counted`];
+  if (where.l1 && runs > 0) madeOf.push(`L1 once, about ${L1_START.seconds} s: ${L1_START.source}`);
+  const seconds = planned.reduce((t, v) => t + v.estimatedSeconds, 0) + (where.l1 && runs > 0 ? L1_START.seconds : 0);
+
+  const shown = JSON.stringify({ planned, l1: where.l1 });
+  return {
+    file: loaded.file,
+    experiment: exp.name,
+    backend: backend.name,
+    simulated: backend.simulated,
+    accel,
+    on: req.on,
+    repetitions,
+    judgedOn: where.judgedOn,
+    notices: notice ? [notice] : [],
+    refusals,
+    placeholders: Object.fromEntries(Object.entries(MEANINGS).filter(([p]) => shown.includes(p))),
+    ...(where.l1 ? { nested: where.l1 } : {}),
+    variants: planned,
+    estimate: { seconds, clock: backend.simulated ? 'virtual' : 'wall', runs, madeOf },
+  };
+}
