@@ -219,12 +219,18 @@ async function unplug(step: Extract<Step, { kind: 'unplug' }>, ctx: StepContext,
   // gone from query-cpus-fast. QEMU 7.2 under TCG ejects the CPU but never sends the CPU's own
   // DEVICE_DELETED, so "removed" and "DEVICE_DELETED seen" are recorded as two facts.
   const deadline = started + timeout;
+  // The guest's "eject in progress" _OST names the device and its ACPI slot; the "eject succeeded"
+  // one that follows names only the slot (QEMU 7.2: the device is gone by then), so it is matched by
+  // the slot this device's own request reported.
   const ejected =
     ctx.arch === 'x86_64'
-      ? qmp.waitForEvent('ACPI_DEVICE_OST', { info: { device: step.id, source: 3, status: 0 } }, timeout, from).then(async (e) => {
-          await vcpuGone(ctx, step.id, deadline);
-          return { kind: 'ejected' as const, e };
-        })
+      ? qmp
+          .waitForEvent('ACPI_DEVICE_OST', { info: { device: step.id, source: 3 } }, timeout, from)
+          .then((request) => qmp.waitForEvent('ACPI_DEVICE_OST', { info: { slot: (request.data.info as { slot?: string } | undefined)?.slot, source: 3, status: 0 } }, Math.max(0, deadline - clock.now()), from))
+          .then(async (e) => {
+            await vcpuGone(ctx, step.id, deadline);
+            return { kind: 'ejected' as const, e };
+          })
       : new Promise<never>(() => undefined);
   const deleted = qmp.waitForEvent('DEVICE_DELETED', { device: step.id }, timeout, from).then((e) => ({ kind: 'deleted' as const, e }));
   let outcome: { kind: 'deleted' | 'refused' | 'ejected'; e: QmpEvent } | { kind: 'timeout'; e: undefined } = await Promise.race([

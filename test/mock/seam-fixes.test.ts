@@ -131,8 +131,25 @@ describe('the unplug step', () => {
     expect(timeouts).toEqual([700]);
   });
 
+  it('takes this CPU\'s completed eject, named by its slot as QEMU 7.2 reports it, for its removal', async () => {
+    const cpu2 = [
+      { event: 'ACPI_DEVICE_OST', data: { info: { device: 'cpu2', source: 3, status: 132, slot: '2', 'slot-type': 'CPU' } } },
+      { event: 'DEVICE_DELETED', data: { path: '/machine/peripheral/cpu2/lapic' } },
+      { event: 'ACPI_DEVICE_OST', data: { info: { source: 3, status: 0, slot: '2', 'slot-type': 'CPU' } } },
+    ];
+    const rows: MetricRow[] = [];
+    const detail = await runStep(unplugStep('2s'), stepCtx(scriptedVm(async (cmd) => (cmd === 'query-cpus-fast' ? [] : {}), cpu2), rows));
+    expect(detail.outcome).toBe('ejected');
+    expect(rows.find((r) => r.metric === 'unplug.removed')?.value).toBe(1);
+  });
+
   it('does not take another CPU\'s completed eject for this one\'s', async () => {
-    const vm = scriptedVm(async (cmd) => (cmd === 'query-cpus-fast' ? [] : {}), [{ event: 'ACPI_DEVICE_OST', data: { info: { device: 'cpu3', source: 3, status: 0 } } }]);
+    // QEMU 7.2's own sequence for cpu3, in full: its request names it, its completion only its slot
+    const cpu3 = [
+      { event: 'ACPI_DEVICE_OST', data: { info: { device: 'cpu3', source: 3, status: 132, slot: '3', 'slot-type': 'CPU' } } },
+      { event: 'ACPI_DEVICE_OST', data: { info: { source: 3, status: 0, slot: '3', 'slot-type': 'CPU' } } },
+    ];
+    const vm = scriptedVm(async (cmd) => (cmd === 'query-cpus-fast' ? [] : {}), cpu3);
     const rows: MetricRow[] = [];
     const detail = await runStep(unplugStep('300ms'), stepCtx(vm, rows));
     expect(detail.outcome).toBe('timeout');

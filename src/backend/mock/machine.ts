@@ -270,7 +270,8 @@ export class MockMachine {
     if (this.config.arch === 'x86_64') {
       this.emit({ event: 'DEVICE_DELETED', data: { path: `${path}/lapic` } });
       this.emit({ event: 'DEVICE_DELETED', data: { device: id, path } });
-      this.emit({ event: 'ACPI_DEVICE_OST', data: { info: { device: id, source: 3, status: 0, slot: String(v.index), 'slot-type': 'CPU' } } });
+      // as QEMU 7.2 reports it: the device is gone, so only its slot is named
+      this.emit({ event: 'ACPI_DEVICE_OST', data: { info: { source: 3, status: 0, slot: String(v.index), 'slot-type': 'CPU' } } });
     } else {
       this.emit({ event: 'DEVICE_DELETED', data: { path: `${path}/thread[0]` } });
       this.emit({ event: 'DEVICE_DELETED', data: { device: id, path } });
