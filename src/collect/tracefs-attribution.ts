@@ -130,10 +130,15 @@ type Counts = Map<string, number>; // "metric\u0000entity" → count
 /** Bodies remembered per memo: past this the memo starts again (bodies that never repeat). */
 const MEMO_MAX = 4096;
 
-function remember<V>(memo: Map<string, V>, body: string, value: V): void {
+/** What `compute` gives for this event body, computed once per body while the memo holds it. */
+function memo<V>(memo: Map<string, V>, body: string, compute: () => V): V {
+  const known = memo.get(body);
+  if (known !== undefined) return known;
+  const value = compute();
   if (memo.size >= MEMO_MAX) memo.clear();
   // a copy: a slice would pin the whole chunk of trace text it came from
   memo.set(Buffer.from(body).toString(), value);
+  return value;
 }
 
 export class TraceAggregator {
@@ -173,12 +178,10 @@ export class TraceAggregator {
       case 'kvm_exit': {
         const who = th.vcpuTids.has(ev.pid) ? th.entity.get(ev.pid)! : undefined;
         if (!who) return;
-        let metric = this.exitMetric.get(ev.body);
-        if (metric === undefined) {
+        const metric = memo(this.exitMetric, ev.body, () => {
           const f = parseEventFields(ev.body, fmt);
-          metric = `trace.exits.${exitReasonWord(String(f.reason ?? f.exit_reason ?? 'unknown'))}`;
-          remember(this.exitMetric, ev.body, metric);
-        }
+          return `trace.exits.${exitReasonWord(String(f.reason ?? f.exit_reason ?? 'unknown'))}`;
+        });
         this.add(c, 'trace.exits', who);
         this.add(c, metric, who);
         return;
@@ -186,12 +189,10 @@ export class TraceAggregator {
       case 'kvm_vcpu_wakeup': {
         const who = th.vcpuTids.has(ev.pid) ? th.entity.get(ev.pid)! : undefined;
         if (!who) return;
-        let polled = this.polled.get(ev.body);
-        if (polled === undefined) {
+        const polled = memo(this.polled, ev.body, () => {
           const f = parseEventFields(ev.body, fmt);
-          polled = f.waited === 'poll' || f.waited === 0;
-          remember(this.polled, ev.body, polled);
-        }
+          return f.waited === 'poll' || f.waited === 0;
+        });
         this.add(c, 'trace.vcpu_wakeups', who);
         if (polled) this.add(c, 'trace.vcpu_wakeups_polled', who);
         return;

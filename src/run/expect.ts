@@ -44,12 +44,13 @@ export function applicable(expectations: readonly Expectation[], variant: Varian
 /** The expectation over one variant's rows: each repetition reduced by its agg, then the median over repetitions. */
 export function evaluate(e: Expectation, rows: readonly MetricRow[]): ExpectationResult {
   const claim = describeClaim(e);
-  const byRep = repetitionValues(rows, selectionOf(e));
+  const selection = selectionOf(e);
+  const byRep = repetitionValues(rows, selection);
   if (byRep.size === 0) {
     return { description: e.description, metric: e.metric, claim, passed: false, observed: null, perRepetition: [], rows: 0, note: `no ${e.metric} data was collected for this selection` };
   }
   const perRepetition = [...byRep.values()].map((v) => Number(formatValue(v)));
   const observed = Number(formatValue(median(perRepetition)));
-  const counted = rows.filter((r) => matches(r, selectionOf(e)) && Number.isFinite(r.value)).length;
+  const counted = rows.filter((r) => matches(r, selection) && Number.isFinite(r.value)).length;
   return { description: e.description, metric: e.metric, claim, passed: compare(observed, e.op, e.value), observed, perRepetition, rows: counted };
 }
