@@ -2,14 +2,12 @@
 // host's KVM answers for disable-exits, halt polling, vCPU limits, and whether enabling the
 // disable-exits capability and creating a vCPU work.
 
-import { fileURLToPath } from 'node:url';
-import { z } from 'zod';
+import * as z from 'zod';
+import { packagePath } from '../util/package-dir.js';
 
-/** host-scripts/build, from src/host/ (tsx/vitest) and from dist/host/ (compiled) alike. */
-export const HOST_SCRIPTS_BUILD_DIR = fileURLToPath(new URL('../../host-scripts/build/', import.meta.url));
-export const KVM_PROBE_PATH = `${HOST_SCRIPTS_BUILD_DIR}kvm-probe`;
-export const EXITS_SHIM_PATH = `${HOST_SCRIPTS_BUILD_DIR}libkvmlab-exits.so`;
-export const HOST_SCRIPTS_DIR = fileURLToPath(new URL('../../host-scripts/', import.meta.url));
+export const HOST_SCRIPTS_DIR = packagePath('host-scripts');
+export const KVM_PROBE_PATH = packagePath('host-scripts', 'build', 'kvm-probe');
+export const EXITS_SHIM_PATH = packagePath('host-scripts', 'build', 'libkvmlab-exits.so');
 export const BUILD_HINT = 'make -C host-scripts';
 
 const ErrSchema = z.object({ ok: z.literal(false), errno: z.number().int(), error: z.string() });

@@ -5,7 +5,7 @@
 // `-overcommit cpu-pm=on`, which asks for everything the host allows of MWAIT|HLT|PAUSE|CSTATE;
 // the shim replaces that mask with the variant's.
 
-import { z } from 'zod';
+import * as z from 'zod';
 
 export const KVM_CAP_X86_DISABLE_EXITS = 143;
 export const KVM_CAP_HALT_POLL = 182;

@@ -3,7 +3,7 @@
 // are the source: the types are inferred from them, and `report`, `compare` and `bundle` read
 // summary.json through SummarySchema, so a file they accept is one these types describe.
 import { join } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Knobs, Source } from '../spec/schema.js';
 import type { Accel, HostFacts } from './host-facts.js';
 import type { Placeholder } from './placeholder.js';

@@ -29,8 +29,16 @@ const CONFIG = {
   legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 320 },
 };
 
-/** vega and vega-lite, loaded the first time a plot is drawn: report --no-write, bundle and compare never need them. */
-const vega = async () => ({ ...(await import('vega')), ...(await import('vega-lite')) });
+/**
+ * vega and vega-lite, loaded the first time a plot is drawn: report --no-write, bundle and compare
+ * never need them. On Node both resolve to CommonJS builds, whose module.exports is the default
+ * export: node's own loader and the bundled CLI agree on that, not on named exports.
+ */
+const vega = async () => {
+  const [vg, vl] = await Promise.all([import('vega'), import('vega-lite')]);
+  return { ...commonJs(vg), ...commonJs(vl) };
+};
+const commonJs = <T extends object>(m: T): T => (m as T & { default: T }).default;
 
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
   const { compile, parse, View } = await vega();

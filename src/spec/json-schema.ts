@@ -1,6 +1,6 @@
 // The editor-facing JSON Schema of experiment files, generated from the same zod schemas that
 // validate them (input side: what a person writes, before defaults and unit conversion).
-import { z } from 'zod';
+import * as z from 'zod';
 import { ExperimentSchema } from './schema.js';
 
 export function experimentJsonSchema(): Record<string, unknown> {

@@ -1,6 +1,6 @@
 // What an experiment file can say. The zod schemas are the single source: the TypeScript types are
 // inferred from them and the editor JSON Schema (schema/experiment.schema.json) is generated from them.
-import { z } from 'zod';
+import * as z from 'zod';
 import { parseCpuList } from '../model/cpulist.js';
 import { EXIT_NAMES, type ExitName as ExitNameT } from '../model/exits.js';
 import { describeIssue, unknownFieldLines, unknownFieldsMessage } from './issues.js';

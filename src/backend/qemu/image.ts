@@ -3,7 +3,7 @@
 // kernel/initrd/disk image with the SSH details the experiment states under guest.ssh.
 import { access, constants, readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { HostError, InputError } from '../../errors.js';
 import type { GuestSpec } from '../../spec/schema.js';
 import { keyBlob } from '../ssh-guest.js';

@@ -1,14 +1,13 @@
 // `kvmlab image build|list`: kvmlab's guest images, built by guest-scripts/build-image.sh from
 // Debian packages into $KVMLAB_CACHE/images/<arch>.
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { imagesDir, listImages } from '../../backend/qemu/image.js';
 import { HostError } from '../../errors.js';
 import { formatTable } from '../../report/table.js';
+import { packagePath } from '../../util/package-dir.js';
 
-/** guest-scripts/, from src/commands/actions (vitest) and dist/commands/actions alike. */
-const GUEST_SCRIPTS_DIR = fileURLToPath(new URL('../../../guest-scripts/', import.meta.url));
+const GUEST_SCRIPTS_DIR = packagePath('guest-scripts');
 
 export type ImageName = 'x86_64' | 'ppc64le' | 'nested-host';
 

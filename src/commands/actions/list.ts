@@ -2,14 +2,14 @@
 // description and host requirements.
 import { readdir } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InputError, type Problem } from '../../errors.js';
 import { formatTable } from '../../report/table.js';
 import { loadExperiment } from '../../spec/load.js';
 import type { Requires } from '../../spec/schema.js';
+import { packagePath } from '../../util/package-dir.js';
 
-/** The experiments kvmlab ships, beside dist/ (or src/) in the installed package: not the current directory's. */
-const SHIPPED = fileURLToPath(new URL('../../../experiments/', import.meta.url));
+/** The experiments kvmlab ships, in the installed package: not the current directory's. */
+const SHIPPED = packagePath('experiments');
 
 function requirementsText(r: Requires): string {
   const parts = [
