@@ -5,6 +5,7 @@
 // of summary.json (the matrix order), variant ids are never cut (one matrix axis a line), and
 // threads that do the same thing each get their own row, so none hides behind another.
 import type { TopLevelSpec } from 'vega-lite';
+import { renderSvg } from './svg.js';
 import { applicable } from '../run/expect.js';
 import type { Comparator, Expectation } from '../spec/schema.js';
 import { describeSelection, expectationSelections, median, perRepetition, selectionOf, type Selection } from '../model/select.js';
@@ -19,36 +20,6 @@ export interface Plot {
   svg?: string;
   /** Why there is no plot, when there is none. */
   note?: string;
-}
-
-const CONFIG = {
-  font: 'DejaVu Sans, Helvetica, Arial, sans-serif',
-  background: 'white',
-  axis: { labelFontSize: 11, titleFontSize: 12 },
-  title: { fontSize: 13, anchor: 'start' as const },
-  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 320 },
-};
-
-/**
- * vega and vega-lite, loaded the first time a plot is drawn: report --no-write, bundle and compare
- * never need them. On Node both resolve to CommonJS builds, whose module.exports is the default
- * export: node's own loader and the bundled CLI agree on that, not on named exports.
- */
-const vega = async () => {
-  const [vg, vl] = await Promise.all([import('vega'), import('vega-lite')]);
-  return { ...commonJs(vg), ...commonJs(vl) };
-};
-const commonJs = <T extends object>(m: T): T => (m as T & { default: T }).default;
-
-export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const { compile, parse, View } = await vega();
-  const vg = compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as TopLevelSpec).spec;
-  const view = new View(parse(vg), { renderer: 'none' });
-  try {
-    return await view.toSVG();
-  } finally {
-    view.finalize();
-  }
 }
 
 export interface CpuPoint {
@@ -378,32 +349,41 @@ export function metricsSpec(points: MetricPoint[], selections: readonly Selectio
   } as TopLevelSpec;
 }
 
-/** Every plot for a results directory, rendered. */
-export async function makePlots(r: LoadedResults): Promise<Plot[]> {
-  const plots: Plot[] = [];
+/** Every plot for a results directory, rendered by `render` (all three asked for at once). */
+export async function makePlots(r: LoadedResults, render: (spec: TopLevelSpec) => Promise<string> = renderSvg): Promise<Plot[]> {
   const order = r.summary.variants.map((v) => v.id);
   const cpu = cpuTimeSpec(r);
-  plots.push({
-    file: 'vcpu-cpu.svg',
-    title: 'Host CPU % per vCPU thread over time',
-    caption:
-      'Per variant, a row per vCPU thread (and the emulator threads together): the share of one host CPU it ran between consecutive vcpu-cpu samples (the derivative of schedstat run time), every repetition as its own line; dashed lines mark where each step started (median over the repetitions).',
-    ...(cpu ? { svg: await renderSvg(cpu) } : { note: 'no vcpu-cpu samples in this run (collect: vcpu-cpu)' }),
-  });
   const bars = exitBars(r);
-  plots.push({
-    file: 'exits.svg',
-    title: 'Exits by reason per variant',
-    caption: 'Per variant, each trace.exits* / kvm.*exits metric summed over steps and vCPUs in a repetition; bar: median over repetitions, line: min–max.',
-    ...(bars.length ? { svg: await renderSvg(exitsSpec(bars, order)) } : { note: 'no exit counts in this run: no trace.exits* or kvm.*exits metrics were recorded (collect: tracefs or kvm-stats)' }),
-  });
   const selections = expectationSelections(expectationsOf(r));
   const points = metricPoints(r, selections);
-  plots.push({
-    file: 'expectations.svg',
-    title: 'Metrics named in expectations, across variants',
-    caption: "Each metric an expectation names, reduced per repetition the way the expectation reduces it; per variant one point per repetition, black tick at the median, and in red the claim's threshold (a rule at its value, a band for between).",
-    ...(points.length ? { svg: await renderSvg(metricsSpec(points, selections.filter((s) => points.some((p) => p.selection === describeSelection(s))), thresholds(r), order)) } : { note: selections.length ? 'no data for the metrics the expectations name' : 'the experiment has no expectations' }),
-  });
-  return plots;
+  const drawn = (spec: TopLevelSpec | undefined, note: string) => (spec ? render(spec).then((svg) => ({ svg })) : Promise.resolve({ note }));
+  const [cpuPlot, exitsPlot, metricsPlot] = await Promise.all([
+    drawn(cpu, 'no vcpu-cpu samples in this run (collect: vcpu-cpu)'),
+    drawn(bars.length ? exitsSpec(bars, order) : undefined, 'no exit counts in this run: no trace.exits* or kvm.*exits metrics were recorded (collect: tracefs or kvm-stats)'),
+    drawn(
+      points.length ? metricsSpec(points, selections.filter((s) => points.some((p) => p.selection === describeSelection(s))), thresholds(r), order) : undefined,
+      selections.length ? 'no data for the metrics the expectations name' : 'the experiment has no expectations',
+    ),
+  ]);
+  return [
+    {
+      file: 'vcpu-cpu.svg',
+      title: 'Host CPU % per vCPU thread over time',
+      caption:
+        'Per variant, a row per vCPU thread (and the emulator threads together): the share of one host CPU it ran between consecutive vcpu-cpu samples (the derivative of schedstat run time), every repetition as its own line; dashed lines mark where each step started (median over the repetitions).',
+      ...cpuPlot,
+    },
+    {
+      file: 'exits.svg',
+      title: 'Exits by reason per variant',
+      caption: 'Per variant, each trace.exits* / kvm.*exits metric summed over steps and vCPUs in a repetition; bar: median over repetitions, line: min–max.',
+      ...exitsPlot,
+    },
+    {
+      file: 'expectations.svg',
+      title: 'Metrics named in expectations, across variants',
+      caption: "Each metric an expectation names, reduced per repetition the way the expectation reduces it; per variant one point per repetition, black tick at the median, and in red the claim's threshold (a rule at its value, a band for between).",
+      ...metricsPlot,
+    },
+  ];
 }

@@ -7,6 +7,7 @@ import { describeSelection, expectationSelections, perRepetition, type Selection
 import { renderHtml } from './html.js';
 import { expectationsOf, loadResults, type LoadedResults } from './load.js';
 import { makePlots, type Plot } from './plots.js';
+import { svgRenderer } from './svg.js';
 import { spread } from './stats.js';
 import { exitCodeOf } from '../model/summary.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
@@ -136,24 +137,26 @@ export async function writeReport(outDir: string, opts: { print?: NodeJS.Writabl
 }
 
 async function write(outDir: string): Promise<WrittenReport> {
-  const r = await loadResults(outDir);
-  let plots: Plot[];
+  // The plots are drawn on their own thread while this one builds the timeline (svg.ts).
+  const renderer = svgRenderer();
   try {
-    plots = await makePlots(r);
-  } catch (e) {
-    plots = [{ file: 'plots', title: 'Plots', caption: '', note: `plotting failed: ${errorMessage(e)}` }];
+    const r = await loadResults(outDir);
+    const plotting = makePlots(r, (spec) => renderer.render(spec)).catch((e): Plot[] => [{ file: 'plots', title: 'Plots', caption: '', note: `plotting failed: ${errorMessage(e)}` }]);
+    const timeline = JSON.stringify(await buildTimeline(r));
+    const plots = await plotting;
+    const files: string[] = [];
+    await mkdir(join(outDir, 'plots'), { recursive: true });
+    for (const p of plots) {
+      if (!p.svg) continue;
+      await writeFile(join(outDir, 'plots', p.file), p.svg);
+      files.push(join('plots', p.file));
+    }
+    await writeFile(join(outDir, 'timeline.json'), timeline);
+    await writeFile(join(outDir, 'summary.md'), reportMarkdown(r, plots));
+    await writeFile(join(outDir, 'index.html'), renderHtml(r, plots, keyMetricsRows(keyMetrics(r))));
+    files.push('timeline.json', 'summary.md', 'index.html');
+    return { results: r, plots, files };
+  } finally {
+    await renderer.close();
   }
-  const files: string[] = [];
-  await mkdir(join(outDir, 'plots'), { recursive: true });
-  for (const p of plots) {
-    if (!p.svg) continue;
-    await writeFile(join(outDir, 'plots', p.file), p.svg);
-    files.push(join('plots', p.file));
-  }
-  const timeline = await buildTimeline(r);
-  await writeFile(join(outDir, 'timeline.json'), JSON.stringify(timeline));
-  await writeFile(join(outDir, 'summary.md'), reportMarkdown(r, plots));
-  await writeFile(join(outDir, 'index.html'), renderHtml(r, plots, keyMetricsRows(keyMetrics(r))));
-  files.push('timeline.json', 'summary.md', 'index.html');
-  return { results: r, plots, files };
 }

@@ -3,7 +3,8 @@
 // value each on their own row.
 import { describe, expect, it } from 'vitest';
 import type { LoadedResults, RepetitionData, VcpuSample } from '../../src/report/load.js';
-import { cpuTimeSpec, exitsSpec, idLines, metricsSpec, renderSvg, type MetricPoint, type Threshold } from '../../src/report/plots.js';
+import { cpuTimeSpec, exitsSpec, idLines, metricsSpec, type MetricPoint, type Threshold } from '../../src/report/plots.js';
+import { renderSvg } from '../../src/report/svg.js';
 import { summaryFixture } from './summary-fixture.js';
 
 // ids that sort the other way round alphabetically, and are longer than any default label limit

@@ -1,0 +1,83 @@
+// SVG from vega-lite specs: compiled to vega and rendered headless by vega's View.toSVG() (no
+// browser, no canvas). Drawing is most of what a report costs, so the built CLI draws on a worker
+// thread (svg-worker.ts): loading vega and rendering there overlap the timeline and the tables on
+// the main thread. Run from the sources (vitest) there is no built worker, and it draws in the
+// calling thread; both go through renderSvg.
+import { Worker } from 'node:worker_threads';
+import type { TopLevelSpec } from 'vega-lite';
+import { errorMessage } from '../errors.js';
+import { packagePath } from '../util/package-dir.js';
+
+const CONFIG = {
+  font: 'DejaVu Sans, Helvetica, Arial, sans-serif',
+  background: 'white',
+  axis: { labelFontSize: 11, titleFontSize: 12 },
+  title: { fontSize: 13, anchor: 'start' as const },
+  legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 320 },
+};
+
+/**
+ * vega and vega-lite, loaded the first time a plot is drawn: report --no-write, bundle and compare
+ * never need them. On Node both resolve to CommonJS builds, whose module.exports is the default
+ * export: node's own loader and the bundled CLI agree on that, not on named exports.
+ */
+export const loadVega = async () => {
+  const [vg, vl] = await Promise.all([import('vega'), import('vega-lite')]);
+  return { ...commonJs(vg), ...commonJs(vl) };
+};
+const commonJs = <T extends object>(m: T): T => (m as T & { default: T }).default;
+
+/** One spec drawn in this thread. */
+export async function renderSvg(spec: TopLevelSpec): Promise<string> {
+  const { compile, parse, View } = await loadVega();
+  const vg = compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as TopLevelSpec).spec;
+  const view = new View(parse(vg), { renderer: 'none' });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+export interface SvgRenderer {
+  render(spec: TopLevelSpec): Promise<string>;
+  /** Stops the worker, if there is one; renders still pending are refused. */
+  close(): Promise<void>;
+}
+
+/** What the worker answers for the spec it was sent as `id`. */
+export type SvgAnswer = { id: number; svg: string } | { id: number; error: string };
+
+/** A renderer for a batch of plots: on its own thread when kvmlab runs built, which starts loading vega at once. */
+export function svgRenderer(): SvgRenderer {
+  if (!import.meta.url.endsWith('.js')) return { render: renderSvg, close: async () => undefined };
+  const worker = new Worker(packagePath('dist', 'report', 'svg-worker.js'));
+  const pending = new Map<number, { resolve: (svg: string) => void; reject: (e: Error) => void }>();
+  let next = 0;
+  // The worker keeps the process alive only while a render is pending.
+  worker.unref();
+  const refuse = (e: Error) => {
+    for (const p of pending.values()) p.reject(e);
+    pending.clear();
+  };
+  worker.on('message', (a: SvgAnswer) => {
+    const p = pending.get(a.id);
+    pending.delete(a.id);
+    if (!pending.size) worker.unref();
+    if ('svg' in a) p?.resolve(a.svg);
+    else p?.reject(new Error(a.error));
+  });
+  worker.on('error', (e) => refuse(new Error(`the plotting thread failed: ${errorMessage(e)}`)));
+  worker.on('exit', (code) => refuse(new Error(`the plotting thread exited (status ${code})`)));
+  return {
+    render(spec) {
+      return new Promise((resolve, reject) => {
+        const id = next++;
+        pending.set(id, { resolve, reject });
+        worker.ref();
+        worker.postMessage({ id, spec });
+      });
+    },
+    close: () => worker.terminate().then(() => undefined),
+  };
+}
