@@ -6,8 +6,8 @@
 // Open it at ui.perfetto.dev or chrome://tracing.
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseTraceLine, MARKER_EVENT, type TraceLine } from '../formats/tracefs/trace-line.js';
-import { forEachLine } from '../formats/tracefs/trace-stream.js';
+import { scanTraceLine } from '../formats/tracefs/trace-line.js';
+import { forEachLineWith, scanMarkers, type TraceMarker } from '../formats/tracefs/trace-stream.js';
 import type { LoadedResults, RepetitionData, StepRecord } from './load.js';
 import { cpuSeries, repStart } from './plots.js';
 
@@ -35,12 +35,12 @@ const MAX_EXIT_EVENTS = 50_000;
  * Trace clock → epoch seconds from a step marker: the tracefs collector writes
  * "kvmlab step=<name> phase=start|end" at each step boundary the runner also stamped in steps.jsonl.
  */
-function markerOffset(l: TraceLine, steps: ReadonlyMap<string, StepRecord>): number | undefined {
-  const m = /kvmlab step=(\S+) phase=(start|end)/.exec(l.body);
-  if (!m) return undefined;
-  const s = steps.get(m[1]!);
+function markerOffset(m: TraceMarker, steps: ReadonlyMap<string, StepRecord>): number | undefined {
+  const found = /kvmlab step=(\S+) phase=(start|end)/.exec(m.text);
+  if (!found) return undefined;
+  const s = steps.get(found[1]!);
   if (!s) return undefined;
-  return (m[2] === 'end' ? s.end : s.start!) - l.timestamp;
+  return (found[2] === 'end' ? s.end : s.start!) - m.timestamp;
 }
 
 /** kvm_exit instants from trace text, aligned to the epoch by a marker naming a step. */
@@ -52,21 +52,15 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
   let truncated = false;
   for (const f of rep.traceFiles) {
     const text = await readFile(join(rep.dir, f), 'utf8').catch(() => '');
-    forEachLine(text, (line) => {
-      // only exits and markers matter here: the other lines are not parsed at all
-      if (!line.includes('kvm_exit:') && !line.includes(MARKER_EVENT)) return;
-      let l: TraceLine | null;
-      try {
-        l = parseTraceLine(line);
-      } catch {
-        return;
-      }
-      if (!l) return;
-      if (offset === undefined && l.event === MARKER_EVENT) offset = markerOffset(l, stepStarts);
-      if (l.event !== 'kvm_exit') return;
+    // only exits and markers matter here: the other lines are not even split out
+    for (const m of offset === undefined ? scanMarkers(text).markers : []) offset ??= markerOffset(m, stepStarts);
+    if (truncated) continue;
+    forEachLineWith(text, 'kvm_exit:', (line) => {
+      const l = scanTraceLine(line);
+      if (!l || l.event !== 'kvm_exit') return;
       if (events.length >= MAX_EXIT_EVENTS) {
         truncated = true;
-        return;
+        return false;
       }
       const reason = /reason\s+(\S+)/.exec(l.body)?.[1] ?? 'exit';
       events.push({ ts: l.timestamp, tid: l.pid, reason });

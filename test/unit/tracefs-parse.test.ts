@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
 import { describe, it, expect } from 'vitest';
-import { countTraceEvents, forEachLine, LineSplitter, parseTraceText, scanMarkers } from '../../src/formats/tracefs/trace-stream.js';
+import { countTraceEvents, forEachLine, forEachLineWith, LineSplitter, parseTraceText, scanMarkers } from '../../src/formats/tracefs/trace-stream.js';
 import { parsePerCpuStats } from '../../src/formats/tracefs/per-cpu-stats.js';
 import { parseEventFields } from '../../src/formats/tracefs/event-fields.js';
 import { MARKER_EVENT, parseLostEventsLine, parseTraceLine, type TraceLine } from '../../src/formats/tracefs/trace-line.js';
@@ -289,5 +289,17 @@ describe('streaming', () => {
     const lines: string[] = [];
     forEachLine('x\ny\n', (l) => lines.push(l));
     expect(lines).toEqual(['x', 'y']);
+  });
+  it('forEachLineWith gives each line holding the needle once, the way forEachLine splits them, and stops when asked', () => {
+    const text = 'kvm_exit: a kvm_exit: b\r\nsched\nkvm_exit\nlast kvm_exit: c';
+    const every: string[] = [];
+    forEachLine(text, (l) => void (l.includes('kvm_exit:') && every.push(l)));
+    const found: string[] = [];
+    forEachLineWith(text, 'kvm_exit:', (l) => void found.push(l));
+    expect(found).toEqual(every);
+    expect(found).toEqual(['kvm_exit: a kvm_exit: b', 'last kvm_exit: c']);
+    const first: string[] = [];
+    forEachLineWith(text, 'kvm_exit:', (l) => first.push(l) < 1);
+    expect(first).toEqual(['kvm_exit: a kvm_exit: b']);
   });
 });

@@ -120,17 +120,23 @@ export class TraceCounter {
  */
 export function scanMarkers(text: string): { markers: TraceMarker[]; lostEvents: number } {
   const counter = new TraceCounter();
-  for (const needle of [`${MARKER_EVENT}:`, '[LOST ']) {
-    for (let at = text.indexOf(needle); at >= 0; at = text.indexOf(needle, at + needle.length)) {
-      const start = text.lastIndexOf('\n', at) + 1;
-      const end = text.indexOf('\n', at);
-      counter.line(text.slice(start, end < 0 ? text.length : end));
-      if (end < 0) break;
-      at = end;
-    }
-  }
+  for (const needle of [`${MARKER_EVENT}:`, '[LOST ']) forEachLineWith(text, needle, (line) => counter.line(line));
   const { markers, lostEvents } = counter.counts;
   return { markers: markers.sort((a, b) => a.timestamp - b.timestamp), lostEvents };
+}
+
+/**
+ * Calls fn with each line of text that contains `needle` (without its "\n" or "\r\n"), in order,
+ * found by searching for the needle instead of splitting every line; fn returns false to stop.
+ */
+export function forEachLineWith(text: string, needle: string, fn: (line: string) => boolean | void): void {
+  for (let at = text.indexOf(needle); at >= 0; ) {
+    const start = text.lastIndexOf('\n', at) + 1;
+    const nl = text.indexOf('\n', at);
+    const end = nl < 0 ? text.length : nl;
+    if (fn(text.slice(start, end > start && text.charCodeAt(end - 1) === 13 ? end - 1 : end)) === false || nl < 0) return;
+    at = text.indexOf(needle, nl + 1);
+  }
 }
 
 /** A copy of s that does not share storage with the (large) string it was sliced from. */
