@@ -158,8 +158,14 @@ export class TraceAggregator {
     this.perStep = windows.map(() => new Map());
   }
 
+  /** Counts keys by metric and entity, made once: an event adds to two or three of them. */
+  private readonly keys = new Map<string, Map<string, string>>();
+
   private add(c: Counts, metric: string, entity: string, by = 1): void {
-    const key = `${metric}\u0000${entity}`;
+    let byEntity = this.keys.get(metric);
+    if (!byEntity) this.keys.set(metric, (byEntity = new Map()));
+    let key = byEntity.get(entity);
+    if (key === undefined) byEntity.set(entity, (key = `${metric}\u0000${entity}`));
     c.set(key, (c.get(key) ?? 0) + by);
   }
 
