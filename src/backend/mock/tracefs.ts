@@ -244,11 +244,12 @@ class Instance implements EventSink {
       for (const { b, n } of list) {
         const keep = keepShare < 1 ? Math.floor(n * keepShare) : n;
         this.lose(buf, n - keep);
+        const head = lineHead(b.comm, b.pid, cpu, b.event === 'sched_switch' ? 'd..2.' : 'd..1.');
         for (let i = 0; i < keep; i++) {
           // Spread over the interval with a low-discrepancy sequence; order within a CPU by time.
           this.seq++;
           const ts = fromTs + span * ((this.seq * 0.6180339887498949) % 1);
-          fresh.push({ ts, line: traceLine(b.comm, b.pid, cpu, b.event === 'sched_switch' ? 'd..2.' : 'd..1.', ts, b.event, b.body(i)) });
+          fresh.push({ ts, line: lineOf(head, ts, b.event, b.body(i)) });
         }
       }
       buf.budgetCarry = Math.min(budgetF - fresh.length, MAX_LINES_PER_CPU_PER_SEC);
@@ -260,7 +261,7 @@ class Instance implements EventSink {
   marker(text: string, ts: number): void {
     if (!this.tracingOn) return;
     const buf = this.cpus.get(MARKER_CPU)!;
-    this.push(buf, ts, traceLine('node', process.pid, MARKER_CPU, '...1.', ts, 'tracing_mark_write', text.replace(/\n$/, '')));
+    this.push(buf, ts, lineOf(lineHead('node', process.pid, MARKER_CPU, '...1.'), ts, 'tracing_mark_write', text.replace(/\n$/, '')));
   }
 
   renderTrace(cpu?: number): string {
@@ -306,8 +307,13 @@ class Instance implements EventSink {
   }
 }
 
-function traceLine(comm: string, pid: number, cpu: number, flags: string, ts: number, event: string, body: string): string {
-  return `${comm.padStart(16)}-${String(pid).padEnd(7)} [${String(cpu).padStart(3, '0')}] ${flags} ${ts.toFixed(6).padStart(12)}: ${event}: ${body}`;
+/** What a line says before its timestamp: the same for every event of a batch. */
+function lineHead(comm: string, pid: number, cpu: number, flags: string): string {
+  return `${comm.padStart(16)}-${String(pid).padEnd(7)} [${String(cpu).padStart(3, '0')}] ${flags} `;
+}
+
+function lineOf(head: string, ts: number, event: string, body: string): string {
+  return `${head}${ts.toFixed(6).padStart(12)}: ${event}: ${body}`;
 }
 
 // ---- the file system -----------------------------------------------------------------------------
