@@ -72,6 +72,14 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
   return { events: events.map((e) => ({ t: e.ts + o, tid: e.tid, reason: e.reason })), note: truncated ? `${rep.variant} rep ${rep.repetition}: only the first ${MAX_EXIT_EVENTS} kvm_exit events are in the timeline` : undefined };
 }
 
+/** "exit MWAIT_INSTRUCTION": one string per reason, however many events carry it. */
+const exitNames = new Map<string, string>();
+function exitName(reason: string): string {
+  let name = exitNames.get(reason);
+  if (name === undefined) exitNames.set(reason, (name = `exit ${reason}`));
+  return name;
+}
+
 export async function buildTimeline(r: LoadedResults): Promise<Timeline> {
   // time zero: the first thing recorded (vcpu-cpu samples start during boot, before the first step),
   // so every event has ts >= 0 and the metadata events (ts 0) lead
@@ -104,7 +112,7 @@ export async function buildTimeline(r: LoadedResults): Promise<Timeline> {
     for (const p of cpuSeries(rep.samples, t0)) events.push({ name: `host CPU % ${p.entity}`, ph: 'C', ts: Math.round(p.t * 1e6), pid, tid: 0, cat: 'vcpu-cpu', args: { pct: p.pct } });
     const exits = await traceExits(rep);
     if (exits.note) notes.push(exits.note);
-    for (const e of exits.events) events.push({ name: `exit ${e.reason}`, ph: 'i', s: 't', ts: us(e.t), pid, tid: e.tid, cat: 'exit' });
+    for (const e of exits.events) events.push({ name: exitName(e.reason), ph: 'i', s: 't', ts: us(e.t), pid, tid: e.tid, cat: 'exit' });
   }
   // traced exits may predate the first sample (tracing starts with the collectors): keep ts >= 0
   const shift = events.reduce((m, e) => Math.min(m, e.ts), 0);
