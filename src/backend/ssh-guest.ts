@@ -2,11 +2,9 @@
 // advance and checked (never trust-on-first-use). Every command and its result go to a JSONL
 // transcript.
 import { appendFileSync } from 'node:fs';
-import ssh2 from 'ssh2';
 import { realClock, type Clock } from './clock.js';
+import { ssh2 } from './ssh2.js';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
-// ssh2 is CommonJS: named imports of its values fail under Node's ESM loader.
-const { Client, utils } = ssh2;
 
 export interface ExecResult {
   cmd: string;
@@ -30,6 +28,7 @@ export function generateClientKey(): KeyPair {
   // ssh2 now and then writes an ed25519 public key with 31 key bytes instead of 32 (17 in 3000 here),
   // which neither ssh2 nor dropbear will parse: draw again until the key reads back.
   for (;;) {
+    const { utils } = ssh2();
     const pair = utils.generateKeyPairSync('ed25519', { comment: 'kvmlab' });
     const publicKey = pair.public.trim();
     if (!(utils.parseKey(publicKey) instanceof Error)) return { privateKey: pair.private, publicKey };
@@ -160,7 +159,7 @@ export class SshGuest {
   private connect(timeoutMs: number): Promise<void> {
     this.disconnect();
     const connecting = new Promise<void>((resolve, reject) => {
-      const client = new Client();
+      const client = new (ssh2().Client)();
       // ssh2 can go quiet when the peer hangs up before the handshake (no error, no close): our own
       // deadline makes sure the attempt ends.
       const cancel = this.clock.deadline(timeoutMs + 1000, () => fail(new Error(`no SSH handshake within ${timeoutMs} ms`)));

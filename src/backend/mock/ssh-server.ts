@@ -3,10 +3,8 @@
 // each exec request in the simulated shell.
 import { timingSafeEqual } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
-import ssh2 from 'ssh2';
 import type { Server as SshServer } from 'ssh2';
-// ssh2 is CommonJS: named imports of its values fail under Node's ESM loader.
-const { Server, utils } = ssh2;
+import { ssh2 } from '../ssh2.js';
 import type { MockShell } from './shell.js';
 
 export class MockSshServer {
@@ -21,6 +19,7 @@ export class MockSshServer {
     private readonly isAlive: () => boolean,
     faults: { neverReady?: boolean; dropSshOn?: string } = {},
   ) {
+    const { Server, utils } = ssh2();
     const parsed = utils.parseKey(authorizedKeyLine);
     if (parsed instanceof Error) throw new Error(`mock guest: unusable authorized key: ${parsed.message}`);
     this.authorized = { algo: parsed.type, data: parsed.getPublicSSH() };
