@@ -11,6 +11,9 @@ import { commands } from './commands/index.js';
 // than V8's default scavenges less often (a mock run of idle-exit-policy used ~20% less CPU).
 setFlagsFromString('--max-semi-space-size=64');
 
+// The CLI runs as a bundle (dist/chunks/…): with KVMLAB_DEBUG, stack traces name the sources instead.
+if (process.env.KVMLAB_DEBUG) process.setSourceMapsEnabled(true);
+
 // `kvmlab … | head`: a reader that went away is not an error of kvmlab's.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
