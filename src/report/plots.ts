@@ -5,7 +5,6 @@
 // of summary.json (the matrix order), variant ids are never cut (one matrix axis a line), and
 // threads that do the same thing each get their own row, so none hides behind another.
 import type { TopLevelSpec } from 'vega-lite';
-import { renderSvg } from './svg.js';
 import { applicable } from '../run/expect.js';
 import type { Comparator, Expectation } from '../spec/schema.js';
 import { describeSelection, expectationSelections, median, perRepetition, selectionOf, type Selection } from '../model/select.js';
@@ -350,7 +349,7 @@ export function metricsSpec(points: MetricPoint[], selections: readonly Selectio
 }
 
 /** Every plot for a results directory, rendered by `render` (all three asked for at once). */
-export async function makePlots(r: LoadedResults, render: (spec: TopLevelSpec) => Promise<string> = renderSvg): Promise<Plot[]> {
+export async function makePlots(r: LoadedResults, render: (spec: TopLevelSpec) => Promise<string>): Promise<Plot[]> {
   const order = r.summary.variants.map((v) => v.id);
   const cpu = cpuTimeSpec(r);
   const bars = exitBars(r);

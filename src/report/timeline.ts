@@ -53,7 +53,7 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
   for (const f of rep.traceFiles) {
     const text = await readFile(join(rep.dir, f), 'utf8').catch(() => '');
     // only exits and markers matter here: the other lines are not even split out
-    for (const m of offset === undefined ? scanMarkers(text).markers : []) offset ??= markerOffset(m, stepStarts);
+    if (offset === undefined) for (const m of scanMarkers(text).markers) offset ??= markerOffset(m, stepStarts);
     if (truncated) continue;
     forEachLineWith(text, 'kvm_exit:', (line) => {
       const l = scanTraceLine(line);

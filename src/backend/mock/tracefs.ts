@@ -273,7 +273,6 @@ class Instance implements EventSink {
       written += b.written;
     }
     const out = ['# tracer: nop', '#', `# entries-in-buffer/entries-written: ${entries}/${written}   #P:${HOST_CPUS.length}`, ...HEADER];
-    if (bufs.length === 1) return `${[...out, ...bufs[0]!.lines.slice(bufs[0]!.head)].join('\n')}\n`;
     // k-way merge by timestamp
     const idx = bufs.map((b) => b.head);
     for (;;) {
