@@ -1,16 +1,38 @@
-// The thread behind svgRenderer (svg.ts): it loads vega as it starts, then draws each spec it is
-// sent, in the order sent, and answers with the SVG or the error's message.
+// The thread behind svgRenderer (svg.ts): it loads vega as it starts (dist/report/vega.cjs, with a
+// V8 code cache under $KVMLAB_CACHE/code), then draws each spec it is sent and answers with the SVG
+// or the error's message. When it first runs out of work and there was no usable cache, it writes
+// one before the last answer (the caller may stop the thread once it has every answer), so the cache
+// holds the functions drawing compiled as well.
 import { parentPort } from 'node:worker_threads';
 import type { TopLevelSpec } from 'vega-lite';
 import { errorMessage } from '../errors.js';
-import { loadVega, renderSvg, type SvgAnswer } from './svg.js';
+import { cacheDir } from '../util/cache-dir.js';
+import { type CachedScript, requireWithCodeCache } from '../util/code-cache.js';
+import { packagePath } from '../util/package-dir.js';
+import { drawSvg, type SvgAnswer, type Vega } from './svg.js';
 
 const port = parentPort!;
-const answer = (a: SvgAnswer) => port.postMessage(a);
-void loadVega().catch(() => undefined); // a failure to load is answered to the first render
+let vega: CachedScript<Vega> | Error;
+try {
+  vega = requireWithCodeCache<Vega>(packagePath('dist', 'report', 'vega.cjs'), cacheDir());
+} catch (e) {
+  vega = new Error(`cannot load vega: ${errorMessage(e)}`); // answered to every render
+}
+let drawing = 0;
+let saved = false;
 port.on('message', ({ id, spec }: { id: number; spec: TopLevelSpec }) => {
-  renderSvg(spec).then(
-    (svg) => answer({ id, svg }),
-    (e) => answer({ id, error: errorMessage(e) }),
+  const v = vega;
+  if (v instanceof Error) return port.postMessage({ id, error: v.message } satisfies SvgAnswer);
+  drawing++;
+  const done = (a: SvgAnswer) => {
+    if (--drawing === 0 && !saved) {
+      saved = true;
+      v.save();
+    }
+    port.postMessage(a);
+  };
+  drawSvg(v.exports, spec).then(
+    (svg) => done({ id, svg }),
+    (e) => done({ id, error: errorMessage(e) }),
   );
 });

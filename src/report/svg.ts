@@ -1,8 +1,8 @@
 // SVG from vega-lite specs: compiled to vega and rendered headless by vega's View.toSVG() (no
 // browser, no canvas). Drawing is most of what a report costs, so the built CLI draws on a worker
 // thread (svg-worker.ts): loading vega and rendering there overlap the timeline and the tables on
-// the main thread. Run from the sources (vitest) there is no built worker, and it draws in the
-// calling thread; both go through renderSvg.
+// the main thread, and the worker loads vega with a V8 code cache. Run from the sources (vitest)
+// there is no built worker, and it draws in the calling thread; both go through drawSvg.
 import { Worker } from 'node:worker_threads';
 import type { TopLevelSpec } from 'vega-lite';
 import { errorMessage } from '../errors.js';
@@ -16,20 +16,28 @@ const CONFIG = {
   legend: { labelFontSize: 11, titleFontSize: 12, labelLimit: 320 },
 };
 
+/** What drawing takes of vega and vega-lite (vega-entry.ts is the same list, for the worker's bundle). */
+export type Vega = typeof import('./vega-entry.js');
+
 /**
- * vega and vega-lite, loaded the first time a plot is drawn: report --no-write, bundle and compare
- * never need them. On Node both resolve to CommonJS builds, whose module.exports is the default
- * export: node's own loader and the bundled CLI agree on that, not on named exports.
+ * vega and vega-lite for drawing in this thread, loaded the first time a plot is drawn: report
+ * --no-write, bundle and compare never need them. On Node both resolve to CommonJS builds, whose
+ * module.exports is the default export: vite's loader and node's agree on that, not on named exports.
  */
-export const loadVega = async () => {
-  const [vg, vl] = await Promise.all([import('vega'), import('vega-lite')]);
-  return { ...commonJs(vg), ...commonJs(vl) };
+let vega: Promise<Vega> | undefined;
+const loadVega = (): Promise<Vega> => {
+  const commonJs = <T extends object>(m: T): T => (m as T & { default: T }).default;
+  vega ??= Promise.all([import('vega'), import('vega-lite')]).then(([vg, vl]) => ({ parse: commonJs(vg).parse, View: commonJs(vg).View, compile: commonJs(vl).compile }));
+  return vega;
 };
-const commonJs = <T extends object>(m: T): T => (m as T & { default: T }).default;
 
 /** One spec drawn in this thread. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  const { compile, parse, View } = await loadVega();
+  return drawSvg(await loadVega(), spec);
+}
+
+/** One spec drawn with the vega given. */
+export async function drawSvg({ compile, parse, View }: Vega, spec: TopLevelSpec): Promise<string> {
   const vg = compile({ ...spec, config: { ...CONFIG, ...(spec.config ?? {}) } } as TopLevelSpec).spec;
   const view = new View(parse(vg), { renderer: 'none' });
   try {

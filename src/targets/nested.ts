@@ -15,7 +15,8 @@ import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promise
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
-import { cacheDir, ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
+import { ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
+import { cacheDir } from '../util/cache-dir.js';
 import { findExecutable, qemuInfo } from '../backend/probe.js';
 import { RealHostView } from '../backend/qemu/host-view.js';
 import { HostError, errorMessage } from '../errors.js';

@@ -5,6 +5,7 @@ import { access, constants, readFile, readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import * as z from 'zod';
 import { HostError, InputError } from '../../errors.js';
+import { cacheDir } from '../../util/cache-dir.js';
 import type { GuestSpec } from '../../spec/schema.js';
 import { keyBlob } from '../ssh-guest.js';
 import type { BootFiles } from './argv.js';
@@ -40,10 +41,6 @@ export interface GuestImage {
 }
 
 export const READY_MARKER = 'kvmlab-guest: ready';
-
-export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
-  return env.KVMLAB_CACHE || '/var/cache/kvmlab';
-}
 
 export function imagesDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(cacheDir(env), 'images');

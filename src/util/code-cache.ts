@@ -1,0 +1,54 @@
+// A CommonJS script run with a V8 code cache: the bytecode V8 made for it last time, so a fresh
+// process neither parses it again nor compiles the functions it used. For large libraries loaded
+// anew by every process (vega, for the plots) that is a good part of their start. The cache is a
+// file per script content and Node version under $KVMLAB_CACHE/code; V8 itself refuses one made by
+// another V8 or with other flags, and the script then compiles as it would without one.
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
+import { Script } from 'node:vm';
+
+export interface CachedScript<T> {
+  /** The script's module.exports. */
+  exports: T;
+  /** Whether V8 took its code from the cache. */
+  fromCache: boolean;
+  /**
+   * Writes the cache if there was none or V8 refused it. Call it once the script has done its work:
+   * the cache then holds the functions compiled since it ran, not only the top level. A cache that
+   * cannot be written (a read-only directory) costs only the time it would have saved.
+   */
+  save(): void;
+}
+
+export function requireWithCodeCache<T>(file: string, cacheRoot: string): CachedScript<T> {
+  const source = readFileSync(file, 'utf8');
+  // V8 checks a cache against the source's length only: the name carries its content.
+  const key = createHash('sha256').update(process.version).update(source).digest('hex').slice(0, 16);
+  const cacheFile = join(cacheRoot, 'code', `${basename(file)}.${key}.v8`);
+  let cachedData: Buffer | undefined;
+  try {
+    cachedData = readFileSync(cacheFile);
+  } catch {
+    // none yet
+  }
+  const script = new Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData });
+  const module = { exports: {} as T };
+  (script.runInThisContext() as (...args: unknown[]) => void)(module.exports, createRequire(file), module, file, dirname(file));
+  return {
+    exports: module.exports,
+    fromCache: cachedData !== undefined && !script.cachedDataRejected,
+    save() {
+      if (cachedData && !script.cachedDataRejected) return;
+      try {
+        mkdirSync(dirname(cacheFile), { recursive: true });
+        const tmp = `${cacheFile}.${process.pid}.tmp`;
+        writeFileSync(tmp, script.createCachedData());
+        renameSync(tmp, cacheFile);
+      } catch {
+        // not writable here: the next process compiles the script too
+      }
+    },
+  };
+}
