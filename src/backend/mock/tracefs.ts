@@ -134,9 +134,21 @@ function evalFilter(n: FilterNode, get: (field: string) => Value | undefined): b
 
 // ---- instances -----------------------------------------------------------------------------------
 
+/**
+ * What the events of one batch print, kept once for all of them: an event's line is made only when
+ * the trace is read (most a storm records is overrun or never read), from its batch and its index.
+ */
+interface LineSource {
+  head: string;
+  event: string;
+  body(i: number): string;
+}
+
+/** A CPU's ring buffer: event k is at ts[k], printed by src[k] as its event number nth[k]. */
 interface CpuBuffer {
   ts: number[];
-  lines: string[];
+  src: LineSource[];
+  nth: number[];
   head: number;
   overrun: number;
   dropped: number;
@@ -178,30 +190,32 @@ class Instance implements EventSink {
   }
 
   clear(cpu?: number): void {
-    for (const c of HOST_CPUS) if (cpu === undefined || cpu === c) this.cpus.set(c, { ts: [], lines: [], head: 0, overrun: 0, dropped: 0, written: 0, budgetCarry: 0 });
+    for (const c of HOST_CPUS) if (cpu === undefined || cpu === c) this.cpus.set(c, { ts: [], src: [], nth: [], head: 0, overrun: 0, dropped: 0, written: 0, budgetCarry: 0 });
   }
 
   private capacity(): number {
     return Math.max(1, Math.floor((this.bufferKb * 1024) / EVENT_BYTES));
   }
 
-  private push(b: CpuBuffer, ts: number, line: string): void {
+  private push(b: CpuBuffer, ts: number, src: LineSource, nth: number): void {
     b.written++;
-    if (b.lines.length - b.head >= this.capacity()) {
+    if (b.ts.length - b.head >= this.capacity()) {
       if (!this.overwrite) {
         b.dropped++;
         return;
       }
       b.head++;
       b.overrun++;
-      if (b.head > 65_536 && b.head * 2 > b.lines.length) {
-        b.lines = b.lines.slice(b.head);
+      if (b.head > 65_536 && b.head * 2 > b.ts.length) {
         b.ts = b.ts.slice(b.head);
+        b.src = b.src.slice(b.head);
+        b.nth = b.nth.slice(b.head);
         b.head = 0;
       }
     }
     b.ts.push(ts);
-    b.lines.push(line);
+    b.src.push(src);
+    b.nth.push(nth);
   }
 
   private lose(b: CpuBuffer, n: number): void {
@@ -240,28 +254,32 @@ class Instance implements EventSink {
       const budgetF = buf.budgetCarry + MAX_LINES_PER_CPU_PER_SEC * span;
       const budget = Math.floor(budgetF);
       const keepShare = total > budget ? budget / total : 1;
-      const fresh: { ts: number; line: string }[] = [];
+      const ts: number[] = [];
+      const src: LineSource[] = [];
+      const nth: number[] = [];
       for (const { b, n } of list) {
         const keep = keepShare < 1 ? Math.floor(n * keepShare) : n;
         this.lose(buf, n - keep);
-        const head = lineHead(b.comm, b.pid, cpu, b.event === 'sched_switch' ? 'd..2.' : 'd..1.');
+        const from: LineSource = { head: lineHead(b.comm, b.pid, cpu, b.event === 'sched_switch' ? 'd..2.' : 'd..1.'), event: b.event, body: b.body };
         for (let i = 0; i < keep; i++) {
           // Spread over the interval with a low-discrepancy sequence; order within a CPU by time.
           this.seq++;
-          const ts = fromTs + span * ((this.seq * 0.6180339887498949) % 1);
-          fresh.push({ ts, line: lineOf(head, ts, b.event, b.body(i)) });
+          ts.push(fromTs + span * ((this.seq * 0.6180339887498949) % 1));
+          src.push(from);
+          nth.push(i);
         }
       }
-      buf.budgetCarry = Math.min(budgetF - fresh.length, MAX_LINES_PER_CPU_PER_SEC);
-      fresh.sort((a, b) => a.ts - b.ts);
-      for (const f of fresh) this.push(buf, f.ts, f.line);
+      buf.budgetCarry = Math.min(budgetF - ts.length, MAX_LINES_PER_CPU_PER_SEC);
+      const order = ts.map((_, k) => k).sort((a, b) => ts[a]! - ts[b]!);
+      for (const k of order) this.push(buf, ts[k]!, src[k]!, nth[k]!);
     }
   }
 
   marker(text: string, ts: number): void {
     if (!this.tracingOn) return;
     const buf = this.cpus.get(MARKER_CPU)!;
-    this.push(buf, ts, lineOf(lineHead('node', process.pid, MARKER_CPU, '...1.'), ts, 'tracing_mark_write', text.replace(/\n$/, '')));
+    const body = text.replace(/\n$/, '');
+    this.push(buf, ts, { head: lineHead('node', process.pid, MARKER_CPU, '...1.'), event: 'tracing_mark_write', body: () => body }, 0);
   }
 
   renderTrace(cpu?: number): string {
@@ -269,7 +287,7 @@ class Instance implements EventSink {
     let entries = 0;
     let written = 0;
     for (const b of bufs) {
-      entries += b.lines.length - b.head;
+      entries += b.ts.length - b.head;
       written += b.written;
     }
     const out = ['# tracer: nop', '#', `# entries-in-buffer/entries-written: ${entries}/${written}   #P:${HOST_CPUS.length}`, ...HEADER];
@@ -279,18 +297,20 @@ class Instance implements EventSink {
       let best = -1;
       for (let k = 0; k < bufs.length; k++) {
         const b = bufs[k]!;
-        if (idx[k]! < b.lines.length && (best < 0 || b.ts[idx[k]!]! < bufs[best]!.ts[idx[best]!]!)) best = k;
+        if (idx[k]! < b.ts.length && (best < 0 || b.ts[idx[k]!]! < bufs[best]!.ts[idx[best]!]!)) best = k;
       }
       if (best < 0) break;
-      out.push(bufs[best]!.lines[idx[best]!]!);
-      idx[best]!++;
+      const b = bufs[best]!;
+      const k = idx[best]!++;
+      const src = b.src[k]!;
+      out.push(lineOf(src.head, b.ts[k]!, src.event, src.body(b.nth[k]!)));
     }
     return `${out.join('\n')}\n`;
   }
 
   renderStats(cpu: number, now: number): string {
     const b = this.cpus.get(cpu)!;
-    const entries = b.lines.length - b.head;
+    const entries = b.ts.length - b.head;
     const tsText = (t: number) => `${String(Math.floor(t)).padStart(5)}.${String(Math.floor((t % 1) * 1e6)).padStart(6, '0')}`;
     return [
       `entries: ${entries}`,
