@@ -1,10 +1,10 @@
 // A CommonJS script run with a V8 code cache: the bytecode V8 made for it last time, so a fresh
 // process neither parses it again nor compiles the functions it used. For large libraries loaded
 // anew by every process (vega, for the plots) that is a good part of their start. The cache is a
-// file per script content and Node version under $KVMLAB_CACHE/code; V8 itself refuses one made by
-// another V8 or with other flags, and the script then compiles as it would without one.
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+// file per script and V8 version under $KVMLAB_CACHE/code, named by the script's size and mtime
+// (V8 checks a cache against the source's length only, and every build rewrites the script); V8
+// itself refuses one made with other flags, and the script then compiles as it would without one.
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { basename, dirname, join } from 'node:path';
 import { Script } from 'node:vm';
@@ -24,9 +24,10 @@ export interface CachedScript<T> {
 
 export function requireWithCodeCache<T>(file: string, cacheRoot: string): CachedScript<T> {
   const source = readFileSync(file, 'utf8');
-  // V8 checks a cache against the source's length only: the name carries its content.
-  const key = createHash('sha256').update(process.version).update(source).digest('hex').slice(0, 16);
-  const cacheFile = join(cacheRoot, 'code', `${basename(file)}.${key}.v8`);
+  const st = statSync(file);
+  const dir = join(cacheRoot, 'code');
+  const name = basename(file);
+  const cacheFile = join(dir, `${name}.${st.size}-${Math.trunc(st.mtimeMs)}.v8-${process.versions.v8}`);
   let cachedData: Buffer | undefined;
   try {
     cachedData = readFileSync(cacheFile);
@@ -42,10 +43,12 @@ export function requireWithCodeCache<T>(file: string, cacheRoot: string): Cached
     save() {
       if (cachedData && !script.cachedDataRejected) return;
       try {
-        mkdirSync(dirname(cacheFile), { recursive: true });
+        mkdirSync(dir, { recursive: true });
         const tmp = `${cacheFile}.${process.pid}.tmp`;
         writeFileSync(tmp, script.createCachedData());
         renameSync(tmp, cacheFile);
+        // caches of the script's earlier builds
+        for (const f of readdirSync(dir)) if (f.startsWith(`${name}.`) && join(dir, f) !== cacheFile && !f.endsWith('.tmp')) rmSync(join(dir, f), { force: true });
       } catch {
         // not writable here: the next process compiles the script too
       }

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,20 +22,24 @@ describe('requireWithCodeCache', () => {
     expect(first.exports.twice(21)).toBe(42);
     expect(first.exports.here).toBe(join(tmp, 'x'));
     first.save();
-    expect(readdirSync(join(cache, 'code'))).toEqual([expect.stringMatching(/^lib\.cjs\.[0-9a-f]{16}\.v8$/)]);
+    expect(readdirSync(join(cache, 'code'))).toEqual([expect.stringMatching(/^lib\.cjs\.\d+-\d+\.v8-[\d.]+/)]);
     const second = requireWithCodeCache<{ twice: (n: number) => number }>(file, cache);
     expect(second.fromCache).toBe(true);
     expect(second.exports.twice(4)).toBe(8);
   });
 
-  it('never runs a cache made for other content of the same length', () => {
+  it('never runs a cache made for other content of the same length, and keeps only the newest', () => {
     const cache = join(tmp, 'cache-edit');
     const file = script('edit.cjs', 'module.exports = 1;\n');
     requireWithCodeCache(file, cache).save();
     writeFileSync(file, 'module.exports = 2;\n');
+    utimesSync(file, new Date(), new Date(Date.now() + 5000)); // a later mtime, as a rebuild leaves
     const edited = requireWithCodeCache<number>(file, cache);
     expect(edited.fromCache).toBe(false);
     expect(edited.exports).toBe(2);
+    edited.save();
+    expect(readdirSync(join(cache, 'code'))).toHaveLength(1);
+    expect(requireWithCodeCache<number>(file, cache)).toMatchObject({ fromCache: true, exports: 2 });
   });
 
   it('works without a cache where it cannot write one', () => {
