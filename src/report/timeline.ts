@@ -43,11 +43,24 @@ function markerOffset(m: TraceMarker, steps: ReadonlyMap<string, StepRecord>): n
   return (found[2] === 'end' ? s.end : s.start!) - m.timestamp;
 }
 
-/** kvm_exit instants from trace text, aligned to the epoch by a marker naming a step. */
-export async function traceExits(rep: RepetitionData): Promise<{ events: { t: number; tid: number; reason: string }[]; note?: string }> {
+/** "exit MWAIT_INSTRUCTION": one string per reason, however many events carry it. */
+const exitNames = new Map<string, string>();
+function exitName(reason: string): string {
+  let name = exitNames.get(reason);
+  if (name === undefined) exitNames.set(reason, (name = `exit ${reason}`));
+  return name;
+}
+
+/**
+ * kvm_exit instants from trace text, as instant events on their vCPU threads, aligned to the epoch by
+ * a marker naming a step. Each exit is made into its event as its line is read: a storm gives tens of
+ * thousands a repetition, and objects between line and event cost more than the parsing.
+ */
+async function exitEvents(rep: RepetitionData, pid: number, us: (t: number) => number): Promise<{ events: TraceEvent[]; note?: string }> {
   if (!rep.traceFiles.length) return { events: [] };
   const stepStarts = new Map(rep.steps.filter((s) => typeof s.start === 'number').map((s) => [s.step, s]));
-  const events: { ts: number; tid: number; reason: string }[] = [];
+  // ts holds the trace clock until the offset to the epoch is known
+  const events: TraceEvent[] = [];
   let offset: number | undefined;
   let truncated = false;
   for (const f of rep.traceFiles) {
@@ -62,22 +75,13 @@ export async function traceExits(rep: RepetitionData): Promise<{ events: { t: nu
         truncated = true;
         return false;
       }
-      const reason = /reason\s+(\S+)/.exec(l.body)?.[1] ?? 'exit';
-      events.push({ ts: l.timestamp, tid: l.pid, reason });
+      events.push({ name: exitName(/reason\s+(\S+)/.exec(l.body)?.[1] ?? 'exit'), ph: 'i', s: 't', ts: l.timestamp, pid, tid: l.pid, cat: 'exit' });
     });
   }
   if (!events.length) return { events: [] };
   if (offset === undefined) return { events: [], note: `${rep.variant} rep ${rep.repetition}: ${events.length} kvm_exit lines but no "kvmlab step=… phase=…" trace marker, so their clock cannot be placed; left out` };
-  const o = offset;
-  return { events: events.map((e) => ({ t: e.ts + o, tid: e.tid, reason: e.reason })), note: truncated ? `${rep.variant} rep ${rep.repetition}: only the first ${MAX_EXIT_EVENTS} kvm_exit events are in the timeline` : undefined };
-}
-
-/** "exit MWAIT_INSTRUCTION": one string per reason, however many events carry it. */
-const exitNames = new Map<string, string>();
-function exitName(reason: string): string {
-  let name = exitNames.get(reason);
-  if (name === undefined) exitNames.set(reason, (name = `exit ${reason}`));
-  return name;
+  for (const e of events) e.ts = us(e.ts + offset);
+  return { events, note: truncated ? `${rep.variant} rep ${rep.repetition}: only the first ${MAX_EXIT_EVENTS} kvm_exit events are in the timeline` : undefined };
 }
 
 export async function buildTimeline(r: LoadedResults): Promise<Timeline> {
@@ -110,9 +114,9 @@ export async function buildTimeline(r: LoadedResults): Promise<Timeline> {
     for (const s of rep.samples) if (!threads.has(s.tid)) threads.set(s.tid, s.entity);
     for (const [tid, entity] of threads) meta.push({ name: 'thread_name', ph: 'M', ts: 0, pid, tid, args: { name: `${entity} (tid ${tid})` } });
     for (const p of cpuSeries(rep.samples, t0)) events.push({ name: `host CPU % ${p.entity}`, ph: 'C', ts: Math.round(p.t * 1e6), pid, tid: 0, cat: 'vcpu-cpu', args: { pct: p.pct } });
-    const exits = await traceExits(rep);
+    const exits = await exitEvents(rep, pid, us);
     if (exits.note) notes.push(exits.note);
-    for (const e of exits.events) events.push({ name: exitName(e.reason), ph: 'i', s: 't', ts: us(e.t), pid, tid: e.tid, cat: 'exit' });
+    for (const e of exits.events) events.push(e);
   }
   // traced exits may predate the first sample (tracing starts with the collectors): keep ts >= 0
   const shift = events.reduce((m, e) => Math.min(m, e.ts), 0);

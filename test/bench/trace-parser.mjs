@@ -13,7 +13,8 @@
 //
 // Phases, each timed on its own:
 //   stream   countTraceEvents(fs.createReadStream(TRACEFILE)): read + UTF-8 decode + split + parse
-//            + count per event, constant memory. This is what the collector runs.
+//            + count per event, constant memory. (The collector counts each file read whole, as a
+//            string: it holds that text already, having written it.)
 //   lines    parseTraceLine() over the file already in memory (parse cost alone; skipped > 900 MB).
 //   fields   parseEventFields(body, format) for up to 1M event lines whose format is in the fixtures.
 // Peak RSS is the process's maxRSS after each phase (it only grows, so the stream phase comes first).
