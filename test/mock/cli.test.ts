@@ -225,7 +225,8 @@ describe('the rest of the CLI', () => {
     expect(top.exitCode).toBe(0);
     const names = [...top.stdout.matchAll(/^ {2}([a-z-]+)\b/gm)].map((m) => m[1]!).filter((n) => n !== 'help');
     expect(names).toEqual(expect.arrayContaining(['run', 'validate', 'list', 'schema']));
-    for (const n of names) expect((await kvmlab(n, '--help')).exitCode, n).toBe(0);
+    const helps = await Promise.all(names.map((n) => kvmlab(n, '--help')));
+    for (const [i, n] of names.entries()) expect(helps[i]!.exitCode, n).toBe(0);
     const bad = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'vmware');
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/Allowed choices are auto, qemu, mock/);
@@ -233,12 +234,14 @@ describe('the rest of the CLI', () => {
   });
 
   it('follows the exit table: a missing command is usage (2), help and the version asked for are 0', async () => {
-    for (const args of [[], ['image']]) {
-      const r = await kvmlab(...args);
-      expect(r.exitCode, args.join(' ')).toBe(2);
-      expect(r.stderr).toMatch(/^Usage: kvmlab/);
+    const usage = [[], ['image']];
+    const asked = [['help'], ['help', 'image'], ['--version'], ['image', '--help']];
+    const results = await Promise.all([...usage, ...asked].map((args) => kvmlab(...args)));
+    for (const [i, args] of usage.entries()) {
+      expect(results[i]!.exitCode, args.join(' ')).toBe(2);
+      expect(results[i]!.stderr).toMatch(/^Usage: kvmlab/);
     }
-    for (const args of [['help'], ['help', 'image'], ['--version'], ['image', '--help']]) expect((await kvmlab(...args)).exitCode, args.join(' ')).toBe(0);
+    for (const [i, args] of asked.entries()) expect(results[usage.length + i]!.exitCode, args.join(' ')).toBe(0);
   });
 
   it('list exits 2 when a file in the directory is invalid, after listing every file', async () => {

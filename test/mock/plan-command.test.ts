@@ -78,11 +78,12 @@ interface Planned {
 describe('kvmlab plan on the mock backend', () => {
   it('lists every variant in matrix order with the ids run gives them, and the plan the mock carries out', async () => {
     const file = experiment('idle-exit-policy.yaml');
+    const out = join(tmp, 'mock-run');
+    const running = execa('node', [cli, 'run', file, '--backend', 'mock', '--repeat', '1', '-q', '--out', out], { reject: false, cwd: root, stdin: 'ignore' });
     const doc = await planJson(file, '--backend', 'mock', '--repeat', '1');
     const ids = doc.variants.map((v: Planned) => v.id);
     expect(ids).toEqual(expandMatrix((await loadExperiment(file)).experiment).map((v) => v.id));
-    const out = join(tmp, 'mock-run');
-    const r = await execa('node', [cli, 'run', file, '--backend', 'mock', '--repeat', '1', '-q', '--out', out], { reject: false, cwd: root, stdin: 'ignore' });
+    const r = await running;
     expect(r.exitCode, r.stderr).toBe(0);
     const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
     expect(summary.variants.map((v: { id: string }) => v.id)).toEqual(ids);
@@ -211,8 +212,9 @@ describe('kvmlab plan follows the exit table', () => {
       [[experiment('offline-vcpu-idle.yaml'), '--repeat', '0'], /--repeat 0: give a whole number from 1 to 1000/],
       [[experiment('offline-vcpu-idle.yaml'), '--on', 'nested', '--backend', 'mock'], /drop --backend mock/],
     ];
-    for (const [args, message] of cases) {
-      const r = await plan(...args);
+    const results = await Promise.all(cases.map(([args]) => plan(...args)));
+    for (const [i, [args, message]] of cases.entries()) {
+      const r = results[i]!;
       expect(r.exitCode, args.join(' ')).toBe(2);
       expect(r.stderr).toMatch(message);
       expect(r.stdout).toBe('');
@@ -224,10 +226,12 @@ describe('kvmlab plan follows the exit table', () => {
     const bare = dir('bare-bin');
     const node = join(bare, 'node');
     if (!existsSync(node)) await execa('ln', ['-s', process.execPath, node]);
-    const noQemu = await execa('node', [cli, 'plan', experiment('offline-vcpu-idle.yaml'), '--backend', 'qemu'], { reject: false, cwd, stdin: 'ignore', env: { ...env, PATH: bare } });
+    const [noQemu, noImage] = await Promise.all([
+      execa('node', [cli, 'plan', experiment('offline-vcpu-idle.yaml'), '--backend', 'qemu'], { reject: false, cwd, stdin: 'ignore', env: { ...env, PATH: bare } }),
+      execa('node', [cli, 'plan', experiment('offline-vcpu-idle.yaml'), '--backend', 'qemu'], { reject: false, cwd, stdin: 'ignore', env: { ...env, KVMLAB_CACHE: dir('empty-cache') } }),
+    ]);
     expect(noQemu.exitCode).toBe(3);
     expect(noQemu.stderr).toMatch(/--backend qemu: qemu-system-x86_64 is not installed .*apt-get install qemu-system-x86/);
-    const noImage = await execa('node', [cli, 'plan', experiment('offline-vcpu-idle.yaml'), '--backend', 'qemu'], { reject: false, cwd, stdin: 'ignore', env: { ...env, KVMLAB_CACHE: dir('empty-cache') } });
     expect(noImage.exitCode).toBe(3);
     expect(noImage.stderr).toMatch(/no kvmlab guest image for x86_64 .*kvmlab image build --arch x86_64/);
     noStack(noQemu.stderr + noImage.stderr);
@@ -237,10 +241,9 @@ describe('kvmlab plan follows the exit table', () => {
 describe('kvmlab plan changes nothing', () => {
   it('started no QEMU, took no journal, wrote no file and made no tracefs instance', async () => {
     // These, and every plan of this file before them.
-    for (const args of [['--backend', 'mock'], ['--backend', 'qemu', '--accel', 'kvm'], ['--backend', 'qemu', '--accel', 'tcg'], ['--on', 'nested']]) {
-      const r = await plan(experiment('offline-vcpu-idle.yaml'), ...args);
-      expect(r.exitCode, `${args.join(' ')}: ${r.stderr}`).toBe(0);
-    }
+    const variants = [['--backend', 'mock'], ['--backend', 'qemu', '--accel', 'kvm'], ['--backend', 'qemu', '--accel', 'tcg'], ['--on', 'nested']];
+    const results = await Promise.all(variants.map((args) => plan(experiment('offline-vcpu-idle.yaml'), ...args)));
+    for (const [i, args] of variants.entries()) expect(results[i]!.exitCode, `${args.join(' ')}: ${results[i]!.stderr}`).toBe(0);
     expect(existsSync(marker), existsSync(marker) ? readFileSync(marker, 'utf8') : '').toBe(false);
     expect(readdirSync(state)).toEqual([]);
     expect(readdirSync(scratch)).toEqual([]);

@@ -24,10 +24,12 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const kvmlab = (...args: string[]) => execa('node', [cli, ...args], { reject: false, cwd: root, stdin: 'ignore' });
 
 beforeAll(async () => {
-  const a = await kvmlab('run', fixture, '--backend', 'mock', '--repeat', '5', '--out', runA, '-q');
+  const [a, b] = await Promise.all([
+    kvmlab('run', fixture, '--backend', 'mock', '--repeat', '5', '--out', runA, '-q'),
+    kvmlab('run', fixture, '--backend', 'mock', '--repeat', '5', '--only', 'disable_exits=none', '--out', runB, '-q'),
+  ]);
   expect(a.exitCode, a.stderr).toBe(0);
   runStdout = a.stdout;
-  const b = await kvmlab('run', fixture, '--backend', 'mock', '--repeat', '5', '--only', 'disable_exits=none', '--out', runB, '-q');
   expect(b.exitCode, b.stderr).toBe(0);
 }, 120_000);
 
@@ -139,8 +141,9 @@ describe('strict readers', () => {
 
     const typed = broken('observed', 'summary.json', (t) => t.replace(/"observed": [\d.]+/, '"observed": "12"'));
     const line = readFileSync(join(typed, 'summary.json'), 'utf8').split('\n').findIndex((l) => l.includes('"observed": "12"')) + 1;
-    for (const cmd of ['report', 'compare', 'bundle']) {
-      const c = await kvmlab(cmd, typed);
+    const cmds = ['report', 'compare', 'bundle'];
+    for (const [i, c] of (await Promise.all(cmds.map((cmd) => kvmlab(cmd, typed)))).entries()) {
+      const cmd = cmds[i];
       expect(c.exitCode, `${cmd}: ${c.stderr}`).toBe(2);
       expect(c.stderr).toContain(`${join(typed, 'summary.json')}:${line}:`);
       expect(c.stderr).toContain('variants[0].expectations[0].observed: expected number, found the string "12"');
@@ -169,8 +172,9 @@ describe('strict readers', () => {
     const value = broken('value', 'metrics.csv', (t) => t.replace(/^(disable_exits=none,1,idle,vcpu0,vcpu\.cpu_pct,)[^,]+/m, '$1abc'));
     const line = readFileSync(join(value, 'metrics.csv'), 'utf8').split('\n').findIndex((l) => l.includes(',abc,')) + 1;
     const rep = broken('rep', 'metrics.csv', (t) => t.replace(/^disable_exits=hlt,2,/m, 'disable_exits=hlt,x,'));
-    for (const cmd of ['report', 'compare', 'bundle']) {
-      const r = await kvmlab(cmd, value);
+    const cmds = ['report', 'compare', 'bundle'];
+    for (const [i, r] of (await Promise.all(cmds.map((cmd) => kvmlab(cmd, value)))).entries()) {
+      const cmd = cmds[i];
       expect(r.exitCode, `${cmd}: ${r.stderr}`).toBe(2);
       expect(r.stderr).toContain(`${join(value, 'metrics.csv')}:${line}: value: "abc" is not a number`);
       expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
@@ -210,16 +214,19 @@ describe('exit status', () => {
       ['skipped', 3, (s) => s.variants.forEach((v) => Object.assign(v, { status: 'skipped', reason: 'requires kvm' }))],
       ['interrupted', 130, (s) => void (s.interrupted = true)],
     ];
-    for (const [label, code, edit] of cases) {
+    // each command on its own copy, all at once: they only read
+    const calls = cases.flatMap(([label, code, edit]) => {
       const dir = verdict(label, edit);
-      for (const args of [['report', dir, ...(label === 'failed' ? [] : ['--no-write'])], ['bundle', dir]]) {
-        const r = await kvmlab(...args);
-        expect(r.exitCode, `${label}: ${args.join(' ')}: ${r.stderr}`).toBe(code);
-      }
-      const c = await kvmlab('compare', dir);
-      expect(c.exitCode, `${label}: compare: ${c.stderr}`).toBe(0);
-    }
-    expect((await kvmlab('bundle', runA)).exitCode).toBe(0);
+      const reportArgs = ['report', dir, ...(label === 'failed' ? [] : ['--no-write'])];
+      return [
+        { label, args: reportArgs, code },
+        { label, args: ['bundle', dir], code },
+        { label, args: ['compare', dir], code: 0 },
+      ];
+    });
+    const results = await Promise.all([...calls.map((c) => kvmlab(...c.args)), kvmlab('bundle', runA)]);
+    for (const [i, c] of calls.entries()) expect(results[i]!.exitCode, `${c.label}: ${c.args.join(' ')}: ${results[i]!.stderr}`).toBe(c.code);
+    expect(results[calls.length]!.exitCode).toBe(0);
   });
 });
 
