@@ -8,10 +8,11 @@
 // (globs like kvm:* expanded from events/<sys>/) each with a filter for the VM's threads, tracing_on 1.
 // Every stepStart/stepEnd writes `kvmlab step=<name> phase=start|end` into the instance's trace_marker
 // and reads per_cpu/cpuN/stats (loss counters and the clock's "now ts"). stop(): tracing_on 0, read
-// per_cpu/cpuN/trace one CPU at a time (bounded memory; each kept as trace-cpuN.txt), attribute events
-// to steps by the markers (or, when a marker itself was lost, by the stats' now ts read at that step
-// boundary), emit the per-step rows, then disable every event and rmdir the instance — also after a
-// failure, and also when start() fails half-way.
+// per_cpu/cpuN/trace one CPU at a time (each kept as trace-cpuN.txt; at most 64 Mi characters of text
+// held between the passes, the rest read back), attribute events to steps by the markers (or, when a
+// marker itself was lost, by the stats' now ts read at that step boundary), emit the per-step rows,
+// then disable every event and rmdir the instance — also after a failure, and also when start() fails
+// half-way.
 //
 // What each event counts for, and the rows per step, are in tracefs-attribution.ts.
 import { readFile, writeFile } from 'node:fs/promises';
@@ -37,6 +38,9 @@ interface Boundary {
   /** Latest "now ts" among CPUs. */
   now: number | undefined;
 }
+
+/** Trace text kept in memory between the two passes, at most: past it, files are read back. */
+const KEEP_TEXT_CHARS = 64 * 1024 * 1024;
 
 export class TracefsCollector implements Collector {
   readonly name = 'tracefs';
@@ -226,16 +230,22 @@ export class TracefsCollector implements Collector {
 
   private async analyse(): Promise<void> {
     const h = this.ctx.host;
-    // Pass 1: each CPU's buffer to a raw file, collecting the markers (they are on any CPU).
+    // Pass 1: each CPU's buffer to a raw file, collecting the markers (they are on any CPU). A file is
+    // written while the next CPU is read; its text is kept for pass 2 while all kept stay under
+    // KEEP_TEXT_CHARS, and read back from the file past that.
     const markers: TraceMarker[] = [];
     let lostNotices = 0;
-    const files: string[] = [];
+    const files: { file: string; written: Promise<void>; text?: string }[] = [];
+    let kept = 0;
     for (const cpu of this.cpus) {
       const text = await h.readFile(`${this.inst}/per_cpu/cpu${cpu}/trace`).catch(() => undefined);
       if (text === undefined) continue;
       const file = join(this.ctx.dir, `trace-cpu${cpu}.txt`);
-      await writeFile(file, text);
-      files.push(file);
+      const written = writeFile(file, text);
+      written.catch(() => undefined); // awaited below: a failed write fails the analysis there
+      const keep = kept + text.length <= KEEP_TEXT_CHARS;
+      if (keep) kept += text.length;
+      files.push({ file, written, text: keep ? text : undefined });
       const scan = scanMarkers(text);
       markers.push(...scan.markers);
       lostNotices += scan.lostEvents;
@@ -245,13 +255,14 @@ export class TracefsCollector implements Collector {
     const byName = new Map<string, EventFormat>();
     for (const [key, fmt] of this.formats) byName.set(key.split(':')[1]!, fmt);
     const agg = new TraceAggregator(windows, byName, threadInfo(this.maps));
-    // Pass 2: read the raw files back, one at a time as in pass 1, and attribute every event to its
-    // step. A file is split in memory: streaming it back in chunks cost twice the CPU for no less
-    // memory than pass 1 already holds.
+    // Pass 2: every event attributed to its step, a CPU's text at a time. A text is split in memory:
+    // streaming a file back in chunks cost twice the CPU for no less memory than pass 1 holds.
     let malformed = 0;
-    for (const file of files) {
-      const c = await countTraceEvents(await readFile(file, 'utf8'), { onEvent: (ev) => agg.event(ev) });
-      malformed += c.malformed;
+    for (const f of files) {
+      await f.written;
+      const text = f.text ?? (await readFile(f.file, 'utf8'));
+      f.text = undefined;
+      malformed += (await countTraceEvents(text, { onEvent: (ev) => agg.event(ev) })).malformed;
     }
     const enabled = new Set(this.formats.keys());
     const winIndex = new Map(windows.map((w, i) => [w.step, i]));
