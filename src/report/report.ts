@@ -142,7 +142,9 @@ async function write(outDir: string): Promise<WrittenReport> {
   try {
     const r = await loadResults(outDir);
     const plotting = makePlots(r, (spec) => renderer.render(spec)).catch((e): Plot[] => [{ file: 'plots', title: 'Plots', caption: '', note: `plotting failed: ${errorMessage(e)}` }]);
-    const timeline = JSON.stringify(await buildTimeline(r));
+    // the timeline (tens of MB after an exit storm) is written while the last plots are drawn
+    const timeline = writeFile(join(outDir, 'timeline.json'), JSON.stringify(await buildTimeline(r)));
+    timeline.catch(() => undefined); // awaited below, where a failed write fails the report
     const plots = await plotting;
     const files: string[] = [];
     await mkdir(join(outDir, 'plots'), { recursive: true });
@@ -151,7 +153,7 @@ async function write(outDir: string): Promise<WrittenReport> {
       await writeFile(join(outDir, 'plots', p.file), p.svg);
       files.push(join('plots', p.file));
     }
-    await writeFile(join(outDir, 'timeline.json'), timeline);
+    await timeline;
     await writeFile(join(outDir, 'summary.md'), reportMarkdown(r, plots));
     await writeFile(join(outDir, 'index.html'), renderHtml(r, plots, keyMetricsRows(keyMetrics(r))));
     files.push('timeline.json', 'summary.md', 'index.html');
