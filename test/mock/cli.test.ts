@@ -19,6 +19,62 @@ function file(name: string, content: string | Buffer): string {
 const noStack = (s: string) => expect(s).not.toMatch(/^\s+at .*\(.*:\d+:\d+\)$/m);
 
 describe('kvmlab run on the mock backend', () => {
+  // These need nothing from one another and run at once; the three after them share one smoke run's
+  // results, in order.
+  it.concurrent('run --json prints summary.json alone on stdout, the verdict on stderr', async () => {
+    const out = join(tmp, 'json');
+    const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toBe(readFileSync(join(out, 'summary.json'), 'utf8').trimEnd()); // execa drops the last newline
+    expect(JSON.parse(r.stdout)).toMatchObject({ experiment: 'smoke-cpu-hotplug', exitCode: 0 });
+    expect(r.stderr).toMatch(/SIMULATED[\s\S]*key metrics[\s\S]*plots and tables: /);
+    const refused = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).toMatch(/already holds/);
+  });
+
+  it.concurrent('refuses --on ssh:// (not built yet) and an unknown --on with exit 2', async () => {
+    for (const on of ['ssh://root@lab-box', 'moon']) {
+      const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--on', on);
+      expect(r.exitCode, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/--on /);
+    }
+  });
+
+  it.concurrent('exits 1 when an expectation fails, and says which with the observed value', async () => {
+    const exp = readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8').replace('eq: 3\n  - description: its thread', 'eq: 4\n  - description: its thread');
+    const r = await kvmlab('run', file('failing.yaml', exp), '--backend', 'mock', '--out', join(tmp, 'failing'), '-q');
+    expect(r.exitCode).toBe(1);
+    expect(r.stdout).toMatch(/FAIL\s+median guest\.online_cpus @ online == 4/);
+    expect(r.stdout).toMatch(/the hot-plugged vCPU comes online in the guest\s+3/);
+  });
+
+  it.concurrent('refuses, before anything starts, a pinning to a host CPU that does not exist (exit 3)', async () => {
+    const exp = `${readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8')}pinning:\n  vcpupin: { "1": "64" }\n`;
+    const out = join(tmp, 'pin');
+    const r = await kvmlab('run', file('pin.yaml', exp), '--backend', 'mock', '--out', out);
+    expect(r.exitCode).toBe(3);
+    expect(r.stderr).toMatch(/pinning\.vcpupin\.1 pins vCPU 1 to host CPU 64, but this simulated host has CPUs 0-7/);
+    expect(existsSync(join(out, 'variants'))).toBe(false);
+    noStack(r.stderr);
+  });
+
+  it.concurrent('pins vCPU threads and records what was pinned where', async () => {
+    const exp = `${readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8')}pinning:\n  vcpupin: { "0": "2", "1": "3", "2": "4-5" }\n  emulatorpin: "0-1"\n`;
+    const out = join(tmp, 'pinned');
+    const r = await kvmlab('run', file('pinned.yaml', exp), '--backend', 'mock', '--out', out, '-q');
+    expect(r.exitCode, r.stderr).toBe(0);
+    const pinned = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).variants[0].repetitions[0].pinned;
+    expect(pinned).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ thread: 'vcpu0', requested: '2', actual: '2' }),
+        expect.objectContaining({ thread: 'vcpu2', requested: '4-5', actual: '4-5' }),
+        expect.objectContaining({ thread: 'emulator', actual: '0-1' }),
+      ]),
+    );
+  });
+
   it('runs the smoke experiment end to end and writes the results', async () => {
     const out = join(tmp, 'smoke');
     const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out);
@@ -52,19 +108,6 @@ describe('kvmlab run on the mock backend', () => {
     expect(forced.exitCode, forced.stderr).toBe(0);
   });
 
-  it('run --json prints summary.json alone on stdout, the verdict on stderr', async () => {
-    const out = join(tmp, 'json');
-    const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
-    expect(r.exitCode, r.stderr).toBe(0);
-    expect(r.stdout).toBe(readFileSync(join(out, 'summary.json'), 'utf8').trimEnd()); // execa drops the last newline
-    expect(JSON.parse(r.stdout)).toMatchObject({ experiment: 'smoke-cpu-hotplug', exitCode: 0 });
-    expect(r.stderr).toMatch(/SIMULATED[\s\S]*key metrics[\s\S]*plots and tables: /);
-    const refused = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--out', out, '--json');
-    expect(refused.exitCode).toBe(2);
-    expect(refused.stdout).toBe('');
-    expect(refused.stderr).toMatch(/already holds/);
-  });
-
   it('says where every figure was measured', async () => {
     const r = await kvmlab('report', join(tmp, 'smoke'));
     expect(r.stdout + readFileSync(join(tmp, 'smoke', 'summary.md'), 'utf8') + readFileSync(join(tmp, 'smoke', 'index.html'), 'utf8')).not.toMatch(/measured on: (lab KVM|nested KVM|TCG)/);
@@ -72,46 +115,6 @@ describe('kvmlab run on the mock backend', () => {
     expect(readFileSync(join(tmp, 'smoke', 'index.html'), 'utf8')).toMatch(/measured on: simulated/);
   });
 
-  it('refuses --on ssh:// (not built yet) and an unknown --on with exit 2', async () => {
-    for (const on of ['ssh://root@lab-box', 'moon']) {
-      const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--on', on);
-      expect(r.exitCode, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(/--on /);
-    }
-  });
-
-  it('exits 1 when an expectation fails, and says which with the observed value', async () => {
-    const exp = readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8').replace('eq: 3\n  - description: its thread', 'eq: 4\n  - description: its thread');
-    const r = await kvmlab('run', file('failing.yaml', exp), '--backend', 'mock', '--out', join(tmp, 'failing'), '-q');
-    expect(r.exitCode).toBe(1);
-    expect(r.stdout).toMatch(/FAIL\s+median guest\.online_cpus @ online == 4/);
-    expect(r.stdout).toMatch(/the hot-plugged vCPU comes online in the guest\s+3/);
-  });
-
-  it('refuses, before anything starts, a pinning to a host CPU that does not exist (exit 3)', async () => {
-    const exp = `${readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8')}pinning:\n  vcpupin: { "1": "64" }\n`;
-    const out = join(tmp, 'pin');
-    const r = await kvmlab('run', file('pin.yaml', exp), '--backend', 'mock', '--out', out);
-    expect(r.exitCode).toBe(3);
-    expect(r.stderr).toMatch(/pinning\.vcpupin\.1 pins vCPU 1 to host CPU 64, but this simulated host has CPUs 0-7/);
-    expect(existsSync(join(out, 'variants'))).toBe(false);
-    noStack(r.stderr);
-  });
-
-  it('pins vCPU threads and records what was pinned where', async () => {
-    const exp = `${readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8')}pinning:\n  vcpupin: { "0": "2", "1": "3", "2": "4-5" }\n  emulatorpin: "0-1"\n`;
-    const out = join(tmp, 'pinned');
-    const r = await kvmlab('run', file('pinned.yaml', exp), '--backend', 'mock', '--out', out, '-q');
-    expect(r.exitCode, r.stderr).toBe(0);
-    const pinned = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')).variants[0].repetitions[0].pinned;
-    expect(pinned).toEqual(
-      expect.arrayContaining([
-        expect.objectContaining({ thread: 'vcpu0', requested: '2', actual: '2' }),
-        expect.objectContaining({ thread: 'vcpu2', requested: '4-5', actual: '4-5' }),
-        expect.objectContaining({ thread: 'emulator', actual: '0-1' }),
-      ]),
-    );
-  });
 });
 
 describe('kvmlab validate', () => {
