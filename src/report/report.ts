@@ -137,10 +137,10 @@ export async function writeReport(outDir: string, opts: { print?: NodeJS.Writabl
 }
 
 async function write(outDir: string): Promise<WrittenReport> {
-  // The plots are drawn on their own thread while this one builds the timeline (svg.ts).
-  const renderer = svgRenderer();
+  const r = await loadResults(outDir);
+  // With trace text to read for the timeline, the plots are drawn on their own thread meanwhile (svg.ts).
+  const renderer = svgRenderer(r.reps.some((rep) => rep.traceFiles.length > 0));
   try {
-    const r = await loadResults(outDir);
     const plotting = makePlots(r, (spec) => renderer.render(spec)).catch((e): Plot[] => [{ file: 'plots', title: 'Plots', caption: '', note: `plotting failed: ${errorMessage(e)}` }]);
     // the timeline (tens of MB after an exit storm) is written while the last plots are drawn
     const timeline = writeFile(join(outDir, 'timeline.json'), JSON.stringify(await buildTimeline(r)));

@@ -6,15 +6,13 @@
 import { parentPort } from 'node:worker_threads';
 import type { TopLevelSpec } from 'vega-lite';
 import { errorMessage } from '../errors.js';
-import { cacheDir } from '../util/cache-dir.js';
-import { type CachedScript, requireWithCodeCache } from '../util/code-cache.js';
-import { packagePath } from '../util/package-dir.js';
-import { drawSvg, type SvgAnswer, type Vega } from './svg.js';
+import type { CachedScript } from '../util/code-cache.js';
+import { drawSvg, loadBuiltVega, type SvgAnswer, type Vega } from './svg.js';
 
 const port = parentPort!;
 let vega: CachedScript<Vega> | Error;
 try {
-  vega = requireWithCodeCache<Vega>(packagePath('dist', 'report', 'vega.cjs'), cacheDir());
+  vega = loadBuiltVega();
 } catch (e) {
   vega = new Error(`cannot load vega: ${errorMessage(e)}`); // answered to every render
 }

@@ -1,12 +1,18 @@
 // SVG from vega-lite specs: compiled to vega and rendered headless by vega's View.toSVG() (no
-// browser, no canvas). Drawing is most of what a report costs, so the built CLI draws on a worker
-// thread (svg-worker.ts): loading vega and rendering there overlap the timeline and the tables on
-// the main thread, and the worker loads vega with a V8 code cache. Run from the sources (vitest)
-// there is no built worker, and it draws in the calling thread; both go through drawSvg.
+// browser, no canvas). The built CLI loads vega as one script with a V8 code cache (vega.cjs, see
+// util/code-cache.ts). When the report has other heavy work meanwhile (a timeline from trace text),
+// it draws on a worker thread (svg-worker.ts), so the two overlap; otherwise in the calling thread,
+// which saves a thread's start. Run from the sources (vitest) there is no built worker or vega.cjs:
+// it draws in the calling thread with vega from node_modules. Every way goes through drawSvg.
 import { Worker } from 'node:worker_threads';
 import type { TopLevelSpec } from 'vega-lite';
 import { errorMessage } from '../errors.js';
+import { cacheDir } from '../util/cache-dir.js';
+import { type CachedScript, requireWithCodeCache } from '../util/code-cache.js';
 import { packagePath } from '../util/package-dir.js';
+
+/** Whether this module runs built (dist/) rather than from the sources. */
+const BUILT = import.meta.url.endsWith('.js');
 
 const CONFIG = {
   font: 'DejaVu Sans, Helvetica, Arial, sans-serif',
@@ -19,21 +25,32 @@ const CONFIG = {
 /** What drawing takes of vega and vega-lite (vega-entry.ts is the same list, for the worker's bundle). */
 export type Vega = typeof import('./vega-entry.js');
 
+/** vega as the built CLI loads it, in whichever thread draws. */
+export function loadBuiltVega(): CachedScript<Vega> {
+  return requireWithCodeCache<Vega>(packagePath('dist', 'report', 'vega.cjs'), cacheDir());
+}
+
 /**
  * vega and vega-lite for drawing in this thread, loaded the first time a plot is drawn: report
- * --no-write, bundle and compare never need them. On Node both resolve to CommonJS builds, whose
- * module.exports is the default export: vite's loader and node's agree on that, not on named exports.
+ * --no-write, bundle and compare never need them. From the sources both resolve to CommonJS builds,
+ * whose module.exports is the default export: vite's loader and node's agree on that, not on named
+ * exports.
  */
-let vega: Promise<Vega> | undefined;
-const loadVega = (): Promise<Vega> => {
+let here: Promise<{ vega: Vega; save(): void }> | undefined;
+const vegaHere = () => {
   const commonJs = <T extends object>(m: T): T => (m as T & { default: T }).default;
-  vega ??= Promise.all([import('vega'), import('vega-lite')]).then(([vg, vl]) => ({ parse: commonJs(vg).parse, View: commonJs(vg).View, compile: commonJs(vl).compile }));
-  return vega;
+  here ??= BUILT
+    ? Promise.resolve().then(() => {
+        const c = loadBuiltVega();
+        return { vega: c.exports, save: () => c.save() };
+      })
+    : Promise.all([import('vega'), import('vega-lite')]).then(([vg, vl]) => ({ vega: { parse: commonJs(vg).parse, View: commonJs(vg).View, compile: commonJs(vl).compile }, save: () => undefined }));
+  return here;
 };
 
 /** One spec drawn in this thread. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  return drawSvg(await loadVega(), spec);
+  return drawSvg((await vegaHere()).vega, spec);
 }
 
 /** One spec drawn with the vega given. */
@@ -56,9 +73,24 @@ export interface SvgRenderer {
 /** What the worker answers for the spec it was sent as `id`. */
 export type SvgAnswer = { id: number; svg: string } | { id: number; error: string };
 
-/** A renderer for a batch of plots: on its own thread when kvmlab runs built, which starts loading vega at once. */
-export function svgRenderer(): SvgRenderer {
-  if (!import.meta.url.endsWith('.js')) return { render: renderSvg, close: async () => undefined };
+/**
+ * A renderer for a batch of plots. With `overlap` (the caller has heavy work of its own meanwhile)
+ * and kvmlab built, on a thread of its own, which starts loading vega at once; else in this thread,
+ * whose code cache is written once the batch is drawn (close), if there was none.
+ */
+export function svgRenderer(overlap: boolean): SvgRenderer {
+  if (!overlap || !BUILT) {
+    let drew = false;
+    return {
+      render(spec) {
+        drew = true;
+        return renderSvg(spec);
+      },
+      close: async () => {
+        if (drew) (await vegaHere()).save();
+      },
+    };
+  }
   const worker = new Worker(packagePath('dist', 'report', 'svg-worker.js'));
   const pending = new Map<number, { resolve: (svg: string) => void; reject: (e: Error) => void }>();
   let next = 0;
