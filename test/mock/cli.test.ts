@@ -117,7 +117,8 @@ describe('kvmlab run on the mock backend', () => {
 
 });
 
-describe('kvmlab validate', () => {
+// Each test reads only what it writes itself: they run at once.
+describe.concurrent('kvmlab validate', () => {
   const cases: [string, string | Buffer, RegExp][] = [
     ['empty.yaml', '', /empty\.yaml: the file is empty/],
     ['notyaml.yaml', 'name: [oops\n  - : :\n', /notyaml\.yaml:\d+:\d+: not valid YAML/],
@@ -165,7 +166,8 @@ describe('kvmlab validate', () => {
   });
 });
 
-describe('start-up', () => {
+// Each test reads only what it writes itself: they run at once.
+describe.concurrent('start-up', () => {
   // Every module node resolves, printed by a resolve hook: what a command loads before it does anything.
   // A chunk of the bundled CLI stands for the sources esbuild put in it (dist/bundle.json, its metafile).
   const hook = `export async function resolve(s, c, next) { const r = await next(s, c); process.stderr.write('loaded ' + r.url + '\\n'); return r; }`;
@@ -198,7 +200,8 @@ describe('start-up', () => {
   });
 });
 
-describe('the rest of the CLI', () => {
+// Each test reads only what it writes itself: they run at once.
+describe.concurrent('the rest of the CLI', () => {
   it('lists experiments with descriptions and requirements', async () => {
     const r = await kvmlab('list', 'experiments');
     expect(r.exitCode).toBe(0);
