@@ -118,7 +118,8 @@ describe('kvmlab report', () => {
   });
 });
 
-describe('strict readers', () => {
+// Each test reads run A or B (nothing here writes them) and writes only its own copies: they run at once.
+describe.concurrent('strict readers', () => {
   /** A copy of run A with its file `name` rewritten by `edit`. */
   const broken = (label: string, name: string, edit: (text: string) => string) => {
     const dir = join(tmp, `broken-${label}`);
@@ -309,7 +310,8 @@ describe('exits by reason and traced exits', () => {
   });
 });
 
-describe('kvmlab compare', () => {
+// Each test reads run A or B (nothing here writes them) and writes only its own copies: they run at once.
+describe.concurrent('kvmlab compare', () => {
   it('shows the difference between HLT intercepted and passed through', async () => {
     const r = await kvmlab('compare', runA);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -345,7 +347,8 @@ describe('kvmlab compare', () => {
   });
 });
 
-describe('kvmlab bundle', () => {
+// Each test reads run A or B (nothing here writes them) and writes only its own copies: they run at once.
+describe.concurrent('kvmlab bundle', () => {
   /** The experiment file as a reader of the bundle saves it: with the command the bundle gives. */
   const extract = async (bundle: string, text: string) => {
     const sed = text.split('\n').find((l) => l.startsWith('  sed '))!;
