@@ -10,6 +10,7 @@ import { QemuBackend } from '../../dist/backend/qemu/qemu-backend.js';
 import { generateClientKey } from '../../dist/backend/ssh-guest.js';
 import { Guest, Knobs } from '../../dist/spec/schema.js';
 import { planVm } from '../../dist/plan/vm.js';
+import { median } from './measure.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -41,6 +42,4 @@ for (let i = 1; i <= n; i++) {
     await rm(dir, { recursive: true, force: true });
   }
 }
-times.sort((a, b) => a - b);
-const median = times.length % 2 ? times[(times.length - 1) / 2] : (times[times.length / 2 - 1] + times[times.length / 2]) / 2;
-console.log(`x86_64 ${accel} -smp ${cpus}: launch→ready over ${times.length} runs: min ${times[0].toFixed(2)} s, median ${median.toFixed(2)} s, max ${times[times.length - 1].toFixed(2)} s`);
+console.log(`x86_64 ${accel} -smp ${cpus}: launch→ready over ${times.length} runs: min ${Math.min(...times).toFixed(2)} s, median ${median(times).toFixed(2)} s, max ${Math.max(...times).toFixed(2)} s`);

@@ -6,6 +6,7 @@
 // Prints min/median/max per command in ms; the last line is one JSON object of the medians.
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { median } from './measure.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = `${root}dist/cli.js`;
@@ -33,10 +34,8 @@ for (let i = 0; i < n; i++) {
 
 const medians = {};
 for (const [name, list] of Object.entries(times)) {
-  const sorted = [...list].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const median = sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-  medians[`${name}_ms`] = Math.round(median);
-  console.log(`${name.padEnd(9)} min ${sorted[0].toFixed(0).padStart(5)}  median ${median.toFixed(0).padStart(5)}  max ${sorted[sorted.length - 1].toFixed(0).padStart(5)} ms (${n} runs)`);
+  const m = median(list);
+  medians[`${name}_ms`] = Math.round(m);
+  console.log(`${name.padEnd(9)} min ${Math.min(...list).toFixed(0).padStart(5)}  median ${m.toFixed(0).padStart(5)}  max ${Math.max(...list).toFixed(0).padStart(5)} ms (${n} runs)`);
 }
 console.log(JSON.stringify(medians));
