@@ -36,21 +36,18 @@ export function loadBuiltVega(): CachedScript<Vega> {
  * whose module.exports is the default export: vite's loader and node's agree on that, not on named
  * exports.
  */
-let here: Promise<{ vega: Vega; save(): void }> | undefined;
+let here: Promise<Pick<CachedScript<Vega>, 'exports' | 'save'>> | undefined;
 const vegaHere = () => {
   const commonJs = <T extends object>(m: T): T => (m as T & { default: T }).default;
   here ??= BUILT
-    ? Promise.resolve().then(() => {
-        const c = loadBuiltVega();
-        return { vega: c.exports, save: () => c.save() };
-      })
-    : Promise.all([import('vega'), import('vega-lite')]).then(([vg, vl]) => ({ vega: { parse: commonJs(vg).parse, View: commonJs(vg).View, compile: commonJs(vl).compile }, save: () => undefined }));
+    ? Promise.resolve().then(loadBuiltVega)
+    : Promise.all([import('vega'), import('vega-lite')]).then(([vg, vl]) => ({ exports: { parse: commonJs(vg).parse, View: commonJs(vg).View, compile: commonJs(vl).compile }, save: () => undefined }));
   return here;
 };
 
 /** One spec drawn in this thread. */
 export async function renderSvg(spec: TopLevelSpec): Promise<string> {
-  return drawSvg((await vegaHere()).vega, spec);
+  return drawSvg((await vegaHere()).exports, spec);
 }
 
 /** One spec drawn with the vega given. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,7 +22,7 @@ describe('requireWithCodeCache', () => {
     expect(first.exports.twice(21)).toBe(42);
     expect(first.exports.here).toBe(join(tmp, 'x'));
     first.save();
-    expect(readdirSync(join(cache, 'code'))).toEqual([expect.stringMatching(/^lib\.cjs\.\d+-\d+\.v8-[\d.]+/)]);
+    expect(readdirSync(join(cache, 'code'))).toEqual([expect.stringMatching(/^lib\.cjs\.[0-9a-f]{8}\.\d+-\d+\.v8-[\d.]+/)]);
     const second = requireWithCodeCache<{ twice: (n: number) => number }>(file, cache);
     expect(second.fromCache).toBe(true);
     expect(second.exports.twice(4)).toBe(8);
@@ -39,6 +39,12 @@ describe('requireWithCodeCache', () => {
     expect(edited.exports).toBe(2);
     edited.save();
     expect(readdirSync(join(cache, 'code'))).toHaveLength(1);
+    // the same script in another checkout keeps a cache of its own
+    mkdirSync(join(tmp, 'other'));
+    const other = join(tmp, 'other', 'edit.cjs');
+    writeFileSync(other, 'module.exports = 2;\n');
+    requireWithCodeCache(other, cache).save();
+    expect(readdirSync(join(cache, 'code'))).toHaveLength(2);
     expect(requireWithCodeCache<number>(file, cache)).toMatchObject({ fromCache: true, exports: 2 });
   });
 
