@@ -1,6 +1,6 @@
 // `kvmlab report` and the end of `run`: the verdict table plus key metrics (median and spread over
 // repetitions), and the files people look at — summary.md, plots/*.svg, index.html, timeline.json.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import { describeSelection, expectationSelections, perRepetition, type Selection } from '../model/select.js';
@@ -136,10 +136,20 @@ export async function writeReport(outDir: string, opts: { print?: NodeJS.Writabl
   }
 }
 
+/** The SVGs a results directory's plots/ holds (none when it has no plots/ yet). */
+async function plotsIn(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') return [];
+    throw e;
+  });
+  return Promise.all(names.filter((n) => n.endsWith('.svg')).map((n) => readFile(join(dir, n), 'utf8')));
+}
+
 async function write(outDir: string): Promise<WrittenReport> {
   const r = await loadResults(outDir);
-  // With trace text to read for the timeline, the plots are drawn on their own thread meanwhile (svg.ts).
-  const renderer = svgRenderer(r.reps.some((rep) => rep.traceFiles.length > 0));
+  // With trace text to read for the timeline, the plots are drawn on their own thread meanwhile (svg.ts);
+  // a plot whose spec is the one an SVG already in plots/ was drawn from is not drawn again.
+  const renderer = svgRenderer(r.reps.some((rep) => rep.traceFiles.length > 0), await plotsIn(join(outDir, 'plots')));
   try {
     const plotting = makePlots(r, (spec) => renderer.render(spec)).catch((e): Plot[] => [{ file: 'plots', title: 'Plots', caption: '', note: `plotting failed: ${errorMessage(e)}` }]);
     // the timeline (tens of MB after an exit storm) is written while the last plots are drawn

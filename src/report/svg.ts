@@ -3,7 +3,11 @@
 // util/code-cache.ts). When the report has other heavy work meanwhile (a timeline from trace text),
 // it draws on a worker thread (svg-worker.ts), so the two overlap; otherwise in the calling thread,
 // which saves a thread's start. Run from the sources (vitest) there is no built worker or vega.cjs:
-// it draws in the calling thread with vega from node_modules. Every way goes through drawSvg.
+// it draws in the calling thread with vega from node_modules. Every way goes through drawSvg. Each SVG
+// names the spec it was drawn from (its sha256, vega's versions included), so a report made again
+// takes the plots it already has for specs that did not change.
+import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type { TopLevelSpec } from 'vega-lite';
 import { errorMessage } from '../errors.js';
@@ -71,11 +75,44 @@ export interface SvgRenderer {
 export type SvgAnswer = { id: number; svg: string } | { id: number; error: string };
 
 /**
- * A renderer for a batch of plots. With `overlap` (the caller has heavy work of its own meanwhile)
- * and kvmlab built, on a thread of its own, which starts loading vega at once; else in this thread,
- * whose code cache is written once the batch is drawn (close), if there was none.
+ * A renderer for a batch of plots. A spec drawn before, by the same vega and vega-lite, is not drawn
+ * again: each SVG carries its drawing's key (a comment after the opening tag), and an SVG in
+ * `drawnBefore` with the key a spec asks for is the answer. `kvmlab report` passes the plots already
+ * in the results directory, so reporting a run again redraws only what changed.
  */
-export function svgRenderer(overlap: boolean): SvgRenderer {
+export function svgRenderer(overlap: boolean, drawnBefore: readonly string[] = []): SvgRenderer {
+  const reuse = new Map<string, string>();
+  for (const svg of drawnBefore) {
+    const key = STAMP.exec(svg)?.[1];
+    if (key) reuse.set(key, svg);
+  }
+  const draw = drawer(overlap);
+  return {
+    render(spec) {
+      const key = drawingKey(spec);
+      const before = reuse.get(key);
+      return before !== undefined ? Promise.resolve(before) : draw.render(spec).then((svg) => svg.replace(/^<svg[^>]*>/, (tag) => `${tag}<!-- kvmlab: drawn from spec sha256:${key} -->`));
+    },
+    close: () => draw.close(),
+  };
+}
+
+const STAMP = /^<svg[^>]*><!-- kvmlab: drawn from spec sha256:([0-9a-f]{64}) -->/;
+
+/** What a drawing is made of: the spec, kvmlab's config for every plot, and the versions of vega and vega-lite. */
+function drawingKey(spec: TopLevelSpec): string {
+  libraries ??= ['vega', 'vega-lite'].map((name) => `${name} ${(require(`${name}/package.json`) as { version: string }).version}`).join(', ');
+  return createHash('sha256').update(JSON.stringify({ libraries, config: CONFIG, spec })).digest('hex');
+}
+let libraries: string | undefined;
+const require = createRequire(import.meta.url);
+
+/**
+ * Draws each spec asked for. With `overlap` (the caller has heavy work of its own meanwhile) and
+ * kvmlab built, on a thread of its own, started by the first spec, which loads vega at once; else in
+ * this thread, whose code cache is written once the batch is drawn (close), if there was none.
+ */
+function drawer(overlap: boolean): SvgRenderer {
   if (!overlap || !BUILT) {
     let drew = false;
     return {
@@ -88,33 +125,40 @@ export function svgRenderer(overlap: boolean): SvgRenderer {
       },
     };
   }
-  const worker = new Worker(packagePath('dist', 'report', 'svg-worker.js'));
   const pending = new Map<number, { resolve: (svg: string) => void; reject: (e: Error) => void }>();
   let next = 0;
-  // The worker keeps the process alive only while a render is pending.
-  worker.unref();
+  let worker: Worker | undefined;
   const refuse = (e: Error) => {
     for (const p of pending.values()) p.reject(e);
     pending.clear();
   };
-  worker.on('message', (a: SvgAnswer) => {
-    const p = pending.get(a.id);
-    pending.delete(a.id);
-    if (!pending.size) worker.unref();
-    if ('svg' in a) p?.resolve(a.svg);
-    else p?.reject(new Error(a.error));
-  });
-  worker.on('error', (e) => refuse(new Error(`the plotting thread failed: ${errorMessage(e)}`)));
-  worker.on('exit', (code) => refuse(new Error(`the plotting thread exited (status ${code})`)));
+  const start = () => {
+    const w = new Worker(packagePath('dist', 'report', 'svg-worker.js'));
+    // The worker keeps the process alive only while a render is pending.
+    w.unref();
+    w.on('message', (a: SvgAnswer) => {
+      const p = pending.get(a.id);
+      pending.delete(a.id);
+      if (!pending.size) w.unref();
+      if ('svg' in a) p?.resolve(a.svg);
+      else p?.reject(new Error(a.error));
+    });
+    w.on('error', (e) => refuse(new Error(`the plotting thread failed: ${errorMessage(e)}`)));
+    w.on('exit', (code) => refuse(new Error(`the plotting thread exited (status ${code})`)));
+    return w;
+  };
   return {
     render(spec) {
       return new Promise((resolve, reject) => {
         const id = next++;
         pending.set(id, { resolve, reject });
+        worker ??= start();
         worker.ref();
         worker.postMessage({ id, spec });
       });
     },
-    close: () => worker.terminate().then(() => undefined),
+    close: async () => {
+      await worker?.terminate();
+    },
   };
 }

@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type { LoadedResults, RepetitionData, VcpuSample } from '../../src/report/load.js';
 import { cpuTimeSpec, exitsSpec, idLines, metricsSpec, type MetricPoint, type Threshold } from '../../src/report/plots.js';
-import { renderSvg } from '../../src/report/svg.js';
+import { renderSvg, svgRenderer } from '../../src/report/svg.js';
 import { summaryFixture } from './summary-fixture.js';
 
 // ids that sort the other way round alphabetically, and are longer than any default label limit
@@ -102,5 +102,24 @@ describe('host CPU % over time', () => {
     }
     const svg = await renderSvg(spec as never);
     expect(svg.match(/aria-roledescription="line mark"/g)).toHaveLength(ids.length * 3 * 3);
+  });
+});
+
+describe('a report made again', () => {
+  it('takes an SVG drawn from the same spec instead of drawing it, and draws a spec that changed', async () => {
+    const spec = metricsSpec(points, [SELECTION], limits, IDS);
+    const first = svgRenderer(false);
+    const drawn = await first.render(spec);
+    await first.close();
+    expect(drawn).toMatch(/^<svg[^>]*><!-- kvmlab: drawn from spec sha256:[0-9a-f]{64} -->/);
+    // a stand-in with the same key: what comes back is it, so nothing was drawn
+    const kept = drawn.replace('class="marks"', 'class="marks kept"');
+    const again = svgRenderer(false, [kept]);
+    expect(await again.render(spec)).toBe(kept);
+    const changed = metricsSpec(points.map((p) => ({ ...p, value: p.value + 1 })), [SELECTION], limits, IDS);
+    const redrawn = await again.render(changed);
+    await again.close();
+    expect(redrawn).not.toContain('marks kept');
+    expect(redrawn.match(/sha256:([0-9a-f]{64})/)?.[1]).not.toBe(drawn.match(/sha256:([0-9a-f]{64})/)?.[1]);
   });
 });
