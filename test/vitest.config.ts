@@ -2,9 +2,10 @@ import { defineConfig } from 'vitest/config';
 
 // Tests live beside each other by tier: unit (pure), mock (whole pipeline on the simulated host),
 // report, hostile input, tcg (real QEMU under TCG), kvm (a real /dev/kvm, or the nested KVM host).
-// The tiers without hardware run first, two files at a time (they only use CPU), and the files a
-// worker runs share the modules they import (none stubs a module, the environment or the timers):
-// importing src/ afresh for each file was a sixth of those tiers' CPU. Then the real-QEMU tiers, one
+// The tiers without hardware run first, three files at a time: they only use CPU, but their tests
+// also wait on the kvmlab processes they start, and a third file fills those waits on 2 cores. The
+// files a worker runs share the modules they import (none stubs a module, the environment or the
+// timers): importing src/ afresh for each file was a sixth of those tiers' CPU. Then the real-QEMU tiers, one
 // file at a time, since two TCG guests on 2 cores already compete. Each test carries its own
 // generous timeout where it boots something.
 export default defineConfig({
@@ -16,7 +17,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'without hardware', include: ['test/{unit,mock,report,hostile}/**/*.test.ts'], fileParallelism: true, maxWorkers: 2, isolate: false, sequence: { groupOrder: 0 } },
+        test: { name: 'without hardware', include: ['test/{unit,mock,report,hostile}/**/*.test.ts'], fileParallelism: true, maxWorkers: 3, isolate: false, sequence: { groupOrder: 0 } },
       },
       {
         extends: true,
