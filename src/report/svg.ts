@@ -83,7 +83,7 @@ export type SvgAnswer = { id: number; svg: string } | { id: number; error: strin
 export function svgRenderer(overlap: boolean, drawnBefore: readonly string[] = []): SvgRenderer {
   const reuse = new Map<string, string>();
   for (const svg of drawnBefore) {
-    const key = STAMP.exec(svg)?.[1];
+    const key = STAMPED.exec(svg)?.[1];
     if (key) reuse.set(key, svg);
   }
   const draw = drawer(overlap);
@@ -91,21 +91,24 @@ export function svgRenderer(overlap: boolean, drawnBefore: readonly string[] = [
     render(spec) {
       const key = drawingKey(spec);
       const before = reuse.get(key);
-      return before !== undefined ? Promise.resolve(before) : draw.render(spec).then((svg) => svg.replace(/^<svg[^>]*>/, (tag) => `${tag}<!-- kvmlab: drawn from spec sha256:${key} -->`));
+      return before !== undefined ? Promise.resolve(before) : draw.render(spec).then((svg) => svg.replace(/^<svg[^>]*>/, (tag) => `${tag}${STAMP}${key} -->`));
     },
     close: () => draw.close(),
   };
 }
 
-const STAMP = /^<svg[^>]*><!-- kvmlab: drawn from spec sha256:([0-9a-f]{64}) -->/;
+/** The comment after an SVG's opening tag that names its drawing's key. */
+const STAMP = '<!-- kvmlab: drawn from spec sha256:';
+const STAMPED = new RegExp(`^<svg[^>]*>${STAMP}([0-9a-f]{64}) -->`);
+
+const resolveHere = createRequire(import.meta.url);
+let libraries: string | undefined;
 
 /** What a drawing is made of: the spec, kvmlab's config for every plot, and the versions of vega and vega-lite. */
 function drawingKey(spec: TopLevelSpec): string {
-  libraries ??= ['vega', 'vega-lite'].map((name) => `${name} ${(require(`${name}/package.json`) as { version: string }).version}`).join(', ');
+  libraries ??= ['vega', 'vega-lite'].map((name) => `${name} ${(resolveHere(`${name}/package.json`) as { version: string }).version}`).join(', ');
   return createHash('sha256').update(JSON.stringify({ libraries, config: CONFIG, spec })).digest('hex');
 }
-let libraries: string | undefined;
-const require = createRequire(import.meta.url);
 
 /**
  * Draws each spec asked for. With `overlap` (the caller has heavy work of its own meanwhile) and
