@@ -8,8 +8,12 @@
 # - 9p share `kvmlab-out`: the results directory, writable, mounted at the same path it has on L0
 #   (kernel parameter kvmlab.out=PATH), so paths in the results are the same on both sides.
 # - 9p share `kvmlab-ctl`: job.sh to run (inside the chroot), keep (host paths under /tmp, /run, …
-#   that L1's own tmpfs would hide), stop (created by L0 on Ctrl-C), and status, where the job's exit
-#   status is written before L1 powers off.
+#   that L1's own tmpfs would hide), stop (created by L0 on Ctrl-C), sysrq (sysrq keys L0 asks for,
+#   e.g. "l w" for every CPU's backtrace and the blocked tasks when it finds L1 wedged), heartbeat
+#   (written by the job's kvmlab), and status, where the job's exit status is written before L1
+#   powers off.
+# - The boot is quiet; once ready the console shows KERN_INFO and above, so the kernel's lockup,
+#   stall and hung-task reports reach L0 with their stacks.
 # - Console lines "kvmlab-nested: …" report progress; "kvmlab-nested: FATAL …" a setup failure.
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin
 mount -t proc proc /proc
@@ -59,13 +63,20 @@ done <$R/run/kvmlab-nested/keep
 mkdir -p "$R$out" 2>/dev/null
 mount -t 9p -o "$opts" kvmlab-out "$R$out" || fatal "cannot mount the results share at $out"
 ip link set lo up 2>/dev/null
+echo 7 >/proc/sys/kernel/printk
 say "ready: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB, kernel $kver"
 
+ctl=$R/run/kvmlab-nested
 chroot $R /bin/sh /run/kvmlab-nested/job.sh &
 job=$!
 # Ctrl-C on L0 becomes SIGINT for the run in L1, which tears its guests down as on any host.
-(while kill -0 $job 2>/dev/null; do
-	if [ -e $R/run/kvmlab-nested/stop ]; then kill -INT $job; break; fi
+(stopped=
+while kill -0 $job 2>/dev/null; do
+	if [ -z "$stopped" ] && [ -e $ctl/stop ]; then kill -INT $job; stopped=1; fi
+	if [ -e $ctl/sysrq ]; then
+		for k in $(cat $ctl/sysrq); do echo "$k" >/proc/sysrq-trigger; done
+		rm -f $ctl/sysrq
+	fi
 	sleep 1
 done) &
 wait $job

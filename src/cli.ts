@@ -6,6 +6,7 @@ import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import { InputError, HostError, errorMessage } from './errors.js';
 import { commands } from './commands/index.js';
+import { startHeartbeat } from './targets/heartbeat.js';
 
 // Parsing traces and simulating a host allocate many short-lived strings: a young generation larger
 // than V8's default scavenges less often (a mock run of idle-exit-policy used ~20% less CPU).
@@ -17,6 +18,9 @@ setFlagsFromString('--interrupt-budget=540672');
 
 // The CLI runs as a bundle (dist/chunks/…): with KVMLAB_DEBUG, stack traces name the sources instead.
 if (process.env.KVMLAB_DEBUG) process.setSourceMapsEnabled(true);
+
+// Watched from outside (the run inside a nested KVM host): say it is alive, and where it is.
+startHeartbeat();
 
 // `kvmlab … | head`: a reader that went away is not an error of kvmlab's.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {

@@ -38,8 +38,14 @@ export interface Collector {
   start(ctx: CollectorContext): Promise<void>;
   stepStart(step: string): Promise<void>;
   stepEnd(step: string): Promise<void>;
-  /** Stop sampling and release everything taken from the host. Always called, also after errors. */
+  /**
+   * Stop sampling, finish the raw files, and release everything taken from the host. Always called,
+   * also after errors, and after the VM is shut down (the runner's teardown): whatever it reads
+   * then (a trace recorded during the steps) it attributes to the steps, never to the shutdown.
+   */
   stop(): Promise<void>;
+  /** After stop: what a reader of the results must know about what was collected (e.g. a trace cut short), if anything. */
+  caveat?(): string | undefined;
 }
 
 /** A metric a collector writes (COLLECTOR_METRICS in metrics.ts): its exact name, or a family of names (`trace.exits.<reason>`). */

@@ -60,6 +60,7 @@ export class TracefsCollector implements Collector {
   private readonly notes: string[] = [];
   private stopped = false;
   private created = false;
+  private truncated: string | undefined;
 
   constructor(private readonly opts: TracefsOptions) {}
 
@@ -222,10 +223,31 @@ export class TracefsCollector implements Collector {
     this.stopped = true;
     try {
       await this.ctx.host.writeFile(`${this.inst}/tracing_on`, '0');
+      await this.noteTruncation();
       await this.analyse();
     } finally {
       await this.cleanup();
     }
+  }
+
+  caveat(): string | undefined {
+    return this.truncated;
+  }
+
+  /**
+   * The trace is bounded by its buffer (buffer_kb per CPU, no overwrite): a CPU whose buffer filled
+   * kept its first events and dropped the rest. Said once, in words, with the counts, beside the
+   * per-step trace.events_lost rows.
+   */
+  private async noteTruncation(): Promise<void> {
+    const cut: string[] = [];
+    for (const [cpu, s] of (await this.boundary()).stats) {
+      const lost = TracefsCollector.lost(s);
+      if (lost > 0) cut.push(`CPU ${cpu} kept ${s.entries.toLocaleString('en-US')} events and lost ${lost.toLocaleString('en-US')}`);
+    }
+    if (!cut.length) return;
+    this.truncated = `trace truncated at the ${this.opts.buffer_kb} KiB per-CPU buffer: ${cut.join('; ')} (counts from then on are lower bounds; the kvm-exits collector counts exits without a buffer)`;
+    this.notes.push(this.truncated);
   }
 
   private async analyse(): Promise<void> {

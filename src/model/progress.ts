@@ -20,6 +20,8 @@ export interface Progress {
   notice(text: string): void;
   variant(at: RunAt): void;
   step(i: number, n: number, name: string): void;
+  /** What a repetition is doing outside its steps: launching, waiting for the guest, a teardown stage. */
+  stage(text: string): void;
   finished(status: string, reason?: string): void;
   close(): void;
 }

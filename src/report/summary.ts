@@ -57,5 +57,7 @@ export function summaryMarkdown(s: Summary): string {
   );
   const skipped = s.variants.filter((v) => v.status === 'skipped');
   if (skipped.length) lines.push('## Skipped', '', ...skipped.map((v) => `- \`${v.id}\`: ${v.reason}`), '');
+  const caveats = s.variants.flatMap((v) => v.repetitions.flatMap((r) => Object.entries(r.collectors).filter(([, st]) => st !== 'collected').map(([c, st]) => `- \`${v.id}\` repetition ${r.repetition}: ${c}: ${st}`)));
+  if (caveats.length) lines.push('## Collectors', '', ...caveats, '');
   return `${lines.join('\n')}\n`;
 }

@@ -1,16 +1,45 @@
 // Progress on stderr: one live line on a terminal (variant i/N, repetition, current step, elapsed,
 // time left), plain timestamped lines otherwise (CI logs, pipes).
+// Whatever draws it, where the run is goes to the heartbeat too (targets/heartbeat.ts), for a
+// watcher outside this process.
 import type { Progress, RunAt } from '../model/progress.js';
+import { beatDoing } from '../targets/heartbeat.js';
 import { formatDuration } from '../spec/units.js';
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
-  if (quiet) return { ...noticesOnly(stream), notice: () => undefined };
-  return stream.isTTY ? new LiveProgress(stream) : new PlainProgress(stream);
+  if (quiet) return beating({ ...noticesOnly(stream), notice: () => undefined });
+  return beating(stream.isTTY ? new LiveProgress(stream) : new PlainProgress(stream));
 }
 
 /** Notices as plain lines and no run to follow: for a command that runs nothing (`kvmlab plan`). */
 export function noticesOnly(stream: NodeJS.WritableStream): Progress {
-  return { notice: (text) => void stream.write(`${text}\n`), variant: () => undefined, step: () => undefined, finished: () => undefined, close: () => undefined };
+  return { notice: (text) => void stream.write(`${text}\n`), variant: () => undefined, step: () => undefined, stage: () => undefined, finished: () => undefined, close: () => undefined };
+}
+
+/** `p`, telling the heartbeat each place the run reaches. */
+function beating(p: Progress): Progress {
+  let label = '';
+  return {
+    notice: (text) => p.notice(text),
+    variant(at) {
+      label = runLabel(at);
+      beatDoing(`${label}: launching`);
+      p.variant(at);
+    },
+    step(i, n, name) {
+      beatDoing(`${label}: step ${i}/${n} ${name}`);
+      p.step(i, n, name);
+    },
+    stage(text) {
+      beatDoing(`${label}: ${text}`);
+      p.stage(text);
+    },
+    finished(status, reason) {
+      beatDoing(`${label}: ${status}`);
+      p.finished(status, reason);
+    },
+    close: () => p.close(),
+  };
 }
 
 /**
@@ -69,6 +98,8 @@ class PlainProgress implements Progress {
   step(i: number, n: number, name: string): void {
     this.line(`${this.label}: step ${i}/${n} ${name}`);
   }
+  /** Stages are not printed here (a line per stage of every repetition is noise in a CI log); the heartbeat has them. */
+  stage(): void {}
   finished(status: string, reason?: string): void {
     this.eta.finished(status, Date.now());
     this.line(`${this.label}: ${status}${reason ? ` (${reason})` : ''}`);
@@ -107,6 +138,10 @@ class LiveProgress implements Progress {
   }
   step(i: number, n: number, name: string): void {
     this.tail = `step ${i}/${n} ${name}`;
+    this.render();
+  }
+  stage(text: string): void {
+    this.tail = text;
     this.render();
   }
   finished(status: string, reason?: string): void {

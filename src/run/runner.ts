@@ -176,13 +176,13 @@ interface Repetition {
   collectors: Collector[];
 }
 
-/** Stages in order. Each may throw; the repetition then ends as an error with that reason. */
-const STAGES: [string, (r: Repetition) => Promise<void>][] = [
-  ['launch', launch],
-  ['pin', pin],
-  ['collectors', startCollectors],
-  ['ready', waitReady],
-  ['steps', runSteps],
+/** Stages in order, each with what progress shows while it runs (steps show themselves). Each may throw; the repetition then ends as an error with that reason. */
+const STAGES: [string | undefined, (r: Repetition) => Promise<void>][] = [
+  ['launching', launch],
+  ['pinning vCPU threads', pin],
+  ['starting collectors', startCollectors],
+  ['waiting for the guest', waitReady],
+  [undefined, runSteps],
 ];
 
 async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repetition: number, accel: Accel, facts: HostFacts, rows: MetricRow[]): Promise<RepetitionResult> {
@@ -201,7 +201,10 @@ async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repe
     collectors: [],
   };
   try {
-    for (const [, stage] of STAGES) await stage(r);
+    for (const [doing, stage] of STAGES) {
+      if (doing) opts.progress.stage(doing);
+      await stage(r);
+    }
   } catch (e) {
     r.result.status = 'error';
     const gone = r.vm?.exitReason();
@@ -311,17 +314,32 @@ async function eachCollector(collectors: Collector[], step: string, fn: (c: Coll
   }
 }
 
-/** Always: stop the collectors, shut the VM down (also one whose launch Ctrl-C stopped waiting for). */
+/**
+ * Always: shut the VM down (also one whose launch Ctrl-C stopped waiting for), then stop the
+ * collectors. The guest goes first so that what a collector does when it stops — reading megabytes
+ * of trace, disabling tracepoints (which patches kernel text with IPIs to every CPU), removing its
+ * tracefs instance — never runs beside an exit storm on the CPUs it measured: its steps' rows were
+ * all taken at their step ends, and the guest's shutdown falls outside every step.
+ */
 async function teardown(r: Repetition): Promise<void> {
-  for (const c of r.collectors) {
-    await c.stop().catch((e: unknown) => {
-      r.result.collectors[c.name] = `stopped with an error: ${errorMessage(e)}`;
-    });
-  }
+  const { progress, backend } = r.opts;
   const vm = r.vm ?? (await r.launching?.catch(() => undefined));
   if (vm) {
+    progress.stage('teardown: shutting the guest down');
     const how = await vm.shutdown().catch((e: unknown) => `shutdown failed: ${errorMessage(e)}`);
-    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: RUNNER_STEPS.teardown, end: r.opts.backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
+    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: RUNNER_STEPS.teardown, end: backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
+  }
+  for (const c of r.collectors) {
+    progress.stage(`teardown: stopping collector ${c.name}`);
+    await c.stop().then(
+      () => {
+        const caveat = c.caveat?.();
+        if (caveat) r.result.collectors[c.name] = `collected; ${caveat}`;
+      },
+      (e: unknown) => {
+        r.result.collectors[c.name] = `stopped with an error: ${errorMessage(e)}`;
+      },
+    );
   }
   await rm(r.runDir, { recursive: true, force: true });
 }

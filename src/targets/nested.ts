@@ -21,6 +21,8 @@ import { findExecutable, qemuInfo } from '../backend/probe.js';
 import { RealHostView } from '../backend/qemu/host-view.js';
 import { HostError, errorMessage } from '../errors.js';
 import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
+import { HEARTBEAT_ENV, parseBeat } from './heartbeat.js';
+import { L1Watch, type Wedge } from './l1-watch.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { Progress } from '../model/progress.js';
@@ -33,6 +35,10 @@ const L0_BINARY = 'qemu-system-x86_64';
 const BOOT_TIMEOUT_MS = 300_000;
 /** After a stop request, the run in L1 tears its guests down; then L1 powers off. */
 const STOP_GRACE_MS = 120_000;
+/** How long a wedged L1 is given to print the backtraces it was asked for before it is stopped. */
+const SYSRQ_WAIT_MS = 10_000;
+/** Where L1 mounts the control share, inside the chroot that runs the job (nested-host-init.sh). */
+const L1_CTL = '/run/kvmlab-nested';
 
 
 export interface NestedShape {
@@ -85,9 +91,14 @@ function shq(s: string): string {
   return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
-/** L1's kernel command line: the results directory it mounts, and the experiment's `nested.cmdline`. */
+/**
+ * L1's kernel command line: the results directory it mounts, and the experiment's `nested.cmdline`.
+ * The boot is quiet (nested-host-init.sh turns the console up to KERN_INFO once L1 is ready, so
+ * lockup, stall and hung-task reports reach nested-console.log with their stacks), and a soft
+ * lockup makes every CPU print its backtrace, so the report says what the other CPUs were doing.
+ */
 function l1KernelCmdline(shape: NestedShape, out: string): string {
-  return ['console=ttyS0', 'panic=-1', 'quiet', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
+  return ['console=ttyS0', 'panic=-1', 'quiet', 'softlockup_all_cpu_backtrace=1', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
 }
 
 /** The L0 QEMU command line that boots L1 with its three shares. Pure. */
@@ -190,8 +201,6 @@ export interface NestedRunRequest {
   progress: Progress;
   signal: AbortSignal;
   journal: HostJournal;
-  /** L1 is taken as hung when neither its console nor the command in it says anything for this long. */
-  stallMs: number;
 }
 
 /** What the command in L1 printed on stdout, and its exit status. */
@@ -207,7 +216,7 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
   await mkdir(req.out, { recursive: true });
   const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
   try {
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', KVMLAB_CACHE: process.env.KVMLAB_CACHE ?? '' };
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', KVMLAB_CACHE: process.env.KVMLAB_CACHE ?? '', [HEARTBEAT_ENV]: `${L1_CTL}/heartbeat` };
     const cli = process.argv[1]!;
     const reads = [dirname(dirname(cli)), dirname(process.execPath), process.cwd(), cacheDir(), ...(req.reads ?? [])];
     await writeFile(join(ctl, 'keep'), pathsToKeep(reads).map((p) => `${p}\n`).join(''));
@@ -219,7 +228,7 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
         ...Object.entries(env).filter(([, v]) => v).map(([k, v]) => `export ${k}=${shq(v)}`),
         `cd ${shq(process.cwd())} || exit 3`,
         // stderr (progress) to a file L0 follows: on L1's console it would be a terminal and redraw.
-        `exec ${[process.execPath, cli, ...req.argv(target)].map(shq).join(' ')} >/run/kvmlab-nested/stdout 2>/run/kvmlab-nested/stderr`,
+        `exec ${[process.execPath, cli, ...req.argv(target)].map(shq).join(' ')} >${L1_CTL}/stdout 2>${L1_CTL}/stderr`,
         '',
       ].join('\n'),
     );
@@ -233,7 +242,10 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
 
 async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedRunRequest): Promise<NestedRunResult> {
   const { progress, signal, journal } = req;
-  const child = spawn(l0, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // With setpriv's parent-death signal, L1 dies with this process however it ends (SIGKILL too):
+  // no emulated host, and nothing in it, outlives the kvmlab that booted it.
+  const setpriv = await findExecutable(new RealHostView(), 'setpriv');
+  const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'KILL', l0, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(l0, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid;
   if (pid === undefined) throw new HostError(`--on nested: could not start ${l0}`);
   const startTicks = processStartTicks(pid);
@@ -248,35 +260,46 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
 
   const consoleLog = createWriteStream(join(req.out, 'nested-console.log'));
   const tail: string[] = [];
+  const watch = new L1Watch();
   let ready = false;
   let fatal: string | undefined;
   const t0 = Date.now();
-  let lastOutput = Date.now();
   const onLine = (line: string) => {
-    lastOutput = Date.now();
     consoleLog.write(`${line}\n`);
     tail.push(line);
     if (tail.length > 30) tail.shift();
+    watch.consoleLine(line, Date.now());
     const m = /kvmlab-nested: (.*)$/.exec(line);
     if (m) {
       if (m[1]!.startsWith('FATAL ')) fatal = m[1]!.slice(6);
-      if (m[1]!.startsWith('ready')) ready = true;
+      if (m[1]!.startsWith('ready')) {
+        ready = true;
+        watch.ready(Date.now());
+      }
       progress.notice(`nested host: ${m[1]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
     } else if (ready && line.trim()) progress.notice(`  L1 console| ${line.replace(/\r$/, '')}`);
   };
   createInterface({ input: child.stdout }).on('line', onLine);
-  const follower = followFile(join(ctl, 'stderr'), (line) => {
-    lastOutput = Date.now();
-    progress.notice(`  L1| ${line}`);
-  });
-  // Under an overloaded TCG the whole emulated host can stop (soft lockups on every L1 CPU): then no
-  // timeout inside L1 fires, so L0 watches for silence.
-  const stallTimer = setInterval(() => {
-    if (Date.now() - lastOutput > req.stallMs && !fatal) {
-      fatal = `L1 stopped making progress (no output for ${Math.round(req.stallMs / 1000)} s)`;
-      child.kill('SIGKILL');
-    }
-  }, 5_000);
+  const follower = followFile(join(ctl, 'stderr'), (line) => progress.notice(`  L1| ${line}`));
+  // Whether the run in L1 still moves: its heartbeat, and the lockups L1's kernel reports.
+  let wedge: Wedge | undefined;
+  const watchTimer = setInterval(() => {
+    void readFile(join(ctl, 'heartbeat'), 'utf8').then(
+      (text) => {
+        const b = parseBeat(text);
+        if (b) watch.beat(b, Date.now());
+      },
+      () => undefined,
+    );
+    if (wedge || fatal) return;
+    wedge = watch.check(Date.now());
+    if (!wedge) return;
+    // Ask L1's kernel for every CPU's backtrace and the blocked tasks (sysrq l, w), give the console
+    // a moment to print them, then stop L1.
+    progress.notice(`nested host: L1 is wedged (${wedge.why}); asking it for backtraces, then stopping it`);
+    writeFile(join(ctl, 'sysrq'), 'l w\n').catch(() => undefined);
+    setTimeout(() => child.kill('SIGKILL'), SYSRQ_WAIT_MS);
+  }, 1_000);
   createInterface({ input: child.stderr }).on('line', (l) => onLine(`qemu: ${l}`));
 
   const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, sig) => resolve({ code, sig })));
@@ -296,21 +319,33 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   const how = await exited;
   await follower.stop();
   clearTimeout(bootTimer);
-  clearInterval(stallTimer);
+  clearInterval(watchTimer);
   clearTimeout(graceTimer);
   signal.removeEventListener('abort', onAbort);
   process.off('exit', killOnExit);
   if (entry !== undefined) journal.resolve(entry);
+  if (wedge) consoleLog.write(`kvmlab (L0): ${wedgeMessage(wedge)}\n`);
   await new Promise<void>((resolve) => consoleLog.end(resolve));
 
   const status = await readFile(join(ctl, 'status'), 'utf8').catch(() => undefined);
   const stdout = await readFile(join(ctl, 'stdout'), 'utf8').catch(() => '');
+  const consoleFile = join(req.out, 'nested-console.log');
+  if (wedge && !signal.aborted) throw new HostError(`--on nested: ${wedgeMessage(wedge)}\nThe results L1 wrote before are kept in ${req.out}; its console is in ${consoleFile}.`);
   if (status === undefined || fatal) {
     const why = fatal ?? `L1 exited (${how.sig ?? `status ${how.code}`}) before the run in it finished`;
     if (signal.aborted) return { exitCode: 130, stdout };
-    throw new HostError(`--on nested: ${why}. Console tail (all of it in ${join(req.out, 'nested-console.log')}):\n${tail.join('\n')}`);
+    throw new HostError(`--on nested: ${why}. Console tail (all of it in ${consoleFile}):\n${tail.join('\n')}`);
   }
+  for (const l of watch.reported) progress.notice(`nested host: warning: L1's kernel reported ${l.what} during the run, which then moved on; the step it hit ran on a stalled host (${consoleFile})`);
   return { exitCode: Number(status.trim()), stdout };
+}
+
+/** A wedged L1 in words: why, what the run in it was doing, and the stack its kernel printed. */
+export function wedgeMessage(w: Wedge): string {
+  const doing = w.doing ? `; kvmlab in L1 was at "${w.doing}"${w.doingForMs === undefined ? '' : ` (for ${Math.round(w.doingForMs / 1000)} s)`}` : '';
+  const lockup = w.lockup && !w.why.includes(w.lockup.what) ? `; L1's kernel reported ${w.lockup.what}` : '';
+  const stack = w.stack.length ? `\nL1's kernel printed:\n${w.stack.map((l) => `  ${l}`).join('\n')}` : '';
+  return `L1 wedged: ${w.why}${doing}${lockup}${stack}`;
 }
 
 /** Calls `onLine` for each line appended to `path` (a file on the 9p share L1 writes), until stopped. */

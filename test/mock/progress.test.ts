@@ -24,7 +24,7 @@ steps:
 describe('progress from the runner', () => {
   it('numbers each run by its variant among the variants and its repetition, with the declared windows', async () => {
     const seen: RunAt[] = [];
-    const progress: Progress = { notice: () => undefined, variant: (at) => seen.push(at), step: () => undefined, finished: () => undefined, close: () => undefined };
+    const progress: Progress = { notice: () => undefined, variant: (at) => seen.push(at), step: () => undefined, stage: () => undefined, finished: () => undefined, close: () => undefined };
     const loaded = { file: 'progress.yaml', text, experiment: parseExperiment(text, 'progress.yaml') };
     await runExperiment({ loaded, backend: new MockBackend(), accel: 'auto', out: join(tmp, 'out'), allowHostCommands: false, progress, signal: new AbortController().signal });
     expect(seen.map((s) => [s.variant, s.variants, s.repetition, s.repetitions, s.run, s.runs])).toEqual([

@@ -19,7 +19,7 @@ describe('the nested KVM host', () => {
     expect(j).toContain('-accel tcg,thread=multi');
     expect(j).toContain('-cpu max');
     expect(j).toContain('-smp 4 -m 2560M');
-    expect(argv[argv.indexOf('-append') + 1]).toBe('console=ttyS0 panic=-1 quiet kvmlab.out=/r/out nohz_full=2-3');
+    expect(argv[argv.indexOf('-append') + 1]).toBe('console=ttyS0 panic=-1 quiet softlockup_all_cpu_backtrace=1 kvmlab.out=/r/out nohz_full=2-3');
     expect(j).toContain('local,id=root,path=/,security_model=none,readonly=on,multidevs=remap');
     expect(j).toContain('local,id=out,path=/r/out,security_model=none -device virtio-9p-pci,fsdev=out,mount_tag=kvmlab-out');
     expect(j).toContain('mount_tag=kvmlab-ctl');

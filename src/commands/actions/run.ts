@@ -14,7 +14,6 @@ import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
-import { declaredMs, stepTimeout } from '../../run/steps.js';
 import { loadChecked } from '../../run/claims.js';
 import type { Experiment } from '../../spec/schema.js';
 import { insideL1Args, nestedShape, runNested } from '../../targets/nested.js';
@@ -77,7 +76,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
-    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, reads: [dirname(resolve(file))], shape, progress, signal, journal, stallMs: longestSilence(exp) + 60_000 });
+    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, reads: [dirname(resolve(file))], shape, progress, signal, journal });
     process.stdout.write(r.stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
     if (flags.out === undefined) await linkLatest(out);
@@ -89,9 +88,4 @@ async function refuseOverwrite(out: string, force: boolean | undefined): Promise
   if (force) return;
   const held = await readdir(out).catch(() => [] as string[]);
   if (held.length) throw new InputError(`--out ${out} already holds ${held.length} file${held.length > 1 ? 's' : ''} (${held.slice(0, 3).join(', ')}${held.length > 3 ? ', …' : ''}); give a new directory, leave --out out for a fresh results/<experiment>/<time>/, or add --force to write into it`);
-}
-
-/** The longest a healthy run stays silent: a guest boot, or the longest step (its window or timeout). */
-function longestSilence(exp: Experiment): number {
-  return Math.max(exp.guest.ready_timeout, ...exp.steps.map((st) => declaredMs(st) || stepTimeout(st)));
 }
