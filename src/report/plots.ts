@@ -189,9 +189,13 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
 
 const NOT_A_REASON = /^(vcpu\d+|pcpu\d+|cpu\d+|qemu|guest|runner|host|emulator|vm)$/;
 
-/** Exit counts: the tracefs collector's trace.exits[.<reason>] and KVM's own kvm.[<kind>_]exits stats. */
+/**
+ * Exit counts: the tracefs collector's trace.exits[.<reason>], the kvm-exits collector's in-kernel
+ * exits.total and exits.<reason> (not its checks against KVM's count), and KVM's own
+ * kvm.[<kind>_]exits stats.
+ */
 export function isExitMetric(metric: string): boolean {
-  return metric.startsWith('trace.exit') || /^kvm\.([a-z0-9_]+_)?exits$/.test(metric);
+  return metric.startsWith('trace.exit') || /^kvm\.([a-z0-9_]+_)?exits$/.test(metric) || (/^exits\.[a-z0-9_]+$/.test(metric) && !/^exits\.(kvm_stat|diff|diff_pct|dropped)$/.test(metric));
 }
 
 export interface ExitBar {
@@ -358,7 +362,7 @@ export async function makePlots(r: LoadedResults, render: (spec: TopLevelSpec) =
   const drawn = (spec: TopLevelSpec | undefined, note: string) => (spec ? render(spec).then((svg) => ({ svg })) : Promise.resolve({ note }));
   const [cpuPlot, exitsPlot, metricsPlot] = await Promise.all([
     drawn(cpu, 'no vcpu-cpu samples in this run (collect: vcpu-cpu)'),
-    drawn(bars.length ? exitsSpec(bars, order) : undefined, 'no exit counts in this run: no trace.exits* or kvm.*exits metrics were recorded (collect: tracefs or kvm-stats)'),
+    drawn(bars.length ? exitsSpec(bars, order) : undefined, 'no exit counts in this run: no trace.exits*, exits.* or kvm.*exits metrics were recorded (collect: tracefs, kvm-exits or kvm-stats)'),
     drawn(
       points.length ? metricsSpec(points, selections.filter((s) => points.some((p) => p.selection === describeSelection(s))), thresholds(r), order) : undefined,
       selections.length ? 'no data for the metrics the expectations name' : 'the experiment has no expectations',
@@ -375,7 +379,7 @@ export async function makePlots(r: LoadedResults, render: (spec: TopLevelSpec) =
     {
       file: 'exits.svg',
       title: 'Exits by reason per variant',
-      caption: 'Per variant, each trace.exits* / kvm.*exits metric summed over steps and vCPUs in a repetition; bar: median over repetitions, line: min–max.',
+      caption: 'Per variant, each trace.exits* / exits.* / kvm.*exits metric summed over steps and vCPUs in a repetition; bar: median over repetitions, line: min–max.',
       ...exitsPlot,
     },
     {

@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { findExecutable } from '../../src/backend/probe.js';
 import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import { imagesDir, IMAGE_FILES } from '../../src/backend/qemu/image.js';
+import { cleanupHost } from '../../src/host/journal.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 /** The built CLI: `npm test` builds it first; run `npm run build` before running one test file alone. */
@@ -22,10 +23,39 @@ export async function qemuSkipReason(arch: 'x86_64' | 'ppc64le'): Promise<string
   return undefined;
 }
 
-/** Runs the CLI; `wrap` is a command it runs under (e.g. WITHOUT_KVM). */
+/** How long a CLI whose time ran out gets to tear down after SIGTERM before its process group is killed. */
+const TEARDOWN_GRACE_MS = 20_000;
+
+/**
+ * Runs the CLI; `wrap` is a command it runs under (e.g. WITHOUT_KVM). It runs in a process group of
+ * its own: when `timeoutMs` runs out it gets SIGTERM (its own teardown), then the whole group —
+ * every QEMU it started, the nested host included — SIGKILL, and what its journal still records is
+ * undone, so one test's hang never fails the tests after it on a held lock or a leftover QEMU.
+ */
 export async function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 600_000, wrap: string[] = []) {
   const [cmd, ...rest] = [...wrap, process.execPath, CLI, ...args];
-  return execa(cmd!, rest, { cwd: ROOT, reject: false, env: { ...env, KVMLAB_DEBUG: '1' }, timeout: timeoutMs, stdin: 'ignore' });
+  const child = execa(cmd!, rest, { cwd: ROOT, reject: false, env: { ...env, KVMLAB_DEBUG: '1' }, stdin: 'ignore', detached: true });
+  const killGroup = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, sig);
+    } catch {
+      // the group is gone
+    }
+  };
+  let timedOut = false;
+  let grace: NodeJS.Timeout | undefined;
+  const limit = setTimeout(() => {
+    timedOut = true;
+    child.kill('SIGTERM');
+    grace = setTimeout(() => killGroup('SIGKILL'), TEARDOWN_GRACE_MS);
+  }, timeoutMs);
+  const r = await child;
+  clearTimeout(limit);
+  clearTimeout(grace);
+  if (!timedOut) return r;
+  killGroup('SIGKILL');
+  const cleaned = cleanupHost().notes;
+  return { ...r, stderr: `${r.stderr}\n[test] kvmlab ${args.join(' ')} ran out of its ${timeoutMs / 1000} s: stopped, its process group killed${cleaned.length ? `; cleaned up: ${cleaned.join('; ')}` : ''}` };
 }
 
 /** Runs a command as on a host without /dev/kvm (a private mount namespace; root and unshare needed). */

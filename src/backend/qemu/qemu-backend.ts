@@ -239,7 +239,10 @@ class QemuVm implements Vm {
     this.proc.stderr?.on('data', take);
     this.exited = this.proc.then((r) => {
       const last = lastLines(this.tail.value, 1).trim();
-      this.exit = r.signal ? `QEMU was killed by ${r.signal}` : r.exitCode !== undefined ? `QEMU exited with status ${r.exitCode}${last ? ` (${last})` : ''}` : `QEMU did not run: ${r.shortMessage}`;
+      // The guest's own reset or power-off ends QEMU too (-no-reboot): QMP said which, just before.
+      const shutdown = [...(this.qmpClient?.events ?? [])].reverse().find((e) => e.event === 'SHUTDOWN')?.data as { guest?: boolean; reason?: string } | undefined;
+      const why = shutdown?.guest ? `the guest ended it: QMP SHUTDOWN reason ${shutdown.reason}${shutdown.reason === 'guest-reset' ? ', the guest reset (-no-reboot makes QEMU exit)' : ''}` : last;
+      this.exit = r.signal ? `QEMU was killed by ${r.signal}` : r.exitCode !== undefined ? `QEMU exited with status ${r.exitCode}${why ? ` (${why})` : ''}` : `QEMU did not run: ${r.shortMessage}`;
       this.log.write(`# ${new Date().toISOString()} ${this.exit}\n`);
       return this.exit;
     });
