@@ -233,14 +233,28 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
       ].join('\n'),
     );
     const argv = l1Argv(image, req.shape, req.out, ctl);
-    await writeFile(join(req.out, 'nested-host.json'), `${JSON.stringify({ ...target, argv: [l0, ...argv] }, null, 2)}\n`);
-    return await bootAndWait(l0, argv, ctl, req);
+    const hostFile = join(req.out, 'nested-host.json');
+    const described = { ...target, argv: [l0, ...argv] };
+    await writeFile(hostFile, `${JSON.stringify(described, null, 2)}\n`);
+    const timings: L1Timings = {};
+    try {
+      return await bootAndWait(l0, argv, ctl, req, timings);
+    } finally {
+      await writeFile(hostFile, `${JSON.stringify({ ...described, timings }, null, 2)}\n`);
+    }
   } finally {
     await rm(ctl, { recursive: true, force: true });
   }
 }
 
-async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedRunRequest): Promise<NestedRunResult> {
+/** Seconds from L1's launch on L0's clock (nested-host.json): when it was ready, when kvmlab's first heartbeat came from it, when it was gone. */
+interface L1Timings {
+  readyS?: number;
+  jobStartedS?: number;
+  exitedS?: number;
+}
+
+async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedRunRequest, timings: L1Timings): Promise<NestedRunResult> {
   const { progress, signal, journal } = req;
   // With setpriv's parent-death signal, L1 dies with this process however it ends (SIGKILL too):
   // no emulated host, and nothing in it, outlives the kvmlab that booted it.
@@ -264,6 +278,7 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   let ready = false;
   let fatal: string | undefined;
   const t0 = Date.now();
+  const since = () => Math.round(Date.now() - t0) / 1000;
   const onLine = (line: string) => {
     consoleLog.write(`${line}\n`);
     tail.push(line);
@@ -275,8 +290,9 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
       if (m[1]!.startsWith('ready')) {
         ready = true;
         watch.ready(Date.now());
+        timings.readyS = since();
       }
-      progress.notice(`nested host: ${m[1]} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+      progress.notice(`nested host: ${m[1]} (${since().toFixed(1)} s)`);
     } else if (ready && line.trim()) progress.notice(`  L1 console| ${line.replace(/\r$/, '')}`);
   };
   createInterface({ input: child.stdout }).on('line', onLine);
@@ -287,7 +303,9 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
     void readFile(join(ctl, 'heartbeat'), 'utf8').then(
       (text) => {
         const b = parseBeat(text);
-        if (b) watch.beat(b, Date.now());
+        if (!b) return;
+        timings.jobStartedS ??= since();
+        watch.beat(b, Date.now());
       },
       () => undefined,
     );
@@ -317,6 +335,7 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   };
   signal.addEventListener('abort', onAbort, { once: true });
   const how = await exited;
+  timings.exitedS = since();
   await follower.stop();
   clearTimeout(bootTimer);
   clearInterval(watchTimer);

@@ -28,12 +28,14 @@ async function skipReason(): Promise<string | undefined> {
 const skip = await skipReason();
 if (skip) console.warn(`nested KVM host tests skipped: ${skip}`);
 
+// KVMLAB_TEST_KEEP=DIR keeps every run's results directory under DIR (test/bench/nested-tier.mjs reads them).
+const keep = process.env.KVMLAB_TEST_KEEP;
 let tmp: string;
 beforeAll(async () => {
-  tmp = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
+  tmp = await mkdtemp(join(keep ?? tmpdir(), 'kvmlab-nested-'));
 });
 afterAll(async () => {
-  await rm(tmp, { recursive: true, force: true });
+  if (!keep) await rm(tmp, { recursive: true, force: true });
 });
 
 /** The value of one row of a results directory's metrics.csv. */
