@@ -10,8 +10,8 @@
 # - 9p share `kvmlab-ctl`: job.sh to run (inside the chroot), keep (host paths under /tmp, /run, …
 #   that L1's own tmpfs would hide), stop (created by L0 on Ctrl-C), sysrq (sysrq keys L0 asks for,
 #   e.g. "l w" for every CPU's backtrace and the blocked tasks when it finds L1 wedged), heartbeat
-#   (written by the job's kvmlab), and status, where the job's exit status is written before L1
-#   powers off.
+#   (written by the job's kvmlab), kallsyms (this kernel's text symbols, written here), and status,
+#   where the job's exit status is written before L1 powers off.
 # - The boot is quiet; once ready the console shows KERN_INFO and above, so the kernel's lockup,
 #   stall and hung-task reports reach L0 with their stacks.
 # - Console lines "kvmlab-nested: …" report progress; "kvmlab-nested: FATAL …" a setup failure.
@@ -69,6 +69,9 @@ say "ready: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo
 ctl=$R/run/kvmlab-nested
 chroot $R /bin/sh /run/kvmlab-nested/job.sh &
 job=$!
+# This kernel's text symbols (nokaslr: the addresses are the running ones), for L0 to name the
+# functions L1's CPUs are in should L1 wedge; beside the run (Debian's busybox has no nice).
+(grep -E ' [tTwW] ' /proc/kallsyms >$ctl/kallsyms.part && mv $ctl/kallsyms.part $ctl/kallsyms) &
 # Ctrl-C on L0 becomes SIGINT for the run in L1, which tears its guests down as on any host.
 (stopped=
 while kill -0 $job 2>/dev/null; do

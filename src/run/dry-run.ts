@@ -32,6 +32,7 @@ const PLACEHOLDERS = {
   pid: new Placeholder('pid'),
   rep: new Placeholder('rep'),
   ctlDir: new Placeholder('ctl-dir'),
+  monitor: new Placeholder('l1-monitor'),
   targetInfo: new Placeholder('target-info'),
 };
 
@@ -43,6 +44,7 @@ const MEANINGS: Record<string, string> = {
   [`${PLACEHOLDERS.pid}`]: "the running kvmlab's process id",
   [`${PLACEHOLDERS.rep}`]: 'the repetition, from 1',
   [`${PLACEHOLDERS.ctlDir}`]: 'the control directory L1 shares with this host, made when L1 boots',
+  [`${PLACEHOLDERS.monitor}`]: "L1's QMP socket on this host (in a private directory made when L1 boots), where kvmlab reads L1's CPUs should L1 wedge",
   [`${PLACEHOLDERS.targetInfo}`]: 'where the run happens (L0 and L1) as JSON, for its results',
 };
 
@@ -128,7 +130,7 @@ async function nestedWhere(loaded: Loaded, req: PlanRequest): Promise<Where> {
   const { l0, image } = await nestedHostFiles();
   const shape = nestedShape(exp);
   const out = String(PLACEHOLDERS.out);
-  const argv = l1Argv(image, shape, out, String(PLACEHOLDERS.ctlDir));
+  const argv = l1Argv(image, shape, out, String(PLACEHOLDERS.ctlDir), String(PLACEHOLDERS.monitor));
   const inside = ['kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only }), '--target-info', String(PLACEHOLDERS.targetInfo)];
   return {
     facts: l1KnownFacts(exp, shape, image, out),

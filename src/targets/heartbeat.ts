@@ -2,7 +2,8 @@
 // KVM host (L1), watched by the kvmlab on L0 that booted it. A console that keeps printing says
 // nothing about whether the run still moves (a wedged L1 prints soft-lockup reports forever), so the
 // watched process says it itself: every HEARTBEAT_MS it rewrites one small file with a beat count
-// and what it is doing (the variant, step or teardown stage its progress last showed).
+// and what it is doing (the variant, step or teardown stage its progress last showed), and at once
+// whenever that changes.
 //
 // The beat is written from the main thread, synchronously, so it stops exactly when the event loop
 // stops (blocked in the kernel, stopped by a signal, a share that no longer answers), and `doing`
@@ -21,18 +22,19 @@ export interface Beat {
 }
 
 let doing = 'starting';
-let started = false;
+let beatNow: (() => void) | undefined;
 
-/** What this process is doing now, for its heartbeat (a no-op when nobody watches). */
+/** What this process is doing now, for its heartbeat: beaten at once, so a watcher sees where a run stopped even when it stops right there. */
 export function beatDoing(text: string): void {
+  if (text === doing) return;
   doing = text;
+  beatNow?.();
 }
 
 /** Start beating into $KVMLAB_HEARTBEAT when it is set. The timer never keeps the process alive. */
 export function startHeartbeat(env: NodeJS.ProcessEnv = process.env): void {
   const file = env[HEARTBEAT_ENV];
-  if (!file || started) return;
-  started = true;
+  if (!file || beatNow) return;
   let beat = 0;
   const write = () => {
     try {
@@ -41,6 +43,7 @@ export function startHeartbeat(env: NodeJS.ProcessEnv = process.env): void {
       // the watcher's share is gone: it judges the silence, nothing to do here
     }
   };
+  beatNow = write;
   write();
   setInterval(write, HEARTBEAT_MS).unref();
 }

@@ -13,6 +13,7 @@ import type { Beat } from './heartbeat.js';
 export const BEAT_LOST_MS = 60_000;
 export const LOCKUP_GRACE_MS = 60_000;
 export const JOB_START_MS = 120_000;
+const RECENT_LINES = 600;
 
 /** Kernel reports that say a CPU or task of L1 is stuck, and the short name each gets. */
 const LOCKUP_REPORTS: [RegExp, (m: RegExpExecArray) => string][] = [
@@ -36,12 +37,13 @@ export interface Lockup {
 export interface Wedge {
   /** Why L1 is taken as wedged, in words. */
   why: string;
+  /** When (the caller's clock). */
+  at: number;
   /** What the run in L1 last said it was doing, and for how long (ms) it had been. */
   doing: string | undefined;
   doingForMs: number | undefined;
-  /** The first lockup L1's kernel reported, with the stack it printed after it. */
+  /** The first lockup L1's kernel reported. */
   lockup: Lockup | undefined;
-  stack: string[];
 }
 
 export class L1Watch {
@@ -49,8 +51,8 @@ export class L1Watch {
   private last: { beat: number; at: number } | undefined;
   private doing: { text: string; since: number } | undefined;
   private readonly lockups: Lockup[] = [];
-  /** Console lines from the first lockup report on (bounded): where its stack is. */
-  private readonly afterLockup: string[] = [];
+  /** The last console lines, with when they came: where the stacks are. */
+  private readonly recent: { text: string; at: number }[] = [];
 
   ready(now: number): void {
     this.readyAt ??= now;
@@ -58,13 +60,14 @@ export class L1Watch {
 
   consoleLine(line: string, now: number): void {
     const text = bare(line);
-    if (this.lockups.length && this.afterLockup.length < 400) this.afterLockup.push(text);
+    this.recent.push({ text, at: now });
+    if (this.recent.length > RECENT_LINES) this.recent.shift();
     for (const [re, name] of LOCKUP_REPORTS) {
       const m = re.exec(text);
-      if (!m) continue;
-      if (!this.lockups.length) this.afterLockup.push(text);
-      this.lockups.push({ what: name(m), line: text, at: now });
-      return;
+      if (m) {
+        this.lockups.push({ what: name(m), line: text, at: now });
+        return;
+      }
     }
   }
 
@@ -83,7 +86,7 @@ export class L1Watch {
   check(now: number): Wedge | undefined {
     const doing = this.doing?.text;
     const doingForMs = this.doing ? now - this.doing.since : undefined;
-    const wedge = (why: string, lockup?: Lockup): Wedge => ({ why, doing, doingForMs, lockup: lockup ?? this.lockups[0], stack: this.stack() });
+    const wedge = (why: string, lockup?: Lockup): Wedge => ({ why, at: now, doing, doingForMs, lockup: lockup ?? this.lockups[0] });
     if (this.readyAt === undefined) return undefined;
     if (!this.last) return now - this.readyAt > JOB_START_MS ? wedge(`kvmlab in L1 did not start within ${JOB_START_MS / 1000} s of L1 being ready`) : undefined;
     if (now - this.last.at > BEAT_LOST_MS) return wedge(`kvmlab in L1 stopped: no heartbeat for ${Math.round((now - this.last.at) / 1000)} s`);
@@ -92,12 +95,17 @@ export class L1Watch {
     return undefined;
   }
 
-  /** The stack L1 printed after its first lockup report: the RIP lines and the call trace's functions. */
-  private stack(): string[] {
+  /**
+   * The stacks L1 printed about a wedge: from its first lockup report on, or else from the wedge on
+   * (the backtraces it was asked for): the CPU, RIP and call-trace lines.
+   */
+  stack(w: Wedge): string[] {
+    const since = w.lockup?.at ?? w.at;
     const out: string[] = [];
-    for (const l of this.afterLockup) {
-      if (/^\s*RIP: /.test(l) || /^\s+(\? )?[\w.]+\+0x[0-9a-f]+\/0x[0-9a-f]+/.test(l) || /NMI backtrace for cpu \d+/.test(l) || /^\s*(Call Trace|<\/?(IRQ|TASK|NMI)>)/.test(l)) out.push(l.trimEnd());
-      if (out.length >= 60) break;
+    for (const { text, at } of this.recent) {
+      if (at < since) continue;
+      if (/^\s*RIP: /.test(text) || /^\s+(\? )?[\w.]+\+0x[0-9a-f]+\/0x[0-9a-f]+/.test(text) || /NMI backtrace for cpu \d+|^CPU: \d+ PID: /.test(text) || /^\s*(Call Trace|<\/?(IRQ|TASK|NMI)>)/.test(text)) out.push(text.trimEnd());
+      if (out.length >= 80) break;
     }
     return out;
   }

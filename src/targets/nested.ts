@@ -23,6 +23,8 @@ import { HostError, errorMessage } from '../errors.js';
 import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
 import { HEARTBEAT_ENV, parseBeat } from './heartbeat.js';
 import { L1Watch, type Wedge } from './l1-watch.js';
+import { l1Postmortem } from './l1-postmortem.js';
+import { optValue } from '../backend/qemu/argv.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { Progress } from '../model/progress.js';
@@ -94,15 +96,16 @@ function shq(s: string): string {
 /**
  * L1's kernel command line: the results directory it mounts, and the experiment's `nested.cmdline`.
  * The boot is quiet (nested-host-init.sh turns the console up to KERN_INFO once L1 is ready, so
- * lockup, stall and hung-task reports reach nested-console.log with their stacks), and a soft
- * lockup makes every CPU print its backtrace, so the report says what the other CPUs were doing.
+ * lockup, stall and hung-task reports reach nested-console.log with their stacks), a soft lockup
+ * makes every CPU print its backtrace, so the report says what the other CPUs were doing, and
+ * without KASLR the RIPs L0 reads from L1's CPUs are named from the symbols L1 writes at boot.
  */
 function l1KernelCmdline(shape: NestedShape, out: string): string {
-  return ['console=ttyS0', 'panic=-1', 'quiet', 'softlockup_all_cpu_backtrace=1', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
+  return ['console=ttyS0', 'panic=-1', 'quiet', 'softlockup_all_cpu_backtrace=1', 'nokaslr', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
 }
 
-/** The L0 QEMU command line that boots L1 with its three shares. Pure. */
-export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedShape, out: string, ctl: string): string[] {
+/** The L0 QEMU command line that boots L1 with its three shares, and its QMP monitor on `monitor` (a socket only L0 sees). Pure. */
+export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedShape, out: string, ctl: string, monitor: string): string[] {
   const share = (id: string, path: string, extra: string) => ['-fsdev', `local,id=${id},path=${path},security_model=none${extra}`, '-device', `virtio-9p-pci,fsdev=${id},mount_tag=kvmlab-${id}`];
   return [
     '-name', `${vmName(NESTED_IMAGE, 1)},debug-threads=on`,
@@ -113,6 +116,7 @@ export function l1Argv(image: { kernel: string; initrd: string }, shape: NestedS
     '-smp', String(shape.cpus),
     '-m', `${shape.memoryMiB}M`,
     '-display', 'none', '-monitor', 'none', '-serial', 'stdio', '-no-reboot', '-nic', 'none',
+    '-qmp', `unix:${optValue(monitor)},server=on,wait=off`,
     '-kernel', image.kernel, '-initrd', image.initrd,
     '-append', l1KernelCmdline(shape, out),
     ...share('root', '/', ',readonly=on,multidevs=remap'),
@@ -203,6 +207,11 @@ export interface NestedRunRequest {
   journal: HostJournal;
 }
 
+/** What bootAndWait needs besides the request: L1's monitor socket on L0. */
+interface BootContext extends NestedRunRequest {
+  monitor: string;
+}
+
 /** What the command in L1 printed on stdout, and its exit status. */
 export interface NestedRunResult {
   exitCode: number;
@@ -215,6 +224,7 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
   const target = nestedTarget((await qemuInfo(new RealHostView(), L0_BINARY)).version, image, req.shape);
   await mkdir(req.out, { recursive: true });
   const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
+  const mon = await mkdtemp(join(tmpdir(), 'kvmlab-l1mon-'));
   try {
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', KVMLAB_CACHE: process.env.KVMLAB_CACHE ?? '', [HEARTBEAT_ENV]: `${L1_CTL}/heartbeat` };
     const cli = process.argv[1]!;
@@ -232,18 +242,20 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
         '',
       ].join('\n'),
     );
-    const argv = l1Argv(image, req.shape, req.out, ctl);
+    const monitor = join(mon, 'qmp.sock');
+    const argv = l1Argv(image, req.shape, req.out, ctl, monitor);
     const hostFile = join(req.out, 'nested-host.json');
     const described = { ...target, argv: [l0, ...argv] };
     await writeFile(hostFile, `${JSON.stringify(described, null, 2)}\n`);
     const timings: L1Timings = {};
     try {
-      return await bootAndWait(l0, argv, ctl, req, timings);
+      return await bootAndWait(l0, argv, ctl, { ...req, monitor }, timings);
     } finally {
       await writeFile(hostFile, `${JSON.stringify({ ...described, timings }, null, 2)}\n`);
     }
   } finally {
     await rm(ctl, { recursive: true, force: true });
+    await rm(mon, { recursive: true, force: true });
   }
 }
 
@@ -254,7 +266,7 @@ interface L1Timings {
   exitedS?: number;
 }
 
-async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedRunRequest, timings: L1Timings): Promise<NestedRunResult> {
+async function bootAndWait(l0: string, argv: string[], ctl: string, req: BootContext, timings: L1Timings): Promise<NestedRunResult> {
   const { progress, signal, journal } = req;
   // With setpriv's parent-death signal, L1 dies with this process however it ends (SIGKILL too):
   // no emulated host, and nothing in it, outlives the kvmlab that booted it.
@@ -299,6 +311,7 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   const follower = followFile(join(ctl, 'stderr'), (line) => progress.notice(`  L1| ${line}`));
   // Whether the run in L1 still moves: its heartbeat, and the lockups L1's kernel reports.
   let wedge: Wedge | undefined;
+  let seenFromL0: string[] = [];
   const watchTimer = setInterval(() => {
     void readFile(join(ctl, 'heartbeat'), 'utf8').then(
       (text) => {
@@ -312,11 +325,15 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
     if (wedge || fatal) return;
     wedge = watch.check(Date.now());
     if (!wedge) return;
-    // Ask L1's kernel for every CPU's backtrace and the blocked tasks (sysrq l, w), give the console
-    // a moment to print them, then stop L1.
-    progress.notice(`nested host: L1 is wedged (${wedge.why}); asking it for backtraces, then stopping it`);
-    writeFile(join(ctl, 'sysrq'), 'l w\n').catch(() => undefined);
-    setTimeout(() => child.kill('SIGKILL'), SYSRQ_WAIT_MS);
+    // Look at L1 from L0 as it was found (L0's QEMU threads, L1's CPUs through its monitor); then ask
+    // L1's kernel for every CPU's backtrace and the blocked tasks (sysrq l, w), give the console a
+    // moment to print them, and stop L1.
+    progress.notice(`nested host: L1 is wedged (${wedge.why}); looking at it from L0, asking it for backtraces, then stopping it`);
+    void l1Postmortem(pid, req.monitor, join(ctl, 'kallsyms')).then((lines) => {
+      seenFromL0 = lines;
+      writeFile(join(ctl, 'sysrq'), 'l w\n').catch(() => undefined);
+      setTimeout(() => child.kill('SIGKILL'), SYSRQ_WAIT_MS);
+    });
   }, 1_000);
   createInterface({ input: child.stderr }).on('line', (l) => onLine(`qemu: ${l}`));
 
@@ -343,13 +360,14 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   signal.removeEventListener('abort', onAbort);
   process.off('exit', killOnExit);
   if (entry !== undefined) journal.resolve(entry);
-  if (wedge) consoleLog.write(`kvmlab (L0): ${wedgeMessage(wedge)}\n`);
+  const wedged = wedge && wedgeMessage(wedge, watch.stack(wedge), seenFromL0);
+  if (wedged) consoleLog.write(`kvmlab (L0): ${wedged}\n`);
   await new Promise<void>((resolve) => consoleLog.end(resolve));
 
   const status = await readFile(join(ctl, 'status'), 'utf8').catch(() => undefined);
   const stdout = await readFile(join(ctl, 'stdout'), 'utf8').catch(() => '');
   const consoleFile = join(req.out, 'nested-console.log');
-  if (wedge && !signal.aborted) throw new HostError(`--on nested: ${wedgeMessage(wedge)}\nThe results L1 wrote before are kept in ${req.out}; its console is in ${consoleFile}.`);
+  if (wedged && !signal.aborted) throw new HostError(`--on nested: ${wedged}\nThe results L1 wrote before are kept in ${req.out}; its console is in ${consoleFile}.`);
   if (status === undefined || fatal) {
     const why = fatal ?? `L1 exited (${how.sig ?? `status ${how.code}`}) before the run in it finished`;
     if (signal.aborted) return { exitCode: 130, stdout };
@@ -359,12 +377,13 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: NestedR
   return { exitCode: Number(status.trim()), stdout };
 }
 
-/** A wedged L1 in words: why, what the run in it was doing, and the stack its kernel printed. */
-export function wedgeMessage(w: Wedge): string {
+/** A wedged L1 in words: why, what the run in it was doing, what L0 saw of it, and the stacks its kernel printed. */
+export function wedgeMessage(w: Wedge, stack: string[], seenFromL0: string[]): string {
   const doing = w.doing ? `; kvmlab in L1 was at "${w.doing}"${w.doingForMs === undefined ? '' : ` (for ${Math.round(w.doingForMs / 1000)} s)`}` : '';
   const lockup = w.lockup && !w.why.includes(w.lockup.what) ? `; L1's kernel reported ${w.lockup.what}` : '';
-  const stack = w.stack.length ? `\nL1's kernel printed:\n${w.stack.map((l) => `  ${l}`).join('\n')}` : '';
-  return `L1 wedged: ${w.why}${doing}${lockup}${stack}`;
+  const l0 = seenFromL0.length ? `\nSeen from L0:\n${seenFromL0.map((l) => `  ${l}`).join('\n')}` : '';
+  const printed = stack.length ? `\nL1's kernel printed:\n${stack.map((l) => `  ${l}`).join('\n')}` : "\nL1's kernel printed no stack (every L1 CPU may be stuck)";
+  return `L1 wedged: ${w.why}${doing}${lockup}${l0}${printed}`;
 }
 
 /** Calls `onLine` for each line appended to `path` (a file on the 9p share L1 writes), until stopped. */

@@ -5,8 +5,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { BEAT_LOST_MS, JOB_START_MS, L1Watch, LOCKUP_GRACE_MS } from '../../src/targets/l1-watch.js';
-import { parseBeat, startHeartbeat } from '../../src/targets/heartbeat.js';
+import { beatDoing, parseBeat, startHeartbeat } from '../../src/targets/heartbeat.js';
 import { wedgeMessage } from '../../src/targets/nested.js';
+import { describeCpus, parseInfoRegisters, parseKallsyms, parseMemoryWords, symbolize } from '../../src/targets/l1-postmortem.js';
 
 // The shape of a Debian 6.1 soft-lockup report with softlockup_all_cpu_backtrace=1, as L1's console
 // prints it (printk times on).
@@ -58,7 +59,8 @@ describe('the nested host watchdog', () => {
     expect(w.check(2_000 + LOCKUP_GRACE_MS)).toBeUndefined();
     const wedge = w.check(2_001 + LOCKUP_GRACE_MS)!;
     expect(wedge.why).toBe("L1's kernel reported a soft lockup on L1 CPU 3 (task node:158, stuck 868 s), and kvmlab in L1 has not moved on in the 60 s since");
-    expect(wedge.stack).toEqual([
+    expect(w.stack(wedge)).toEqual([
+      'CPU: 3 PID: 158 Comm: node Not tainted 6.1.0-57-amd64 #1  Debian 6.1.192-3',
       'RIP: 0010:smp_call_function_many_cond+0x12e/0x3a0',
       'Call Trace:',
       ' <TASK>',
@@ -69,8 +71,8 @@ describe('the nested host watchdog', () => {
       ' static_key_disable_cpuslocked+0x58/0x90',
       ' </TASK>',
     ]);
-    const text = wedgeMessage(wedge);
-    expect(text).toMatch(/^L1 wedged: L1's kernel reported a soft lockup .*; kvmlab in L1 was at "variant 1\/1 x: teardown: stopping collector tracefs" \(for 61 s\)\nL1's kernel printed:\n {2}RIP: 0010:smp_call_function_many_cond/);
+    const text = wedgeMessage(wedge, w.stack(wedge), ['L1 CPU 0: halted, RIP ffffffff81a4b7ee default_idle+0x1e']);
+    expect(text).toMatch(/^L1 wedged: L1's kernel reported a soft lockup .*; kvmlab in L1 was at "variant 1\/1 x: teardown: stopping collector tracefs" \(for 61 s\)\nSeen from L0:\n {2}L1 CPU 0: halted, RIP ffffffff81a4b7ee default_idle\+0x1e\nL1's kernel printed:\n {2}CPU: 3 PID: 158 Comm: node .*\n {2}RIP: 0010:smp_call_function_many_cond/);
     expect(w.reported.map((l) => l.what)).toEqual(['a soft lockup on L1 CPU 3 (task node:158, stuck 868 s)', 'an RCU stall (rcu_preempt)']);
   });
 
@@ -99,11 +101,70 @@ describe('the heartbeat', () => {
     try {
       const file = join(dir, 'heartbeat');
       startHeartbeat({ KVMLAB_HEARTBEAT: file });
-      expect(parseBeat(readFileSync(file, 'utf8'))).toEqual({ beat: 1, pid: process.pid, doing: 'starting' });
+      expect(parseBeat(readFileSync(file, 'utf8'))).toEqual({ beat: 1, pid: process.pid, doing: expect.any(String) });
+      beatDoing('step 1/1 freeze');
+      expect(parseBeat(readFileSync(file, 'utf8'))).toEqual({ beat: 2, pid: process.pid, doing: 'step 1/1 freeze' });
       expect(parseBeat('{"beat": 3, "pid"')).toBeUndefined();
       expect(parseBeat(undefined)).toBeUndefined();
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('a wedged L1 seen from L0', () => {
+  // QEMU 7.2's `info registers -a` for x86 (the TCG -cpu max L1), cut to the lines the parser reads.
+  // CPU 2 runs an L2 guest: its EFER (the guest's) has no SVME.
+  const REGS = `CPU#0
+RAX=0000000000000000 RBX=0000000000000000 RCX=0000000000000001 RDX=0000000000000000
+RIP=ffffffff81a4b7ee RFL=00000246 [---Z-P-] CPL=0 II=0 A20=1 SMM=0 HLT=1
+EFER=0000000000001d01
+CPU#1
+RAX=0000000000000000 RBX=ffff888100a3c000 RCX=0000000000000000 RDX=0000000000000000
+RIP=ffffffffc0a1f10a RFL=00000202 [-------] CPL=0 II=0 A20=1 SMM=0 HLT=0
+EFER=0000000000001d01
+CPU#2
+RIP=ffffffff9a2b1f10 RFL=00000286 [--S--P-] CPL=0 II=0 A20=1 SMM=0 HLT=0
+EFER=0000000000000d01
+CPU#3
+RIP=00007f3a1c2d9b7c RFL=00000246 [---Z-P-] CPL=3 II=0 A20=1 SMM=0 HLT=0
+EFER=0000000000001d01
+`;
+  // /proc/kallsyms as L1 writes it (text symbols; a module's carry its name).
+  const SYMS = parseKallsyms(`ffffffff81000000 T _stext
+ffffffff81a4b7d0 T default_idle
+ffffffff81a4b800 T default_idle_call
+ffffffffc0a1f000 t svm_vcpu_run	[kvm_amd]
+ffffffffc0a1f400 t svm_handle_exit	[kvm_amd]
+`);
+
+  it("names each L1 CPU's function from L1's kallsyms, and says which run an L2 guest", () => {
+    const cpus = parseInfoRegisters(REGS);
+    expect(cpus.map((c) => ({ cpu: c.cpu, cpl: c.cpl, halted: c.halted, svme: c.svme }))).toEqual([
+      { cpu: 0, cpl: 0, halted: true, svme: true },
+      { cpu: 1, cpl: 0, halted: false, svme: true },
+      { cpu: 2, cpl: 0, halted: false, svme: false },
+      { cpu: 3, cpl: 3, halted: false, svme: true },
+    ]);
+    expect(describeCpus(cpus, SYMS)).toEqual([
+      'L1 CPU 0: halted, RIP ffffffff81a4b7ee default_idle+0x1e',
+      'L1 CPU 1: RIP ffffffffc0a1f10a svm_vcpu_run [kvm_amd]+0x10a',
+      'L1 CPU 2: RIP ffffffff9a2b1f10 in guest mode, running an L2 guest',
+      "L1 CPU 3: RIP 00007f3a1c2d9b7c in L1's user space",
+    ]);
+    // past any function's length from the nearest symbol: no name, rather than a wrong one
+    expect(symbolize(SYMS, 0xffffffff82000010n)).toBeUndefined();
+    expect(describeCpus(cpus, undefined)[0]).toBe("L1 CPU 0: halted, RIP ffffffff81a4b7ee in L1's kernel (L1's symbols were not read)");
+  });
+
+  it('lists the kernel text addresses on a stuck CPU\'s stack, as `x /Ngx` prints it', () => {
+    const words = parseMemoryWords(`ffffc90000113e40: 0x0000000000000000 0xffffffffc0a1f40c
+ffffc90000113e50: 0xffff888100a3c000 0xffffffff81a4b7d0
+ffffc90000113e60: 0xffffffff81a4b812 0x0000000000000246
+`);
+    expect(words).toHaveLength(6);
+    const cpus = parseInfoRegisters(REGS);
+    // a word equal to a symbol's start is no return address: left out
+    expect(describeCpus(cpus, SYMS, new Map([[1, words]]))[1]).toBe('L1 CPU 1: RIP ffffffffc0a1f10a svm_vcpu_run [kvm_amd]+0x10a; on its stack: ? svm_handle_exit [kvm_amd]+0xc ? default_idle_call+0x12');
   });
 });

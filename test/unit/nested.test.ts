@@ -14,16 +14,18 @@ describe('the nested KVM host', () => {
   });
 
   it('boots under TCG with SVM, the host root read-only and the results and control shares writable', () => {
-    const argv = l1Argv({ kernel: '/k', initrd: '/i' }, { cpus: 4, memoryMiB: 2560, cmdline: 'nohz_full=2-3' }, '/r/out', '/tmp/ctl');
+    const argv = l1Argv({ kernel: '/k', initrd: '/i' }, { cpus: 4, memoryMiB: 2560, cmdline: 'nohz_full=2-3' }, '/r/out', '/tmp/ctl', '/tmp/mon,1/qmp.sock');
     const j = argv.join(' ');
     expect(j).toContain('-accel tcg,thread=multi');
     expect(j).toContain('-cpu max');
     expect(j).toContain('-smp 4 -m 2560M');
-    expect(argv[argv.indexOf('-append') + 1]).toBe('console=ttyS0 panic=-1 quiet softlockup_all_cpu_backtrace=1 kvmlab.out=/r/out nohz_full=2-3');
+    expect(argv[argv.indexOf('-append') + 1]).toBe('console=ttyS0 panic=-1 quiet softlockup_all_cpu_backtrace=1 nokaslr kvmlab.out=/r/out nohz_full=2-3');
     expect(j).toContain('local,id=root,path=/,security_model=none,readonly=on,multidevs=remap');
     expect(j).toContain('local,id=out,path=/r/out,security_model=none -device virtio-9p-pci,fsdev=out,mount_tag=kvmlab-out');
     expect(j).toContain('mount_tag=kvmlab-ctl');
     expect(j).toContain('-nic none');
+    // L1's monitor, for L0 to read L1's CPUs should it wedge: a socket only L0 sees, commas doubled
+    expect(j).toContain('-qmp unix:/tmp/mon,,1/qmp.sock,server=on,wait=off');
   });
 
   it('shows again the host paths under L1\'s tmpfs, outermost only', () => {
