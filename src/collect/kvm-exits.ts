@@ -1,11 +1,13 @@
 // kvm-exits: VM exits per vCPU and reason per step, counted inside the host kernel — a tracefs
 // histogram trigger on kvm:kvm_exit in kvmlab's private instance, so no event is formatted, copied or
 // lost to a full ring buffer however fast the storm — and checked against KVM's own per-vCPU `exits`
-// statistic (QMP query-stats) read right after it at the same step boundaries, so the two windows are
-// shifted alike and differ by the exits of the jitter between the reads. With `pause: true` both
-// are read with the VM paused (QMP stop … cont): one instant, exact agreement — but every boundary
-// then stops and restarts the vCPUs, and in the nested KVM host an L2 guest was once seen to reset
-// after such a cont, so the shipped experiments leave it off.
+// statistic (QMP query-stats). At each step boundary KVM's count is read just before and just after
+// the histogram, and the midpoint taken as KVM's count at the histogram's read: the two counts then
+// differ by the asymmetry of the reads, not by their spacing, and half the spread of the two
+// brackets bounds what the reads' spacing can explain (exits.diff_bound). With `pause: true` all
+// three are read with the VM paused (QMP stop … cont): one instant, exact agreement — but every
+// boundary then stops and restarts the vCPUs, and in the nested KVM host an L2 guest was once seen
+// to reset after such a cont, so the shipped experiments leave it off.
 //
 // Rows per step:
 //   exits.total        entity vcpuN   kvm_exit hits of that vCPU's thread
@@ -14,6 +16,10 @@
 //                                     hlt, mwait, monitor, pause always, 0 when none)
 //   exits.kvm_stat     entity vcpuN   KVM's own `exits` count over the same step (when QEMU has query-stats)
 //   exits.diff         entity vcpuN   exits.total − exits.kvm_stat (and exits.diff_pct, of exits.kvm_stat)
+//   exits.diff_bound   entity vcpuN   the most |exits.diff| the reads' spacing explains: half the exits
+//                                     KVM counted between its two reads, at the start plus at the end
+//   exits.diff_excess  entity vcpuN   max(0, |exits.diff| − exits.diff_bound): exits one count has and
+//                                     the other lacks beyond what the reads explain (0 when they agree)
 //   exits.dropped      entity all     hits the kernel could not add to a full table (loss; 0 expected)
 // The histogram is keyed by thread id, so a vCPU hot-plugged mid-run is counted from its first exit.
 // The kernel's histogram as read at each step's end is kept as hist-<step>.txt. stop() removes the
@@ -38,8 +44,10 @@ export const EXIT_HIST_TRIGGER = 'hist:keys=common_pid,isa,exit_reason:vals=hitc
 
 interface Snapshot {
   hist: ExitHist;
-  /** vcpuN → KVM's exits, when query-stats answered. */
+  /** vcpuN → KVM's exits at the histogram's read (the midpoint of the reads around it), when query-stats answered. */
   kvm: Map<string, number> | undefined;
+  /** vcpuN → half the exits KVM counted between its reads before and after the histogram's. */
+  halfSpread: Map<string, number> | undefined;
 }
 
 export class KvmExitsCollector implements Collector {
@@ -95,9 +103,13 @@ export class KvmExitsCollector implements Collector {
       const k0 = a.kvm?.get(entity);
       const k1 = b.kvm?.get(entity);
       if (k0 !== undefined && k1 !== undefined) {
+        const diff = total - (k1 - k0);
+        const bound = (a.halfSpread?.get(entity) ?? 0) + (b.halfSpread?.get(entity) ?? 0);
         emit({ step, entity, metric: 'exits.kvm_stat', value: k1 - k0, unit: 'count' });
-        emit({ step, entity, metric: 'exits.diff', value: total - (k1 - k0), unit: 'count' });
-        if (k1 > k0) emit({ step, entity, metric: 'exits.diff_pct', value: (100 * (total - (k1 - k0))) / (k1 - k0), unit: '%' });
+        emit({ step, entity, metric: 'exits.diff', value: diff, unit: 'count' });
+        if (k1 > k0) emit({ step, entity, metric: 'exits.diff_pct', value: (100 * diff) / (k1 - k0), unit: '%' });
+        emit({ step, entity, metric: 'exits.diff_bound', value: bound, unit: 'count' });
+        emit({ step, entity, metric: 'exits.diff_excess', value: Math.max(0, Math.abs(diff) - bound), unit: 'count' });
       }
     }
     emit({ step, entity: 'all', metric: 'exits.dropped', value: b.hist.dropped - a.hist.dropped, unit: 'count' });
@@ -115,12 +127,17 @@ export class KvmExitsCollector implements Collector {
     const { vm, host } = this.ctx;
     const paused = this.opts.pause && (await vm.qmp.execute('stop').then(() => true));
     try {
+      const kvmBefore = await this.kvmExits();
       const text = await host.readFile(`${this.inst}/events/kvm/kvm_exit/hist`);
+      const kvmAfter = await this.kvmExits();
       const hist = parseExitHist(text, (isa, reason) => exitReasonWord(exitReasonName(isa, reason)));
       if (step) await writeFile(join(this.ctx.dir, `hist-${step}.txt`), text);
-      const kvm = await this.kvmExits();
-      await appendFile(this.rawPath, `${JSON.stringify({ t: this.ctx.clock.now() / 1000, phase, step, paused, hits: hist.hits, dropped: hist.dropped, byThread: Object.fromEntries([...hist.byThread].map(([t, m]) => [t, Object.fromEntries(m)])), kvm: kvm && Object.fromEntries(kvm) })}\n`);
-      return { hist, kvm };
+      const both = kvmBefore && kvmAfter ? [...kvmAfter].filter(([e]) => kvmBefore.has(e)) : undefined;
+      const kvm = both && new Map(both.map(([e, v]) => [e, (kvmBefore!.get(e)! + v) / 2]));
+      const halfSpread = both && new Map(both.map(([e, v]) => [e, (v - kvmBefore!.get(e)!) / 2]));
+      const obj = (m: Map<string, number> | undefined) => m && Object.fromEntries(m);
+      await appendFile(this.rawPath, `${JSON.stringify({ t: this.ctx.clock.now() / 1000, phase, step, paused, hits: hist.hits, dropped: hist.dropped, byThread: Object.fromEntries([...hist.byThread].map(([t, m]) => [t, Object.fromEntries(m)])), kvmBefore: obj(kvmBefore), kvmAfter: obj(kvmAfter) })}\n`);
+      return { hist, kvm, halfSpread };
     } finally {
       if (paused) await vm.qmp.execute('cont');
     }

@@ -11,7 +11,7 @@ export const COLLECTOR_METRICS: Record<CollectorName, readonly MetricName[]> = {
     'trace.sched_switch', 'trace.switches_out', 'trace.preemptions', 'trace.sched_wakeups', 'trace.rcuc_wakeups', 'trace.rcuc_preemptions', 'trace.events_lost',
   ],
   'kvm-stats': [{ prefix: 'kvm.', example: 'kvm.halt_exits' }],
-  'kvm-exits': ['exits.total', { prefix: 'exits.', example: 'exits.mwait' }, 'exits.kvm_stat', 'exits.diff', 'exits.diff_pct', 'exits.dropped'],
+  'kvm-exits': ['exits.total', { prefix: 'exits.', example: 'exits.mwait' }, 'exits.kvm_stat', 'exits.diff', 'exits.diff_pct', 'exits.diff_bound', 'exits.diff_excess', 'exits.dropped'],
   perf: [{ prefix: 'perf.', example: 'perf.kvm.kvm_exit' }],
   interrupts: [{ prefix: 'irq.', example: 'irq.piw' }, 'cpu.busy_pct', 'cpu.idle_pct', 'cpu.guest_pct'],
 };

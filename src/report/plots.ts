@@ -6,6 +6,7 @@
 // threads that do the same thing each get their own row, so none hides behind another.
 import type { TopLevelSpec } from 'vega-lite';
 import { applicable } from '../run/expect.js';
+import { COLLECTOR_METRICS } from '../collect/metrics.js';
 import type { Comparator, Expectation } from '../spec/schema.js';
 import { describeSelection, expectationSelections, median, perRepetition, selectionOf, type Selection } from '../model/select.js';
 import { expectationsOf, type LoadedResults, type RepetitionData, type VcpuSample } from './load.js';
@@ -189,13 +190,15 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
 
 const NOT_A_REASON = /^(vcpu\d+|pcpu\d+|cpu\d+|qemu|guest|runner|host|emulator|vm)$/;
 
+/** The kvm-exits collector's rows that are not exit counts: its checks against KVM's own count and its loss. */
+const KVM_EXITS_CHECKS = new Set(COLLECTOR_METRICS['kvm-exits'].filter((m): m is string => typeof m === 'string' && m !== 'exits.total'));
+
 /**
  * Exit counts: the tracefs collector's trace.exits[.<reason>], the kvm-exits collector's in-kernel
- * exits.total and exits.<reason> (not its checks against KVM's count), and KVM's own
- * kvm.[<kind>_]exits stats.
+ * exits.total and exits.<reason>, and KVM's own kvm.[<kind>_]exits stats.
  */
 export function isExitMetric(metric: string): boolean {
-  return metric.startsWith('trace.exit') || /^kvm\.([a-z0-9_]+_)?exits$/.test(metric) || (/^exits\.[a-z0-9_]+$/.test(metric) && !/^exits\.(kvm_stat|diff|diff_pct|dropped)$/.test(metric));
+  return metric.startsWith('trace.exit') || /^kvm\.([a-z0-9_]+_)?exits$/.test(metric) || (metric.startsWith('exits.') && !KVM_EXITS_CHECKS.has(metric));
 }
 
 export interface ExitBar {
