@@ -10,8 +10,9 @@
 # - 9p share `kvmlab-ctl`: job.sh to run (inside the chroot), keep (host paths under /tmp, /run, …
 #   that L1's own tmpfs would hide), stop (created by L0 on Ctrl-C), sysrq (sysrq keys L0 asks for,
 #   e.g. "l w" for every CPU's backtrace and the blocked tasks when it finds L1 wedged), heartbeat
-#   (written by the job's kvmlab), kallsyms (this kernel's text symbols, written here), and status,
-#   where the job's exit status is written before L1 powers off.
+#   (written by the job's kvmlab), kallsyms (this kernel's text symbols, written here), pin.sh (run
+#   before the other CPUs come online), and status, where the job's exit status is written before L1
+#   powers off.
 # - The boot is quiet; once ready the console shows KERN_INFO and above, so the kernel's lockup,
 #   stall and hung-task reports reach L0 with their stacks.
 # - Console lines "kvmlab-nested: …" report progress; "kvmlab-nested: FATAL …" a setup failure.
@@ -64,9 +65,19 @@ mkdir -p "$R$out" 2>/dev/null
 mount -t 9p -o "$opts" kvmlab-out "$R$out" || fatal "cannot mount the results share at $out"
 ip link set lo up 2>/dev/null
 echo 7 >/proc/sys/kernel/printk
+ctl=$R/run/kvmlab-nested
+
+# L1 boots on one CPU (maxcpus=1). Patching kernel text while other CPUs run it wedges a host TCG
+# emulates, so what kvmlab would otherwise flip during the run is flipped once here, alone (pin.sh
+# runs host-scripts/nested-pin, which says what and why), and only then are the other CPUs onlined.
+if [ -e $ctl/pin.sh ]; then
+	chroot $R /bin/sh /run/kvmlab-nested/pin.sh || say "warning: pinning failed (above): a collector starting or stopping may patch kernel text and wedge L1"
+fi
+for c in /sys/devices/system/cpu/cpu[0-9]*; do
+	[ -e $c/online ] && [ "$(cat $c/online)" = 0 ] && { echo 1 >$c/online || fatal "cannot online ${c##*/}"; }
+done
 say "ready: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB, kernel $kver"
 
-ctl=$R/run/kvmlab-nested
 chroot $R /bin/sh /run/kvmlab-nested/job.sh &
 job=$!
 # This kernel's text symbols (nokaslr: the addresses are the running ones), for L0 to name the

@@ -20,6 +20,7 @@ import { cacheDir } from '../util/cache-dir.js';
 import { findExecutable, qemuInfo } from '../backend/probe.js';
 import { RealHostView } from '../backend/qemu/host-view.js';
 import { HostError, errorMessage } from '../errors.js';
+import { HOST_SCRIPTS_DIR } from '../host/kvm-probe.js';
 import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
 import { HEARTBEAT_ENV, parseBeat } from './heartbeat.js';
 import { L1Watch, type Wedge } from './l1-watch.js';
@@ -41,6 +42,8 @@ const STOP_GRACE_MS = 120_000;
 const SYSRQ_WAIT_MS = 10_000;
 /** Where L1 mounts the control share, inside the chroot that runs the job (nested-host-init.sh). */
 const L1_CTL = '/run/kvmlab-nested';
+/** Run in L1 before kvmlab: holds KVM's static keys and the collectors' tracepoints in one state. */
+const PIN_BINARY = join(HOST_SCRIPTS_DIR, 'build', 'nested-pin');
 
 
 export interface NestedShape {
@@ -99,9 +102,11 @@ function shq(s: string): string {
  * lockup, stall and hung-task reports reach nested-console.log with their stacks), a soft lockup
  * makes every CPU print its backtrace, so the report says what the other CPUs were doing, and
  * without KASLR the RIPs L0 reads from L1's CPUs are named from the symbols L1 writes at boot.
+ * L1 boots on one CPU and onlines the others once nested-pin has flipped, alone, what would
+ * otherwise patch kernel text under running CPUs (nested-host-init.sh).
  */
 function l1KernelCmdline(shape: NestedShape, out: string): string {
-  return ['console=ttyS0', 'panic=-1', 'quiet', 'softlockup_all_cpu_backtrace=1', 'nokaslr', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
+  return ['console=ttyS0', 'panic=-1', 'quiet', 'softlockup_all_cpu_backtrace=1', 'nokaslr', 'maxcpus=1', `kvmlab.out=${out}`, shape.cmdline].filter(Boolean).join(' ');
 }
 
 /** The L0 QEMU command line that boots L1 with its three shares, and its QMP monitor on `monitor` (a socket only L0 sees). Pure. */
@@ -202,9 +207,21 @@ export interface NestedRunRequest {
   /** Further host paths the command reads (the experiment file's directory). */
   reads?: string[];
   shape: NestedShape;
+  /** Tracepoints (SYSTEM:EVENT, globs allowed) the command's collectors will use: held registered for L1's life. */
+  tracepoints: string[];
   progress: Progress;
   signal: AbortSignal;
   journal: HostJournal;
+}
+
+/**
+ * The tracepoints an experiment's collectors register and unregister as they start and stop: the
+ * tracefs collector's events, kvm-exits' kvm:kvm_exit, perf's tracepoint events. Pure.
+ */
+export function collectedTracepoints(exp: Experiment): string[] {
+  const c = exp.collect;
+  const all = [...(c.tracefs?.events ?? []), ...(c['kvm-exits'] ? ['kvm:kvm_exit'] : []), ...(c.perf?.events ?? []).filter((e) => /^[\w-]+:[\w*-]+$/.test(e))];
+  return [...new Set(all)];
 }
 
 /** What bootAndWait needs besides the request: L1's monitor socket on L0. */
@@ -242,6 +259,8 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
         '',
       ].join('\n'),
     );
+    // Run by L1's init on its one CPU, before the others come online: host-scripts/nested-pin.c says why.
+    await writeFile(join(ctl, 'pin.sh'), ['#!/bin/sh', `exec ${[PIN_BINARY, ...req.tracepoints].map(shq).join(' ')}`, ''].join('\n'));
     const monitor = join(mon, 'qmp.sock');
     const argv = l1Argv(image, req.shape, req.out, ctl, monitor);
     const hostFile = join(req.out, 'nested-host.json');

@@ -2,7 +2,7 @@
 // which host paths must be shown again over L1's own tmpfs.
 import { describe, expect, it } from 'vitest';
 import { parseExperiment } from '../../src/spec/load.js';
-import { l1Argv, nestedShape, pathsToKeep } from '../../src/targets/nested.js';
+import { collectedTracepoints, l1Argv, nestedShape, pathsToKeep } from '../../src/targets/nested.js';
 
 const exp = (extra: string) => parseExperiment(`name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, memory: 1G }\nsteps:\n  - wait: 1s\n${extra}`, 't.yaml');
 
@@ -19,13 +19,19 @@ describe('the nested KVM host', () => {
     expect(j).toContain('-accel tcg,thread=multi');
     expect(j).toContain('-cpu max');
     expect(j).toContain('-smp 4 -m 2560M');
-    expect(argv[argv.indexOf('-append') + 1]).toBe('console=ttyS0 panic=-1 quiet softlockup_all_cpu_backtrace=1 nokaslr kvmlab.out=/r/out nohz_full=2-3');
+    expect(argv[argv.indexOf('-append') + 1]).toBe('console=ttyS0 panic=-1 quiet softlockup_all_cpu_backtrace=1 nokaslr maxcpus=1 kvmlab.out=/r/out nohz_full=2-3');
     expect(j).toContain('local,id=root,path=/,security_model=none,readonly=on,multidevs=remap');
     expect(j).toContain('local,id=out,path=/r/out,security_model=none -device virtio-9p-pci,fsdev=out,mount_tag=kvmlab-out');
     expect(j).toContain('mount_tag=kvmlab-ctl');
     expect(j).toContain('-nic none');
     // L1's monitor, for L0 to read L1's CPUs should it wedge: a socket only L0 sees, commas doubled
     expect(j).toContain('-qmp unix:/tmp/mon,,1/qmp.sock,server=on,wait=off');
+  });
+
+  it('holds registered, for L1\'s life, the tracepoints the collectors will register and unregister', () => {
+    expect(collectedTracepoints(exp(''))).toEqual([]);
+    const e = exp('collect:\n  tracefs: { events: ["sched:sched_switch", "kvm:*"] }\n  kvm-exits: {}\n  perf: { events: [kvm:kvm_exit, cycles] }\n');
+    expect(collectedTracepoints(e)).toEqual(['sched:sched_switch', 'kvm:*', 'kvm:kvm_exit']);
   });
 
   it('shows again the host paths under L1\'s tmpfs, outermost only', () => {

@@ -16,7 +16,7 @@ import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
 import type { Experiment } from '../../spec/schema.js';
-import { insideL1Args, nestedShape, runNested } from '../../targets/nested.js';
+import { collectedTracepoints, insideL1Args, nestedShape, runNested } from '../../targets/nested.js';
 import { parseOn } from '../../targets/on.js';
 
 export interface RunFlags extends RunChoices {
@@ -76,7 +76,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
-    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, reads: [dirname(resolve(file))], shape, progress, signal, journal });
+    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, reads: [dirname(resolve(file))], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
     process.stdout.write(r.stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
     if (flags.out === undefined) await linkLatest(out);
