@@ -6,7 +6,7 @@ import { defineConfig } from 'vitest/config';
 // also wait on the kvmlab processes they start, and a third file fills those waits on 2 cores. The
 // files a worker runs share the modules they import (none stubs a module, the environment or the
 // timers): importing src/ afresh for each file was a sixth of those tiers' CPU. Then the real-QEMU tiers, one
-// file at a time, since two TCG guests on 2 cores already compete. Each test carries its own
+// file at a time, since two TCG guests on 2 cores already compete, with the benchmarks' --smoke runs. Each test carries its own
 // generous timeout where it boots something.
 export default defineConfig({
   test: {
@@ -23,7 +23,7 @@ export default defineConfig({
         extends: true,
         // After each of these files, nothing it started may be left on the host (the check would see a
         // neighbour's work if files ran side by side, so it is here, where they run one at a time).
-        test: { name: 'real QEMU', include: ['test/{tcg,kvm}/**/*.test.ts'], setupFiles: ['test/setup/host-clean.ts'], fileParallelism: false, maxWorkers: 1, sequence: { groupOrder: 1 } },
+        test: { name: 'real QEMU', include: ['test/{tcg,kvm,bench}/**/*.test.ts'], setupFiles: ['test/setup/host-clean.ts'], fileParallelism: false, maxWorkers: 1, sequence: { groupOrder: 1 } },
       },
     ],
   },

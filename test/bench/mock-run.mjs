@@ -3,7 +3,8 @@
 // and plots included): `kvmlab run EXPERIMENT --backend mock --repeat R`, N times, wall time and the
 // CPU the process used (user + sys, from the kernel's accounting of the child). Not a test: it prints
 // numbers. Run after `npm run build`:
-//   node test/bench/mock-run.mjs [--n 3] [--repeat 2] [--experiment experiments/idle-exit-policy.yaml] [--cli dist/cli.js]
+//   node test/bench/mock-run.mjs [--n 3] [--repeat 2] [--experiment experiments/idle-exit-policy.yaml] [--cli dist/cli.js] [--smoke]
+// --smoke: one run, one repetition (numbers not meant to be read), so CI keeps this script working.
 // --cli runs another build (e.g. an older checkout's dist/cli.js) for a before/after on one machine.
 // The last line is one JSON object: {"experiment":…,"repeat":R,"runs":N,"wall_s_median":…,"cpu_s_median":…}.
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -13,8 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { arg, median, timedBash } from './measure.mjs';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const n = Number(arg('n', '3'));
-const repeat = arg('repeat', '2');
+const smoke = process.argv.includes('--smoke');
+const n = Number(arg('n', smoke ? '1' : '3'));
+const repeat = arg('repeat', smoke ? '1' : '2');
 const experiment = resolve(root, arg('experiment', 'experiments/idle-exit-policy.yaml'));
 const cli = resolve(root, arg('cli', 'dist/cli.js'));
 if (!Number.isInteger(n) || n < 1) throw new Error(`--n must be a whole number ≥ 1, got ${arg('n')}`);

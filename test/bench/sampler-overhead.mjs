@@ -3,7 +3,9 @@
 // same run. Not a test: it prints numbers. Needs `npm run build` (it imports dist/) and pidstat
 // (sysstat; host-scripts/setup.sh installs it).
 //
-//   node test/bench/sampler-overhead.mjs [--threads 64] [--duration 60] [--hz 10] [--pidstat-interval 1]
+//   node test/bench/sampler-overhead.mjs [--threads 64] [--duration 60] [--hz 10] [--pidstat-interval 1] [--smoke]
+//
+// --smoke: 4 threads for 2 s (numbers not meant to be read), so CI keeps this script working.
 //
 // A child node process runs worker threads that mostly sleep (each wakes every 100 ms); the first
 // --threads of its threads are handed to kvmlab's VcpuCpuCollector (a ThreadMap built directly, every
@@ -28,6 +30,7 @@ if (!fs.existsSync(dist)) {
 }
 const { VcpuCpuCollector } = await import(dist.href);
 const { RealHostView } = await import(new URL('dist/backend/qemu/host-view.js', root).href);
+const { realClock } = await import(new URL('dist/backend/clock.js', root).href);
 
 const args = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -35,11 +38,12 @@ const flag = (name, dflt) => {
   return i >= 0 ? Number(args[i + 1]) : dflt;
 };
 if (args.includes('-h') || args.includes('--help')) {
-  console.log('node test/bench/sampler-overhead.mjs [--threads 64] [--duration 60] [--hz 10] [--pidstat-interval 1]');
+  console.log('node test/bench/sampler-overhead.mjs [--threads 64] [--duration 60] [--hz 10] [--pidstat-interval 1] [--smoke]');
   process.exit(0);
 }
-const nThreads = flag('threads', 64);
-const durationS = flag('duration', 60);
+const smoke = args.includes('--smoke');
+const nThreads = flag('threads', smoke ? 4 : 64);
+const durationS = flag('duration', smoke ? 2 : 60);
 const hz = flag('hz', 10);
 const pidstatInterval = flag('pidstat-interval', 1);
 if (!Number.isInteger(pidstatInterval) || pidstatInterval < 1) {
@@ -110,7 +114,7 @@ if (pidstatBin) {
 console.log(`sampling ${tids.length} of ${allThreads} threads of pid ${child.pid} for ${durationS} s: kvmlab at ${hz} Hz, pidstat -t every ${pidstatInterval} s (${os.cpus().length} CPUs, node ${process.version})`);
 const t0 = Date.now();
 const self0 = selfCpu();
-await collector.start({ host, vm: { pid: child.pid }, threads: () => map, dir, emit: () => undefined });
+await collector.start({ host, clock: realClock, vm: { pid: child.pid }, threads: () => map, dir, emit: () => undefined });
 await sleep(durationS * 1000);
 await collector.stop();
 const self1 = selfCpu();
@@ -142,3 +146,16 @@ const rows = [row(`kvmlab vcpu-cpu ${hz} Hz`, kv, `${Math.round(csvLines / Math.
 if (pid1) rows.push(row(`pidstat -t ${pidstatInterval} s`, pid1, `${Math.round(pidstatLines / Math.max(1, allThreads + 1))} x ${allThreads} threads`, pidstatLines));
 console.table(rows);
 console.log(`wall ${wallS.toFixed(1)} s. kvmlab's figure includes this whole node process (event loop, timers, libuv pool); pidstat's is the pidstat process.`);
+const perSample = (cpu, n) => (n ? Number(((cpu.ns / 1e3) / n).toFixed(2)) : null);
+console.log(
+  JSON.stringify({
+    smoke,
+    threads: tids.length,
+    hz,
+    wall_s: Number(wallS.toFixed(1)),
+    kvmlab_cpu_pct: Number(((kv.ns / 1e9 / wallS) * 100).toFixed(3)),
+    kvmlab_us_per_thread_sample: perSample(kv, csvLines),
+    pidstat_cpu_pct: pid1 ? Number(((pid1.ns / 1e9 / wallS) * 100).toFixed(3)) : null,
+    pidstat_us_per_thread_sample: pid1 ? perSample(pid1, pidstatLines) : null,
+  }),
+);
