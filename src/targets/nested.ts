@@ -388,7 +388,9 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: BootCon
   const consoleFile = join(req.out, 'nested-console.log');
   if (wedged && !signal.aborted) throw new HostError(`--on nested: ${wedged}\nThe results L1 wrote before are kept in ${req.out}; its console is in ${consoleFile}.`);
   if (status === undefined || fatal) {
-    const why = fatal ?? `L1 exited (${how.sig ?? `status ${how.code}`}) before the run in it finished`;
+    const panicked = tail.some((l) => /Kernel panic/.test(l));
+    const byItself = how.code === 0 && !how.sig ? `: L1 ${panicked ? 'panicked' : 'reset or powered off by itself, with no panic on its console (under TCG a triple fault does this)'}, and -no-reboot ends its QEMU then` : '';
+    const why = fatal ?? `L1 exited (${how.sig ?? `status ${how.code}`}) before the run in it finished${byItself}`;
     if (signal.aborted) return { exitCode: 130, stdout };
     throw new HostError(`--on nested: ${why}. Console tail (all of it in ${consoleFile}):\n${tail.join('\n')}`);
   }
