@@ -47,10 +47,10 @@ async function metric(out: string, variant: string, step: string, entity: string
 async function runNested(name: string, extra: string[] = []) {
   let out = join(tmp, name);
   let r = await runCli(['run', `experiments/${name}.yaml`, '--on', 'nested', '--repeat', '1', '--out', out, ...extra], {}, 1_500_000);
-  // An emulated host that wedged (kvmlab's watchdog stopped it: exit 3, "L1 wedged") or never came
-  // up is the machine failing, not KVM or kvmlab: said, with what L1 printed, and tried once more. A
-  // claim that fails is never retried.
-  if (r.exitCode === 3 && /--on nested: (L1 wedged|L1 did not become ready)/.test(r.stderr)) {
+  // An emulated host that wedged (kvmlab's watchdog stopped it: exit 3, "L1 wedged"), never came up,
+  // or reset by itself is the machine failing, not KVM or kvmlab: said, with what L1 printed, and
+  // tried once more. A claim that fails is never retried.
+  if (r.exitCode === 3 && /--on nested: (L1 wedged|L1 did not become ready|L1 exited \(status 0\) before the run in it finished: L1 reset)/.test(r.stderr)) {
     console.warn(`${name}: the nested host wedged; running it once more. kvmlab said:\n${r.stderr.slice(r.stderr.indexOf('--on nested:'))}`);
     out = join(tmp, `${name}-again`);
     r = await runCli(['run', `experiments/${name}.yaml`, '--on', 'nested', '--repeat', '1', '--out', out, ...extra], {}, 1_500_000);
