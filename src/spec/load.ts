@@ -82,8 +82,12 @@ function toProblems(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, 
   const at = (message: string, key?: string): Problem => ({ file, ...((key !== undefined && locateKey(doc, lines, path, key)) || locate(doc, lines, path)), path: formatPath(path), message });
   // An unknown field is reported at its own line, one problem per field.
   if (issue.code === 'unrecognized_keys') return unknownFieldLines(issue).map(({ key, message }) => at(message, key));
-  const key = issue.code === 'custom' ? (issue.params as { key?: unknown } | undefined)?.key : undefined;
-  return [at(describeIssue(issue), typeof key === 'string' ? key : undefined)];
+  const params = issue.code === 'custom' ? (issue.params as { key?: unknown; sameAs?: unknown } | undefined) : undefined;
+  const key = params?.key;
+  let message = describeIssue(issue);
+  // params.sameAs: the index of a sibling the problem repeats; its line is named in the message.
+  if (typeof params?.sameAs === 'number') message = message.replace('{sameAs}', ` at line ${locate(doc, lines, [...path.slice(0, -1), params.sameAs]).line ?? '?'}`);
+  return [at(message, typeof key === 'string' ? key : undefined)];
 }
 
 /** Where the key `key` of the mapping at `path` is written, when it is. */

@@ -146,9 +146,16 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
           continue;
         }
         const knob = Knobs.shape[axis as keyof typeof Knobs.shape];
+        // Two values that ask the same of KVM (equal, or the same set in another order) would run one
+        // variant twice, under one id or two: refused, naming the first (params.sameAs: its index).
+        const seen = new Map<string, number>();
         values.forEach((v, i) => {
           const r = knob.safeParse(v, { reportInput: true });
           if (!r.success) for (const iss of r.error.issues) ctx.addIssue({ code: 'custom', path: [axis, i, ...iss.path], message: describeIssue(iss) });
+          const key = JSON.stringify(Array.isArray(v) ? [...new Set(v.map(String))].sort() : v);
+          const first = seen.get(key);
+          if (first === undefined) seen.set(key, i);
+          else ctx.addIssue({ code: 'custom', path: [axis, i], params: { sameAs: first }, message: `${axis} ${labelOf(v)} is the same as ${axis}[${first}] (${labelOf(values[first])}){sameAs}: the variant would run twice${labelOf(v) === labelOf(values[first]) ? ' under one id, its results overwriting each other' : ' under two ids'}; remove one` });
         });
       } else if (Array.isArray(values)) {
         ctx.addIssue({

@@ -33,6 +33,15 @@ describe('experiment loading', () => {
     expect(e.guest.arch).toBe('ppc64');
   });
 
+  it('refuses an axis value repeated, or the same set in another order, naming both lines', () => {
+    const text = `${base}matrix:\n  disable_exits:\n    - [hlt]\n    - [hlt]\n    - [hlt, mwait]\n    - [mwait, hlt]\n  halt_poll_ns: [0, 200000, 0]\n`;
+    expect(problems(text).split('\n')).toEqual([
+      'exp.yaml:9:7: matrix.disable_exits[1]: disable_exits hlt is the same as disable_exits[0] (hlt) at line 8: the variant would run twice under one id, its results overwriting each other; remove one',
+      'exp.yaml:11:7: matrix.disable_exits[3]: disable_exits mwait+hlt is the same as disable_exits[2] (hlt+mwait) at line 10: the variant would run twice under two ids; remove one',
+      'exp.yaml:12:29: matrix.halt_poll_ns[2]: halt_poll_ns 0 is the same as halt_poll_ns[0] (0) at line 12: the variant would run twice under one id, its results overwriting each other; remove one',
+    ]);
+  });
+
   it('refuses an empty file', () => {
     expect(problems('')).toMatch(/exp\.yaml: the file is empty/);
   });
