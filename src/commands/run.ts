@@ -20,5 +20,6 @@ export function registerRun(program: Command): void {
     .option('-q, --quiet', 'no progress lines')
     .option('--force', 'write into --out even when it already holds files (results are otherwise never overwritten)')
     .option('--json', 'when done, print summary.json on stdout and the verdict on stderr')
+    .option('--strict', 'exit 1 when any claim was not checked (a variant skipped, or one no claim applies to): for CI')
     .action(async (file: string, flags: RunFlags) => (await import('./actions/run.js')).run(file, flags));
 }

@@ -52,7 +52,8 @@ export const RunTargetSchema = z.discriminatedUnion('kind', [
 ]);
 export type RunTarget = z.output<typeof RunTargetSchema>;
 
-const VariantStatusSchema = z.enum(['passed', 'failed', 'error', 'skipped']);
+/** passed/failed: its claims were checked; unchecked: it ran but no claim applies to it; skipped: it did not run here; error: it broke. */
+const VariantStatusSchema = z.enum(['passed', 'failed', 'error', 'skipped', 'unchecked']);
 export type VariantStatus = z.output<typeof VariantStatusSchema>;
 
 const PinRecordSchema = z.object({ thread: z.string(), tid: z.number().int(), requested: z.string(), actual: z.string() });
@@ -79,6 +80,8 @@ export const VariantResultSchema = z.object({
   reason: z.string().optional(),
   repetitions: z.array(RepetitionResultSchema),
   expectations: z.array(ExpectationResultSchema),
+  /** The claims of the file that apply to this variant, checked or not. Absent in results written before kvmlab counted them. */
+  claims: count.optional(),
 });
 export type VariantResult = z.output<typeof VariantResultSchema>;
 
@@ -110,6 +113,8 @@ export const SummarySchema = z.object({
   startedAt: z.string(),
   finishedAt: z.string(),
   interrupted: z.boolean(),
+  /** run --strict: a claim not checked (a skipped or unchecked variant) fails the run. */
+  strict: z.boolean().optional(),
   host: HostSchema,
   notices: z.array(z.string()),
   variants: z.array(VariantResultSchema).min(1, 'a run has at least one variant'),
@@ -118,13 +123,33 @@ export type Summary = z.output<typeof SummarySchema>;
 
 export const EXIT_INTERRUPTED = 130;
 
-/** 130 interrupted (whatever had finished), else 0 every expectation held, 1 some failed, 3 could not run (errors or nothing runnable). */
+/** The claims a run checked and the ones it had to apply: each variant's that apply, checked where it passed or failed. */
+export function claimCounts(summary: Summary): { checked: number; written: number } {
+  let checked = 0;
+  let written = 0;
+  for (const v of summary.variants) {
+    const applying = v.claims ?? v.expectations.length;
+    written += applying;
+    if (v.status === 'passed' || v.status === 'failed') checked += v.expectations.length;
+  }
+  return { checked, written };
+}
+
+/**
+ * 130 interrupted (whatever had finished), else 1 some claim failed, 3 could not run (errors, or no
+ * variant runnable here), 1 with --strict when a claim was not checked or a variant checked nothing,
+ * else 0: every claim that was checked held.
+ */
 export function exitCodeOf(summary: Summary): number {
   const vs = summary.variants;
   if (summary.interrupted) return EXIT_INTERRUPTED;
   if (vs.some((v) => v.status === 'failed')) return 1;
   if (vs.some((v) => v.status === 'error')) return 3;
   if (vs.every((v) => v.status === 'skipped')) return 3;
+  if (summary.strict) {
+    const { checked, written } = claimCounts(summary);
+    if (checked < written || vs.some((v) => v.status === 'unchecked')) return 1;
+  }
   return 0;
 }
 

@@ -80,7 +80,7 @@ export function renderHtml(r: LoadedResults, plots: readonly Plot[], keyMetrics:
     `<li>started ${esc(s.startedAt)}, finished ${esc(s.finishedAt)}${s.interrupted ? ' (interrupted)' : ''}</li>`,
     ...s.notices.map((n) => `<li>note: ${esc(n)}</li>`),
     '</ul>',
-    `<p><strong>${esc(headline(s))}</strong></p>`,
+    `<p><strong>${esc(headline(s)).replace('\n', '</strong><br>')}</p>`,
     '<h2>Verdict</h2>',
     verdictHtml(r),
     '<h2>Key metrics</h2>',

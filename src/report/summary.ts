@@ -1,6 +1,6 @@
 // The verdict of a run in words: the terminal table printed at the end of `run` and by `report`,
 // summary.md, and the exit status.
-import type { Summary } from '../model/summary.js';
+import { claimCounts, type Summary } from '../model/summary.js';
 import { fmtObserved, formatTable } from './table.js';
 
 /** A reason in one table cell: its first line, cut to a readable width (the whole text is in summary.json). */
@@ -23,7 +23,23 @@ export function verdictTable(s: Summary): string {
 export function headline(s: Summary): string {
   const count = (st: string) => s.variants.filter((v) => v.status === st).length;
   const sim = s.simulated ? ' — SIMULATED (mock backend: the guest and host are simulated)' : '';
-  return `${s.experiment}: ${count('passed')} passed, ${count('failed')} failed, ${count('error')} error, ${count('skipped')} skipped (backend ${s.backend}, accel ${s.accel})${sim}`;
+  const unchecked = count('unchecked') ? `, ${count('unchecked')} unchecked` : '';
+  return `${s.experiment}: ${count('passed')} passed, ${count('failed')} failed, ${count('error')} error, ${count('skipped')} skipped${unchecked} (backend ${s.backend}, accel ${s.accel})${sim}\n${claimLine(s)}`;
+}
+
+/** "6 of 8 claims checked; 2 not: <why>" — what the verdict rests on, and what it does not. */
+export function claimLine(s: Summary): string {
+  const { checked, written } = claimCounts(s);
+  const why = new Map<string, number>();
+  for (const v of s.variants) {
+    const missed = v.status === 'passed' || v.status === 'failed' ? 0 : (v.claims ?? v.expectations.length);
+    if (missed) why.set(cell(v.reason ?? v.status, 100), (why.get(cell(v.reason ?? v.status, 100)) ?? 0) + missed);
+  }
+  const not = written - checked;
+  const strict = s.strict ? ' (--strict: the run fails on it)' : '';
+  const unchecked = s.variants.filter((v) => v.status === 'unchecked').map((v) => v.id);
+  const none = unchecked.length ? `; ${unchecked.length} variant${unchecked.length > 1 ? 's' : ''} ran with no claim to check (${unchecked.join(', ')})${strict}` : '';
+  return `${checked} of ${written} claims checked${not ? `; ${not} not: ${[...why].map(([r, n]) => `${n} ${r}`).join('; ')}${strict}` : ''}${none}`;
 }
 
 /** Where the figures come from, in one line: simulated, TCG, lab KVM, or KVM nested in an emulated host. */

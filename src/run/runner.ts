@@ -37,6 +37,8 @@ export interface RunOptions {
   signal: AbortSignal;
   /** Where the run happens, for the results: this host (the default), or a nested KVM host (see targets/). */
   target?: RunTarget;
+  /** run --strict: a claim not checked fails the run (summary.strict). */
+  strict?: boolean;
 }
 
 export interface RunOutcome {
@@ -99,10 +101,12 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     progress.finished(rep.status, rep.reason);
   }
   for (const vr of results.values()) {
-    if (vr.status === 'skipped' && vr.reason) continue;
     const variant = variants.find((v) => v.id === vr.id)!;
+    const claims = applicable(exp.expect, variant);
+    vr.claims = claims.length;
+    if (vr.status === 'skipped' && vr.reason) continue;
     const mine = rows.filter((r) => r.variant === vr.id);
-    vr.expectations = applicable(exp.expect, variant).map((e) => evaluate(e, mine));
+    vr.expectations = claims.map((e) => evaluate(e, mine));
     const broken = vr.repetitions.find((r) => r.status === 'error');
     if (vr.repetitions.length === 0) {
       vr.status = 'error';
@@ -110,6 +114,9 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     } else if (broken) {
       vr.status = 'error';
       vr.reason = `repetition ${broken.repetition}: ${broken.reason}`;
+    } else if (vr.expectations.length === 0) {
+      vr.status = 'unchecked';
+      vr.reason = 'no claim of the file applies to this variant (its expect: entries select other variants): it ran, and nothing was checked';
     } else vr.status = vr.expectations.every((e) => e.passed) ? 'passed' : 'failed';
   }
   const summary: Summary = {
@@ -124,6 +131,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     startedAt,
     finishedAt: new Date().toISOString(),
     interrupted: opts.signal.aborted,
+    ...(opts.strict ? { strict: true } : {}),
     host: {
       arch: facts.arch,
       kernelRelease: facts.kernelRelease,

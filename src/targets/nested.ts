@@ -174,6 +174,7 @@ export interface InsideL1 {
   only?: string;
   allowHostCommands?: boolean;
   json?: boolean;
+  strict?: boolean;
 }
 
 /**
@@ -187,6 +188,7 @@ export function insideL1Args(file: string, out: string, flags: InsideL1): string
   if (flags.only) args.push('--only', flags.only);
   if (flags.allowHostCommands) args.push('--allow-host-commands');
   if (flags.json) args.push('--json');
+  if (flags.strict) args.push('--strict');
   return args;
 }
 

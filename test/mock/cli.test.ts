@@ -50,6 +50,29 @@ describe('kvmlab run on the mock backend', () => {
     expect(r.stdout).toMatch(/the hot-plugged vCPU comes online in the guest\s+3/);
   });
 
+  it.concurrent('a variant no claim applies to is unchecked, never passed; --strict exits 1 on it', async () => {
+    const exp = `name: unchecked
+description: one variant claimed, one not
+guest: { arch: x86_64, cpus: 1 }
+matrix: { halt_poll_ns: [0, 200000] }
+collect: { vcpu-cpu: { interval: 100ms } }
+steps:
+  - { name: idle, sample: 1s }
+expect:
+  - { description: the guest ran, when: { halt_poll_ns: [0] }, metric: step.duration_s, step: idle, ge: 1 }
+`;
+    const f = file('unchecked.yaml', exp);
+    const lax = await kvmlab('run', f, '--backend', 'mock', '--out', join(tmp, 'unchecked'), '-q');
+    expect(lax.exitCode, lax.stderr).toBe(0);
+    expect(lax.stdout).toMatch(/1 passed, 0 failed, 0 error, 0 skipped, 1 unchecked/);
+    expect(lax.stdout).toMatch(/^1 of 1 claims checked; 1 variant ran with no claim to check \(halt_poll_ns=200000\)$/m);
+    expect(lax.stdout).toMatch(/halt_poll_ns=200000\s+UNCHECKED\s+no claim of the file applies to this variant/);
+    const strict = await kvmlab('run', f, '--backend', 'mock', '--out', join(tmp, 'unchecked-strict'), '-q', '--strict');
+    expect(strict.exitCode, strict.stderr).toBe(1);
+    expect(strict.stdout).toMatch(/\(--strict: the run fails on it\)/);
+    expect(JSON.parse(readFileSync(join(tmp, 'unchecked-strict', 'summary.json'), 'utf8'))).toMatchObject({ strict: true, exitCode: 1 });
+  });
+
   it.concurrent('refuses, before anything starts, a pinning to a host CPU that does not exist (exit 3)', async () => {
     const exp = `${readFileSync(join(root, 'experiments/smoke-cpu-hotplug.yaml'), 'utf8')}pinning:\n  vcpupin: { "1": "64" }\n`;
     const out = join(tmp, 'pin');

@@ -24,6 +24,7 @@ export interface RunFlags extends RunChoices {
   allowHostCommands?: boolean;
   quiet?: boolean;
   force?: boolean;
+  strict?: boolean;
   /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
   targetInfo?: string;
 }
@@ -50,6 +51,7 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
       allowHostCommands: flags.allowHostCommands ?? false,
       progress,
       signal,
+      strict: flags.strict ?? false,
       target: flags.targetInfo ? (JSON.parse(flags.targetInfo) as RunTarget) : { kind: 'local' },
     });
     await writeResults(out, summary, rows);
@@ -71,7 +73,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   refuseOnNested(flags.backend, flags.accel);
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
   await refuseOverwrite(out, flags.force);
-  const runArgs = insideL1Args(file, out, { repeat, only: flags.only, allowHostCommands: flags.allowHostCommands, json: flags.json });
+  const runArgs = insideL1Args(file, out, { repeat, only: flags.only, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
   const shape = nestedShape(exp);
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
