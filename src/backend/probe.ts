@@ -203,7 +203,7 @@ export async function probeHost(host: HostView, opts: ProbeOptions): Promise<Pro
     cpuModel: cpu.model,
     cpuFlags: cpu.flags,
     kernelCmdline,
-    kvm: { usable, ...(reason ? { reason } : {}), canBootGuest, disableExitsMask: mask, haltPollCap, params },
+    kvm: { usable, ...(reason ? { reason } : {}), canBootGuest, disableExitsMask: mask, haltPollCap, params, ...optional('module', kvmModules.find((m) => m !== 'kvm')) },
     tracefs,
     perf: { ...optional('path', perfPath), ...(details.perfEventParanoid !== undefined ? { paranoid: details.perfEventParanoid } : {}) },
     root: uidOf(await read('/proc/self/status')) === 0,

@@ -1,5 +1,5 @@
 // `kvmlab run FILE`: what the command takes; what it does is in actions/run.ts, loaded when it runs.
-import { type Command, Option } from 'commander';
+import type { Command } from 'commander';
 import { ON_HELP } from '../targets/on.js';
 import { accelOption, backendOption } from './options.js';
 import type { RunFlags } from './actions/run.js';
@@ -10,7 +10,6 @@ export function registerRun(program: Command): void {
     .description('run an experiment: every variant of its matrix, each repetition, then the verdict')
     .argument('<file>', 'experiment file (.yaml or .json)')
     .option('--on <where>', ON_HELP, 'local')
-    .addOption(new Option('--target-info <json>').hideHelp())
     .addOption(backendOption())
     .addOption(accelOption())
     .option('--out <dir>', 'results directory (default results/<experiment>/<timestamp>/)')

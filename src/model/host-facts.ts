@@ -28,6 +28,8 @@ export interface HostFacts {
     haltPollCap: boolean;
     /** kvm module parameters that matter (name → value as read). */
     params: Record<string, string>;
+    /** The vendor module loaded beside kvm (kvm_intel, kvm_amd, kvm_pvm, …), when one is. */
+    module?: string;
   };
   tracefs: { path: string | undefined; writable: boolean };
   /** perf as the perf collector needs it: its path on PATH, and kernel.perf_event_paranoid. */

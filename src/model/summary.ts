@@ -94,6 +94,10 @@ const HostSchema = z.object({
   /** Absent in results written before kvmlab recorded it. */
   cpuVendor: z.string().optional(),
   kvmUsable: z.boolean(),
+  /** The host's CPU flags say it is itself a guest ("hypervisor"). Absent in results written before kvmlab recorded it. */
+  hypervisor: z.boolean().optional(),
+  /** The KVM vendor module (kvm_intel, kvm_amd, kvm_pvm, …). */
+  kvmModule: z.string().optional(),
   disableExitsMask: count,
   kvmParams: z.record(z.string(), z.string()),
 });

@@ -42,7 +42,11 @@ export function claimLine(s: Summary): string {
   return `${checked} of ${written} claims checked${not ? `; ${not} not: ${[...why].map(([r, n]) => `${n} ${r}`).join('; ')}${strict}` : ''}${none}`;
 }
 
-/** Where the figures come from, in one line: simulated, TCG, lab KVM, or KVM nested in an emulated host. */
+/**
+ * Where the figures come from, in one line: simulated, TCG, nested KVM (in a host QEMU emulates),
+ * KVM in a VM (the host's CPU says it is a guest itself: what its hypervisor does is in every figure),
+ * or lab KVM on bare metal — only where the host shows no hypervisor.
+ */
 export function whereMeasured(s: Summary): string {
   if (s.simulated) return "simulated: kvmlab's mock backend models the guest and host";
   if (s.target?.kind === 'nested') {
@@ -50,7 +54,11 @@ export function whereMeasured(s: Summary): string {
     return `nested KVM: the real KVM of an L1 host (kernel ${t.l1.kernel}, ${t.l1.cpus} CPUs, ${s.host.cpuVendor ?? 'vendor unknown'}) emulated by ${t.l0}; counts, exits and CPU attribution are KVM's own, timings, latencies and halt-poll figures are not hardware figures`;
   }
   if (s.accel === 'tcg') return 'TCG: QEMU emulates the guest CPU, no KVM involved';
-  return `lab KVM: this host's /dev/kvm (${s.host.cpuModel}, kernel ${s.host.kernelRelease})`;
+  const h = s.host;
+  const kvm = `/dev/kvm${h.kvmModule ? ` (${h.kvmModule})` : ''}`;
+  if (h.hypervisor === false) return `lab KVM (bare metal): this host's ${kvm}, ${h.cpuModel}, kernel ${h.kernelRelease}`;
+  if (h.hypervisor) return `KVM in a VM: this host's ${kvm}, on a machine that is itself a guest (its CPU flags say hypervisor), ${h.cpuModel}, kernel ${h.kernelRelease}; the outer hypervisor's work is in every figure`;
+  return `KVM on this host: ${kvm}, ${h.cpuModel}, kernel ${h.kernelRelease} (whether it is bare metal was not recorded)`;
 }
 
 export function summaryMarkdown(s: Summary): string {

@@ -17,7 +17,7 @@ import { planVm, whyNotPlannable, type VmPlan } from '../plan/vm.js';
 import type { Loaded } from '../spec/load.js';
 import { selectVariants } from '../spec/matrix.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
-import { insideL1Args, l1Argv, l1KnownFacts, nestedHostFiles, nestedShape, nestedTarget, type NestedShape } from '../targets/nested.js';
+import { insideL1Args, l1Argv, l1KnownFacts, nestedHostFiles, nestedShape, nestedTarget, TARGET_ENV, type NestedShape } from '../targets/nested.js';
 import type { On } from '../targets/on.js';
 import { bootFigure, estimateRuns, L1_START, type Estimate } from './estimate.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
@@ -45,7 +45,7 @@ const MEANINGS: Record<string, string> = {
   [`${PLACEHOLDERS.rep}`]: 'the repetition, from 1',
   [`${PLACEHOLDERS.ctlDir}`]: 'the control directory L1 shares with this host, made when L1 boots',
   [`${PLACEHOLDERS.monitor}`]: "L1's QMP socket on this host (in a private directory made when L1 boots), where kvmlab reads L1's CPUs should L1 wedge",
-  [`${PLACEHOLDERS.targetInfo}`]: 'where the run happens (L0 and L1) as JSON, for its results',
+  [`${PLACEHOLDERS.targetInfo}`]: 'a file in the control share saying, as JSON, where the run happens (L0 and L1), for its results',
 };
 
 export type Verdict = 'runnable' | 'skipped' | 'decided inside L1';
@@ -131,7 +131,7 @@ async function nestedWhere(loaded: Loaded, req: PlanRequest): Promise<Where> {
   const shape = nestedShape(exp);
   const out = String(PLACEHOLDERS.out);
   const argv = l1Argv(image, shape, out, String(PLACEHOLDERS.ctlDir), String(PLACEHOLDERS.monitor));
-  const inside = ['kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only }), '--target-info', String(PLACEHOLDERS.targetInfo)];
+  const inside = [`${TARGET_ENV}=${PLACEHOLDERS.targetInfo}`, 'kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only })];
   return {
     facts: l1KnownFacts(exp, shape, image, out),
     target: nestedTarget(undefined, image, shape),

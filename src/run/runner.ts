@@ -20,6 +20,7 @@ import type { MetricRow, RowSink } from '../model/metrics.js';
 import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
 import { vmName } from '../host/journal.js';
+import { checkTarget } from '../targets/nested.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
@@ -51,6 +52,8 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   const exp = loaded.experiment;
   const startedAt = new Date().toISOString();
   const facts = await backend.probe();
+  const mislabelled = opts.target && checkTarget(opts.target, facts);
+  if (mislabelled) throw new InputError(mislabelled);
   const { accel, notice } = chooseAccel(opts.accel, exp.guest.arch, facts);
   const notices: string[] = [];
   if (notice) {
@@ -140,6 +143,8 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       cpuModel: facts.cpuModel,
       cpus: facts.cpus,
       kvmUsable: facts.kvm.usable,
+      hypervisor: facts.cpuFlags.includes('hypervisor'),
+      ...(facts.kvm.module ? { kvmModule: facts.kvm.module } : {}),
       disableExitsMask: facts.kvm.disableExitsMask,
       kvmParams: facts.kvm.params,
     },

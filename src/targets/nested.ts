@@ -19,7 +19,7 @@ import { ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/q
 import { cacheDir } from '../util/cache-dir.js';
 import { findExecutable, qemuInfo } from '../backend/probe.js';
 import { RealHostView } from '../backend/qemu/host-view.js';
-import { HostError, errorMessage } from '../errors.js';
+import { HostError, InputError, errorMessage } from '../errors.js';
 import { HOST_SCRIPTS_DIR } from '../host/kvm-probe.js';
 import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
 import { HEARTBEAT_ENV, parseBeat } from './heartbeat.js';
@@ -29,7 +29,7 @@ import { optValue } from '../backend/qemu/argv.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { Progress } from '../model/progress.js';
-import type { RunTarget } from '../model/summary.js';
+import { RunTargetSchema, type RunTarget } from '../model/summary.js';
 import type { Experiment } from '../spec/schema.js';
 
 export const NESTED_IMAGE = 'nested-host';
@@ -178,9 +178,9 @@ export interface InsideL1 {
 }
 
 /**
- * The kvmlab command run inside L1 (less --target-info, which says where that is): the same file,
- * real QEMU under L1's KVM, results into `out`, with --force since `out` already holds the nested
- * host's own files.
+ * The kvmlab command run inside L1: the same file, real QEMU under L1's KVM, results into `out`,
+ * with --force since `out` already holds the nested host's own files. Where that is (L0, L1) it
+ * reads from $KVMLAB_TARGET_FILE (targetOfThisRun).
  */
 export function insideL1Args(file: string, out: string, flags: InsideL1): string[] {
   const args = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
@@ -190,6 +190,39 @@ export function insideL1Args(file: string, out: string, flags: InsideL1): string
   if (flags.json) args.push('--json');
   if (flags.strict) args.push('--strict');
   return args;
+}
+
+/** Names the file, written by the kvmlab that booted L1, that says where a run in L1 happens. */
+export const TARGET_ENV = 'KVMLAB_TARGET_FILE';
+
+/**
+ * Where this run happens: this host, unless $KVMLAB_TARGET_FILE names a target (the run inside a
+ * nested host). The file is schema-checked; a run cannot be labelled by a flag. checkTarget holds
+ * it to the host the run then finds.
+ */
+export async function targetOfThisRun(env: NodeJS.ProcessEnv = process.env): Promise<RunTarget> {
+  const file = env[TARGET_ENV];
+  if (!file) return { kind: 'local' };
+  const text = await readFile(file, 'utf8').catch((e: unknown) => {
+    throw new InputError(`$${TARGET_ENV} names ${file}, which cannot be read (${errorMessage(e)}); it is set only by \`kvmlab run --on nested\` for the run inside L1: unset it`);
+  });
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${file} ($${TARGET_ENV}) is not JSON: ${errorMessage(e)}`);
+  }
+  const r = RunTargetSchema.safeParse(parsed);
+  if (!r.success) throw new InputError(`${file} ($${TARGET_ENV}) does not describe where a run happens: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
+  return r.data;
+}
+
+/** Why the host a run found is not the one its target says it runs on, or undefined. */
+export function checkTarget(target: RunTarget, facts: Pick<HostFacts, 'kernelRelease' | 'cpus'>): string | undefined {
+  if (target.kind !== 'nested') return undefined;
+  const { kernel, cpus } = target.l1;
+  if (facts.kernelRelease !== kernel || facts.cpus.length !== cpus) return `this run is labelled as running in a nested KVM host (kernel ${kernel}, ${cpus} CPUs), but this host runs kernel ${facts.kernelRelease} with ${facts.cpus.length} CPUs: $${TARGET_ENV} is set only by \`kvmlab run --on nested\` for the run inside L1; unset it`;
+  return undefined;
 }
 
 /** Directories L1 gives tmpfs of its own (nested-host-init.sh); host paths under them are bound back. */
@@ -202,8 +235,8 @@ export function pathsToKeep(paths: readonly string[]): string[] {
 }
 
 export interface NestedRunRequest {
-  /** The kvmlab command line to run inside L1 (e.g. run FILE --out … ), given where it runs. */
-  argv: (target: RunTarget) => string[];
+  /** The kvmlab command line to run inside L1 (e.g. run FILE --out … ). */
+  argv: string[];
   /** Shared writable with L1 at the same path: the results directory of a run. */
   out: string;
   /** Further host paths the command reads (the experiment file's directory). */
@@ -245,7 +278,8 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
   const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
   const mon = await mkdtemp(join(tmpdir(), 'kvmlab-l1mon-'));
   try {
-    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', KVMLAB_CACHE: process.env.KVMLAB_CACHE ?? '', [HEARTBEAT_ENV]: `${L1_CTL}/heartbeat` };
+    await writeFile(join(ctl, 'target.json'), `${JSON.stringify(target)}\n`);
+    const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/root', KVMLAB_CACHE: process.env.KVMLAB_CACHE ?? '', [HEARTBEAT_ENV]: `${L1_CTL}/heartbeat`, [TARGET_ENV]: `${L1_CTL}/target.json` };
     const cli = process.argv[1]!;
     const reads = [dirname(dirname(cli)), dirname(process.execPath), process.cwd(), cacheDir(), ...(req.reads ?? [])];
     await writeFile(join(ctl, 'keep'), pathsToKeep(reads).map((p) => `${p}\n`).join(''));
@@ -257,7 +291,7 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
         ...Object.entries(env).filter(([, v]) => v).map(([k, v]) => `export ${k}=${shq(v)}`),
         `cd ${shq(process.cwd())} || exit 3`,
         // stderr (progress) to a file L0 follows: on L1's console it would be a terminal and redraw.
-        `exec ${[process.execPath, cli, ...req.argv(target)].map(shq).join(' ')} >${L1_CTL}/stdout 2>${L1_CTL}/stderr`,
+        `exec ${[process.execPath, cli, ...req.argv].map(shq).join(' ')} >${L1_CTL}/stdout 2>${L1_CTL}/stderr`,
         '',
       ].join('\n'),
     );

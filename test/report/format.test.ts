@@ -2,7 +2,8 @@
 // the same way, to the same significant digits.
 import { describe, expect, it } from 'vitest';
 import { keyMetricsRows } from '../../src/report/report.js';
-import { verdictTable } from '../../src/report/summary.js';
+import { verdictTable, whereMeasured } from '../../src/report/summary.js';
+import type { Summary } from '../../src/model/summary.js';
 import { fmtNum, fmtObserved } from '../../src/report/table.js';
 import { summaryFixture } from './summary-fixture.js';
 
@@ -24,5 +25,16 @@ describe('numbers in tables', () => {
     const medians = km.rows.map((r) => r[3]);
     expect(observed).toEqual(SHOWN);
     expect(medians).toEqual(SHOWN);
+  });
+});
+
+describe('where a figure was measured', () => {
+  const real = (host: Partial<Summary['host']>) => summaryFixture([{ id: 'a' }], { simulated: false, backend: 'qemu', host: { ...summaryFixture([]).host, cpuModel: 'Xeon', ...host } });
+
+  it('says lab KVM only where the host shows no hypervisor, KVM in a VM where it does', () => {
+    expect(whereMeasured(real({ hypervisor: false, kvmModule: 'kvm_intel' }))).toBe("lab KVM (bare metal): this host's /dev/kvm (kvm_intel), Xeon, kernel 6.12.0");
+    expect(whereMeasured(real({ hypervisor: true, kvmModule: 'kvm_pvm' }))).toMatch(/^KVM in a VM: this host's \/dev\/kvm \(kvm_pvm\), on a machine that is itself a guest/);
+    expect(whereMeasured(real({}))).toMatch(/^KVM on this host: .*whether it is bare metal was not recorded/);
+    expect(whereMeasured(real({ hypervisor: false }))).not.toMatch(/in a VM/);
   });
 });

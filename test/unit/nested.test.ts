@@ -2,7 +2,10 @@
 // which host paths must be shown again over L1's own tmpfs.
 import { describe, expect, it } from 'vitest';
 import { parseExperiment } from '../../src/spec/load.js';
-import { collectedTracepoints, l1Argv, nestedShape, pathsToKeep } from '../../src/targets/nested.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkTarget, collectedTracepoints, l1Argv, nestedShape, pathsToKeep, targetOfThisRun } from '../../src/targets/nested.js';
 
 const exp = (extra: string) => parseExperiment(`name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, memory: 1G }\nsteps:\n  - wait: 1s\n${extra}`, 't.yaml');
 
@@ -36,5 +39,31 @@ describe('the nested KVM host', () => {
 
   it('shows again the host paths under L1\'s tmpfs, outermost only', () => {
     expect(pathsToKeep(['/tmp/ci/clone', '/usr/bin', '/tmp/ci/clone/experiments', '/var/cache/kvmlab', '/run/x/', '/tmp'])).toEqual(['/run/x', '/tmp/ci/clone']);
+  });
+});
+
+describe('where a run says it happened', () => {
+  const target = { kind: 'nested', l0: 'QEMU 7.2.22 TCG', l1: { kernel: '6.1.0-57-amd64', cpus: 3, memoryMiB: 2048, cmdline: '', image: '/i' } };
+
+  it('is this host unless the file the nested host wrote says otherwise, schema-checked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvmlab-target-'));
+    try {
+      expect(await targetOfThisRun({})).toEqual({ kind: 'local' });
+      const good = join(dir, 'target.json');
+      writeFileSync(good, JSON.stringify(target));
+      expect(await targetOfThisRun({ KVMLAB_TARGET_FILE: good })).toEqual(target);
+      const bad = join(dir, 'bad.json');
+      writeFileSync(bad, JSON.stringify({ kind: 'nested', l0: 'x' }));
+      await expect(targetOfThisRun({ KVMLAB_TARGET_FILE: bad })).rejects.toThrow(/bad\.json \(\$KVMLAB_TARGET_FILE\) does not describe where a run happens: l1: /);
+      await expect(targetOfThisRun({ KVMLAB_TARGET_FILE: join(dir, 'none.json') })).rejects.toThrow(/cannot be read .* unset it/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is held to the host the run finds: a local run cannot be labelled nested', () => {
+    expect(checkTarget(target as never, { kernelRelease: '6.1.0-57-amd64', cpus: [0, 1, 2] })).toBeUndefined();
+    expect(checkTarget(target as never, { kernelRelease: '6.18.44-fc', cpus: [0, 1] })).toMatch(/labelled as running in a nested KVM host \(kernel 6\.1\.0-57-amd64, 3 CPUs\), but this host runs kernel 6\.18\.44-fc with 2 CPUs/);
+    expect(checkTarget({ kind: 'local' }, { kernelRelease: 'x', cpus: [0] })).toBeUndefined();
   });
 });

@@ -66,7 +66,7 @@ async function probeNested(json: boolean): Promise<void> {
   try {
     await underInterrupts(progress, () => journal, async (signal) => {
       const shape = { cpus: 2, memoryMiB: 2048, cmdline: '' };
-      const r = await runNested({ argv: () => ['probe', ...(json ? ['--json'] : [])], out, shape, tracepoints: [], progress, signal, journal });
+      const r = await runNested({ argv: ['probe', ...(json ? ['--json'] : [])], out, shape, tracepoints: [], progress, signal, journal });
       process.stdout.write(r.stdout);
       process.exitCode = r.exitCode;
     });

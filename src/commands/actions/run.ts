@@ -9,14 +9,14 @@ import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
 import { parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
-import { EXIT_INTERRUPTED, exitCodeOf, type RunTarget } from '../../model/summary.js';
+import { EXIT_INTERRUPTED, exitCodeOf } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
 import type { Experiment } from '../../spec/schema.js';
-import { collectedTracepoints, insideL1Args, nestedShape, runNested } from '../../targets/nested.js';
+import { collectedTracepoints, insideL1Args, nestedShape, runNested, targetOfThisRun } from '../../targets/nested.js';
 import { parseOn } from '../../targets/on.js';
 
 export interface RunFlags extends RunChoices {
@@ -25,8 +25,6 @@ export interface RunFlags extends RunChoices {
   quiet?: boolean;
   force?: boolean;
   strict?: boolean;
-  /** Set by `--on nested` for the run inside L1: where the run happens, for the results. */
-  targetInfo?: string;
 }
 
 /** `kvmlab run FILE`: every variant and repetition, the verdict on stdout (summary.json with --json), results in --out. */
@@ -52,7 +50,7 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
       progress,
       signal,
       strict: flags.strict ?? false,
-      target: flags.targetInfo ? (JSON.parse(flags.targetInfo) as RunTarget) : { kind: 'local' },
+      target: await targetOfThisRun(),
     });
     await writeResults(out, summary, rows);
     // summary.md first, so a run whose plots fail still leaves its verdict in words
@@ -78,7 +76,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
-    const r = await runNested({ argv: (target) => [...runArgs, '--target-info', JSON.stringify(target)], out, reads: [dirname(resolve(file))], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
+    const r = await runNested({ argv: runArgs, out, reads: [dirname(resolve(file))], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
     process.stdout.write(r.stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
     if (flags.out === undefined) await linkLatest(out);
