@@ -9,8 +9,12 @@
 //   everything the host allows of MWAIT|HLT|PAUSE|CSTATE. Per-bit control is cpu-pm=on with
 //   kvmlab's shim rewriting the mask (host-scripts/disable-exits-shim.c).
 // - With cpu-pm=on QEMU reports MONITOR as supported when KVM allows MWAIT passthrough, so a guest
-//   with `-cpu host` (or max) sees MWAIT whatever mask the shim then applies; a named model does not
-//   take supported features, so it gets MONITOR only when asked (monitor=on).
+//   with `-cpu host` (or max) would see MWAIT whatever mask the shim then applies; a named model does
+//   not take supported features, so it gets MONITOR only when asked (monitor=on).
+// - kvmlab's default (expose_mwait unset) is MWAIT in CPUID exactly when MWAIT is passed through:
+//   otherwise a cell that passes HLT through on a host that allows MWAIT would idle and park in an
+//   intercepted MWAIT and measure its NOP spin instead (-monitor takes it out). MWAIT exposed but
+//   intercepted is asked for by name (expose_mwait: true).
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { CPU_PM_EXITS_MASK, EXIT_BITS, maskOf } from '../model/exits.js';
 import type { GuestSpec, Knobs } from '../spec/schema.js';
@@ -80,13 +84,14 @@ export function planVm(guest: GuestSpec, knobs: Knobs, accel: Accel, host: PlanH
   const model = cpuModel.split(',')[0]!;
   const cpuPm = exitControl.mode !== 'none';
   const mwaitSupported = cpuPm && (host.kvm.disableExitsMask & EXIT_BITS.mwait) !== 0;
-  const mwaitInCpuid = knobs.expose_mwait ?? (mwaitSupported && takesSupported(model));
+  const mwaitPassed = (disableExitsMask & EXIT_BITS.mwait) !== 0;
+  const mwaitInCpuid = knobs.expose_mwait ?? (mwaitSupported && mwaitPassed && takesSupported(model));
 
   const switches: string[] = [];
   if (knobs.guest_haltpoll && accel === 'kvm' && guest.arch === 'x86_64') switches.push('kvm-hint-dedicated=on');
-  // cpu-pm=on puts MONITOR/MWAIT in a host-like CPUID; an explicit "no" takes it out again, and an
-  // explicit "yes" on a named model puts it in.
-  if (knobs.expose_mwait === false && cpuPm) switches.push('-monitor');
+  // cpu-pm=on puts MONITOR/MWAIT in a host-like CPUID; a "no" (said, or kvmlab's default when MWAIT
+  // is not passed through) takes it out again, and an explicit "yes" on a named model puts it in.
+  if (!mwaitInCpuid && cpuPm && mwaitSupported && takesSupported(model)) switches.push('-monitor');
   if (knobs.expose_mwait === true && !takesSupported(model)) switches.push('monitor=on');
 
   const vendor = /(?:^|,)vendor=([^,]+)/.exec(cpuModel)?.[1] ?? (takesSupported(model) ? host.cpuVendor : undefined);

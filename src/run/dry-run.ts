@@ -14,6 +14,7 @@ import { Placeholder } from '../model/placeholder.js';
 import { repetitionDir, type RunTarget } from '../model/summary.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, whyNotPlannable, type VmPlan } from '../plan/vm.js';
+import { mechanismOf, type Mechanism } from '../plan/mechanism.js';
 import type { Loaded } from '../spec/load.js';
 import { selectVariants } from '../spec/matrix.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
@@ -59,6 +60,8 @@ export interface PlannedVariant {
   reasons: string[];
   /** What the knobs ask of KVM and QEMU; null when they cannot be asked of this VM (a reason says why). */
   plan: VmPlan | null;
+  /** What the cell measures: the instructions its guest idles and parks in, and what KVM does with each (plan/mechanism.ts). */
+  mechanism: Mechanism | null;
   /** QEMU's argv, binary first, as launch builds it; null on the mock and without a plan. */
   argv: string[] | null;
   /** What launch adds to QEMU's environment: LD_PRELOAD and KVMLAB_* for the disable-exits shim. */
@@ -194,7 +197,7 @@ export async function planRun(req: PlanRequest): Promise<RunPlan> {
     const plan = whyNotPlannable(exp.guest, v.knobs, accel) ? null : planVm(exp.guest, v.knobs, accel, where.facts);
     const launched = plan ? await launch(v.id, plan, verdict !== 'skipped') : { argv: null, env: {}, commandLine: null };
     const estimate = estimateRuns(exp.steps, verdict === 'skipped' ? 0 : repetitions, boot);
-    planned.push({ id: v.id, labels: v.labels, knobs: v.knobs, verdict, reasons, plan, ...launched, estimatedSeconds: estimate.seconds, estimate });
+    planned.push({ id: v.id, labels: v.labels, knobs: v.knobs, verdict, reasons, plan, mechanism: plan && mechanismOf(plan, exp.guest.arch), ...launched, estimatedSeconds: estimate.seconds, estimate });
   }
 
   const runs = planned.reduce((n, v) => n + v.estimate.runs, 0);

@@ -1,6 +1,7 @@
 // One owner for what the knobs ask of KVM and QEMU (plan/vm.ts), and the mock carrying out that
-// plan instead of deriving its own: MONITOR/MWAIT in CPUID follows QEMU's cpu-pm rule, the vendor the
-// guest sees follows -cpu, and the simulated KVM refuses a mask it does not allow as KVM does.
+// plan instead of deriving its own: MONITOR/MWAIT in CPUID only where MWAIT is passed through or asked
+// for, the vendor the guest sees follows -cpu, the mechanism each cell measures follows from both, and
+// the simulated KVM refuses a mask it does not allow as KVM does.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MockBackend } from '../../src/backend/mock/mock-backend.js';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { planVm, type PlanHost } from '../../src/plan/vm.js';
+import { mechanismOf } from '../../src/plan/mechanism.js';
 import { Guest, Knobs } from '../../src/spec/schema.js';
 
 const INTEL: PlanHost = { cpuVendor: 'GenuineIntel', kvm: { disableExitsMask: 0xf } };
@@ -16,18 +18,37 @@ const guest = (cpu?: string) => Guest.parse({ arch: 'x86_64', cpus: 2, ...(cpu ?
 const knobs = (k: Record<string, unknown>) => Knobs.parse(k);
 
 describe('planVm', () => {
-  it('puts MWAIT in a host-like CPUID whenever cpu-pm=on is used and KVM allows MWAIT, whatever the mask', () => {
-    // [hlt] runs with cpu-pm=on (the shim rewrites the mask): QEMU still reports MONITOR as supported
-    expect(planVm(guest(), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL)).toMatchObject({ exitControl: { mode: 'shim', mask: 0x2 }, disableExitsMask: 0x2, mwaitInCpuid: true });
-    expect(planVm(guest('host,vendor=GenuineIntel'), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL).mwaitInCpuid).toBe(true);
+  it('puts MWAIT in CPUID when it is passed through or asked for by name, and keeps it out otherwise', () => {
+    // [hlt] runs with cpu-pm=on (the shim rewrites the mask), where QEMU would report MONITOR as
+    // supported: kvmlab takes it out (-monitor), so the cell measures a passed-through HLT
+    expect(planVm(guest(), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL)).toMatchObject({ cpu: 'host,-monitor', exitControl: { mode: 'shim', mask: 0x2 }, disableExitsMask: 0x2, mwaitInCpuid: false });
+    expect(planVm(guest(), knobs({ disable_exits: ['hlt', 'mwait'] }), 'kvm', INTEL)).toMatchObject({ cpu: 'host', mwaitInCpuid: true });
+    expect(planVm(guest(), knobs({ disable_exits: [], expose_mwait: true }), 'kvm', INTEL)).toMatchObject({ cpu: 'host', mwaitInCpuid: true, disableExitsMask: 0 });
+    expect(planVm(guest(), knobs({ disable_exits: 'cpu-pm' }), 'kvm', INTEL).mwaitInCpuid).toBe(true);
     // no exit control: no cpu-pm=on, no MONITOR
     expect(planVm(guest(), knobs({}), 'kvm', INTEL)).toMatchObject({ exitControl: { mode: 'none' }, disableExitsMask: 0, mwaitInCpuid: false });
-    // KVM does not allow MWAIT: QEMU does not report MONITOR
-    expect(planVm(guest(), knobs({ disable_exits: ['hlt'] }), 'kvm', NO_MWAIT).mwaitInCpuid).toBe(false);
+    // KVM does not allow MWAIT: QEMU does not report MONITOR, nothing to take out
+    expect(planVm(guest(), knobs({ disable_exits: ['hlt'] }), 'kvm', NO_MWAIT)).toMatchObject({ cpu: 'host', mwaitInCpuid: false });
     // a named model takes no supported features: no MONITOR unless asked, then monitor=on
-    expect(planVm(guest('qemu64'), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL).mwaitInCpuid).toBe(false);
+    expect(planVm(guest('qemu64'), knobs({ disable_exits: ['hlt'] }), 'kvm', INTEL)).toMatchObject({ cpu: 'qemu64', mwaitInCpuid: false });
     expect(planVm(guest('qemu64'), knobs({ expose_mwait: true }), 'kvm', INTEL)).toMatchObject({ cpu: 'qemu64,monitor=on', mwaitInCpuid: true, exitControl: { mode: 'shim', mask: 0 } });
-    expect(planVm(guest(), knobs({ disable_exits: ['hlt'], expose_mwait: false }), 'kvm', INTEL)).toMatchObject({ cpu: 'host,-monitor', mwaitInCpuid: false });
+    expect(planVm(guest(), knobs({ disable_exits: ['mwait'], expose_mwait: false }), 'kvm', INTEL)).toMatchObject({ cpu: 'host,-monitor', mwaitInCpuid: false });
+  });
+
+  it('names the mechanism each cell measures, from the plan', () => {
+    const m = (cpu: string | undefined, k: Record<string, unknown>, host = INTEL) => {
+      const { idle, idleKvm, parked, kvm } = mechanismOf(planVm(guest(cpu), knobs(k), 'kvm', host), 'x86_64');
+      return { idle, idleKvm, parked, kvm };
+    };
+    const intel = 'host,vendor=GenuineIntel';
+    expect(m(intel, { disable_exits: ['mwait'] })).toEqual({ idle: 'mwait', idleKvm: 'passed', parked: 'mwait', kvm: 'passed' });
+    expect(m(intel, { disable_exits: ['hlt'] })).toEqual({ idle: 'hlt', idleKvm: 'passed', parked: 'hlt', kvm: 'passed' });
+    expect(m(intel, { disable_exits: [], expose_mwait: true })).toEqual({ idle: 'mwait', idleKvm: 'nop-spin', parked: 'mwait', kvm: 'nop-spin' });
+    expect(m(intel, {})).toEqual({ idle: 'hlt', idleKvm: 'blocks', parked: 'hlt', kvm: 'blocks' });
+    // an AMD-vendor guest parks and idles in HLT even with MWAIT in CPUID (Linux >= 5.3)
+    expect(m('host,vendor=AuthenticAMD', { disable_exits: ['mwait'] })).toEqual({ idle: 'hlt', idleKvm: 'blocks', parked: 'hlt', kvm: 'blocks' });
+    expect(m(intel, { guest_idle: 'poll', disable_exits: ['hlt'] })).toEqual({ idle: 'poll', idleKvm: 'none', parked: 'hlt', kvm: 'passed' });
+    expect(mechanismOf(planVm(guest(), knobs({}), 'tcg', INTEL), 'x86_64')).toMatchObject({ idle: 'none', kvm: 'none', notes: ['TCG: no KVM, no exits'] });
   });
 
   it('cpu-pm asks for everything the host allows of MWAIT|HLT|PAUSE|CSTATE', () => {

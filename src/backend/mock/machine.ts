@@ -5,6 +5,7 @@ import { Noise, ThreadAccounting, type Policy, type ThreadSim, type VcpuSim } fr
 import { MOCK_GUEST_KERNEL, MOCK_HOST } from './profile.js';
 import { cmdlineFacts } from '../../formats/cmdline.js';
 import type { VmPlan } from '../../plan/vm.js';
+import { mechanismOf } from '../../plan/mechanism.js';
 import type { VirtualClock } from '../clock.js';
 
 export type PlatformEvent = { event: string; data: Record<string, unknown> };
@@ -51,10 +52,13 @@ export class MockMachine {
     const { plan } = config;
     const boot = cmdlineFacts(config.cmdline);
     const idle = boot.idle;
+    const mechanism = mechanismOf(plan, config.arch);
     this.policy = {
       arch: config.arch,
       disableMask: plan.disableExitsMask,
       mwaitInCpuid: plan.mwaitInCpuid,
+      idlesIn: mechanism.idle,
+      parksIn: mechanism.parked,
       haltPollNs: plan.haltPollNs ?? Number(MOCK_HOST.kvmParams.halt_poll_ns),
       guestIdle: idle === 'poll' || idle === 'halt' || idle === 'nomwait' ? idle : 'default',
       guestHaltpoll: boot['cpuidle_haltpoll.force'] === '1',

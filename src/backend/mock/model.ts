@@ -18,6 +18,9 @@ export interface Policy {
   disableMask: number;
   /** MONITOR/MWAIT visible in the guest CPUID. */
   mwaitInCpuid: boolean;
+  /** What an idle vCPU executes and what an offlined one parks in: the plan's mechanism (plan/mechanism.ts), never derived here. */
+  idlesIn: 'hlt' | 'mwait' | 'poll' | 'none';
+  parksIn: 'hlt' | 'mwait' | 'poll' | 'none';
   /** Effective halt polling window, ns. */
   haltPollNs: number;
   guestIdle: 'default' | 'poll' | 'halt' | 'nomwait';
@@ -48,14 +51,12 @@ const MWAIT_LOOP_NS = 600; // the guest's idle loop between two emulated MWAITs
 const BLOCK_WAKE_NS = 12_000; // schedule out, wake, schedule in
 const GUEST_HALTPOLL_NS = 200_000; // cpuidle-haltpoll's guest-side poll before HLT
 
-/** Which idle instruction the guest uses in this state (Linux 6.1 rules). */
+/** Which idle instruction the guest uses in this state: the plan's (a pseries guest cedes). */
 export function idleInstruction(activity: VcpuActivity, p: Policy): IdleInstruction | undefined {
   if (activity === 'busy' || activity === 'absent') return undefined;
   if (p.arch === 'ppc64') return 'cede';
-  if (activity === 'offline') return p.mwaitInCpuid ? 'mwait' : 'hlt'; // mwait_play_dead, else hlt_play_dead
-  if (p.guestIdle === 'poll') return 'poll';
-  if (p.guestIdle === 'halt' || p.guestIdle === 'nomwait') return 'hlt';
-  return p.mwaitInCpuid ? 'mwait' : 'hlt';
+  const insn = activity === 'offline' ? p.parksIn : p.idlesIn;
+  return insn === 'none' ? 'hlt' : insn;
 }
 
 export function behaviour(activity: VcpuActivity, p: Policy): Behaviour {

@@ -4,6 +4,7 @@ import { shellLine } from '../../backend/qemu/argv.js';
 import { selectBackend } from '../../backend/select.js';
 import { formatMask } from '../../model/exits.js';
 import type { VmPlan } from '../../plan/vm.js';
+import { describeMechanism } from '../../plan/mechanism.js';
 import { loadChecked } from '../../run/claims.js';
 import { planRun, type PlannedVariant, type RunPlan } from '../../run/dry-run.js';
 import { noticesOnly } from '../../run/progress.js';
@@ -56,6 +57,7 @@ function variantBlock(p: RunPlan, v: PlannedVariant, i: number): string[] {
   field('verdict', v.verdict === 'decided inside L1' ? 'decided inside L1 (nothing here skips it)' : v.verdict);
   for (const r of v.reasons) lines.push(`            ${r}`);
   field('plan', v.plan ? planLine(v.plan) : 'none: these knobs cannot be asked of this VM (a reason above says why), so nothing would be launched');
+  if (v.mechanism) field('measures', describeMechanism(v.mechanism));
   if (v.commandLine) field('command', v.commandLine);
   if (v.simulated) field('mock', `no QEMU process (launch.json's argv says so, with the guest's -smp and -append): ${plural(v.simulated.cpus, 'vCPU')}${v.simulated.maxcpus !== undefined ? ` (maxcpus ${v.simulated.maxcpus})` : ''}; kernel command line: ${v.simulated.cmdline}`);
   if (v.launchProblem) field('launch', `would stop before QEMU starts: ${v.launchProblem}`);
