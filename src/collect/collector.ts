@@ -48,9 +48,6 @@ export interface Collector {
   caveat?(): string | undefined;
 }
 
-/** A metric a collector writes (COLLECTOR_METRICS in metrics.ts): its exact name, or a family of names (`trace.exits.<reason>`). */
-export type MetricName = string | { prefix: string; example: string };
-
 export interface CollectorKind<O> {
   readonly name: string;
   /** Why this host cannot serve the collector, or undefined when it can. */

@@ -191,7 +191,7 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
 const NOT_A_REASON = /^(vcpu\d+|pcpu\d+|cpu\d+|qemu|guest|runner|host|emulator|vm)$/;
 
 /** The kvm-exits collector's rows that are not exit counts: its checks against KVM's own count and its loss. */
-const KVM_EXITS_CHECKS = new Set(COLLECTOR_METRICS['kvm-exits'].filter((m): m is string => typeof m === 'string' && m !== 'exits.total'));
+const KVM_EXITS_CHECKS = new Set(COLLECTOR_METRICS['kvm-exits'].filter((m) => !m.family && m.name !== 'exits.total').map((m) => m.name));
 
 /**
  * Exit counts: the tracefs collector's trace.exits[.<reason>], the kvm-exits collector's in-kernel

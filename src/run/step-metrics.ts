@@ -1,28 +1,40 @@
-// What the runner and each kind of step write into the metrics table, apart from the collectors:
-// claims are held to these before anything boots (claims.ts), so this file stays as light as the
-// schema it reads.
-import type { MetricName } from '../collect/collector.js';
+// What the runner and each kind of step write into the metrics table, apart from the collectors,
+// with the shape of each metric (model/metric-desc.ts): claims are held to these before anything
+// boots (claims.ts), so this file stays as light as the schema it reads.
+import { BOOL, COUNT, SECONDS, metric, type MetricDesc } from '../model/metric-desc.js';
 import type { Step } from '../spec/schema.js';
 
+/** An exit status as kvmlab records it: the process's, or -1 when it was killed by a signal. */
+const STATUS = { unit: 'status', min: -1, max: 255 } as const;
+
 /** Metrics the runner itself writes for every variant: boot time, step durations, QMP events per step. */
-export const RUNNER_METRICS: MetricName[] = ['guest.ready_s', 'step.duration_s', 'qmp.event_count'];
+export const RUNNER_METRICS: MetricDesc[] = [
+  metric('guest.ready_s', { ...SECONDS, entities: ['guest'], window: 'boot' }),
+  metric('step.duration_s', { ...SECONDS, entities: ['runner'] }),
+  metric('qmp.event_count', { ...COUNT, entities: 'named' }),
+];
 
 /** The metrics a step writes, beside the runner's own; `validate` holds claims to them. */
-export function stepMetrics(step: Step): MetricName[] {
+export function stepMetrics(step: Step): MetricDesc[] {
   switch (step.kind) {
     case 'guest':
-      return ['guest.exit_status', ...(step.record ? [`guest.${step.record}`] : [])];
+      // what the guest's command printed: any number
+      return [metric('guest.exit_status', { ...STATUS, entities: ['guest'] }), ...(step.record ? [metric(`guest.${step.record}`, { unit: 'number', min: -Infinity, max: Infinity, entities: ['guest'] })] : [])];
     case 'offline':
     case 'online':
-      return ['guest.cpu_online', 'guest.online_cpus'];
+      return [metric('guest.cpu_online', { ...BOOL, entities: ['cpu'] }), metric('guest.online_cpus', { ...COUNT, entities: ['guest'] })];
     case 'hotplug':
-      return ['cpu.hotplugged'];
+      return [metric('cpu.hotplugged', { ...BOOL, entities: 'named' })];
     case 'unplug':
-      return ['unplug.removed', 'unplug.deleted', 'unplug.refused', 'unplug.guest_errors', 'unplug.latency_s'];
+      return [
+        ...['unplug.removed', 'unplug.deleted', 'unplug.refused'].map((m) => metric(m, { ...BOOL, entities: 'named' })),
+        metric('unplug.guest_errors', { ...COUNT, entities: 'named' }),
+        metric('unplug.latency_s', { ...SECONDS, entities: 'named' }),
+      ];
     case 'wait_event':
-      return ['event.received'];
+      return [metric('event.received', { ...BOOL, entities: 'named' })];
     case 'host':
-      return ['host.exit_status'];
+      return [metric('host.exit_status', { ...STATUS, entities: ['host'] })];
     case 'qmp':
     case 'wait':
     case 'sample':

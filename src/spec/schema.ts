@@ -139,6 +139,16 @@ export function labelOf(value: unknown): string {
 /** Matrix axes: a knob name with a list of values, or any other name with labelled knob presets. */
 export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).max(1000), z.record(slug, z.record(z.string(), z.unknown()))])).superRefine(
   (axes, ctx) => {
+    // Two axes that set one knob: in a variant the later would silently undo the earlier.
+    const setter = new Map<string, string>();
+    for (const [axis, values] of Object.entries(axes)) {
+      const sets = (KNOB_NAMES as string[]).includes(axis) ? [axis] : Array.isArray(values) ? [] : [...new Set(Object.values(values).flatMap((p) => Object.keys(p)))];
+      for (const knob of sets) {
+        const first = setter.get(knob);
+        if (first === undefined) setter.set(knob, axis);
+        else ctx.addIssue({ code: 'custom', path: [axis], message: `axis "${axis}" sets ${knob}, which axis "${first}" sets too: in the variants where both do, the later would silently override the earlier; set ${knob} in one axis only` });
+      }
+    }
     for (const [axis, values] of Object.entries(axes)) {
       if ((KNOB_NAMES as string[]).includes(axis)) {
         if (!Array.isArray(values)) {
@@ -222,7 +232,9 @@ const WaitEventAction = strict({
   event: z.string().regex(/^[A-Z][A-Z0-9_]*$/, 'a QMP event name such as DEVICE_DELETED'),
   match: z.record(z.string(), z.unknown()).optional(),
 });
-const SampleAction = z.union([duration, strict({ duration })]);
+// a window of no time observes nothing: every claim over it would check nothing
+const sampleWindow = duration.refine((ms) => ms > 0, 'a sample of no time observes nothing; give it a duration, e.g. 5s');
+const SampleAction = z.union([sampleWindow, strict({ duration: sampleWindow })]);
 
 const ACTIONS = {
   guest: GuestAction,

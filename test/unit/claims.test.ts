@@ -31,9 +31,9 @@ afterAll(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function refusal(claim: string): Promise<string> {
+async function refusal(claim: string, experiment = (c: string) => `${base}  - ${c}\n`): Promise<string> {
   const file = join(dir, `e${Math.random().toString(36).slice(2)}.yaml`);
-  await writeFile(file, `${base}  - ${claim}\n`);
+  await writeFile(file, experiment(claim));
   try {
     await loadChecked(file);
   } catch (e) {
@@ -96,7 +96,49 @@ describe('claims that check nothing', () => {
 
   it('accepts claims that can hold', async () => {
     const file = join(dir, 'ok.yaml');
-    await writeFile(file, `${base}  - { description: a, when: { disable_exits: hlt, policy: [quiet, polling] }, metric: vcpu.cpu_pct, step: idle, le: 5 }\n  - { description: b, metric: guest.cpu_online, step: off, eq: 0 }\n  - { description: c, metric: step.duration_s, le: 60 }\n  - { description: "host CPUs are the host's to know, not the file's", metric: vcpu.cpu_pct, entity: [vcpu1, pcpu99], le: 100 }\n`);
+    const withIrqs = base.replace('  vcpu-cpu: {}\n', '  vcpu-cpu: {}\n  interrupts: {}\n');
+    await writeFile(file, `${withIrqs}  - { description: a, when: { disable_exits: hlt, policy: [quiet, polling] }, metric: vcpu.cpu_pct, step: idle, le: 5 }\n  - { description: b, metric: guest.cpu_online, step: off, eq: 0 }\n  - { description: c, metric: step.duration_s, le: 60 }\n  - { description: "host CPUs are the host's to know, not the file's", metric: cpu.busy_pct, entity: [pcpu1, pcpu99], le: 90 }\n  - { description: d, metric: vcpu.cpu_pct, entity: [vcpu1, emulator], agg: max, gt: 99.5 }\n`);
     await expect(loadChecked(file)).resolves.toMatchObject({ experiment: { name: 't' } });
+  });
+});
+
+describe('claims that no observation could make true, or that every one does', () => {
+  const withAll = (claim: string) => `${base.replace('  vcpu-cpu: {}\n', '  vcpu-cpu: {}\n  kvm-exits: {}\n  kvm-stats: {}\n  tracefs: { events: ["sched:sched_switch"] }\n')}  - ${claim}\n`;
+  const refusedWithAll = (claim: string) => refusal(claim, withAll);
+
+  it('a threshold outside what the metric can be', async () => {
+    expect(await refusal('{ description: a, metric: vcpu.cpu_pct, ge: 1000 }')).toMatch(/expect\[0\]\.ge: ge 1000 can never hold: the median of vcpu\.cpu_pct is 0–100 \(%\); no observation could make this claim true$/);
+    expect(await refusal('{ description: a, metric: vcpu.cpu_pct, le: -5 }')).toMatch(/expect\[0\]\.le: le -5 can never hold/);
+  });
+
+  it('a bound every observation meets checks nothing', async () => {
+    expect(await refusedWithAll('{ description: a, metric: exits.hlt, ge: 0 }')).toMatch(/expect\[0\]\.ge: ge 0 holds whatever is observed: the median of exits\.hlt is ≥ 0, so this claim checks nothing/);
+    expect(await refusal('{ description: a, metric: vcpu.cpu_pct, between: [0, 100] }')).toMatch(/checks nothing/);
+  });
+
+  it('a reversed between', async () => {
+    expect(await refusal('{ description: a, metric: vcpu.cpu_pct, between: [90, 10] }')).toMatch(/expect\[0\]\.between: between \[90, 10\] is reversed: no value is ≥ 90 and ≤ 10; write between: \[10, 90\]$/);
+  });
+
+  it('a metric claimed on an entity of another kind', async () => {
+    expect(await refusal('{ description: a, metric: vcpu.cpu_pct, entity: pcpu2, ge: 50 }')).toMatch(/expect\[0\]\.entity: vcpu\.cpu_pct is written for a vCPU thread \(vcpu0\) or QEMU's non-vCPU threads \(emulator\); pcpu2 is a host CPU, so no row of it can match$/);
+    expect(await refusedWithAll('{ description: a, metric: kvm.pages_4k, entity: vcpu0, ge: 1 }')).toMatch(/kvm\.pages_4k is written for the whole VM \(vm\); vcpu0 is a vCPU thread/);
+    expect(await refusedWithAll('{ description: a, metric: trace.sched_switch, entity: vcpu0, ge: 1 }')).toMatch(/written for a host CPU \(pcpu2\); vcpu0 is a vCPU thread/);
+  });
+
+  it('a misspelled member of a family, with did you mean', async () => {
+    expect(await refusedWithAll('{ description: a, metric: exits.hlx, ge: 1 }')).toMatch(/expect\[0\]\.metric: exits\.hlx: "hlx" is not one of exit reasons as KVM names them .*; did you mean exits\.hlt\?$/);
+    expect(await refusedWithAll('{ description: a, metric: kvm.halt_exitz, ge: 1 }')).toMatch(/did you mean kvm\.halt_exits\?$/);
+    expect(await refusedWithAll('{ description: a, metric: kvm.halt_wait_hist, ge: 1 }')).toMatch(/histograms stay in kvm-stats\.jsonl/);
+  });
+
+  it('a collector metric claimed over the boot, which no collector watches', async () => {
+    expect(await refusedWithAll('{ description: a, metric: exits.hlt, step: boot, ge: 1 }')).toMatch(/expect\[0\]\.step: exits\.hlt is observed during the steps, and the boot is not one/);
+  });
+
+  it('two axes that set one knob, and a sample of no time', () => {
+    const clash = base.replace('  policy: {', '  other: { a: { disable_exits: [mwait] } }\n  policy: {');
+    expect(() => parseExperiment(clash, 'exp.yaml')).toThrow(/matrix\.other: axis "other" sets disable_exits, which axis "disable_exits" sets too/);
+    expect(() => parseExperiment(base.replace('sample: 1s', 'sample: 0s'), 'exp.yaml')).toThrow(/steps\[0\]\.sample: a sample of no time observes nothing/);
   });
 });
