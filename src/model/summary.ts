@@ -72,6 +72,27 @@ export const RepetitionResultSchema = z.object({
 });
 export type RepetitionResult = z.output<typeof RepetitionResultSchema>;
 
+const Insn = z.enum(['hlt', 'mwait', 'poll', 'none']);
+const KvmAct = z.enum(['passed', 'blocks', 'nop-spin', 'none']);
+/** What the plan said a cell measures (plan/mechanism.ts) and what its parked vCPUs were seen doing (run/observed-mechanism.ts). */
+export const MechanismResultSchema = z.object({
+  planned: z.object({ idle: Insn, idleKvm: KvmAct, parked: Insn, kvm: KvmAct, notes: z.array(z.string()) }),
+  parked: z.array(
+    z.object({
+      step: z.string(),
+      entity: z.string(),
+      mwaitPerS: z.number().nullable(),
+      hltPerS: z.number().nullable(),
+      exitsPerS: z.number().nullable(),
+      cpuPct: z.number().nullable(),
+      kvm: z.union([KvmAct, z.literal('unclear')]),
+      parkedIn: z.enum(['mwait', 'hlt', 'hlt or mwait', 'unknown']),
+      asPlanned: z.boolean().optional(),
+    }),
+  ),
+});
+export type MechanismResult = z.output<typeof MechanismResultSchema>;
+
 export const VariantResultSchema = z.object({
   id: z.string().min(1),
   labels: z.record(z.string(), z.string()),
@@ -82,6 +103,8 @@ export const VariantResultSchema = z.object({
   expectations: z.array(ExpectationResultSchema),
   /** The claims of the file that apply to this variant, checked or not. Absent in results written before kvmlab counted them. */
   claims: count.optional(),
+  /** x86 under KVM only. Absent in results written before kvmlab recorded it. */
+  mechanism: MechanismResultSchema.optional(),
 });
 export type VariantResult = z.output<typeof VariantResultSchema>;
 

@@ -1,6 +1,7 @@
 // The verdict of a run in words: the terminal table printed at the end of `run` and by `report`,
 // summary.md, and the exit status.
-import { claimCounts, type Summary } from '../model/summary.js';
+import { claimCounts, type Summary, type VariantResult } from '../model/summary.js';
+import { observationLine } from '../run/observed-mechanism.js';
 import { fmtObserved, formatTable } from './table.js';
 
 /** A reason in one table cell: its first line, cut to a readable width (the whole text is in summary.json). */
@@ -16,8 +17,15 @@ export function verdictTable(s: Summary): string {
     if (v.expectations.length === 0) rows.push([v.id, verdict, cell(v.reason ?? '(no expectations)'), '', '']);
     v.expectations.forEach((e, i) => rows.push([i === 0 ? v.id : '', i === 0 ? verdict : '', e.description, fmtObserved(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
     if (v.reason && v.expectations.length) rows.push(['', '', cell(`reason: ${v.reason}`), '', '']);
+    for (const line of mechanismLines(v)) rows.push(['', '', line, '', '']);
   }
   return formatTable(['variant', 'verdict', 'expectation', 'observed', 'claim'], rows);
+}
+
+/** What each parked vCPU of the variant was seen doing, held against the plan: one line each. */
+export function mechanismLines(v: VariantResult): string[] {
+  const m = v.mechanism;
+  return m ? m.parked.map((o) => observationLine(o, m.planned)) : [];
 }
 
 export function headline(s: Summary): string {

@@ -12,6 +12,8 @@ import { NotCollected, type Collector } from '../collect/collector.js';
 import { HostError, InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
+import { mechanismOf } from '../plan/mechanism.js';
+import { failIfOtherMechanism, observeParked, parkedWindows } from './observed-mechanism.js';
 import type { Loaded } from '../spec/load.js';
 import { schedule, selectVariants, type Variant } from '../spec/matrix.js';
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
@@ -121,6 +123,12 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       vr.status = 'unchecked';
       vr.reason = 'no claim of the file applies to this variant (its expect: entries select other variants): it ran, and nothing was checked';
     } else vr.status = vr.expectations.every((e) => e.passed) ? 'passed' : 'failed';
+    if (exp.guest.arch === 'x86_64' && accel === 'kvm') {
+      const planned = mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch);
+      const parked = observeParked(mine, parkedWindows(exp.steps), planned);
+      vr.mechanism = { planned, parked };
+      failIfOtherMechanism(vr);
+    }
   }
   const summary: Summary = {
     experiment: exp.name,
