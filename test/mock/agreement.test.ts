@@ -1,0 +1,64 @@
+// compare --verdicts: two runs of one experiment held against each other cell by cell. Two mock
+// runs agree; a run whose verdict, dominant exit reason or KVM statistic differs in kind does not,
+// and the table names the cell and what differs.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { sameKind } from '../../src/report/agreement.js';
+
+const root = new URL('../..', import.meta.url).pathname;
+const cli = join(root, 'dist/cli.js');
+const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-agree-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const kvmlab = (...args: string[]) => execa('node', [cli, ...args], { reject: false, cwd: root, stdin: 'ignore' });
+
+const a = join(tmp, 'a');
+const b = join(tmp, 'b');
+beforeAll(async () => {
+  for (const out of [a, b]) {
+    const r = await kvmlab('run', 'experiments/offline-vcpu-idle.yaml', '--backend', 'mock', '--repeat', '1', '--out', out);
+    expect(r.exitCode, r.stderr).toBe(0);
+  }
+});
+
+describe('compare --verdicts', () => {
+  it('two runs of the mock agree, cell by cell, exit 0', async () => {
+    const r = await kvmlab('compare', a, b, '--verdicts');
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/disable_exits=none\s+verdict\s+PASSED\s+PASSED\s+yes/);
+    expect(r.stdout).toMatch(/dominant exit vcpu0 @ parked\s+hlt\s+hlt\s+yes/);
+    expect(r.stdout).toMatch(/4 of 4 common cells agree/);
+    const j = JSON.parse((await kvmlab('compare', a, b, '--verdicts', '--json')).stdout);
+    expect(j).toMatchObject({ experiment: 'offline-vcpu-idle', agrees: true });
+    expect(j.cells).toHaveLength(4);
+  });
+
+  it('a cell whose verdict or dominant exit differs does not agree, exit 1', async () => {
+    const c = join(tmp, 'c');
+    await execa('cp', ['-r', b, c]);
+    // the passed-through MWAIT cell turned into a storm on one side
+    const csv = readFileSync(join(c, 'metrics.csv'), 'utf8').replace(/^(disable_exits=mwait,1,parked,vcpu1,exits\.mwait),0,/m, '$1,150000,');
+    writeFileSync(join(c, 'metrics.csv'), csv);
+    const summary = JSON.parse(readFileSync(join(c, 'summary.json'), 'utf8'));
+    summary.variants.find((v: { id: string }) => v.id === 'disable_exits=none').status = 'failed';
+    writeFileSync(join(c, 'summary.json'), JSON.stringify(summary));
+    const r = await kvmlab('compare', a, c, '--verdicts');
+    expect(r.exitCode, r.stderr).toBe(1);
+    expect(r.stdout).toMatch(/disable_exits=none\s+verdict\s+PASSED\s+FAILED\s+NO/);
+    expect(r.stdout).toMatch(/dominant exit vcpu1 @ parked\s+quiet\s+mwait\s+NO/);
+    expect(r.stdout).toMatch(/2 of 4 common cells agree/);
+  });
+
+  it('KVM statistics agree in kind: both zero, or within a factor of ten', () => {
+    expect(sameKind(0, 0)).toBe(true);
+    expect(sameKind(0, 4)).toBe(false);
+    expect(sameKind(1001, 4)).toBe(false);
+    expect(sameKind(100, 900)).toBe(true);
+  });
+
+  it('needs two runs of one experiment', async () => {
+    expect((await kvmlab('compare', a, '--verdicts')).exitCode).toBe(2);
+  });
+});
