@@ -262,3 +262,19 @@ describe('kvm-exits: the kernel histogram of kvm:kvm_exit', () => {
     expect(() => parseExitHist('# Available triggers:\n# traceon traceoff\n')).toThrow(/not a tracefs histogram/);
   });
 });
+
+describe('mock tracefs: a kvm_exit histogram whose table is full drops, as the kernel does', () => {
+  it('counts every hit, keeps the keys that fit, and says how many it dropped', async () => {
+    const sim = new MockHostSim(() => [], new VirtualClock());
+    const t = new MockTracefs(sim);
+    await t.mkdir('/sys/kernel/tracing/instances/h');
+    await t.writeFile('/sys/kernel/tracing/instances/h/events/kvm/kvm_exit/trigger', 'hist:keys=common_pid,isa,exit_reason:vals=hitcount:size=128');
+    const sink = [...(sim as unknown as { sinks: Set<{ offer: (b: unknown[], f: number, t: number) => void }> }).sinks][0]!;
+    const batches = Array.from({ length: 200 }, (_, i) => ({ cpu: 0, comm: 'CPU 0/KVM', pid: 1000 + i, sys: 'kvm', event: 'kvm_exit', fields: { vcpu_id: 0, exit_reason: 'HLT' }, count: 3, body: () => '' }));
+    sink.offer(batches, 0, 1);
+    const h = parseExitHist(await t.readFile('/sys/kernel/tracing/instances/h/events/kvm/kvm_exit/hist'));
+    expect(h.hits).toBe(600);
+    expect(h.byThread.size).toBe(128);
+    expect(h.dropped).toBe(72 * 3);
+  });
+});

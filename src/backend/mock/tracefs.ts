@@ -19,6 +19,8 @@ export const MAX_LINES_PER_CPU_PER_SEC = 1000;
 /** Bytes one event takes in the ring buffer, for capacity (real events: 24-80 bytes). */
 const EVENT_BYTES = 48;
 const DEFAULT_BUFFER_KB = 1410;
+/** Entries of a histogram trigger's table without `size=`: the kernel's default (TRACING_MAP_BITS_DEFAULT 11). */
+const HIST_ENTRIES = 2048;
 /** The CPU trace_marker writes land on (the simulated collector runs on a housekeeping CPU). */
 const MARKER_CPU = 0;
 const CLOCKS = ['local', 'global', 'counter', 'uptime', 'perf', 'mono', 'mono_raw', 'boot'];
@@ -165,8 +167,9 @@ class Instance implements EventSink {
   readonly filters = new Map<string, { text: string; node: FilterNode | undefined }>();
   readonly cpus = new Map<number, CpuBuffer>();
   /** A histogram trigger on kvm:kvm_exit (keys common_pid, isa, exit_reason): key → hits. Counted in
-   *  the kernel, so neither the tracer's throughput nor the buffer size limits it. */
-  hist: { trigger: string; counts: Map<string, number>; hits: number } | undefined;
+   *  the kernel, so neither the tracer's throughput nor the buffer size limits it; what does is its
+   *  table: a hit whose key finds no free entry is dropped, as the kernel's tracing_map does. */
+  hist: { trigger: string; size: number; counts: Map<string, number>; hits: number; dropped: number } | undefined;
   private seq = 0;
 
   constructor() {
@@ -185,7 +188,7 @@ class Instance implements EventSink {
       const [pid, reason] = key.split('|') as [string, string];
       lines.push(`{ common_pid: ${pid.padStart(10)}, isa: ${'1'.padStart(10)}, exit_reason: ${String(VMX_REASON_NUMBERS.get(reason) ?? 0).padStart(10)} } hitcount: ${String(n).padStart(10)}`);
     }
-    lines.push('', 'Totals:', `    Hits: ${h.hits}`, `    Entries: ${h.counts.size}`, '    Dropped: 0', '');
+    lines.push('', 'Totals:', `    Hits: ${h.hits}`, `    Entries: ${h.counts.size}`, `    Dropped: ${h.dropped}`, '');
     return lines.join('\n');
   }
 
@@ -231,7 +234,8 @@ class Instance implements EventSink {
       const key = `${b.sys}/${b.event}`;
       if (this.hist && key === 'kvm/kvm_exit') {
         const k = `${b.pid}|${b.fields.exit_reason}`;
-        this.hist.counts.set(k, (this.hist.counts.get(k) ?? 0) + b.count);
+        if (this.hist.counts.has(k) || this.hist.counts.size < this.hist.size) this.hist.counts.set(k, (this.hist.counts.get(k) ?? 0) + b.count);
+        else this.hist.dropped += b.count;
         this.hist.hits += b.count;
       }
       if (!this.tracingOn) continue;
@@ -517,7 +521,8 @@ export class MockTracefs {
         inst.hist = undefined;
       } else {
         if (inst.hist) throw fsError('EEXIST', path, 'file exists');
-        inst.hist = { trigger: v, counts: new Map(), hits: 0 };
+        const size = Number(/:size=(\d+)/.exec(v)?.[1] ?? HIST_ENTRIES);
+        inst.hist = { trigger: v, size, counts: new Map(), hits: 0, dropped: 0 };
       }
     } else throw fsError('ENOENT', path, 'no such file or directory');
   }
