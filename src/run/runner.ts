@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Backend, Vm } from '../backend/backend.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
+import { QmpConnectionError } from '../backend/qmp-client.js';
 import { COLLECTORS, createCollector } from '../collect/registry.js';
 import { NotCollected, type Collector } from '../collect/collector.js';
 import { HostError, InputError, errorMessage } from '../errors.js';
@@ -228,6 +229,9 @@ async function runOnce(opts: RunOptions, exp: Experiment, variant: Variant, repe
     }
   } catch (e) {
     r.result.status = 'error';
+    // A monitor that closed under us is QEMU exiting: give its exit a moment to be reaped, so the
+    // reason says why (a guest reset, a crash) rather than only that the socket closed.
+    for (let i = 0; i < 20 && r.vm && e instanceof QmpConnectionError && !r.vm.exitReason(); i++) await r.opts.backend.clock.sleep(100);
     const gone = r.vm?.exitReason();
     r.result.reason = e instanceof Interrupted ? e.message : gone && !(e instanceof StepFailed) ? `QEMU exited: ${gone} (${errorMessage(e)})` : errorMessage(e);
   } finally {
