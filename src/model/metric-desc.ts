@@ -5,12 +5,12 @@
 // no possible observation could make true, or that every possible one does, is refused at its line.
 
 /** What an entity name is about: vcpu3, pcpu5 and cpu1 (a guest CPU) by kind; the rest by name. */
-export type EntityKind = 'vcpu' | 'pcpu' | 'cpu' | 'vm' | 'qemu' | 'emulator' | 'guest' | 'host' | 'all' | 'runner';
+export type EntityKind = 'vcpu' | 'pcpu' | 'cpu' | 'vm' | 'qemu' | 'emulator' | 'guest' | 'host' | 'all' | 'runner' | 'kvmlab';
 
 export function entityKind(entity: string): EntityKind | undefined {
   const m = /^(vcpu|pcpu|cpu)\d+$/.exec(entity);
   if (m) return m[1] as EntityKind;
-  return (['vm', 'qemu', 'emulator', 'guest', 'host', 'all', 'runner'] as const).find((k) => k === entity);
+  return (['vm', 'qemu', 'emulator', 'guest', 'host', 'all', 'runner', 'kvmlab'] as const).find((k) => k === entity);
 }
 
 /** What each kind of entity is, and an example of its name. */
@@ -18,7 +18,7 @@ export const ENTITY_KINDS: Record<EntityKind, { what: string; example: string }>
   vcpu: { what: 'a vCPU thread', example: 'vcpu0' }, pcpu: { what: 'a host CPU', example: 'pcpu2' }, cpu: { what: 'a guest CPU', example: 'cpu1' },
   vm: { what: 'the whole VM', example: 'vm' }, qemu: { what: 'the whole QEMU process', example: 'qemu' },
   emulator: { what: "QEMU's non-vCPU threads", example: 'emulator' }, guest: { what: 'the guest', example: 'guest' }, host: { what: 'all host CPUs together', example: 'host' },
-  all: { what: 'everything together', example: 'all' }, runner: { what: 'the runner', example: 'runner' },
+  all: { what: 'everything together', example: 'all' }, runner: { what: 'the runner', example: 'runner' }, kvmlab: { what: "kvmlab's own process", example: 'kvmlab' },
 };
 
 export interface MetricShape {

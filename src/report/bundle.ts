@@ -235,7 +235,7 @@ export async function buildBundle(r: LoadedResults, opts: BundleOptions = {}): P
     add(`${v.status.toUpperCase()}  ${v.id}  (${v.repetitions.length} repetition${v.repetitions.length === 1 ? '' : 's'})`);
     for (const e of v.expectations) add(`  ${e.passed ? 'ok  ' : 'FAIL'} ${fmtObserved(e.observed).padStart(8)}  ${e.claim}`);
     if (v.reason) add(`  reason: ${v.reason}`);
-    for (const line of mechanismLines(v)) add(`  ${line}`);
+    for (const line of mechanismLines(v, s.simulated)) add(`  ${line}`);
   }
 
   const text = r.experimentText;

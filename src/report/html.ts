@@ -31,7 +31,7 @@ function verdictHtml(r: LoadedResults): string {
       );
     });
     if (v.reason) rows.push(`<tr><td></td><td></td><td colspan="3"><small>reason: ${esc(v.reason)}</small></td></tr>`);
-    for (const line of mechanismLines(v)) rows.push(`<tr><td></td><td></td><td colspan="3"><small>${esc(line)}</small></td></tr>`);
+    for (const line of mechanismLines(v, r.summary.simulated)) rows.push(`<tr><td></td><td></td><td colspan="3"><small>${esc(line)}</small></td></tr>`);
   }
   return `<table class="verdicts">\n<thead><tr><th>variant</th><th>verdict</th><th>expectation</th><th>observed</th><th>claim</th></tr></thead>\n<tbody>\n${rows.join('\n')}\n</tbody>\n</table>`;
 }

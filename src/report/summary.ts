@@ -17,15 +17,19 @@ export function verdictTable(s: Summary): string {
     if (v.expectations.length === 0) rows.push([v.id, verdict, cell(v.reason ?? '(no expectations)'), '', '']);
     v.expectations.forEach((e, i) => rows.push([i === 0 ? v.id : '', i === 0 ? verdict : '', e.description, fmtObserved(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
     if (v.reason && v.expectations.length) rows.push(['', '', cell(`reason: ${v.reason}`), '', '']);
-    for (const line of mechanismLines(v)) rows.push(['', '', line, '', '']);
+    for (const line of mechanismLines(v, s.simulated)) rows.push(['', '', line, '', '']);
   }
   return formatTable(['variant', 'verdict', 'expectation', 'observed', 'claim'], rows);
 }
 
-/** What each parked vCPU of the variant was seen doing, held against the plan: one line each. */
-export function mechanismLines(v: VariantResult): string[] {
+/** What each parked vCPU of the variant was seen doing, held against the plan, and what watching it cost: one line each. */
+export function mechanismLines(v: VariantResult, simulated = false): string[] {
   const m = v.mechanism;
-  return m ? m.parked.map((o) => observationLine(o, m.planned)) : [];
+  const o = v.observer;
+  const cost = o
+    ? [`kvmlab's own CPU while watching: ${o.medianCpuPct.toFixed(1)} % of one CPU in the median step, ${o.maxCpuPct.toFixed(1)} % @ ${o.maxStep} at most${simulated ? " (the mock's simulation runs in that process too)" : ''}`]
+    : [];
+  return [...(m ? m.parked.map((x) => observationLine(x, m.planned)) : []), ...cost];
 }
 
 export function headline(s: Summary): string {

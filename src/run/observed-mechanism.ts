@@ -6,6 +6,7 @@
 // one its plan names has not shown what its words say, so the runner fails it.
 import type { KvmAction, Mechanism } from '../plan/mechanism.js';
 import type { MetricRow } from '../model/metrics.js';
+import { median } from '../model/select.js';
 import type { VariantResult } from '../model/summary.js';
 import type { Step } from '../spec/schema.js';
 
@@ -59,12 +60,7 @@ export function classifyParked(m: Pick<ParkedObservation, 'mwaitPerS' | 'exitsPe
   return { kvm: 'unclear', parkedIn: 'unknown' };
 }
 
-const median = (xs: number[]) => {
-  if (!xs.length) return null;
-  const s = [...xs].sort((a, b) => a - b);
-  const h = s.length >> 1;
-  return s.length % 2 ? s[h]! : (s[h - 1]! + s[h]!) / 2;
-};
+const medianOrNull = (xs: number[]) => (xs.length ? median(xs) : null);
 
 /**
  * Every parked window of one variant, observed from its rows (exits from the kvm-exits histogram,
@@ -82,14 +78,14 @@ export function observeParked(rows: readonly MetricRow[], windows: readonly Park
     if (!source) continue;
     const rate = (metric: string) => {
       const counts = per(metric, w.entity);
-      return median(reps.flatMap((rep) => (counts.has(rep) && seconds.get(rep) ? [counts.get(rep)! / seconds.get(rep)!] : [])));
+      return medianOrNull(reps.flatMap((rep) => (counts.has(rep) && seconds.get(rep) ? [counts.get(rep)! / seconds.get(rep)!] : [])));
     };
     const cpu = per('vcpu.cpu_pct', w.entity);
     const m = {
       mwaitPerS: rate(`${source}mwait`),
       hltPerS: rate(`${source}hlt`),
       exitsPerS: rate(source === 'exits.' ? 'exits.total' : 'trace.exits'),
-      cpuPct: median(reps.flatMap((rep) => (cpu.has(rep) ? [cpu.get(rep)!] : []))),
+      cpuPct: medianOrNull(reps.flatMap((rep) => (cpu.has(rep) ? [cpu.get(rep)!] : []))),
     };
     const seen = classifyParked(m);
     out.push({ step: w.step, entity: w.entity, ...m, ...seen, ...(seen.kvm === 'unclear' ? {} : { asPlanned: seen.kvm === planned.kvm }) });

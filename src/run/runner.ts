@@ -19,6 +19,7 @@ import type { Loaded } from '../spec/load.js';
 import { schedule, selectVariants, type Variant } from '../spec/matrix.js';
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
+import { median } from '../model/select.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
 import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
@@ -124,6 +125,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       vr.status = 'unchecked';
       vr.reason = 'no claim of the file applies to this variant (its expect: entries select other variants): it ran, and nothing was checked';
     } else vr.status = vr.expectations.every((e) => e.passed) ? 'passed' : 'failed';
+    vr.observer = observerSummary(mine);
     if (exp.guest.arch === 'x86_64' && accel === 'kvm') {
       const planned = mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch);
       const parked = observeParked(mine, parkedWindows(exp.steps), planned);
@@ -306,6 +308,7 @@ async function runSteps(r: Repetition): Promise<void> {
     progress.step(n + 1, r.exp.steps.length, step.name);
     const seqAtStart = vm.qmp.lastSeq + 1;
     const start = clock.now();
+    const watching = observerMark();
     await eachCollector(r.collectors, step.name, (c) => c.stepStart(step.name));
     let detail: Record<string, unknown> = {};
     let failure: Error | undefined;
@@ -318,6 +321,9 @@ async function runSteps(r: Repetition): Promise<void> {
     const end = clock.now();
     await eachCollector(r.collectors, step.name, (c) => c.stepEnd(step.name));
     r.emit({ step: step.name, entity: 'runner', metric: 'step.duration_s', value: (end - start) / 1000, unit: 's' });
+    const cost = observerCost(watching);
+    r.emit({ step: step.name, entity: 'kvmlab', metric: 'observer.cpu_s', value: cost.cpuS, unit: 's' });
+    r.emit({ step: step.name, entity: 'kvmlab', metric: 'observer.cpu_pct', value: cost.cpuPct, unit: '%' });
     const counts = new Map<string, number>();
     for (const e of vm.qmp.events.slice(seqAtStart)) if (e.receivedAt <= end) counts.set(e.event, (counts.get(e.event) ?? 0) + 1);
     for (const [event, count] of counts) r.emit({ step: step.name, entity: event, metric: 'qmp.event_count', value: count, unit: 'count' });
@@ -327,6 +333,34 @@ async function runSteps(r: Repetition): Promise<void> {
     eventsFrom = seqAtStart;
     if (failure) throw failure;
   }
+}
+
+/**
+ * What watching a step cost: kvmlab's own CPU (user and system, so its reads of procfs, tracefs and
+ * the monitor included) from just before the collectors mark the step's start to just after they
+ * mark its end, over the wall time between. An upper bound on the collectors' own cost — it holds
+ * the runner's driving of the step too — and blind to what a tracepoint or histogram costs inside
+ * the measured context (test/bench/ measures that). Under the mock it is the simulation's cost.
+ */
+function observerMark(): { cpu: NodeJS.CpuUsage; wallMs: number } {
+  return { cpu: process.cpuUsage(), wallMs: performance.now() };
+}
+
+function observerCost(mark: { cpu: NodeJS.CpuUsage; wallMs: number }): { cpuS: number; cpuPct: number } {
+  const used = process.cpuUsage(mark.cpu);
+  const cpuS = (used.user + used.system) / 1e6;
+  const wallS = Math.max(1e-3, (performance.now() - mark.wallMs) / 1000);
+  return { cpuS, cpuPct: (100 * cpuS) / wallS };
+}
+
+/** The variant's observer.cpu_pct rows as one line's worth: per step the median over repetitions; of those the median and the largest. */
+function observerSummary(rows: readonly MetricRow[]): VariantResult['observer'] {
+  const byStep = new Map<string, number[]>();
+  for (const r of rows) if (r.metric === 'observer.cpu_pct') byStep.set(r.step, [...(byStep.get(r.step) ?? []), r.value]);
+  const steps = [...byStep].map(([step, vs]) => ({ step, pct: median(vs) }));
+  if (!steps.length) return undefined;
+  const max = steps.reduce((a, b) => (b.pct > a.pct ? b : a));
+  return { medianCpuPct: median(steps.map((x) => x.pct)), maxCpuPct: max.pct, maxStep: max.step };
 }
 
 async function eachCollector(collectors: Collector[], step: string, fn: (c: Collector) => Promise<void>): Promise<void> {

@@ -12,6 +12,9 @@ export const RUNNER_METRICS: MetricDesc[] = [
   metric('guest.ready_s', { ...SECONDS, entities: ['guest'], window: 'boot' }),
   metric('step.duration_s', { ...SECONDS, entities: ['runner'] }),
   metric('qmp.event_count', { ...COUNT, entities: 'named' }),
+  // what kvmlab itself used while it watched each step (runner.ts observerCost): its threads can use several CPUs
+  metric('observer.cpu_s', { ...SECONDS, entities: ['kvmlab'] }),
+  metric('observer.cpu_pct', { unit: '%', min: 0, max: Infinity, entities: ['kvmlab'] }),
 ];
 
 /** The metrics a step writes, beside the runner's own; `validate` holds claims to them. */

@@ -115,3 +115,15 @@ describe('kvm-exits on the mock backend: the shipped storm experiment', () => {
     expect(readFileSync(join(stormOut, 'variants', 'mwait=intercepted', 'rep-1', 'kvm-exits', 'hist-storm.txt'), 'utf8')).toMatch(/^Totals:\n {4}Hits: \d+/m);
   }, 120_000);
 });
+
+describe('what watching cost', () => {
+  it('every step of every repetition says what kvmlab itself used, and the variant sums it up', () => {
+    const steps = [...new Set(rows.filter((r) => r.metric === 'step.duration_s').map((r) => `${r.variant}/${r.repetition}/${r.step}`))];
+    const cost = rows.filter((r) => r.metric === 'observer.cpu_pct' && r.entity === 'kvmlab');
+    expect(cost.map((r) => `${r.variant}/${r.repetition}/${r.step}`).sort()).toEqual(steps.sort());
+    for (const r of cost) expect(r.value).toBeGreaterThanOrEqual(0);
+    for (const v of summary.variants as unknown as { observer?: { medianCpuPct: number; maxCpuPct: number } }[]) {
+      expect(v.observer!.maxCpuPct).toBeGreaterThanOrEqual(v.observer!.medianCpuPct);
+    }
+  });
+});
