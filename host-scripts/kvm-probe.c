@@ -9,6 +9,7 @@
  *   "probe_version": 1,
  *   "host": {"sysname":"Linux","release":"6.1.0-...","machine":"x86_64"},
  *   "kvm_params": {"halt_poll_ns":200000|null,"mitigate_smt_rsb":false|true|null},
+ *   "cpuid_leaf5": {"eax":N,"ebx":N,"ecx":N,"edx":N} | null,   MONITOR/MWAIT leaf; null: no such leaf
  *   "dev_kvm": {"ok":true} | ERR,
  *   "api_version": 12 | ERR | null,                   null: /dev/kvm not open
  *   "vm": {"ok":true,"type":0} | ERR | null,
@@ -33,6 +34,9 @@
 #include <sys/ioctl.h>
 #include <sys/utsname.h>
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include "kvm-compat.h"
 
@@ -202,6 +206,23 @@ static void emit_kvm_params(void)
 	emit("}");
 }
 
+/*
+ * CPUID leaf 5 as this CPU reports it: with cpu-pm=on QEMU gives the guest exactly this leaf, and
+ * whether its EDX lists C1 sub-states decides whether Linux idles in MWAIT or HLT.
+ */
+static void emit_leaf5(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	unsigned int eax, ebx, ecx, edx;
+
+	if (__get_cpuid_max(0, NULL) >= 5 && __get_cpuid(5, &eax, &ebx, &ecx, &edx)) {
+		emit(",\"cpuid_leaf5\":{\"eax\":%u,\"ebx\":%u,\"ecx\":%u,\"edx\":%u}", eax, ebx, ecx, edx);
+		return;
+	}
+#endif
+	emit(",\"cpuid_leaf5\":null");
+}
+
 /* ---- main ------------------------------------------------------------------------------------- */
 
 int main(void)
@@ -223,6 +244,7 @@ int main(void)
 	}
 	emit(",");
 	emit_kvm_params();
+	emit_leaf5();
 
 	kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	emit(",\"dev_kvm\":");

@@ -21,9 +21,10 @@
  *     later inherits; instances have no such option of their own): with it on, enabling any event
  *     registers probes on sched_switch and sched_wakeup, whose static calls sit in __schedule;
  *   - each tracepoint named on the command line registered twice, by two tracefs instances
- *     (kvmlab-pin-a, kvmlab-pin-b: tracing off, a filter nothing matches), so its static key stays
- *     on and its static call stays on the iterator however many probes kvmlab's collectors then add
- *     or remove (a tracepoint's static call changes only between 0, 1 and 2+ probes).
+ *     (kvmlab-pin-a, kvmlab-pin-b: tracing off, a filter nothing matches, a page of ring buffer
+ *     per CPU), so its static key stays on and its static call stays on the iterator however many
+ *     probes kvmlab's collectors then add or remove (a tracepoint's static call changes only
+ *     between 0, 1 and 2+ probes).
  * The cost: each pinned tracepoint calls two probes that record nothing, at every hit.
  *
  * It forks: the child holds the VMs and sleeps until killed (L1 powering off); the parent exits 0
@@ -133,6 +134,10 @@ static int make_instances(void)
 			return fail(path);
 		snprintf(path, sizeof(path), TRACEFS "/instances/kvmlab-pin-%c/tracing_on", 'a' + inst);
 		if (write_file(path, "0"))
+			return -1;
+		/* they never record: give their ring buffers back (a page per CPU is the least there is) */
+		snprintf(path, sizeof(path), TRACEFS "/instances/kvmlab-pin-%c/buffer_size_kb", 'a' + inst);
+		if (write_file(path, "1"))
 			return -1;
 	}
 	return 0;

@@ -200,6 +200,7 @@ export async function probeHost(host: HostView, opts: ProbeOptions): Promise<Pro
     kernelRelease: ((await read('/proc/sys/kernel/osrelease')) ?? '').trim(),
     cpus,
     cpuVendor: cpu.vendor,
+    ...(probe?.cpuid_leaf5 ? { mwaitC1Substates: (probe.cpuid_leaf5.edx >> 4) & 0xf } : {}),
     cpuModel: cpu.model,
     cpuFlags: cpu.flags,
     kernelCmdline,

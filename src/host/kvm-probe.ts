@@ -33,6 +33,8 @@ export const KvmProbeSchema = z.object({
     halt_poll_ns: z.number().int().nullable(),
     mitigate_smt_rsb: z.boolean().nullable(),
   }),
+  /** CPUID leaf 5 (MONITOR/MWAIT) of the CPU the probe ran on; null where there is none. */
+  cpuid_leaf5: z.object({ eax: z.number().int(), ebx: z.number().int(), ecx: z.number().int(), edx: z.number().int() }).nullable(),
   dev_kvm: z.union([z.object({ ok: z.literal(true) }), ErrSchema]),
   api_version: z.union([z.number().int(), ErrSchema, z.null()]),
   vm: z.union([z.object({ ok: z.literal(true), type: z.number().int() }), ErrSchema, z.null()]),

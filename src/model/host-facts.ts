@@ -14,6 +14,11 @@ export interface HostFacts {
   cpuVendor: string;
   cpuModel: string;
   cpuFlags: string[];
+  /**
+   * MWAIT sub-states of C1 in CPUID leaf 5 (EDX bits 7:4): with cpu-pm=on the guest sees this leaf,
+   * and Linux idles in MWAIT only where it lists some. Absent when not known (the probe did not run).
+   */
+  mwaitC1Substates?: number;
   /** /proc/cmdline */
   kernelCmdline: string;
   kvm: {

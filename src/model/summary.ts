@@ -105,7 +105,7 @@ export const VariantResultSchema = z.object({
   claims: count.optional(),
   /** x86 under KVM only. Absent in results written before kvmlab recorded it. */
   mechanism: MechanismResultSchema.optional(),
-  /** kvmlab's own CPU while it watched the steps (observer.cpu_pct rows): the median step's and the costliest step's, each a median over repetitions. */
+  /** kvmlab's own CPU while it watched (observer.cpu_pct rows) its sample and wait steps (every step when it has none): the median step's and the costliest step's, each a median over repetitions. */
   observer: z.object({ medianCpuPct: z.number().min(0), maxCpuPct: z.number().min(0), maxStep: z.string() }).optional(),
 });
 export type VariantResult = z.output<typeof VariantResultSchema>;

@@ -8,8 +8,9 @@
 //   AMD and Hygon vendors, which Linux >= 5.3 sends straight to hlt_play_dead — else in HLT.
 // - An idle CPU takes what its cpuidle driver picks: idle=poll polls; idle=halt and idle=nomwait
 //   halt; cpuidle-haltpoll polls in the guest, then halts; by default an Intel-vendor guest with
-//   MWAIT idles in MWAIT where CPUID leaf 5 lists a C1 substate (a CPUID detail the plan does not
-//   see: with none, as under TCG's -cpu max, it halts), everyone else in HLT.
+//   MWAIT idles in MWAIT where CPUID leaf 5 lists a C1 sub-state (the host's leaf under cpu-pm=on,
+//   read by the probe; TCG's -cpu max, as in the nested host, lists none: it halts), everyone else
+//   in HLT.
 // - KVM passes the instruction through when its bit is in the disabled-exits mask (the pCPU stays
 //   in guest mode: the thread looks busy, almost no exits); an intercepted HLT blocks the vCPU thread
 //   until a wakeup; an intercepted MWAIT is emulated as a NOP, so the guest's loop around it spins
@@ -59,10 +60,13 @@ export function mechanismOf(plan: VmPlan, arch: 'x86_64' | 'ppc64'): Mechanism {
   else if (args.includes('cpuidle_haltpoll.force=1')) {
     idle = 'hlt';
     notes.push('cpuidle-haltpoll polls in the guest before each HLT');
-  } else if (mwaitUsable) {
+  } else if (mwaitUsable && plan.guestMwaitC1 !== false) {
     idle = 'mwait';
-    notes.push('idles in MWAIT only where CPUID leaf 5 lists a C1 substate; else in HLT');
-  } else idle = 'hlt';
+    if (plan.guestMwaitC1 === undefined) notes.push("idles in MWAIT only where CPUID leaf 5 lists a C1 sub-state, and the host's leaf 5 is not known; else in HLT");
+  } else {
+    idle = 'hlt';
+    if (mwaitUsable) notes.push('MWAIT is in CPUID, but leaf 5 lists no C1 sub-state, so Linux idles in HLT');
+  }
   return { idle, idleKvm: kvmActionOn(idle, plan.disableExitsMask), parked, kvm: kvmActionOn(parked, plan.disableExitsMask), notes };
 }
 

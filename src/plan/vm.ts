@@ -38,6 +38,11 @@ export interface VmPlan {
   disableExitsMask: number;
   /** MONITOR/MWAIT is in the guest CPUID. */
   mwaitInCpuid: boolean;
+  /**
+   * The guest's CPUID leaf 5 lists MWAIT sub-states of C1: with cpu-pm=on it is the host's leaf
+   * (absent when the host's is not known), otherwise QEMU's own, which lists none.
+   */
+  guestMwaitC1?: boolean;
   /** The CPU vendor the guest sees, when known (QEMU's vendor= property, or the host's). */
   guestVendor?: string;
   /** Per-VM halt polling window (KVM_CAP_HALT_POLL), when the variant sets one. */
@@ -47,7 +52,7 @@ export interface VmPlan {
 }
 
 /** The host facts the plan depends on. */
-export type PlanHost = Pick<HostFacts, 'cpuVendor'> & { kvm: Pick<HostFacts['kvm'], 'disableExitsMask'> };
+export type PlanHost = Pick<HostFacts, 'cpuVendor' | 'mwaitC1Substates'> & { kvm: Pick<HostFacts['kvm'], 'disableExitsMask'> };
 
 /** Default -cpu: the host's CPU under KVM, a model TCG emulates well otherwise. */
 export function defaultCpuModel(arch: GuestSpec['arch'], accel: Accel): string {
@@ -94,6 +99,8 @@ export function planVm(guest: GuestSpec, knobs: Knobs, accel: Accel, host: PlanH
   if (!mwaitInCpuid && cpuPm && mwaitSupported && takesSupported(model)) switches.push('-monitor');
   if (knobs.expose_mwait === true && !takesSupported(model)) switches.push('monitor=on');
 
+  // QEMU copies the host's leaf 5 only with cpu-pm=on (target/i386/kvm/kvm-cpu.c); its own lists no C-state.
+  const guestMwaitC1 = !mwaitInCpuid ? false : cpuPm && takesSupported(model) ? (host.mwaitC1Substates === undefined ? undefined : host.mwaitC1Substates > 0) : false;
   const vendor = /(?:^|,)vendor=([^,]+)/.exec(cpuModel)?.[1] ?? (takesSupported(model) ? host.cpuVendor : undefined);
   const guestKernelArgs = [...(knobs.guest_idle !== 'default' ? [`idle=${knobs.guest_idle}`] : []), ...(knobs.guest_haltpoll ? ['cpuidle_haltpoll.force=1'] : [])];
   return {
@@ -103,6 +110,7 @@ export function planVm(guest: GuestSpec, knobs: Knobs, accel: Accel, host: PlanH
     exitControl,
     disableExitsMask,
     mwaitInCpuid: guest.arch === 'x86_64' && accel === 'kvm' && mwaitInCpuid,
+    ...(guestMwaitC1 !== undefined ? { guestMwaitC1 } : {}),
     ...(vendor ? { guestVendor: vendor } : {}),
     ...(knobs.halt_poll_ns !== undefined ? { haltPollNs: knobs.halt_poll_ns } : {}),
     guestKernelArgs,

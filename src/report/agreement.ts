@@ -1,6 +1,7 @@
 // Do two runs of one experiment agree, cell by cell? Meant for the mock against real KVM (the nested
-// host): per variant both ran, the same verdict, the same dominant exit reason per vCPU and step,
-// and KVM statistics that agree in kind (both zero, or both non-zero within an order of magnitude).
+// host): per variant both ran, the same verdict, the same dominant mechanism exit (HLT, MWAIT, PAUSE)
+// per vCPU and measuring window, and KVM statistics that agree in kind (both zero, or both non-zero
+// within an order of magnitude).
 // `kvmlab compare A B --verdicts` prints it and exits 0 only when every common cell agrees.
 import { InputError } from '../errors.js';
 import type { MetricRow } from '../model/metrics.js';
@@ -10,8 +11,8 @@ import { exitReasonOfMetric } from './plots.js';
 import { whereMeasured } from './summary.js';
 import { fmtNum, formatTable } from './table.js';
 
-/** Fewer exits than this in a step is no dominant reason: a parked or idle vCPU's few stray exits. */
-const QUIET_EXITS = 50;
+/** Fewer mechanism exits a second than this is no dominant one: a parked vCPU's stray exits (an idle one halts 7-10 times a second). */
+const QUIET_PER_S = 1;
 
 export interface Agreement<T> {
   a: T;
@@ -22,7 +23,7 @@ export interface Agreement<T> {
 export interface CellAgreement {
   variant: string;
   verdict: Agreement<VariantStatus>;
-  /** Per step and vCPU with exit counts on both sides: the dominant reason, or "quiet". */
+  /** Per measuring window (sample, wait step) and vCPU with exit counts on both sides: the dominant mechanism exit (hlt, mwait, pause), or "quiet". */
   exits: (Agreement<string> & { step: string; entity: string })[];
   /** Per KVM statistic, step and entity on both sides: the mean per repetition. */
   stats: (Agreement<number> & { metric: string; step: string; entity: string })[];
@@ -41,31 +42,30 @@ export interface VerdictAgreement {
 
 const RAN: readonly VariantStatus[] = ['passed', 'failed', 'unchecked'];
 
-/** step → entity → reason (vendor-neutral) → count, summed over repetitions. */
-function exitCounts(rows: readonly MetricRow[], variant: string): Map<string, Map<string, Map<string, number>>> {
+/** step → entity → mechanism exit (MONITOR counted with MWAIT) → count, summed over repetitions; only the measuring windows when known. */
+function exitCounts(rows: readonly MetricRow[], variant: string, windows: ReadonlySet<string> | undefined): Map<string, Map<string, Map<string, number>>> {
   const out = new Map<string, Map<string, Map<string, number>>>();
   for (const r of rows) {
     if (r.variant !== variant) continue;
-    const reason = exitReasonOfMetric(r.metric);
-    if (reason === undefined) continue;
+    const reason = MECHANISM_EXITS[exitReasonOfMetric(r.metric) ?? ''];
+    if (reason === undefined || (windows && !windows.has(r.step))) continue;
     const byEntity = out.get(r.step) ?? new Map<string, Map<string, number>>();
     const byReason = byEntity.get(r.entity) ?? new Map<string, number>();
-    const word = vendorNeutral(reason);
-    byReason.set(word, (byReason.get(word) ?? 0) + r.value);
+    byReason.set(reason, (byReason.get(reason) ?? 0) + r.value);
     byEntity.set(r.entity, byReason);
     out.set(r.step, byEntity);
   }
   return out;
 }
 
-/** SVM's and VMX's names for the same exits, as one word: a mock modelling one vendor and a host of the other still compare. */
-const SAME_EXIT: Record<string, string> = {
-  external_interrupt: 'interrupt', interrupt_window: 'vintr', ept_violation: 'npf', io_instruction: 'io', msr_read: 'msr', msr_write: 'msr', vmcall: 'hypercall',
-  exception_nmi: 'exception', cr_access: 'cr', dr_access: 'dr',
-};
-const vendorNeutral = (reason: string) => SAME_EXIT[reason] ?? (/^(read|write)_cr\d+$/.test(reason) ? 'cr' : /^(read|write)_dr\d+$/.test(reason) ? 'dr' : /_excp$/.test(reason) ? 'exception' : reason);
+/**
+ * The exits that name a parking or idle mechanism. The others — timer MSR writes, EOIs, host
+ * interrupts — depend on the host's vendor, HZ and APIC virtualization, which differ between any
+ * two hosts (and between the mock's simulated Intel host and the nested host's emulated AMD one).
+ */
+const MECHANISM_EXITS: Record<string, string> = { hlt: 'hlt', mwait: 'mwait', monitor: 'mwait', pause: 'pause' };
 
-function dominant(reasons: ReadonlyMap<string, number>): string {
+function dominant(reasons: ReadonlyMap<string, number>, seconds: number): string {
   let best = 'quiet';
   let max = 0;
   let total = 0;
@@ -73,7 +73,14 @@ function dominant(reasons: ReadonlyMap<string, number>): string {
     total += n;
     if (n > max) [best, max] = [reason, n];
   }
-  return total < QUIET_EXITS ? 'quiet' : best;
+  return total < QUIET_PER_S * seconds ? 'quiet' : best;
+}
+
+/** step → its wall time summed over the variant's repetitions (the exits are summed the same way). */
+function stepSeconds(rows: readonly MetricRow[], variant: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const r of rows) if (r.variant === variant && r.metric === 'step.duration_s') out.set(r.step, (out.get(r.step) ?? 0) + r.value);
+  return out;
 }
 
 /** metric\0step\0entity → mean over the repetitions that have it. */
@@ -99,6 +106,9 @@ export function verdictAgreement(left: LoadedResults, right: LoadedResults): Ver
   if (left.summary.experiment !== right.summary.experiment) {
     throw new InputError(`--verdicts compares two runs of one experiment; ${left.dir} ran ${left.summary.experiment} and ${right.dir} ran ${right.summary.experiment}`);
   }
+  // the windows the experiment measures in: its sample and wait steps
+  const exp = left.experiment ?? right.experiment;
+  const windows = exp && new Set(exp.steps.filter((st) => st.kind === 'sample' || st.kind === 'wait').map((st) => st.name));
   const cells: CellAgreement[] = [];
   const notCommon: VerdictAgreement['notCommon'] = [];
   const rightById = new Map(right.summary.variants.map((v) => [v.id, v]));
@@ -109,14 +119,16 @@ export function verdictAgreement(left: LoadedResults, right: LoadedResults): Ver
       notCommon.push({ variant: va.id, why: [side(left.dir, va), side(right.dir, vb)].filter(Boolean).join('; ') });
       continue;
     }
-    const ea = exitCounts(left.rows, va.id);
-    const eb = exitCounts(right.rows, va.id);
+    const secondsA = stepSeconds(left.rows, va.id);
+    const secondsB = stepSeconds(right.rows, va.id);
+    const ea = exitCounts(left.rows, va.id, windows);
+    const eb = exitCounts(right.rows, va.id, windows);
     const exits: CellAgreement['exits'] = [];
     for (const [step, byEntity] of ea) {
       for (const [entity, reasons] of byEntity) {
         const other = eb.get(step)?.get(entity);
         if (!other) continue;
-        const [a, b] = [dominant(reasons), dominant(other)];
+        const [a, b] = [dominant(reasons, secondsA.get(step) ?? 0), dominant(other, secondsB.get(step) ?? 0)];
         exits.push({ step, entity, a, b, agrees: a === b });
       }
     }
@@ -145,13 +157,9 @@ export function verdictAgreement(left: LoadedResults, right: LoadedResults): Ver
 
 export function formatAgreement(r: VerdictAgreement): string {
   const rows: string[][] = [];
-  let quiet = 0;
   for (const c of r.cells) {
     rows.push([c.variant, 'verdict', c.verdict.a.toUpperCase(), c.verdict.b.toUpperCase(), c.verdict.agrees ? 'yes' : 'NO']);
-    for (const e of c.exits) {
-      if (e.a === 'quiet' && e.b === 'quiet') quiet++;
-      else rows.push(['', `dominant exit ${e.entity} @ ${e.step}`, e.a, e.b, e.agrees ? 'yes' : 'NO']);
-    }
+    for (const e of c.exits) rows.push(['', `idle exits ${e.entity} @ ${e.step}`, e.a, e.b, e.agrees ? 'yes' : 'NO']);
     for (const s of c.stats) rows.push(['', `${s.metric} ${s.entity} @ ${s.step}`, fmtNum(s.a), fmtNum(s.b), s.agrees ? 'yes' : 'NO']);
   }
   const out = [
@@ -159,11 +167,10 @@ export function formatAgreement(r: VerdictAgreement): string {
     '',
     formatTable(['cell', 'what', 'A', 'B', 'agree'], rows),
     '',
-    ...(quiet ? [`(${quiet} vCPU and step pairs quiet on both sides — under ${QUIET_EXITS} exits — not listed)`] : []),
     ...r.notCommon.map((n) => `not compared: ${n.variant}: ${n.why}`),
     r.cells.length === 0
       ? 'no cell ran in both: nothing to compare'
-      : `${r.cells.filter((c) => c.agrees).length} of ${r.cells.length} common cells agree (verdict; dominant exit reason per vCPU and step, SVM and VMX names taken as one; KVM statistics zero or not, and within a factor of ten)`,
+      : `${r.cells.filter((c) => c.agrees).length} of ${r.cells.length} common cells agree (verdict; per vCPU and measuring window the most frequent of the exits that name a mechanism — HLT, MWAIT with MONITOR, PAUSE — or "quiet" under ${QUIET_PER_S} a second; KVM statistics zero or not, and within a factor of ten)`,
   ];
   return `${out.join('\n')}\n`;
 }

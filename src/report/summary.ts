@@ -27,7 +27,7 @@ export function mechanismLines(v: VariantResult, simulated = false): string[] {
   const m = v.mechanism;
   const o = v.observer;
   const cost = o
-    ? [`kvmlab's own CPU while watching: ${o.medianCpuPct.toFixed(1)} % of one CPU in the median step, ${o.maxCpuPct.toFixed(1)} % @ ${o.maxStep} at most${simulated ? " (the mock's simulation runs in that process too)" : ''}`]
+    ? [`kvmlab's own CPU while watching: ${o.medianCpuPct.toFixed(1)} % of one CPU in the median measuring window, ${o.maxCpuPct.toFixed(1)} % @ ${o.maxStep} at most${simulated ? " (the mock's simulation runs in that process too)" : ''}`]
     : [];
   return [...(m ? m.parked.map((x) => observationLine(x, m.planned)) : []), ...cost];
 }

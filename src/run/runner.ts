@@ -125,7 +125,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       vr.status = 'unchecked';
       vr.reason = 'no claim of the file applies to this variant (its expect: entries select other variants): it ran, and nothing was checked';
     } else vr.status = vr.expectations.every((e) => e.passed) ? 'passed' : 'failed';
-    vr.observer = observerSummary(mine);
+    vr.observer = observerSummary(mine, exp.steps);
     if (exp.guest.arch === 'x86_64' && accel === 'kvm') {
       const planned = mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch);
       const parked = observeParked(mine, parkedWindows(exp.steps), planned);
@@ -353,10 +353,16 @@ function observerCost(mark: { cpu: NodeJS.CpuUsage; wallMs: number }): { cpuS: n
   return { cpuS, cpuPct: (100 * cpuS) / wallS };
 }
 
-/** The variant's observer.cpu_pct rows as one line's worth: per step the median over repetitions; of those the median and the largest. */
-function observerSummary(rows: readonly MetricRow[]): VariantResult['observer'] {
+/**
+ * The variant's observer.cpu_pct rows as one line's worth, over the windows where figures are
+ * measured (sample and wait steps; every step when there are none — a guest command's step is
+ * mostly kvmlab driving SSH): per step the median over repetitions; of those the median and the largest.
+ */
+function observerSummary(rows: readonly MetricRow[], expSteps: Experiment['steps']): VariantResult['observer'] {
+  const windows = new Set(expSteps.filter((s) => s.kind === 'sample' || s.kind === 'wait').map((s) => s.name));
+  const counted = (step: string) => windows.size === 0 || windows.has(step);
   const byStep = new Map<string, number[]>();
-  for (const r of rows) if (r.metric === 'observer.cpu_pct') byStep.set(r.step, [...(byStep.get(r.step) ?? []), r.value]);
+  for (const r of rows) if (r.metric === 'observer.cpu_pct' && counted(r.step)) byStep.set(r.step, [...(byStep.get(r.step) ?? []), r.value]);
   const steps = [...byStep].map(([step, vs]) => ({ step, pct: median(vs) }));
   if (!steps.length) return undefined;
   const max = steps.reduce((a, b) => (b.pct > a.pct ? b : a));

@@ -1,5 +1,5 @@
 // compare --verdicts: two runs of one experiment held against each other cell by cell. Two mock
-// runs agree; a run whose verdict, dominant exit reason or KVM statistic differs in kind does not,
+// runs agree; a run whose verdict, dominant idle exit or KVM statistic differs in kind does not,
 // and the table names the cell and what differs.
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +28,7 @@ describe('compare --verdicts', () => {
     const r = await kvmlab('compare', a, b, '--verdicts');
     expect(r.exitCode, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/disable_exits=none\s+verdict\s+PASSED\s+PASSED\s+yes/);
-    expect(r.stdout).toMatch(/dominant exit vcpu0 @ parked\s+hlt\s+hlt\s+yes/);
+    expect(r.stdout).toMatch(/idle exits vcpu0 @ parked\s+hlt\s+hlt\s+yes/);
     expect(r.stdout).toMatch(/4 of 4 common cells agree/);
     const j = JSON.parse((await kvmlab('compare', a, b, '--verdicts', '--json')).stdout);
     expect(j).toMatchObject({ experiment: 'offline-vcpu-idle', agrees: true });
@@ -47,7 +47,7 @@ describe('compare --verdicts', () => {
     const r = await kvmlab('compare', a, c, '--verdicts');
     expect(r.exitCode, r.stderr).toBe(1);
     expect(r.stdout).toMatch(/disable_exits=none\s+verdict\s+PASSED\s+FAILED\s+NO/);
-    expect(r.stdout).toMatch(/dominant exit vcpu1 @ parked\s+quiet\s+mwait\s+NO/);
+    expect(r.stdout).toMatch(/idle exits vcpu1 @ parked\s+quiet\s+mwait\s+NO/);
     expect(r.stdout).toMatch(/2 of 4 common cells agree/);
   });
 

@@ -44,42 +44,42 @@ describe('collectors on the mock backend', () => {
     for (const v of ['vcpu0', 'vcpu1']) {
       const intercepted = one('none', 'trace.exits.hlt', v);
       const passed = one('hlt', 'trace.exits.hlt', v);
-      expect(intercepted).toBeGreaterThan(100); // ~100 wakeups/s over 1.5 s
+      expect(intercepted).toBeGreaterThan(10); // ~10 wakeups/s over 1.5 s
       expect(passed).toBe(0);
-      expect(one('none', 'trace.vcpu_wakeups', v)).toBeGreaterThan(100);
+      expect(one('none', 'trace.vcpu_wakeups', v)).toBeGreaterThan(10);
       expect(one('hlt', 'trace.vcpu_wakeups', v)).toBe(0);
     }
   });
 
   it('tracefs: context switches on the pinned pCPUs, rcuc wakeups on nohz_full, loss reported', () => {
-    expect(one('none', 'trace.sched_switch', 'pcpu2')).toBeGreaterThan(200); // block + wake per halt
+    expect(one('none', 'trace.sched_switch', 'pcpu2')).toBeGreaterThan(20); // block + wake per halt
     expect(one('hlt', 'trace.sched_switch', 'pcpu2')).toBeLessThan(one('none', 'trace.sched_switch', 'pcpu2'));
     expect(pick('none', 'trace.sched_switch', 'pcpu0')).toHaveLength(0); // not pinned: no per-pCPU row
     // HLT passed through: the vCPU never blocks, but host ticks that interrupt the guest on a
     // nohz_full pCPU wake rcuc/N (use_softirq=0), which preempts the vCPU thread
     const rcuc = one('hlt', 'trace.rcuc_wakeups', 'pcpu2');
-    expect(rcuc).toBeGreaterThan(10);
+    expect(rcuc).toBeGreaterThan(2);
     expect(one('hlt', 'trace.rcuc_preemptions', 'pcpu2')).toBe(rcuc);
     expect(one('hlt', 'trace.preemptions', 'vcpu0')).toBeGreaterThanOrEqual(rcuc);
     expect(one('none', 'trace.events_lost', 'all')).toBe(0);
     expect(pick('none', 'trace.events_lost', undefined).length).toBe(9); // 8 pCPUs + all
     expect(one('none', 'trace.switches_out', 'emulator')).toBeGreaterThan(0);
     // both steps are attributed
-    expect(one('none', 'trace.exits', 'vcpu0', 'idle2')).toBeGreaterThan(50);
+    expect(one('none', 'trace.exits', 'vcpu0', 'idle2')).toBeGreaterThan(5);
   });
 
   it('kvm-stats: halt statistics per vCPU follow the exit policy', () => {
-    expect(one('none', 'kvm.halt_exits', 'vcpu1')).toBeGreaterThan(100);
+    expect(one('none', 'kvm.halt_exits', 'vcpu1')).toBeGreaterThan(10);
     expect(one('hlt', 'kvm.halt_exits', 'vcpu1')).toBe(0);
-    expect(one('none', 'kvm.halt_wakeup', 'vcpu0')).toBeGreaterThan(100);
-    // KVM's adaptive polling: wakeups 10 ms apart, far beyond halt_poll_ns (200 µs), shrink the window
+    expect(one('none', 'kvm.halt_wakeup', 'vcpu0')).toBeGreaterThan(10);
+    // KVM's adaptive polling: wakeups 100 ms apart, far beyond halt_poll_ns (200 µs), shrink the window
     // to nothing; real KVM in the nested host polled 4 times in 100 halts at halt_poll_ns 400000
     expect(one('none', 'kvm.halt_attempted_poll', 'vcpu0')).toBe(0);
     expect(pick('none', 'kvm.halt_wait_ns', 'vcpu0')[0]?.unit).toBe('ns');
   });
 
   it('interrupts: posted-interrupt wakeups only where a vCPU blocks', () => {
-    expect(one('none', 'irq.piw', 'pcpu2')).toBeGreaterThan(10);
+    expect(one('none', 'irq.piw', 'pcpu2')).toBeGreaterThan(2);
     expect(one('hlt', 'irq.piw', 'pcpu2')).toBe(0);
     expect(one('none', 'irq.piw', 'pcpu5')).toBe(0);
     expect(one('hlt', 'irq.loc', 'pcpu0')).toBeGreaterThan(0);

@@ -51,6 +51,16 @@ describe('planVm', () => {
     expect(mechanismOf(planVm(guest(), knobs({}), 'tcg', INTEL), 'x86_64')).toMatchObject({ idle: 'none', kvm: 'none', notes: ['TCG: no KVM, no exits'] });
   });
 
+  it("idles in MWAIT only where the guest's CPUID leaf 5 lists a C1 sub-state: the host's under cpu-pm", () => {
+    const idle = (host: PlanHost, k: Record<string, unknown> = { disable_exits: ['mwait'] }) => mechanismOf(planVm(guest('host,vendor=GenuineIntel'), knobs(k), 'kvm', host), 'x86_64');
+    expect(idle({ ...INTEL, mwaitC1Substates: 2 })).toMatchObject({ idle: 'mwait', parked: 'mwait', notes: [] });
+    // TCG's -cpu max, as the nested host's L1 sees it: no C1 sub-state, so Linux halts; it still parks in MWAIT
+    expect(idle({ ...INTEL, mwaitC1Substates: 0 })).toMatchObject({ idle: 'hlt', idleKvm: 'blocks', parked: 'mwait', kvm: 'passed', notes: [expect.stringMatching(/leaf 5 lists no C1 sub-state/)] });
+    expect(idle(INTEL).notes).toEqual([expect.stringMatching(/host's leaf 5 is not known/)]);
+    // a named model without cpu-pm gets QEMU's own leaf 5, which lists no C-state
+    expect(mechanismOf(planVm(guest('qemu64'), knobs({ expose_mwait: true }), 'kvm', { ...INTEL, mwaitC1Substates: 2 }), 'x86_64')).toMatchObject({ idle: 'hlt' });
+  });
+
   it('cpu-pm asks for everything the host allows of MWAIT|HLT|PAUSE|CSTATE', () => {
     expect(planVm(guest(), knobs({ disable_exits: 'cpu-pm' }), 'kvm', INTEL).disableExitsMask).toBe(0xf);
     expect(planVm(guest(), knobs({ disable_exits: 'cpu-pm' }), 'kvm', { cpuVendor: 'x', kvm: { disableExitsMask: 0x1e } }).disableExitsMask).toBe(0xe);

@@ -53,6 +53,8 @@ function kvmProbeOutput(): KvmProbe {
     probe_version: 1,
     host: { sysname: 'Linux', release: MOCK_HOST.kernelRelease, machine: MOCK_HOST.arch },
     kvm_params: { halt_poll_ns: Number(MOCK_HOST.kvmParams.halt_poll_ns), mitigate_smt_rsb: /^[Yy1]/.test(MOCK_HOST.kvmParams.mitigate_smt_rsb ?? 'N') },
+    // an Intel server CPU's MONITOR/MWAIT leaf: 64-byte lines, two C1 sub-states (EDX bits 7:4)
+    cpuid_leaf5: { eax: 64, ebx: 64, ecx: 3, edx: 0x2020 },
     dev_kvm: { ok: true },
     api_version: 12,
     vm: { ok: true, type: 0 },
