@@ -46,8 +46,8 @@ export interface HostView {
   processUsage(pid: number): Promise<{ cpuPct: number; rssBytes: number }>;
   /** May this process write ('w') or execute ('x') the host path? */
   access(path: string, mode: 'w' | 'x'): Promise<boolean>;
-  /** Run a program on the host to its end (argv, no shell); exitCode -1 when it could not start or timed out. */
-  run(file: string, args: readonly string[], timeoutMs: number): Promise<ProgramResult>;
+  /** Run a program on the host to its end (argv, no shell); exitCode -1 when it could not start, timed out or was cancelled by `signal`. */
+  run(file: string, args: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<ProgramResult>;
   /** Start a program on the host (argv, no shell), stdin and stdout closed. */
   spawn(file: string, args: readonly string[]): HostProcess;
 }

@@ -313,7 +313,7 @@ async function runSteps(r: Repetition): Promise<void> {
     let detail: Record<string, unknown> = {};
     let failure: Error | undefined;
     try {
-      detail = await abortable(runStep(step, { vm, clock, arch: r.exp.guest.arch, emit: r.emit, allowHostCommands: r.opts.allowHostCommands, signal, eventsFrom, refreshThreads }), signal, vm);
+      detail = await abortable(runStep(step, { vm, host: backend.host, clock, arch: r.exp.guest.arch, emit: r.emit, allowHostCommands: r.opts.allowHostCommands, signal, eventsFrom, refreshThreads }), signal, vm);
     } catch (e) {
       failure = e as Error;
       if (e instanceof StepFailed && e.detail) detail = e.detail;

@@ -1,8 +1,7 @@
 // Executing one step against a VM. A step either completes (with rows in the metrics table and a
 // detail for the step log) or throws: StepFailed when the guest or QEMU said no in a way the
 // experiment did not allow for, anything else when the infrastructure broke.
-import { execa } from 'execa';
-import type { Vm } from '../backend/backend.js';
+import type { HostView, Vm } from '../backend/backend.js';
 import type { Clock } from '../backend/clock.js';
 import { QmpError, type QmpEvent } from '../backend/qmp-client.js';
 import type { Step } from '../spec/schema.js';
@@ -20,6 +19,8 @@ export class StepFailed extends Error {
 
 export interface StepContext {
   vm: Vm;
+  /** The host as the backend gives it: a `host:` step runs there (on the simulated host under the mock). */
+  host: HostView;
   /** The backend's clock: windows, waits and deadlines go by it. */
   clock: Clock;
   arch: 'x86_64' | 'ppc64';
@@ -122,10 +123,10 @@ export async function runStep(step: Step, ctx: StepContext): Promise<Record<stri
     case 'host': {
       if (!ctx.allowHostCommands) throw new StepFailed('host commands need --allow-host-commands');
       const [file, ...args] = step.argv as [string, ...string[]];
-      const r = await execa(file, args, { reject: false, timeout, cancelSignal: ctx.signal, stdin: 'ignore' });
-      emit({ step: name, entity: 'host', metric: 'host.exit_status', value: r.exitCode ?? -1, unit: 'status' });
-      if (r.exitCode !== 0) throw new StepFailed(`host command ${step.argv.join(' ')} failed: ${r.shortMessage ?? `exit ${r.exitCode}`}`);
-      return { exitCode: r.exitCode, stdout: String(r.stdout).slice(0, 4096), stderr: String(r.stderr).slice(0, 4096) };
+      const r = await ctx.host.run(file, args, timeout, ctx.signal);
+      emit({ step: name, entity: 'host', metric: 'host.exit_status', value: r.exitCode, unit: 'status' });
+      if (r.exitCode !== 0) throw new StepFailed(`host command ${step.argv.join(' ')} failed: exit ${r.exitCode}${r.stderr.trim() ? `: ${r.stderr.trim().split('\n')[0]}` : ''}`);
+      return { exitCode: r.exitCode, stdout: r.stdout.slice(0, 4096), stderr: r.stderr.slice(0, 4096) };
     }
   }
 }

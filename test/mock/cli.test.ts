@@ -34,6 +34,15 @@ describe('kvmlab run on the mock backend', () => {
     expect(refused.stderr).toMatch(/already holds/);
   });
 
+  it.concurrent('a host: step under the mock runs on the simulated host, never on this machine', async () => {
+    const marker = join(tmp, 'host-step-ran');
+    const exp = file('host-step.yaml', `name: host-step\ndescription: a host command\nguest: { arch: x86_64, cpus: 1 }\nsteps:\n  - { name: touch, host: [touch, ${JSON.stringify(marker)}] }\n`);
+    const r = await kvmlab('run', exp, '--backend', 'mock', '--allow-host-commands', '--out', join(tmp, 'host-step'));
+    expect(r.exitCode, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/host command touch .* failed: exit -1: touch: not found on the simulated host/);
+    expect(existsSync(marker)).toBe(false);
+  });
+
   it.concurrent('refuses --on ssh:// (not built yet) and an unknown --on with exit 2', async () => {
     for (const on of ['ssh://root@lab-box', 'moon']) {
       const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--on', on);

@@ -118,7 +118,7 @@ function scriptedVm(answer: (cmd: string, args?: Record<string, unknown>, timeou
 }
 
 const unplugStep = (timeout: string) => parseExperiment(`name: u\ndescription: d\nguest: { arch: x86_64, cpus: 1, maxcpus: 3 }\nsteps: [{ unplug: cpu2, timeout: ${timeout} }]\n`, 'u.yaml').steps[0]!;
-const stepCtx = (vm: Vm, rows: MetricRow[] = []) => ({ vm, clock: realClock, arch: 'x86_64' as const, emit: (r: Omit<MetricRow, 'variant' | 'repetition'>) => void rows.push({ variant: 'v', repetition: 1, ...r }), allowHostCommands: false, signal: new AbortController().signal, eventsFrom: 0, refreshThreads: async () => undefined });
+const stepCtx = (vm: Vm, rows: MetricRow[] = []) => ({ vm, host: fileHost({}), clock: realClock, arch: 'x86_64' as const, emit: (r: Omit<MetricRow, 'variant' | 'repetition'>) => void rows.push({ variant: 'v', repetition: 1, ...r }), allowHostCommands: false, signal: new AbortController().signal, eventsFrom: 0, refreshThreads: async () => undefined });
 
 describe('the unplug step', () => {
   it('gives device_del the step\'s timeout, not QMP\'s 30 s default', async () => {

@@ -78,8 +78,8 @@ export class RealHostView implements HostView {
     );
   }
 
-  async run(file: string, args: readonly string[], timeoutMs: number): Promise<ProgramResult> {
-    const r = await execa(file, args, { reject: false, stdin: 'ignore', timeout: timeoutMs });
+  async run(file: string, args: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<ProgramResult> {
+    const r = await execa(file, args, { reject: false, stdin: 'ignore', timeout: timeoutMs, ...(signal ? { cancelSignal: signal } : {}) });
     return { exitCode: r.failed && r.exitCode === undefined ? -1 : (r.exitCode ?? -1), stdout: r.stdout, stderr: r.failed && !r.stderr ? (r.shortMessage ?? '') : r.stderr };
   }
 
