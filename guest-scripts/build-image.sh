@@ -4,9 +4,12 @@
 # ARCH is x86_64 or ppc64le. ROLE is guest (the default: the SSH-reachable experiment guest) or
 # nested-host (x86_64 only: the KVM host kvmlab boots under TCG for `--on nested`, with kvm-amd and
 # 9p, and nested-host-init.sh as /init). Writes OUTDIR/{kernel,initrd.img,ssh_host_ed25519_key.pub,
-# manifest.json}; on x86_64 the kernel is the uncompressed PVH vmlinux when the package's has one. Packages are fetched with `apt-get download` into
-# ${KVMLAB_CACHE:-/var/cache/kvmlab}/debs/ARCH and unpacked with `dpkg-deb -x`; nothing of the
-# guest architecture is ever installed on the host. See README.md in this directory.
+# manifest.json}; on x86_64 the kernel is the uncompressed PVH vmlinux when the package's has one.
+# Packages are fetched with `apt-get download` into ${KVMLAB_CACHE:-/var/cache/kvmlab}/debs/ARCH and
+# unpacked with `dpkg-deb -x`; nothing of the guest architecture is ever installed on the host.
+# KVMLAB_KERNEL=debian:SERIES (e.g. debian:6.12) takes the kernel from the Debian suite that carries
+# that series instead of the host's own, through a private apt sources list and state directory
+# under the cache (the host's apt configuration is never changed). See README.md in this directory.
 set -euo pipefail
 
 PROG=build-image.sh
@@ -38,6 +41,17 @@ nested-host)
 esac
 SSH_PKG=dropbear-bin
 BUSYBOX_PKG=busybox-static
+# The kernel from another Debian suite: the series it carries, the suite, and a private apt for it.
+KERNEL_SPEC=${KVMLAB_KERNEL:-}
+KSERIES= KSUITE=
+if [[ -n $KERNEL_SPEC ]]; then
+	[[ $KERNEL_SPEC =~ ^debian:([0-9]+\.[0-9]+)$ ]] || die "KVMLAB_KERNEL=$KERNEL_SPEC: want debian:SERIES, e.g. debian:6.12"
+	KSERIES=${BASH_REMATCH[1]}
+	case $KSERIES in
+	6.12) KSUITE=trixie ;;
+	*) die "KVMLAB_KERNEL=$KERNEL_SPEC: no Debian suite kvmlab knows carries Linux $KSERIES (known: debian:6.12 from trixie; the host's own without KVMLAB_KERNEL)" ;;
+	esac
+fi
 
 [[ $(id -u) -eq 0 ]] || die "must run as root"
 SCRIPTDIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,7 +59,13 @@ GUEST_FILES=(build-image.sh "$INIT" kvmlab-load.sh)
 for f in "${GUEST_FILES[@]}"; do [[ -f $SCRIPTDIR/$f ]] || die "missing $SCRIPTDIR/$f"; done
 CACHE=${KVMLAB_CACHE:-/var/cache/kvmlab}
 DEBDIR=$CACHE/debs/$ARCH
-RESOLVED=$CACHE/resolved-$ARCH.txt
+RESOLVED=$CACHE/resolved-$ARCH${KSERIES:+-linux-$KSERIES}.txt
+# apt options for the private suite: its own sources list and lists, nothing of the host's
+KAPT=()
+if [[ -n $KSUITE ]]; then
+	KAPTDIR=$CACHE/apt-$KSUITE
+	KAPT=(-o "Dir::Etc::SourceList=$KAPTDIR/sources.list" -o Dir::Etc::SourceParts=/dev/null -o "Dir::State::Lists=$KAPTDIR/lists" -o Dir::Cache=$KAPTDIR/cache)
+fi
 APT_LOCK=(-o DPkg::Lock::Timeout=600)
 
 # ---------------------------------------------------------------- host preparation
@@ -85,6 +105,30 @@ foreign_arch() {
 	fi
 }
 
+# The private suite's package lists: the host's own mirror, another suite, fetched once a day.
+private_suite() {
+	[[ -n $KSUITE ]] || return 0
+	local uri
+	uri=$(apt-get indextargets --format '$(REPO_URI)' 2>/dev/null | grep -m1 '^http' || true)
+	[[ -n $uri ]] || uri=$(sed -n 's/^URIs: *\(http[^ ]*\).*/\1/p; s/^deb  *\(\[[^]]*\] *\)\?\(http[^ ]*\).*/\2/p' /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | head -n1)
+	[[ -n $uri ]] || die "cannot find the host's Debian mirror in its apt configuration"
+	mkdir -p "$KAPTDIR/lists/partial" "$KAPTDIR/cache/archives/partial"
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] ${uri%/} $KSUITE main" >"$KAPTDIR/sources.list"
+	if [[ -z $(find "$KAPTDIR/lists" -maxdepth 1 -name '*_Packages*' -mmin -1440 2>/dev/null) ]]; then
+		log "apt-get update for $KSUITE (private lists in $KAPTDIR)"
+		apt-get "${KAPT[@]}" "${APT_LOCK[@]}" update >/dev/null || die "apt-get update for $KSUITE failed"
+	fi
+}
+
+# The newest linux-image-SERIES.N+debM-ARCH of the private suite, and its version.
+private_kernel() {
+	local name
+	name=$(apt-cache "${KAPT[@]}" pkgnames "linux-image-$KSERIES." 2>/dev/null |
+		grep -E "^linux-image-${KSERIES//./\\.}\.[0-9]+\+deb[0-9]+-$DEBARCH\$" | sort -V | tail -n1) || true
+	[[ -n $name ]] || die "no linux-image-$KSERIES.*-$DEBARCH in $KSUITE"
+	echo "$name"
+}
+
 # ---------------------------------------------------------------- package resolution
 # Resolving with apt-cache costs seconds here (no binary apt cache), so the result is kept in
 # $RESOLVED, keyed by a fingerprint of everything apt's answer depends on.
@@ -96,6 +140,8 @@ apt_fingerprint() {
 			/etc/apt/sources.list.d/* /etc/apt/preferences /etc/apt/preferences.d/* \
 			/var/lib/dpkg/status 2>/dev/null || true
 		cat "$SCRIPTDIR/build-image.sh"
+		echo "kernel $KERNEL_SPEC"
+		[[ -z $KSUITE ]] || stat -c '%n %s %Y' "$KAPTDIR"/lists/*Packages* 2>/dev/null || true
 	} | sha256sum | cut -d' ' -f1
 }
 
@@ -117,6 +163,7 @@ resolve() {
 		sed -n 's/^ *Depends: \(linux-image-[0-9][^: ]*\).*/\1/p') || true
 	kpkg=${kpkg%%$'\n'*}
 	[[ -n $kpkg ]] || die "package not found: $KMETA:$DEBARCH (no linux-image-* dependency; apt-get update?)"
+	[[ -z $KSUITE ]] || kpkg=$(private_kernel)
 	# Library packages: the Depends closure of the SSH server package.
 	queue=("$SSH_PKG")
 	seen[$SSH_PKG]=1
@@ -135,6 +182,10 @@ resolve() {
 	out=$(apt-cache policy "${pkgs[@]/%/:$DEBARCH}" 2>/dev/null |
 		awk '/^[^ ].*:$/ { name = $0; sub(/:$/, "", name); sub(/:.*/, "", name) }
 		     /^  Candidate:/ { if ($2 != "(none)") print name, $2 }') || true
+	if [[ -n $KSUITE ]]; then
+		out=$(grep -v "^$kpkg " <<<"$out" || true)
+		out+=$'\n'$(apt-cache "${KAPT[@]}" policy "$kpkg" 2>/dev/null | awk -v n="$kpkg" '/^  Candidate:/ { if ($2 != "(none)") print n, $2 }')
+	fi
 	for p in "${pkgs[@]}"; do
 		grep -q "^$p " <<<"$out" || die "package not found: $p:$DEBARCH (apt-get update?)"
 	done
@@ -151,6 +202,7 @@ exec 9>"$CACHE/.lock-$ARCH" # one build per ARCH at a time (shared cache and res
 flock 9
 host_tools
 foreign_arch
+private_suite
 fp=$(apt_fingerprint)
 if [[ ! -f $RESOLVED ]] || [[ $(head -n1 "$RESOLVED") != "fingerprint $fp" ]]; then
 	resolve "$fp"
@@ -187,7 +239,9 @@ deb_file() { # NAME -> cached .deb path (downloaded when missing)
 	local name=$1 ver=${VERSION[$1]} f
 	f=$(compgen -G "$DEBDIR/${name}_${ver//:/%3a}_*.deb" | head -n1) || true
 	if [[ -z $f ]]; then
-		(cd "$DEBDIR" && apt-get -q -o APT::Sandbox::User=root download "$name:$DEBARCH=$ver" >/dev/null) ||
+		local apt=()
+		[[ $name != "$KPKG" ]] || apt=("${KAPT[@]}")
+		(cd "$DEBDIR" && apt-get -q "${apt[@]}" -o APT::Sandbox::User=root download "$name:$DEBARCH=$ver" >/dev/null) ||
 			die "package not found: $name:$DEBARCH=$ver (apt-get download failed)"
 		f=$(compgen -G "$DEBDIR/${name}_${ver//:/%3a}_*.deb" | head -n1) || true
 		[[ -n $f ]] || die "package not found: $name:$DEBARCH=$ver"
@@ -226,6 +280,8 @@ kimg=$(compgen -G "$X/$KPKG/boot/$KIMAGE-*" | head -n1) || true
 [[ -n $kimg ]] || die "no /boot/$KIMAGE-* in $KPKG"
 KVER=${kimg##*/$KIMAGE-}
 MODROOT=$X/$KPKG
+# a merged-/usr package (trixie and later) ships its modules under usr/lib
+[[ -d $MODROOT/lib/modules/$KVER || ! -d $MODROOT/usr/lib/modules/$KVER ]] || MODROOT=$X/$KPKG/usr
 [[ -d $MODROOT/lib/modules/$KVER ]] || die "no lib/modules/$KVER in $KPKG"
 MODDIR=$MODROOT/lib/modules/$KVER
 
@@ -414,6 +470,7 @@ echo "$HOSTPUB" >"$STAGE/ssh_host_ed25519_key.pub"
 	echo "  \"kernelPackage\": \"$KPKG\","
 	echo "  \"kernelVersion\": \"$KVER\","
 	echo "  \"kernelFormat\": \"$KFORMAT\","
+	[[ -z $KERNEL_SPEC ]] || echo "  \"kernelSpec\": \"$KERNEL_SPEC\","
 	echo "  \"packages\": {"
 	sep=
 	for p in $(printf '%s\n' "${!VERSION[@]}" | sort); do

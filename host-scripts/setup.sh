@@ -37,6 +37,10 @@ done
 if [[ $(uname -m) == x86_64 ]]; then
   log 'nested KVM host image (for kvmlab run --on nested)'
   "$top/guest-scripts/build-image.sh" x86_64 "$images/nested-host" nested-host
+  # the same host on the next Debian kernel series, for before/after runs (--host-kernel debian:6.12)
+  log 'nested KVM host image with Linux 6.12 (kvmlab run --on nested --host-kernel debian:6.12)'
+  KVMLAB_KERNEL=debian:6.12 "$top/guest-scripts/build-image.sh" x86_64 "$images/nested-host-linux-6.12" nested-host ||
+    log 'warning: the Linux 6.12 nested host image could not be built; --host-kernel debian:6.12 will say so'
 fi
 
 if [[ ! -d $top/node_modules ]]; then

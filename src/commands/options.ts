@@ -3,4 +3,6 @@ import { Option } from 'commander';
 
 export const backendOption = () => new Option('--backend <backend>', 'qemu (real QEMU), mock (simulated guest and host), auto (qemu when installed)').choices(['auto', 'qemu', 'mock']).default('auto');
 
+export const hostKernelOption = () => new Option('--host-kernel <debian:SERIES>', "with --on nested: the nested host's kernel, a Debian series such as debian:6.12 (its image: kvmlab image build --arch nested-host --kernel debian:6.12); over the experiment's nested.kernel");
+
 export const accelOption = () => new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto');

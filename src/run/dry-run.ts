@@ -115,6 +115,8 @@ export interface PlanRequest {
   on: On;
   repeat?: number;
   only?: string;
+  /** --host-kernel: the nested host's kernel by Debian series, over the experiment's nested.kernel. */
+  hostKernel?: string;
 }
 
 const DECIDED_INSIDE =
@@ -130,8 +132,8 @@ interface Where {
 /** L1 as `run --on nested` would boot it; the facts of it known before it boots. */
 async function nestedWhere(loaded: Loaded, req: PlanRequest): Promise<Where> {
   const exp = loaded.experiment;
-  const { l0, image } = await nestedHostFiles();
-  const shape = nestedShape(exp);
+  const shape = nestedShape(exp, req.hostKernel);
+  const { l0, image } = await nestedHostFiles(shape.kernel);
   const out = String(PLACEHOLDERS.out);
   const argv = l1Argv(image, shape, out, String(PLACEHOLDERS.ctlDir), String(PLACEHOLDERS.monitor));
   const inside = [`${TARGET_ENV}=${PLACEHOLDERS.targetInfo}`, 'kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only })];

@@ -103,7 +103,10 @@ export const Guest = strict({
   ready_timeout: duration.default(300_000),
 });
 
-/** The KVM host kvmlab boots under TCG for `--on nested` (L1): its size and kernel command line. */
+/** A nested host's kernel by Debian series: debian:6.12. */
+export const HostKernel = z.string().regex(/^debian:\d+\.\d+$/, 'a Debian kernel series such as debian:6.12');
+
+/** The KVM host kvmlab boots under TCG for `--on nested` (L1): its size, kernel and kernel command line. */
 export const NestedHost = strict({
   /** L1 CPUs; default: enough that every pinned host CPU exists (highest pinned + 1), at least guest cpus + 1. */
   cpus: z.number().int().min(1).max(64).optional(),
@@ -111,6 +114,8 @@ export const NestedHost = strict({
   memory: sizeMiB.optional(),
   /** Extra L1 kernel command line, e.g. nohz_full=2-3 isolcpus=2-3 rcutree.use_softirq=0. */
   cmdline: z.string().regex(/^[A-Za-z0-9_.,=:+\/ -]*$/, 'kernel parameters such as nohz_full=2-3 isolcpus=2-3').max(1024).optional(),
+  /** L1's kernel: a Debian series (debian:6.12), built into its own image by `kvmlab image build --arch nested-host --kernel debian:6.12`; default the host's Debian kernel. */
+  kernel: HostKernel.optional(),
 });
 
 export const Knobs = strict({

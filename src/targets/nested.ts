@@ -50,14 +50,22 @@ export interface NestedShape {
   cpus: number;
   memoryMiB: number;
   cmdline: string;
+  /** L1's kernel by Debian series (debian:6.12); absent: the image built from the host's own suite. */
+  kernel?: string;
 }
 
-/** L1's size: the experiment's `nested:` block, else enough CPUs for every pinning to exist. */
-export function nestedShape(exp: Experiment): NestedShape {
+/** L1's size and kernel: the experiment's `nested:` block (the kernel overridden by --host-kernel), else enough CPUs for every pinning to exist. */
+export function nestedShape(exp: Experiment, hostKernel?: string): NestedShape {
   const pinned = [...Object.values(exp.pinning?.vcpupin ?? {}).flat(), ...(exp.pinning?.emulatorpin ?? [])];
   const cpus = exp.nested?.cpus ?? Math.max(2, exp.guest.cpus + 1, pinned.length ? Math.max(...pinned) + 1 : 0);
   const memoryMiB = exp.nested?.memory ?? (exp.guest.memory ?? 512) + 1536;
-  return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '' };
+  const kernel = hostKernel ?? exp.nested?.kernel;
+  return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '', ...(kernel ? { kernel } : {}) };
+}
+
+/** The image directory of a nested host with this kernel: nested-host, or nested-host-linux-6.12 for debian:6.12. */
+export function nestedImageName(kernel: string | undefined): string {
+  return kernel ? `${NESTED_IMAGE}-linux-${kernel.replace(/^debian:/, '')}` : NESTED_IMAGE;
 }
 
 export interface NestedImage {
@@ -68,16 +76,16 @@ export interface NestedImage {
 }
 
 /** L0's QEMU and L1's image: what booting L1 takes from this host, or why this host cannot (HostError). */
-export async function nestedHostFiles(): Promise<{ l0: string; image: NestedImage }> {
-  const image = await readNestedImage();
+export async function nestedHostFiles(kernel?: string): Promise<{ l0: string; image: NestedImage }> {
+  const image = await readNestedImage(kernel);
   const l0 = await findExecutable(new RealHostView(), L0_BINARY);
   if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
   return { l0, image };
 }
 
-async function readNestedImage(): Promise<NestedImage> {
-  const dir = join(imagesDir(), NESTED_IMAGE);
-  const fix = 'build it with `kvmlab image build --arch nested-host` (or `bash host-scripts/setup.sh`)';
+async function readNestedImage(hostKernel: string | undefined): Promise<NestedImage> {
+  const dir = join(imagesDir(), nestedImageName(hostKernel));
+  const fix = hostKernel ? `build it with \`kvmlab image build --arch nested-host --kernel ${hostKernel}\`` : 'build it with `kvmlab image build --arch nested-host` (or `bash host-scripts/setup.sh`)';
   const kernel = join(dir, 'kernel');
   const initrd = join(dir, 'initrd.img');
   for (const f of [kernel, initrd]) {
@@ -272,7 +280,7 @@ export interface NestedRunResult {
 
 /** Boots L1, runs the kvmlab command in it, and returns when L1 is gone. */
 export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
-  const { l0, image } = await nestedHostFiles();
+  const { l0, image } = await nestedHostFiles(req.shape.kernel);
   const target = nestedTarget((await qemuInfo(new RealHostView(), L0_BINARY)).version, image, req.shape);
   await mkdir(req.out, { recursive: true });
   const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));

@@ -309,6 +309,18 @@ describe.concurrent('the rest of the CLI', () => {
     expect(again.stdout).toBe('cleanup: nothing to undo');
   });
 
+  it('chooses a host kernel only for the host it boots, by Debian series', async () => {
+    const local = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--backend', 'mock', '--host-kernel', 'debian:6.12');
+    expect(local.exitCode).toBe(2);
+    expect(local.stderr).toMatch(/--host-kernel debian:6\.12: kvmlab chooses the host's kernel only for the host it boots; add --on nested/);
+    const bad = await kvmlab('plan', 'experiments/offline-vcpu-idle.yaml', '--on', 'nested', '--host-kernel', '6.12');
+    expect(bad.exitCode).toBe(2);
+    expect(bad.stderr).toMatch(/give a Debian kernel series such as debian:6\.12/);
+    const image = await kvmlab('image', 'build', '--arch', 'x86_64', '--kernel', 'debian:6.12');
+    expect(image.exitCode).toBe(2);
+    expect(image.stderr).toMatch(/the kernel of the nested host only; add --arch nested-host/);
+  });
+
   it('ships a JSON Schema that matches the zod schemas', async () => {
     const r = await kvmlab('schema');
     expect(JSON.parse(r.stdout)).toEqual(JSON.parse(readFileSync(join(root, 'experiments/experiment.schema.json'), 'utf8')));

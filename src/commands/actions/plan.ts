@@ -10,16 +10,17 @@ import { planRun, type PlannedVariant, type RunPlan } from '../../run/dry-run.js
 import { noticesOnly } from '../../run/progress.js';
 import { formatDuration } from '../../spec/units.js';
 import { parseOn } from '../../targets/on.js';
-import { parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
+import { parseHostKernel, parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
 
 export async function plan(file: string, flags: RunChoices): Promise<void> {
   const repeat = parseRepeat(flags.repeat);
   const on = parseOn(flags.on);
+  const hostKernel = parseHostKernel(flags.hostKernel, on);
   if (on === 'nested') refuseOnNested(flags.backend, flags.accel);
   const loaded = await loadChecked(file);
   // Inside L1 the run is real QEMU whatever was asked here (the mock is refused above).
   const backend = await selectBackend(on === 'nested' ? 'qemu' : flags.backend, loaded.experiment.guest.arch, noticesOnly(process.stderr));
-  const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}) });
+  const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}), ...(hostKernel ? { hostKernel } : {}) });
   process.stdout.write(flags.json ? `${JSON.stringify(doc, null, 2)}\n` : planText(doc));
 }
 

@@ -1,6 +1,7 @@
 // What `run` and `plan` read the same way from their flags: the repetitions, and what `--on nested`
 // refuses.
 import { InputError } from '../../errors.js';
+import { HostKernel } from '../../spec/schema.js';
 
 /** The flags `run` and `plan` both take: where, with what, how often, which variants. */
 export interface RunChoices {
@@ -10,6 +11,15 @@ export interface RunChoices {
   repeat?: string;
   only?: string;
   json?: boolean;
+  hostKernel?: string;
+}
+
+/** --host-kernel debian:SERIES: only with --on nested, where kvmlab boots the host. */
+export function parseHostKernel(flag: string | undefined, on: string): string | undefined {
+  if (flag === undefined) return undefined;
+  if (on !== 'nested') throw new InputError(`--host-kernel ${flag}: kvmlab chooses the host's kernel only for the host it boots; add --on nested (on this host, boot the kernel you want and run here)`);
+  if (!HostKernel.safeParse(flag).success) throw new InputError(`--host-kernel ${flag}: give a Debian kernel series such as debian:6.12`);
+  return flag;
 }
 
 /** --repeat N: repetitions per variant, overriding the file. */

@@ -7,7 +7,7 @@ import { InputError } from '../../errors.js';
 import { HostJournal } from '../../host/journal.js';
 import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
-import { parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
+import { parseHostKernel, parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
 import { EXIT_INTERRUPTED, exitCodeOf } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
@@ -31,9 +31,10 @@ export interface RunFlags extends RunChoices {
 export async function run(file: string, flags: RunFlags): Promise<void> {
   const repeat = parseRepeat(flags.repeat);
   const on = parseOn(flags.on);
+  const hostKernel = parseHostKernel(flags.hostKernel, on);
   const loaded = await loadChecked(file);
   const progress = createProgress(process.stderr, flags.quiet);
-  if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress);
+  if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress, hostKernel);
   let journal: HostJournal | undefined;
   const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()));
   const out = flags.out ?? defaultOutDir(loaded.experiment.name);
@@ -67,13 +68,13 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
 }
 
 /** `run --on nested`: the same run, inside a KVM host emulated under TCG; results land in --out here. */
-async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress): Promise<void> {
+async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress, hostKernel: string | undefined): Promise<void> {
   refuseOnNested(flags.backend, flags.accel);
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
   await refuseOverwrite(out, flags.force);
   const runArgs = insideL1Args(file, out, { repeat, only: flags.only, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
-  const shape = nestedShape(exp);
-  progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
+  const shape = nestedShape(exp, hostKernel);
+  progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
     const r = await runNested({ argv: runArgs, out, reads: [dirname(resolve(file))], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
