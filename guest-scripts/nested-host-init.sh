@@ -76,7 +76,8 @@ fi
 for c in /sys/devices/system/cpu/cpu[0-9]*; do
 	[ -e $c/online ] && [ "$(cat $c/online)" = 0 ] && { echo 1 >$c/online || fatal "cannot online ${c##*/}"; }
 done
-say "ready: $(nproc) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB, kernel $kver"
+# online CPUs, isolated ones included (nproc counts only those this process may run on, which isolcpus= shrinks)
+say "ready: $(grep -c ^processor /proc/cpuinfo) CPUs, $(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo) MiB, kernel $kver"
 
 chroot $R /bin/sh /run/kvmlab-nested/job.sh &
 job=$!
