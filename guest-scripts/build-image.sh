@@ -9,7 +9,9 @@
 # unpacked with `dpkg-deb -x`; nothing of the guest architecture is ever installed on the host.
 # KVMLAB_KERNEL=debian:SERIES (e.g. debian:6.12) takes the kernel from the Debian suite that carries
 # that series instead of the host's own, through a private apt sources list and state directory
-# under the cache (the host's apt configuration is never changed). See README.md in this directory.
+# under the cache (the host's apt configuration is never changed). KVMLAB_KERNEL=path:/abs/bzImage with
+# KVMLAB_MODULES=/abs/lib/modules/RELEASE takes a kernel of the user's own (a build tree's, after
+# `make modules_install INSTALL_MOD_PATH=…`). See README.md in this directory.
 set -euo pipefail
 
 PROG=build-image.sh
@@ -43,8 +45,14 @@ SSH_PKG=dropbear-bin
 BUSYBOX_PKG=busybox-static
 # The kernel from another Debian suite: the series it carries, the suite, and a private apt for it.
 KERNEL_SPEC=${KVMLAB_KERNEL:-}
-KSERIES= KSUITE=
-if [[ -n $KERNEL_SPEC ]]; then
+KSERIES= KSUITE= USER_KERNEL= USER_MODULES=
+if [[ $KERNEL_SPEC == path:* ]]; then
+	USER_KERNEL=${KERNEL_SPEC#path:}
+	USER_MODULES=${KVMLAB_MODULES:-}
+	[[ $USER_KERNEL == /* && -f $USER_KERNEL ]] || die "KVMLAB_KERNEL=$KERNEL_SPEC: want path:/absolute/path/to/bzImage of a file that exists"
+	[[ $USER_MODULES == /* && -f $USER_MODULES/modules.builtin ]] ||
+		die "KVMLAB_MODULES=$USER_MODULES: want the kernel's lib/modules/RELEASE directory, absolute, with modules.builtin (as \`make modules_install INSTALL_MOD_PATH=DIR\` leaves it)"
+elif [[ -n $KERNEL_SPEC ]]; then
 	[[ $KERNEL_SPEC =~ ^debian:([0-9]+\.[0-9]+)$ ]] || die "KVMLAB_KERNEL=$KERNEL_SPEC: want debian:SERIES, e.g. debian:6.12"
 	KSERIES=${BASH_REMATCH[1]}
 	case $KSERIES in
@@ -140,7 +148,7 @@ apt_fingerprint() {
 			/etc/apt/sources.list.d/* /etc/apt/preferences /etc/apt/preferences.d/* \
 			/var/lib/dpkg/status 2>/dev/null || true
 		cat "$SCRIPTDIR/build-image.sh"
-		echo "kernel $KERNEL_SPEC"
+		echo "kernel series $KSERIES"
 		[[ -z $KSUITE ]] || stat -c '%n %s %Y' "$KAPTDIR"/lists/*Packages* 2>/dev/null || true
 	} | sha256sum | cut -d' ' -f1
 }
@@ -210,11 +218,20 @@ fi
 KPKG=$(sed -n 's/^kernel //p' "$RESOLVED")
 declare -A VERSION=()
 while read -r _ name ver; do VERSION[$name]=$ver; done < <(grep '^pkg ' "$RESOLVED")
+# a kernel of the user's own replaces the package's, which is then not even unpacked
+if [[ -n $USER_KERNEL ]]; then
+	unset "VERSION[$KPKG]"
+	KPKG="user kernel $USER_KERNEL"
+fi
 
 INPUTS_HASH=$({
 	echo "arch $ARCH role $ROLE"
 	for p in $(printf '%s\n' "${!VERSION[@]}" | sort); do echo "pkg $p=${VERSION[$p]}"; done
 	for f in "${GUEST_FILES[@]}"; do echo "file $f"; cat "$SCRIPTDIR/$f"; done
+	if [[ -n $USER_KERNEL ]]; then
+		echo "user kernel $(sha256sum <"$USER_KERNEL")"
+		(cd "$USER_MODULES" && find . -type f -printf '%P %s %T@\n' | LC_ALL=C sort | sha256sum)
+	fi
 } | sha256sum | cut -d' ' -f1)
 
 OUT_FILES=(kernel initrd.img ssh_host_ed25519_key.pub manifest.json)
@@ -276,12 +293,21 @@ install_file() { # SRC DEST-IN-ROOT MODE
 }
 
 # --- kernel
-kimg=$(compgen -G "$X/$KPKG/boot/$KIMAGE-*" | head -n1) || true
-[[ -n $kimg ]] || die "no /boot/$KIMAGE-* in $KPKG"
-KVER=${kimg##*/$KIMAGE-}
-MODROOT=$X/$KPKG
-# a merged-/usr package (trixie and later) ships its modules under usr/lib
-[[ -d $MODROOT/lib/modules/$KVER || ! -d $MODROOT/usr/lib/modules/$KVER ]] || MODROOT=$X/$KPKG/usr
+if [[ -n $USER_KERNEL ]]; then
+	# the user's tree, mirrored as links: depmod below writes into the mirror, never into theirs
+	kimg=$USER_KERNEL
+	KVER=$(basename "$USER_MODULES")
+	MODROOT=$X/user-kernel
+	mkdir -p "$MODROOT/lib/modules"
+	cp -as "$(realpath "$USER_MODULES")" "$MODROOT/lib/modules/$KVER"
+else
+	kimg=$(compgen -G "$X/$KPKG/boot/$KIMAGE-*" | head -n1) || true
+	[[ -n $kimg ]] || die "no /boot/$KIMAGE-* in $KPKG"
+	KVER=${kimg##*/$KIMAGE-}
+	MODROOT=$X/$KPKG
+	# a merged-/usr package (trixie and later) ships its modules under usr/lib
+	[[ -d $MODROOT/lib/modules/$KVER || ! -d $MODROOT/usr/lib/modules/$KVER ]] || MODROOT=$X/$KPKG/usr
+fi
 [[ -d $MODROOT/lib/modules/$KVER ]] || die "no lib/modules/$KVER in $KPKG"
 MODDIR=$MODROOT/lib/modules/$KVER
 
@@ -291,6 +317,12 @@ if [[ ! -s $MODDIR/modules.dep ]]; then
 	depmod -b "$MODROOT" "$KVER" || die "depmod failed for $KPKG"
 fi
 modname() { local b=${1##*/}; b=${b%%.ko*}; echo "${b//-/_}"; }
+config_of() { # MODULE -> the Kconfig option that builds it
+	case $1 in
+	virtio_pci) echo CONFIG_VIRTIO_PCI ;; virtio_net) echo CONFIG_VIRTIO_NET ;; 9pnet_virtio) echo CONFIG_NET_9P_VIRTIO ;;
+	9p) echo CONFIG_9P_FS ;; kvm_amd) echo 'CONFIG_KVM_AMD (with CONFIG_KVM)' ;; *) echo "the option of $1" ;;
+	esac
+}
 declare -A MODPATH=() MODDEPS=() LOADED=()
 while IFS=: read -r path deps; do
 	m=$(modname "$path")
@@ -313,7 +345,7 @@ for m in "${NET_MODULES[@]}" "${OPT_MODULES[@]}"; do
 	elif is_builtin "$m"; then
 		BUILTIN+=("$m")
 	elif [[ " ${NET_MODULES[*]} " == *" $m "* ]]; then
-		die "kernel $KVER has no module or built-in $m"
+		die "kernel $KVER has no module or built-in $m: build it with $(config_of "$m")=y or =m"
 	fi
 done
 mkdir -p "$R/lib/modules/$KVER" "$R/etc"

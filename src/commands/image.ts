@@ -8,8 +8,9 @@ export function registerImage(program: Command): void {
     .command('build')
     .description('build (or confirm up to date) the guest image for an architecture; needs root and Debian package access')
     .addOption(new Option('--arch <arch>', 'guest architecture, or nested-host: the KVM host for `run --on nested`').choices(['x86_64', 'ppc64le', 'nested-host', 'all']).default('all'))
-    .option('--kernel <debian:SERIES>', "with --arch nested-host: the nested host's kernel from the Debian suite that carries that series (debian:6.12: trixie), fetched through a private apt state under the cache; default the host's own")
-    .action(async (flags: { arch: ImageName | 'all'; kernel?: string }) => (await import('./actions/image.js')).buildImages(flags.arch, flags.kernel));
+    .option('--kernel <debian:SERIES|PATH>', "with --arch nested-host: the nested host's kernel, from the Debian suite that carries that series (debian:6.12: trixie, fetched through a private apt state under the cache), or a bzImage of your own (with --modules); default the host's own")
+    .option('--modules <dir>', "with --kernel PATH: that kernel's lib/modules/RELEASE directory (make modules_install INSTALL_MOD_PATH=DIR)")
+    .action(async (flags: { arch: ImageName | 'all'; kernel?: string; modules?: string }) => (await import('./actions/image.js')).buildImages(flags.arch, flags.kernel, flags.modules));
   image
     .command('list')
     .description('list the guest images: architecture, kernel version, when built, where')

@@ -3,6 +3,8 @@ import { Option } from 'commander';
 
 export const backendOption = () => new Option('--backend <backend>', 'qemu (real QEMU), mock (simulated guest and host), auto (qemu when installed)').choices(['auto', 'qemu', 'mock']).default('auto');
 
-export const hostKernelOption = () => new Option('--host-kernel <debian:SERIES>', "with --on nested: the nested host's kernel, a Debian series such as debian:6.12 (its image: kvmlab image build --arch nested-host --kernel debian:6.12); over the experiment's nested.kernel");
+export const hostKernelOption = () => new Option('--host-kernel <debian:SERIES|PATH>', "with --on nested: the nested host's kernel, a Debian series such as debian:6.12 (its image: kvmlab image build --arch nested-host --kernel debian:6.12) or a bzImage of your own (with --host-modules; run builds its image); over the experiment's nested.kernel");
+
+export const hostModulesOption = () => new Option('--host-modules <dir>', "with --host-kernel PATH: that kernel's lib/modules/RELEASE directory (make modules_install INSTALL_MOD_PATH=DIR)");
 
 export const accelOption = () => new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto');

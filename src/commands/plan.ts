@@ -1,7 +1,7 @@
 // `kvmlab plan FILE`: what the command takes; what it does is in actions/plan.ts, loaded when it runs.
 import type { Command } from 'commander';
 import { ON_HELP } from '../targets/on.js';
-import { accelOption, backendOption, hostKernelOption } from './options.js';
+import { accelOption, backendOption, hostKernelOption, hostModulesOption } from './options.js';
 import type { RunChoices } from './actions/run-options.js';
 
 export function registerPlan(program: Command): void {
@@ -13,6 +13,7 @@ export function registerPlan(program: Command): void {
     .addOption(backendOption())
     .addOption(accelOption())
     .addOption(hostKernelOption())
+    .addOption(hostModulesOption())
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'plan only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
     .option('--json', 'print the plan as one JSON document on stdout')

@@ -18,7 +18,7 @@ import { mechanismOf, type Mechanism } from '../plan/mechanism.js';
 import type { Loaded } from '../spec/load.js';
 import { selectVariants } from '../spec/matrix.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
-import { insideL1Args, l1Argv, l1KnownFacts, nestedHostFiles, nestedShape, nestedTarget, TARGET_ENV, type NestedShape } from '../targets/nested.js';
+import { insideL1Args, l1Argv, l1KnownFacts, nestedHostFiles, nestedShape, nestedTarget, TARGET_ENV, type HostKernelChoice, type NestedShape } from '../targets/nested.js';
 import type { On } from '../targets/on.js';
 import { bootFigure, estimateRuns, L1_START, type Estimate } from './estimate.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
@@ -115,8 +115,8 @@ export interface PlanRequest {
   on: On;
   repeat?: number;
   only?: string;
-  /** --host-kernel: the nested host's kernel by Debian series, over the experiment's nested.kernel. */
-  hostKernel?: string;
+  /** --host-kernel: the nested host's kernel, over the experiment's nested.kernel. */
+  hostKernel?: HostKernelChoice;
 }
 
 const DECIDED_INSIDE =

@@ -9,6 +9,7 @@
 // directory writable at the same path, and a control directory holding the job, the stop request
 // and the job's exit status. The L1 QEMU process is journaled like every QEMU kvmlab starts, and is
 // killed if this process exits any other way: nothing is left running at any level.
+import { createHash } from 'node:crypto';
 import { spawn } from 'node:child_process';
 import { createWriteStream, rmSync } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -50,22 +51,36 @@ export interface NestedShape {
   cpus: number;
   memoryMiB: number;
   cmdline: string;
-  /** L1's kernel by Debian series (debian:6.12); absent: the image built from the host's own suite. */
+  /** L1's kernel: a Debian series (debian:6.12) or a kernel of the user's own (path:/abs/bzImage); absent: the image built from the host's own suite. */
   kernel?: string;
+  /** With a path: kernel, its lib/modules/RELEASE directory. */
+  modules?: string;
 }
 
 /** L1's size and kernel: the experiment's `nested:` block (the kernel overridden by --host-kernel), else enough CPUs for every pinning to exist. */
-export function nestedShape(exp: Experiment, hostKernel?: string): NestedShape {
+export function nestedShape(exp: Experiment, hostKernel?: HostKernelChoice): NestedShape {
   const pinned = [...Object.values(exp.pinning?.vcpupin ?? {}).flat(), ...(exp.pinning?.emulatorpin ?? [])];
   const cpus = exp.nested?.cpus ?? Math.max(2, exp.guest.cpus + 1, pinned.length ? Math.max(...pinned) + 1 : 0);
   const memoryMiB = exp.nested?.memory ?? (exp.guest.memory ?? 512) + 1536;
-  const kernel = hostKernel ?? exp.nested?.kernel;
-  return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '', ...(kernel ? { kernel } : {}) };
+  const choice = hostKernel ?? (exp.nested?.kernel ? { kernel: exp.nested.kernel } : undefined);
+  return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '', ...choice };
 }
 
-/** The image directory of a nested host with this kernel: nested-host, or nested-host-linux-6.12 for debian:6.12. */
+/** --host-kernel as chosen: a Debian series, or a kernel file of the user's with its modules. */
+export interface HostKernelChoice {
+  kernel: string;
+  modules?: string;
+}
+
+/**
+ * The image directory of a nested host with this kernel: nested-host; nested-host-linux-6.12 for
+ * debian:6.12; nested-host-custom-<hash of the path> for a kernel of the user's own (rebuilt when the
+ * file or its modules change: build-image.sh hashes both).
+ */
 export function nestedImageName(kernel: string | undefined): string {
-  return kernel ? `${NESTED_IMAGE}-linux-${kernel.replace(/^debian:/, '')}` : NESTED_IMAGE;
+  if (!kernel) return NESTED_IMAGE;
+  if (kernel.startsWith('path:')) return `${NESTED_IMAGE}-custom-${createHash('sha256').update(kernel).digest('hex').slice(0, 12)}`;
+  return `${NESTED_IMAGE}-linux-${kernel.replace(/^debian:/, '')}`;
 }
 
 export interface NestedImage {
@@ -85,7 +100,11 @@ export async function nestedHostFiles(kernel?: string): Promise<{ l0: string; im
 
 async function readNestedImage(hostKernel: string | undefined): Promise<NestedImage> {
   const dir = join(imagesDir(), nestedImageName(hostKernel));
-  const fix = hostKernel ? `build it with \`kvmlab image build --arch nested-host --kernel ${hostKernel}\`` : 'build it with `kvmlab image build --arch nested-host` (or `bash host-scripts/setup.sh`)';
+  const fix = hostKernel?.startsWith('path:')
+    ? `build it with \`kvmlab image build --arch nested-host --kernel ${hostKernel.slice('path:'.length)} --modules DIR\` (kvmlab run builds it itself)`
+    : hostKernel
+      ? `build it with \`kvmlab image build --arch nested-host --kernel ${hostKernel}\``
+      : 'build it with `kvmlab image build --arch nested-host` (or `bash host-scripts/setup.sh`)';
   const kernel = join(dir, 'kernel');
   const initrd = join(dir, 'initrd.img');
   for (const f of [kernel, initrd]) {

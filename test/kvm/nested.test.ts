@@ -2,7 +2,7 @@
 // one repetition each, the cells a nested host can show checked from real rows, the cells it cannot
 // show skipped with the reason. Needs root, an x86_64 host, QEMU and kvmlab's images; else skipped
 // with the reason printed.
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { readFile, readdir, mkdtemp, rm } from 'node:fs/promises';
 import { machine, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { BUILD_HINT, HOST_SCRIPTS_DIR } from '../../src/host/kvm-probe.js';
 import { NESTED_IMAGE, nestedImageName } from '../../src/targets/nested.js';
 import { imagesDir } from '../../src/backend/qemu/image.js';
+import { cacheDir } from '../../src/util/cache-dir.js';
 import { parseCsv } from '../../src/model/metrics.js';
 import { qemuProcesses, qemuSkipReason, readSummary, runCli } from '../tcg/qemu-helpers.js';
 
@@ -133,6 +134,26 @@ describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', ()
       // the rows are the measurement: present on both isolated pCPUs whatever they count
       for (const n of [...rcuc, ...preempted]) expect(n).toBeTypeOf('number');
     }
+  }, 1_500_000);
+
+  // A kernel developer's own build, played here by Debian's 6.12 package unpacked as a build tree
+  // would leave it (bzImage; lib/modules/RELEASE from modules_install): run builds its image and boots it.
+  it('a kernel of the user\'s own: --host-kernel PATH --host-modules DIR boots L1 on it, leaving their tree as it was', async () => {
+    const deb = (await readdir(join(cacheDir(), 'debs', 'x86_64')).catch(() => [] as string[])).find((f) => /^linux-image-6\.12\.[^_]*-amd64_.*\.deb$/.test(f));
+    if (!deb) {
+      console.warn(`a kernel of the user's own: skipped: no linux-image-6.12 package in ${join(cacheDir(), 'debs', 'x86_64')} (setup.sh fetches it for the 6.12 nested host)`);
+      return;
+    }
+    const tree = join(tmp, 'user-kernel');
+    await execa('dpkg-deb', ['-x', join(cacheDir(), 'debs', 'x86_64', deb), tree]);
+    const release = (await readdir(join(tree, 'usr/lib/modules')))[0]!;
+    const modules = join(tree, 'usr/lib/modules', release);
+    const before = (await readdir(modules)).sort();
+    const { r, summary } = await runNested('offline-vcpu-idle', ['--only', 'disable_exits=none', '--host-kernel', join(tree, 'boot', `vmlinuz-${release}`), '--host-modules', modules], 'user-kernel-run');
+    expect(r.exitCode, `${r.stdout}\n${r.stderr}`).toBe(0);
+    expect(r.stderr).toMatch(/nested host: building its image with .*vmlinuz-/);
+    expect((summary as unknown as { target?: { l1?: { kernel?: string } } }).target?.l1?.kernel).toBe(release);
+    expect((await readdir(modules)).sort()).toEqual(before);
   }, 1_500_000);
 });
 

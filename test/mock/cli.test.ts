@@ -316,6 +316,16 @@ describe.concurrent('the rest of the CLI', () => {
     const bad = await kvmlab('plan', 'experiments/offline-vcpu-idle.yaml', '--on', 'nested', '--host-kernel', '6.12');
     expect(bad.exitCode).toBe(2);
     expect(bad.stderr).toMatch(/give a Debian kernel series such as debian:6\.12/);
+    const missing = await kvmlab('plan', 'experiments/offline-vcpu-idle.yaml', '--on', 'nested', '--host-kernel', join(tmp, 'no-such-bzImage'));
+    expect(missing.exitCode).toBe(2);
+    expect(missing.stderr).toMatch(/no such file; give a Debian kernel series such as debian:6\.12, or the path of a bzImage/);
+    const kernel = file('bzImage', 'not really a kernel');
+    const noModules = await kvmlab('plan', 'experiments/offline-vcpu-idle.yaml', '--on', 'nested', '--host-kernel', kernel);
+    expect(noModules.exitCode).toBe(2);
+    expect(noModules.stderr).toMatch(/add --host-modules DIR, the kernel's lib\/modules\/RELEASE directory/);
+    const stray = await kvmlab('plan', 'experiments/offline-vcpu-idle.yaml', '--on', 'nested', '--host-modules', tmp);
+    expect(stray.exitCode).toBe(2);
+    expect(stray.stderr).toMatch(/--host-modules .*: goes with --host-kernel PATH/);
     const image = await kvmlab('image', 'build', '--arch', 'x86_64', '--kernel', 'debian:6.12');
     expect(image.exitCode).toBe(2);
     expect(image.stderr).toMatch(/the kernel of the nested host only; add --arch nested-host/);

@@ -4,8 +4,8 @@ import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { imagesDir, listImages } from '../../backend/qemu/image.js';
 import { HostError, InputError } from '../../errors.js';
-import { HostKernel } from '../../spec/schema.js';
 import { nestedImageName } from '../../targets/nested.js';
+import { parseHostKernel } from './run-options.js';
 import { formatTable } from '../../report/table.js';
 import { packagePath } from '../../util/package-dir.js';
 
@@ -13,20 +13,33 @@ const GUEST_SCRIPTS_DIR = packagePath('guest-scripts');
 
 export type ImageName = 'x86_64' | 'ppc64le' | 'nested-host';
 
+const SCRIPT = join(GUEST_SCRIPTS_DIR, 'build-image.sh');
+
 /** `image build`: run build-image.sh for each image asked, stopping at the first that fails. */
-export async function buildImages(arch: ImageName | 'all', kernel?: string): Promise<void> {
-  if (kernel !== undefined) {
-    if (arch !== 'nested-host') throw new InputError(`--kernel ${kernel}: kvmlab chooses the kernel of the nested host only; add --arch nested-host`);
-    if (!HostKernel.safeParse(kernel).success) throw new InputError(`--kernel ${kernel}: give a Debian kernel series such as debian:6.12`);
+export async function buildImages(arch: ImageName | 'all', kernel?: string, modules?: string): Promise<void> {
+  if (kernel !== undefined || modules !== undefined) {
+    if (arch !== 'nested-host') throw new InputError(`--kernel${modules !== undefined ? '/--modules' : ''}: kvmlab chooses the kernel of the nested host only; add --arch nested-host`);
+    const choice = parseHostKernel(kernel, modules, 'nested')!;
+    return buildNestedHostImage(choice.kernel, choice.modules, 'inherit');
   }
   const names = arch === 'all' ? (['x86_64', 'ppc64le', 'nested-host'] as const) : [arch];
-  const script = join(GUEST_SCRIPTS_DIR, 'build-image.sh');
   for (const name of names) {
-    const out = join(imagesDir(), name === 'nested-host' ? nestedImageName(kernel) : name);
-    const args = name === 'nested-host' ? ['x86_64', out, 'nested-host'] : [name, out];
-    const r = await execa('bash', [script, ...args], { reject: false, stdio: 'inherit', env: kernel ? { KVMLAB_KERNEL: kernel } : {} });
-    if (r.exitCode !== 0) throw new HostError(`building the ${name} image failed (${script} ${args.join(' ')} exited ${r.exitCode ?? r.signal}); see its output above`);
+    if (name === 'nested-host') await buildNestedHostImage(undefined, undefined, 'inherit');
+    else await buildWith([name, join(imagesDir(), name)], {}, 'inherit');
   }
+}
+
+/** The nested host's image for this kernel (build-image.sh: cached, rebuilt when an input changed). */
+export async function buildNestedHostImage(kernel: string | undefined, modules: string | undefined, stdio: 'inherit' | 'pipe'): Promise<void> {
+  const env = { ...(kernel ? { KVMLAB_KERNEL: kernel } : {}), ...(modules ? { KVMLAB_MODULES: modules } : {}) };
+  await buildWith(['x86_64', join(imagesDir(), nestedImageName(kernel)), 'nested-host'], env, stdio);
+}
+
+async function buildWith(args: string[], env: Record<string, string>, stdio: 'inherit' | 'pipe'): Promise<void> {
+  const r = await execa('bash', [SCRIPT, ...args], { reject: false, stdio, env, all: stdio === 'pipe' });
+  if (r.exitCode === 0) return;
+  const said = stdio === 'pipe' ? `:\n${String(r.all ?? '').trim().split('\n').slice(-5).join('\n')}` : '; see its output above';
+  throw new HostError(`building the image ${args[1]} failed (${SCRIPT} ${args.join(' ')} exited ${r.exitCode ?? r.signal})${said}`);
 }
 
 /** `image list`: the images built, one row each. */

@@ -15,7 +15,7 @@ import { parseHostKernel, parseRepeat, refuseOnNested, type RunChoices } from '.
 export async function plan(file: string, flags: RunChoices): Promise<void> {
   const repeat = parseRepeat(flags.repeat);
   const on = parseOn(flags.on);
-  const hostKernel = parseHostKernel(flags.hostKernel, on);
+  const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   if (on === 'nested') refuseOnNested(flags.backend, flags.accel);
   const loaded = await loadChecked(file);
   // Inside L1 the run is real QEMU whatever was asked here (the mock is refused above).

@@ -1,7 +1,10 @@
 // What `run` and `plan` read the same way from their flags: the repetitions, and what `--on nested`
 // refuses.
 import { InputError } from '../../errors.js';
+import { existsSync, statSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { HostKernel } from '../../spec/schema.js';
+import type { HostKernelChoice } from '../../targets/nested.js';
 
 /** The flags `run` and `plan` both take: where, with what, how often, which variants. */
 export interface RunChoices {
@@ -12,14 +15,30 @@ export interface RunChoices {
   only?: string;
   json?: boolean;
   hostKernel?: string;
+  hostModules?: string;
 }
 
-/** --host-kernel debian:SERIES: only with --on nested, where kvmlab boots the host. */
-export function parseHostKernel(flag: string | undefined, on: string): string | undefined {
-  if (flag === undefined) return undefined;
+/**
+ * --host-kernel debian:SERIES, or --host-kernel PATH (a bzImage) with --host-modules DIR (its
+ * lib/modules/RELEASE): only with --on nested, where kvmlab boots the host.
+ */
+export function parseHostKernel(flag: string | undefined, modules: string | undefined, on: string): HostKernelChoice | undefined {
+  if (flag === undefined) {
+    if (modules !== undefined) throw new InputError(`--host-modules ${modules}: goes with --host-kernel PATH, the kernel those modules are for`);
+    return undefined;
+  }
   if (on !== 'nested') throw new InputError(`--host-kernel ${flag}: kvmlab chooses the host's kernel only for the host it boots; add --on nested (on this host, boot the kernel you want and run here)`);
-  if (!HostKernel.safeParse(flag).success) throw new InputError(`--host-kernel ${flag}: give a Debian kernel series such as debian:6.12`);
-  return flag;
+  if (HostKernel.safeParse(flag).success) {
+    if (modules !== undefined) throw new InputError(`--host-modules ${modules}: a Debian kernel brings its own modules; drop it, or give --host-kernel a kernel file`);
+    return { kernel: flag };
+  }
+  if (/^[a-z]+:/.test(flag)) throw new InputError(`--host-kernel ${flag}: give a Debian kernel series such as debian:6.12, or the path of a bzImage`);
+  const path = resolve(flag);
+  if (!existsSync(path) || !statSync(path).isFile()) throw new InputError(`--host-kernel ${flag}: no such file; give a Debian kernel series such as debian:6.12, or the path of a bzImage (arch/x86/boot/bzImage)`);
+  if (modules === undefined) throw new InputError(`--host-kernel ${flag}: add --host-modules DIR, the kernel's lib/modules/RELEASE directory (\`make modules_install INSTALL_MOD_PATH=DIR\`): kvmlab loads virtio, 9p and kvm-amd from it, or checks they are built in`);
+  const dir = resolve(modules);
+  if (!existsSync(join(dir, 'modules.builtin'))) throw new InputError(`--host-modules ${modules}: no modules.builtin there; give the kernel's lib/modules/RELEASE directory as \`make modules_install INSTALL_MOD_PATH=DIR\` leaves it`);
+  return { kernel: `path:${path}`, modules: dir };
 }
 
 /** --repeat N: repetitions per variant, overriding the file. */

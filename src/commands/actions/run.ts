@@ -16,7 +16,8 @@ import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
 import type { Experiment } from '../../spec/schema.js';
-import { collectedTracepoints, insideL1Args, nestedShape, runNested, targetOfThisRun } from '../../targets/nested.js';
+import { collectedTracepoints, insideL1Args, nestedShape, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
+import { buildNestedHostImage } from './image.js';
 import { parseOn } from '../../targets/on.js';
 
 export interface RunFlags extends RunChoices {
@@ -31,7 +32,7 @@ export interface RunFlags extends RunChoices {
 export async function run(file: string, flags: RunFlags): Promise<void> {
   const repeat = parseRepeat(flags.repeat);
   const on = parseOn(flags.on);
-  const hostKernel = parseHostKernel(flags.hostKernel, on);
+  const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   const loaded = await loadChecked(file);
   const progress = createProgress(process.stderr, flags.quiet);
   if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress, hostKernel);
@@ -68,12 +69,17 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
 }
 
 /** `run --on nested`: the same run, inside a KVM host emulated under TCG; results land in --out here. */
-async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress, hostKernel: string | undefined): Promise<void> {
+async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress, hostKernel: HostKernelChoice | undefined): Promise<void> {
   refuseOnNested(flags.backend, flags.accel);
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
   await refuseOverwrite(out, flags.force);
   const runArgs = insideL1Args(file, out, { repeat, only: flags.only, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
   const shape = nestedShape(exp, hostKernel);
+  // a kernel of the user's own changes between runs: its image is (re)built here, in seconds when current
+  if (shape.kernel?.startsWith('path:')) {
+    progress.notice(`nested host: building its image with ${shape.kernel.slice('path:'.length)} (modules ${shape.modules})`);
+    await buildNestedHostImage(shape.kernel, shape.modules, 'pipe');
+  }
   progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
