@@ -27,10 +27,19 @@ interface Snapshot {
   threads: Map<string, Sample & { tid: number }>;
 }
 
+/** Where a thread last ran, and how often it has changed CPU since the window began. */
+interface Moves {
+  last: number;
+  moves: number;
+}
+
 interface Window {
   start: Snapshot;
-  cpus: Map<string, number[]>;
+  cpus: Map<string, Moves>;
 }
+
+/** Samples go to vcpu-cpu.csv in batches of this many ticks (and at every step's end and at stop): one write a second at 10 Hz. */
+const TICKS_PER_WRITE = 10;
 
 export class VcpuCpuCollector implements Collector {
   readonly name = 'vcpu-cpu';
@@ -42,6 +51,9 @@ export class VcpuCpuCollector implements Collector {
   /** vcpu-cpu.csv, one line per thread and sample: held open, written as samples come. */
   private raw: WriteStream | undefined;
   private readonly files = new Map<number, { schedstat: OpenFile; stat: OpenFile }>();
+  /** CSV lines sampled since the last write, and the ticks so far. */
+  private pending = '';
+  private ticks = 0;
 
   constructor(private readonly intervalMs: number) {}
 
@@ -69,10 +81,11 @@ export class VcpuCpuCollector implements Collector {
   async stepStart(): Promise<void> {
     this.check();
     const now = this.snapshot();
-    this.window = { start: now, cpus: new Map([...now.threads].map(([e, s]) => [e, [s.cpu]])) };
+    this.window = { start: now, cpus: new Map([...now.threads].map(([e, s]) => [e, { last: s.cpu, moves: 0 }])) };
   }
 
   async stepEnd(step: string): Promise<void> {
+    this.flush();
     const w = this.window;
     this.window = undefined;
     this.check();
@@ -81,12 +94,13 @@ export class VcpuCpuCollector implements Collector {
     // Every entity's window is the time between the two snapshots: one clock reading each.
     const dtNs = (end.t - w.start.t) * 1e6;
     // Deltas per thread, summed per entity over the threads alive at both ends of the window.
-    const per = new Map<string, { dtNs: number; run: number; wait: number; guest: number; slices: number; cpus: number[]; lastCpu: number }>();
+    const per = new Map<string, { dtNs: number; run: number; wait: number; guest: number; slices: number; migrations: number; lastCpu: number }>();
     for (const [key, last] of end.threads) {
       const first = w.start.threads.get(key);
       if (!first) continue; // appeared mid-step (hot-plug): no baseline for this window
       const entity = key.slice(0, key.indexOf(':'));
-      const agg = per.get(entity) ?? { dtNs, run: 0, wait: 0, guest: 0, slices: 0, cpus: w.cpus.get(key) ?? [], lastCpu: last.cpu };
+      const seen = w.cpus.get(key);
+      const agg = per.get(entity) ?? { dtNs, run: 0, wait: 0, guest: 0, slices: 0, migrations: seen ? seen.moves + (seen.last !== last.cpu ? 1 : 0) : 0, lastCpu: last.cpu };
       agg.run += last.runNs - first.runNs;
       agg.wait += last.waitNs - first.waitNs;
       agg.guest += last.guestNs - first.guestNs;
@@ -97,13 +111,12 @@ export class VcpuCpuCollector implements Collector {
     for (const [entity, a] of per) {
       if (a.dtNs <= 0) continue;
       const pct = (ns: number) => (ns / a.dtNs) * 100;
-      const cpus = [...a.cpus, a.lastCpu];
       e({ step, entity, metric: 'vcpu.cpu_pct', value: pct(a.run), unit: '%' });
       e({ step, entity, metric: 'vcpu.wait_pct', value: pct(a.wait), unit: '%' });
       e({ step, entity, metric: 'vcpu.guest_pct', value: pct(a.guest), unit: '%' });
       e({ step, entity, metric: 'vcpu.timeslices', value: a.slices, unit: 'count' });
       if (entity !== 'emulator') {
-        e({ step, entity, metric: 'vcpu.migrations', value: cpus.filter((c, i) => i > 0 && c !== cpus[i - 1]).length, unit: 'count' });
+        e({ step, entity, metric: 'vcpu.migrations', value: a.migrations, unit: 'count' });
         e({ step, entity, metric: 'vcpu.last_cpu', value: a.lastCpu, unit: 'cpu' });
       }
     }
@@ -118,6 +131,7 @@ export class VcpuCpuCollector implements Collector {
 
   async stop(): Promise<void> {
     this.stopTimer?.();
+    this.flush();
     for (const tid of [...this.files.keys()]) this.close(tid);
     const raw = this.raw;
     this.raw = undefined;
@@ -127,9 +141,23 @@ export class VcpuCpuCollector implements Collector {
 
   private tick(): void {
     const snap = this.snapshot();
-    if (this.window) for (const [key, s] of snap.threads) this.window.cpus.set(key, [...(this.window.cpus.get(key) ?? []), s.cpu]);
-    const lines = [...snap.threads].map(([key, s]) => `${snap.t / 1000},${key.slice(0, key.indexOf(':'))},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.cpu}`);
-    if (lines.length) this.raw?.write(`${lines.join('\n')}\n`);
+    const cpus = this.window?.cpus;
+    for (const [key, s] of snap.threads) {
+      const m = cpus?.get(key);
+      if (!m) cpus?.set(key, { last: s.cpu, moves: 0 });
+      else if (m.last !== s.cpu) {
+        m.moves++;
+        m.last = s.cpu;
+      }
+      this.pending += `${snap.t / 1000},${key.slice(0, key.indexOf(':'))},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.cpu}\n`;
+    }
+    if (++this.ticks % TICKS_PER_WRITE === 0) this.flush();
+  }
+
+  /** The samples not yet in vcpu-cpu.csv, written now. */
+  private flush(): void {
+    if (this.pending) this.raw?.write(this.pending);
+    this.pending = '';
   }
 
   /** Read every thread now, keyed "vcpuN:TID" for vCPU threads and "emulator:TID" for the rest. */

@@ -3,7 +3,7 @@
 // channel, a launch still in flight at Ctrl-C, a monitor that never answers device_del or reports
 // another CPU's eject, KVM statistics under TCG, a vCPU directory named by APIC id, a sampler that
 // hits EIO mid-window.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -214,5 +214,32 @@ describe('collectors', () => {
     await clock.sleep(150);
     await expect(c.stepEnd('s')).rejects.toThrow(/sampling failed: EIO/);
     await c.stop();
+  });
+
+  it('vcpu-cpu counts a vCPU thread\'s CPU changes over the window, the end snapshot included, and writes every sample', async () => {
+    const files: Record<string, string> = {};
+    const put = (tid: number, cpu: number) => {
+      files[`/proc/4242/task/${tid}/schedstat`] = '1000 0 1\n';
+      files[`/proc/4242/task/${tid}/stat`] = `${tid} (CPU 0/KVM) S 1 4242 4242 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 4 0 100 0 0 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 -1 ${cpu} 0 0 0 0 0\n`;
+    };
+    for (const v of threads.vcpus) put(v.tid, 2);
+    const clock = new VirtualClock(0);
+    const rows: MetricRow[] = [];
+    const dir = mkdtempSync(join(tmp, 'moves-'));
+    const c = new VcpuCpuCollector(100);
+    await c.start({ facts: NO_FACTS, host: fileHost(files), clock, vm: { pid: 4242 } as Vm, threads: () => threads, dir, emit: (r) => void rows.push({ variant: 'v', repetition: 1, ...r }) });
+    await c.stepStart();
+    // vcpu0: 2 → 3 → 3 → 2 (two ticks' moves), then 5 at the end snapshot; vcpu1 stays on 2
+    for (const cpu of [3, 3, 2]) {
+      put(4243, cpu);
+      await clock.sleep(100);
+    }
+    put(4243, 5);
+    await c.stepEnd('s');
+    await c.stop();
+    const moves = (e: string) => rows.find((r) => r.metric === 'vcpu.migrations' && r.entity === e)?.value;
+    expect([moves('vcpu0'), moves('vcpu1')]).toEqual([3, 0]);
+    const csv = readFileSync(join(dir, 'vcpu-cpu.csv'), 'utf8').trim().split('\n');
+    expect(csv.length - 1).toBe(3 * 2); // every tick's sample of both threads, though fewer than a batch
   });
 });
