@@ -10,6 +10,7 @@ import type { LoadedResults } from './load.js';
 import { exitReasonOfMetric } from './plots.js';
 import { whereMeasured } from './summary.js';
 import { fmtNum, formatTable } from './table.js';
+import { measuringWindows } from '../spec/schema.js';
 
 /** Fewer mechanism exits a second than this is no dominant one: a parked vCPU's stray exits (an idle one halts 7-10 times a second). */
 const QUIET_PER_S = 1;
@@ -42,6 +43,13 @@ export interface VerdictAgreement {
 
 const RAN: readonly VariantStatus[] = ['passed', 'failed', 'unchecked'];
 
+/**
+ * The exits that name a parking or idle mechanism. The others — timer MSR writes, EOIs, host
+ * interrupts — depend on the host's vendor, HZ and APIC virtualization, which differ between any
+ * two hosts (and between the mock's simulated Intel host and the nested host's emulated AMD one).
+ */
+const MECHANISM_EXITS: Record<string, string> = { hlt: 'hlt', mwait: 'mwait', monitor: 'mwait', pause: 'pause' };
+
 /** step → entity → mechanism exit (MONITOR counted with MWAIT) → count, summed over repetitions; only the measuring windows when known. */
 function exitCounts(rows: readonly MetricRow[], variant: string, windows: ReadonlySet<string> | undefined): Map<string, Map<string, Map<string, number>>> {
   const out = new Map<string, Map<string, Map<string, number>>>();
@@ -57,13 +65,6 @@ function exitCounts(rows: readonly MetricRow[], variant: string, windows: Readon
   }
   return out;
 }
-
-/**
- * The exits that name a parking or idle mechanism. The others — timer MSR writes, EOIs, host
- * interrupts — depend on the host's vendor, HZ and APIC virtualization, which differ between any
- * two hosts (and between the mock's simulated Intel host and the nested host's emulated AMD one).
- */
-const MECHANISM_EXITS: Record<string, string> = { hlt: 'hlt', mwait: 'mwait', monitor: 'mwait', pause: 'pause' };
 
 function dominant(reasons: ReadonlyMap<string, number>, seconds: number): string {
   let best = 'quiet';
@@ -108,7 +109,7 @@ export function verdictAgreement(left: LoadedResults, right: LoadedResults): Ver
   }
   // the windows the experiment measures in: its sample and wait steps
   const exp = left.experiment ?? right.experiment;
-  const windows = exp && new Set(exp.steps.filter((st) => st.kind === 'sample' || st.kind === 'wait').map((st) => st.name));
+  const windows = exp && new Set(measuringWindows(exp.steps));
   const cells: CellAgreement[] = [];
   const notCommon: VerdictAgreement['notCommon'] = [];
   const rightById = new Map(right.summary.variants.map((v) => [v.id, v]));

@@ -10,6 +10,7 @@ import { makePlots, type Plot } from './plots.js';
 import { svgRenderer } from './svg.js';
 import { spread } from './stats.js';
 import { exitCodeOf } from '../model/summary.js';
+import { measuringWindows } from '../spec/schema.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
 import { fmtNum, formatTable, type TableData } from './table.js';
 import { buildTimeline } from './timeline.js';
@@ -23,7 +24,7 @@ export interface KeyMetric {
 
 /** Steps where the guest is left alone to be measured (sample/wait); all steps when there are none. */
 function measuredSteps(r: LoadedResults): string[] | undefined {
-  const steps = r.experiment?.steps.filter((s) => s.kind === 'sample' || s.kind === 'wait').map((s) => s.name) ?? [];
+  const steps = r.experiment ? measuringWindows(r.experiment.steps) : [];
   return steps.length ? steps : undefined;
 }
 

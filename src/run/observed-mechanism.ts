@@ -8,7 +8,7 @@ import type { KvmAction, Mechanism } from '../plan/mechanism.js';
 import type { MetricRow } from '../model/metrics.js';
 import { median } from '../model/select.js';
 import type { VariantResult } from '../model/summary.js';
-import type { Step } from '../spec/schema.js';
+import { isMeasuringWindow, type Step } from '../spec/schema.js';
 
 /** An MWAIT exit rate no idle loop reaches but a NOP-emulated MWAIT loop always does (tens of thousands/s under TCG, millions on hardware). */
 const STORM_PER_S = 1000;
@@ -28,7 +28,7 @@ export function parkedWindows(steps: readonly Step[]): ParkedWindow[] {
   for (const s of steps) {
     if (s.kind === 'offline') offline.add(s.cpu);
     else if (s.kind === 'online') offline.delete(s.cpu);
-    else if ((s.kind === 'sample' || s.kind === 'wait') && offline.size) for (const cpu of offline) out.push({ step: s.name, entity: `vcpu${cpu}` });
+    else if (isMeasuringWindow(s) && offline.size) for (const cpu of offline) out.push({ step: s.name, entity: `vcpu${cpu}` });
   }
   return out;
 }

@@ -17,7 +17,7 @@ import { mechanismOf } from '../plan/mechanism.js';
 import { failIfOtherMechanism, observeParked, parkedWindows } from './observed-mechanism.js';
 import type { Loaded } from '../spec/load.js';
 import { schedule, selectVariants, type Variant } from '../spec/matrix.js';
-import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
+import { RUNNER_STEPS, measuringWindows, type CollectorName, type Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
 import { median } from '../model/select.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
@@ -359,10 +359,15 @@ function observerCost(mark: { cpu: NodeJS.CpuUsage; wallMs: number }): { cpuS: n
  * mostly kvmlab driving SSH): per step the median over repetitions; of those the median and the largest.
  */
 function observerSummary(rows: readonly MetricRow[], expSteps: Experiment['steps']): VariantResult['observer'] {
-  const windows = new Set(expSteps.filter((s) => s.kind === 'sample' || s.kind === 'wait').map((s) => s.name));
+  const windows = new Set(measuringWindows(expSteps));
   const counted = (step: string) => windows.size === 0 || windows.has(step);
   const byStep = new Map<string, number[]>();
-  for (const r of rows) if (r.metric === 'observer.cpu_pct' && counted(r.step)) byStep.set(r.step, [...(byStep.get(r.step) ?? []), r.value]);
+  for (const r of rows) {
+    if (r.metric !== 'observer.cpu_pct' || !counted(r.step)) continue;
+    const values = byStep.get(r.step);
+    if (values) values.push(r.value);
+    else byStep.set(r.step, [r.value]);
+  }
   const steps = [...byStep].map(([step, vs]) => ({ step, pct: median(vs) }));
   if (!steps.length) return undefined;
   const max = steps.reduce((a, b) => (b.pct > a.pct ? b : a));

@@ -4,7 +4,7 @@
 import type { HostView, Vm } from '../backend/backend.js';
 import type { Clock } from '../backend/clock.js';
 import { QmpError, type QmpEvent } from '../backend/qmp-client.js';
-import type { Step } from '../spec/schema.js';
+import { isMeasuringWindow, type Step } from '../spec/schema.js';
 import type { RowSink } from '../model/metrics.js';
 
 export class StepFailed extends Error {
@@ -52,7 +52,7 @@ export function stepTimeout(step: Step): number {
 
 /** How long a step is declared to last: a sample: or wait: window; 0 for a step that takes what it takes. */
 export function declaredMs(step: Step): number {
-  return step.kind === 'sample' || step.kind === 'wait' ? step.durationMs : 0;
+  return isMeasuringWindow(step) ? step.durationMs : 0;
 }
 
 /** The declared windows of a run's steps, added up. */

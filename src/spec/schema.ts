@@ -288,6 +288,16 @@ export type Step = Common &
     | { kind: 'host'; argv: string[] }
   );
 
+/** A window in which the guest is left alone to be measured: a sample or wait step. */
+export function isMeasuringWindow(step: Step): step is Step & { kind: 'sample' | 'wait'; durationMs: number } {
+  return step.kind === 'sample' || step.kind === 'wait';
+}
+
+/** The names of an experiment's measuring windows, in order. */
+export function measuringWindows(steps: readonly Step[]): string[] {
+  return steps.filter(isMeasuringWindow).map((s) => s.name);
+}
+
 export const StepSchema = RawStep.transform((raw, ctx): Step => {
   const present = STEP_KINDS.filter((k) => k in raw);
   if (present.length !== 1) {
