@@ -3,6 +3,8 @@
 // names (exits.<reason>, kvm.<stat>) — which members exist. Whoever writes a metric declares it here
 // (collect/metrics.ts, run/step-metrics.ts); run/claims.ts holds every claim to it, so a claim that
 // no possible observation could make true, or that every possible one does, is refused at its line.
+import type { Comparator } from '../spec/schema.js';
+import type { Agg } from './select.js';
 
 /** What an entity name is about: vcpu3, pcpu5 and cpu1 (a guest CPU) by kind; the rest by name. */
 export type EntityKind = 'vcpu' | 'pcpu' | 'cpu' | 'vm' | 'qemu' | 'emulator' | 'guest' | 'host' | 'all' | 'runner' | 'kvmlab';
@@ -77,8 +79,6 @@ export function shapeOf(d: MetricDesc, metric: string): { shape: MetricShape } |
   return m === undefined ? { notMember: word } : { shape: { ...d, ...m } };
 }
 
-export type Agg = 'median' | 'mean' | 'min' | 'max' | 'sum' | 'last' | 'count';
-
 /** The values a claim's observed value can take: one row's range, except for sums and counts of rows. */
 export function observableRange(shape: MetricShape, agg: Agg): [number, number] {
   if (agg === 'count') return [0, INF];
@@ -86,13 +86,11 @@ export function observableRange(shape: MetricShape, agg: Agg): [number, number] 
   return [shape.min, shape.max];
 }
 
-export type Op = 'eq' | 'ne' | 'lt' | 'le' | 'gt' | 'ge' | 'between';
-
 /**
  * Whether a comparison can fail and can pass over the observable range [lo, hi]:
  * 'never' when no observation satisfies it, 'always' when every one does, else undefined.
  */
-export function decidedOver(op: Op, value: number | readonly [number, number], [lo, hi]: readonly [number, number]): 'never' | 'always' | undefined {
+export function decidedOver(op: Comparator, value: number | readonly [number, number], [lo, hi]: readonly [number, number]): 'never' | 'always' | undefined {
   const [a, b] = typeof value === 'number' ? [value, value] : value;
   switch (op) {
     case 'ge':
