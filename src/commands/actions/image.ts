@@ -5,7 +5,7 @@ import { execa } from 'execa';
 import { imagesDir, listImages } from '../../backend/qemu/image.js';
 import { HostError, InputError } from '../../errors.js';
 import { nestedImageName } from '../../targets/nested.js';
-import { parseHostKernel } from './run-options.js';
+import { parseKernelChoice } from './run-options.js';
 import { formatTable } from '../../report/table.js';
 import { packagePath } from '../../util/package-dir.js';
 
@@ -19,7 +19,7 @@ const SCRIPT = join(GUEST_SCRIPTS_DIR, 'build-image.sh');
 export async function buildImages(arch: ImageName | 'all', kernel?: string, modules?: string): Promise<void> {
   if (kernel !== undefined || modules !== undefined) {
     if (arch !== 'nested-host') throw new InputError(`--kernel${modules !== undefined ? '/--modules' : ''}: kvmlab chooses the kernel of the nested host only; add --arch nested-host`);
-    const choice = parseHostKernel(kernel, modules, 'nested')!;
+    const choice = parseKernelChoice(kernel, modules, { kernel: '--kernel', modules: '--modules' })!;
     return buildNestedHostImage(choice.kernel, choice.modules, 'inherit');
   }
   const names = arch === 'all' ? (['x86_64', 'ppc64le', 'nested-host'] as const) : [arch];

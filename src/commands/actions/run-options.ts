@@ -18,26 +18,31 @@ export interface RunChoices {
   hostModules?: string;
 }
 
-/**
- * --host-kernel debian:SERIES, or --host-kernel PATH (a bzImage) with --host-modules DIR (its
- * lib/modules/RELEASE): only with --on nested, where kvmlab boots the host.
- */
+/** --host-kernel debian:SERIES, or --host-kernel PATH with --host-modules DIR: only with --on nested, where kvmlab boots the host. */
 export function parseHostKernel(flag: string | undefined, modules: string | undefined, on: string): HostKernelChoice | undefined {
+  if (flag !== undefined && on !== 'nested') throw new InputError(`--host-kernel ${flag}: kvmlab chooses the host's kernel only for the host it boots; add --on nested (on this host, boot the kernel you want and run here)`);
+  return parseKernelChoice(flag, modules, { kernel: '--host-kernel', modules: '--host-modules' });
+}
+
+/**
+ * A nested host's kernel as a command names it (run's --host-kernel/--host-modules, image build's
+ * --kernel/--modules): a Debian series, or a bzImage with its lib/modules/RELEASE directory.
+ */
+export function parseKernelChoice(flag: string | undefined, modules: string | undefined, names: { kernel: string; modules: string }): HostKernelChoice | undefined {
   if (flag === undefined) {
-    if (modules !== undefined) throw new InputError(`--host-modules ${modules}: goes with --host-kernel PATH, the kernel those modules are for`);
+    if (modules !== undefined) throw new InputError(`${names.modules} ${modules}: goes with ${names.kernel} PATH, the kernel those modules are for`);
     return undefined;
   }
-  if (on !== 'nested') throw new InputError(`--host-kernel ${flag}: kvmlab chooses the host's kernel only for the host it boots; add --on nested (on this host, boot the kernel you want and run here)`);
   if (HostKernel.safeParse(flag).success) {
-    if (modules !== undefined) throw new InputError(`--host-modules ${modules}: a Debian kernel brings its own modules; drop it, or give --host-kernel a kernel file`);
+    if (modules !== undefined) throw new InputError(`${names.modules} ${modules}: a Debian kernel brings its own modules; drop it, or give ${names.kernel} a kernel file`);
     return { kernel: flag };
   }
-  if (/^[a-z]+:/.test(flag)) throw new InputError(`--host-kernel ${flag}: give a Debian kernel series such as debian:6.12, or the path of a bzImage`);
+  if (/^[a-z]+:/.test(flag)) throw new InputError(`${names.kernel} ${flag}: give a Debian kernel series such as debian:6.12, or the path of a bzImage`);
   const path = resolve(flag);
-  if (!existsSync(path) || !statSync(path).isFile()) throw new InputError(`--host-kernel ${flag}: no such file; give a Debian kernel series such as debian:6.12, or the path of a bzImage (arch/x86/boot/bzImage)`);
-  if (modules === undefined) throw new InputError(`--host-kernel ${flag}: add --host-modules DIR, the kernel's lib/modules/RELEASE directory (\`make modules_install INSTALL_MOD_PATH=DIR\`): kvmlab loads virtio, 9p and kvm-amd from it, or checks they are built in`);
+  if (!existsSync(path) || !statSync(path).isFile()) throw new InputError(`${names.kernel} ${flag}: no such file; give a Debian kernel series such as debian:6.12, or the path of a bzImage (arch/x86/boot/bzImage)`);
+  if (modules === undefined) throw new InputError(`${names.kernel} ${flag}: add ${names.modules} DIR, the kernel's lib/modules/RELEASE directory (\`make modules_install INSTALL_MOD_PATH=DIR\`): kvmlab loads virtio, 9p and kvm-amd from it, or checks they are built in`);
   const dir = resolve(modules);
-  if (!existsSync(join(dir, 'modules.builtin'))) throw new InputError(`--host-modules ${modules}: no modules.builtin there; give the kernel's lib/modules/RELEASE directory as \`make modules_install INSTALL_MOD_PATH=DIR\` leaves it`);
+  if (!existsSync(join(dir, 'modules.builtin'))) throw new InputError(`${names.modules} ${modules}: no modules.builtin there; give the kernel's lib/modules/RELEASE directory as \`make modules_install INSTALL_MOD_PATH=DIR\` leaves it`);
   return { kernel: `path:${path}`, modules: dir };
 }
 
