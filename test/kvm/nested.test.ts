@@ -29,6 +29,11 @@ async function skipReason(): Promise<string | undefined> {
 const skip = await skipReason();
 if (skip) console.warn(`nested KVM host tests skipped: ${skip}`);
 
+/** Debian's 6.12 kernel package, which the test of a user's own kernel unpacks as a build tree would leave it. */
+const DEBS = join(cacheDir(), 'debs', 'x86_64');
+const userKernelDeb = (await readdir(DEBS).catch(() => [] as string[])).find((f) => /^linux-image-6\.12\.[^_]*-amd64_.*\.deb$/.test(f));
+if (!skip && !userKernelDeb) console.warn(`a kernel of the user's own: skipped: no linux-image-6.12 package in ${DEBS} (setup.sh fetches it for the 6.12 nested host)`);
+
 // KVMLAB_TEST_KEEP=DIR keeps every run's results directory under DIR (test/bench/nested-tier.mjs reads them).
 const keep = process.env.KVMLAB_TEST_KEEP;
 let tmp: string;
@@ -138,14 +143,10 @@ describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', ()
 
   // A kernel developer's own build, played here by Debian's 6.12 package unpacked as a build tree
   // would leave it (bzImage; lib/modules/RELEASE from modules_install): run builds its image and boots it.
-  it('a kernel of the user\'s own: --host-kernel PATH --host-modules DIR boots L1 on it, leaving their tree as it was', async () => {
-    const deb = (await readdir(join(cacheDir(), 'debs', 'x86_64')).catch(() => [] as string[])).find((f) => /^linux-image-6\.12\.[^_]*-amd64_.*\.deb$/.test(f));
-    if (!deb) {
-      console.warn(`a kernel of the user's own: skipped: no linux-image-6.12 package in ${join(cacheDir(), 'debs', 'x86_64')} (setup.sh fetches it for the 6.12 nested host)`);
-      return;
-    }
+  it.skipIf(userKernelDeb === undefined)('a kernel of the user\'s own: --host-kernel PATH --host-modules DIR boots L1 on it, leaving their tree as it was', async () => {
+    const deb = userKernelDeb!;
     const tree = join(tmp, 'user-kernel');
-    await execa('dpkg-deb', ['-x', join(cacheDir(), 'debs', 'x86_64', deb), tree]);
+    await execa('dpkg-deb', ['-x', join(DEBS, deb), tree]);
     const release = (await readdir(join(tree, 'usr/lib/modules')))[0]!;
     const modules = join(tree, 'usr/lib/modules', release);
     const before = (await readdir(modules)).sort();
