@@ -298,3 +298,12 @@ export function contains(data: unknown, match: unknown): boolean {
   if (data === null || typeof data !== 'object') return false;
   return Object.entries(match).every(([k, v]) => contains((data as Record<string, unknown>)[k], v));
 }
+
+/** QEMU's version as its QMP greeting gives it: "7.2.22", with the package when it names one. */
+export function qemuVersion(greeting: Record<string, unknown>): string | undefined {
+  const v = (greeting.QMP as { version?: { qemu?: { major?: unknown; minor?: unknown; micro?: unknown }; package?: unknown } } | undefined)?.version;
+  const q = v?.qemu;
+  if (typeof q?.major !== 'number' || typeof q.minor !== 'number' || typeof q.micro !== 'number') return undefined;
+  const pkg = typeof v?.package === 'string' ? v.package.trim() : '';
+  return `${q.major}.${q.minor}.${q.micro}${pkg ? ` (${pkg})` : ''}`;
+}

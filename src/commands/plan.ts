@@ -16,6 +16,7 @@ export function registerPlan(program: Command): void {
     .addOption(hostModulesOption())
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'plan only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
+    .option('--where <axis=label>', 'plan only variants with these matrix labels, e.g. host=after or disable_exits=none,halt_poll_ns=0')
     .option('--json', 'print the plan as one JSON document on stdout')
     .action(async (file: string, flags: RunChoices) => (await import('./actions/plan.js')).plan(file, flags));
 }

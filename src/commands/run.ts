@@ -17,6 +17,7 @@ export function registerRun(program: Command): void {
     .option('--out <dir>', 'results directory (default results/<experiment>/<timestamp>/)')
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'run only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
+    .option('--where <axis=label>', 'run only variants with these matrix labels, e.g. host=after or disable_exits=none,halt_poll_ns=0')
     .option('--allow-host-commands', 'allow `host:` steps to run commands on this host')
     .option('-q, --quiet', 'no progress lines')
     .option('--force', 'write into --out even when it already holds files (results are otherwise never overwritten)')

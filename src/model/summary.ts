@@ -69,6 +69,8 @@ export const RepetitionResultSchema = z.object({
   effective: EffectiveSchema.optional(),
   pinned: z.array(PinRecordSchema),
   collectors: z.record(z.string(), z.string()),
+  /** The QEMU that ran it, from its QMP greeting ("7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"). Absent in results written before kvmlab recorded it. */
+  qemu: z.string().optional(),
 });
 export type RepetitionResult = z.output<typeof RepetitionResultSchema>;
 
@@ -105,6 +107,8 @@ export const VariantResultSchema = z.object({
   claims: count.optional(),
   /** x86 under KVM only. Absent in results written before kvmlab recorded it. */
   mechanism: MechanismResultSchema.optional(),
+  /** The host it ran on, read from that host as it ran (not from the request): uname -r, /proc/cmdline and QEMU's own version. With a host axis under --on nested, each L1's. Absent in results written before kvmlab recorded it. */
+  ranOn: z.object({ kernel: z.string(), cmdline: z.string(), qemu: z.string().optional() }).optional(),
   /** kvmlab's own CPU while it watched (observer.cpu_pct rows) its sample and wait steps (every step when it has none): the median step's and the costliest step's, each a median over repetitions. */
   observer: z.object({ medianCpuPct: z.number().min(0), maxCpuPct: z.number().min(0), maxStep: z.string() }).optional(),
 });

@@ -8,6 +8,7 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
+import { qemuVersion } from '../backend/qmp-client.js';
 import { SummarySchema, repetitionDir, type Summary, type VariantResult } from '../model/summary.js';
 import { checkJson, parseJson, parseJsonLines } from './read-json.js';
 import type { Expectation, Experiment } from '../spec/schema.js';
@@ -123,9 +124,8 @@ async function findTraceFiles(dir: string): Promise<string[]> {
 
 function qemuVersionOf(qmpText: readonly Record<string, unknown>[]): string | undefined {
   for (const rec of qmpText.slice(0, 3)) {
-    const msg = rec.msg as { QMP?: { version?: { qemu?: { major?: number; minor?: number; micro?: number }; package?: string } } } | undefined;
-    const v = msg?.QMP?.version;
-    if (v?.qemu) return `${v.qemu.major}.${v.qemu.minor}.${v.qemu.micro}${v.package ? ` (${v.package.trim()})` : ''}`;
+    const v = rec.msg && typeof rec.msg === 'object' ? qemuVersion(rec.msg as Record<string, unknown>) : undefined;
+    if (v) return v;
   }
   return undefined;
 }

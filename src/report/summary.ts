@@ -10,12 +10,38 @@ function cell(text: string, width = 120): string {
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
 
+/**
+ * What each variant ran on, in words, for the cells where that differs across the run (a host axis
+ * under --on nested): the kernel, the boot parameters not every variant had, and QEMU. Empty when
+ * every variant ran on one host.
+ */
+export function ranOnLines(s: Summary): Map<string, string> {
+  const ran = s.variants.filter((v) => v.ranOn);
+  const lines = new Map<string, string>();
+  const differ = (f: (r: NonNullable<VariantResult['ranOn']>) => string | undefined) => new Set(ran.map((v) => f(v.ranOn!))).size > 1;
+  const kernel = differ((r) => r.kernel);
+  const qemu = differ((r) => r.qemu);
+  const cmdline = differ((r) => r.cmdline);
+  if (!kernel && !qemu && !cmdline) return lines;
+  const words = (c: string) => new Set(c.split(/\s+/).filter(Boolean));
+  const common = ran.map((v) => words(v.ranOn!.cmdline)).reduce((a, b) => new Set([...a].filter((w) => b.has(w))));
+  for (const v of ran) {
+    const r = v.ranOn!;
+    const own = [...words(r.cmdline)].filter((w) => !common.has(w));
+    lines.set(v.id, [`ran on kernel ${r.kernel}`, cmdline ? (own.length ? `booted with ${own.join(' ')}` : 'no extra boot parameters') : '', qemu ? `QEMU ${r.qemu ?? 'unknown'}` : ''].filter(Boolean).join(', '));
+  }
+  return lines;
+}
+
 export function verdictTable(s: Summary): string {
   const rows: string[][] = [];
+  const ranOn = ranOnLines(s);
   for (const v of s.variants) {
     const verdict = v.status.toUpperCase();
-    if (v.expectations.length === 0) rows.push([v.id, verdict, cell(v.reason ?? '(no expectations)'), '', '']);
-    v.expectations.forEach((e, i) => rows.push([i === 0 ? v.id : '', i === 0 ? verdict : '', e.description, fmtObserved(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
+    if (ranOn.has(v.id)) rows.push([v.id, verdict, ranOn.get(v.id)!, '', '']);
+    const first = !ranOn.has(v.id);
+    if (v.expectations.length === 0) rows.push([first ? v.id : '', first ? verdict : '', cell(v.reason ?? '(no expectations)'), '', '']);
+    v.expectations.forEach((e, i) => rows.push([i === 0 && first ? v.id : '', i === 0 && first ? verdict : '', e.description, fmtObserved(e.observed), `${e.passed ? 'ok  ' : 'FAIL'} ${e.claim}`]));
     if (v.reason && v.expectations.length) rows.push(['', '', cell(`reason: ${v.reason}`), '', '']);
     for (const line of mechanismLines(v, s.simulated)) rows.push(['', '', line, '', '']);
   }
@@ -63,7 +89,9 @@ export function whereMeasured(s: Summary): string {
   if (s.simulated) return "simulated: kvmlab's mock backend models the guest and host";
   if (s.target?.kind === 'nested') {
     const t = s.target;
-    return `nested KVM: the real KVM of an L1 host (kernel ${t.l1.kernel}, ${t.l1.cpus} CPUs, ${s.host.cpuVendor ?? 'vendor unknown'}) emulated by ${t.l0}; counts, exits and CPU attribution are KVM's own, timings, latencies and halt-poll figures are not hardware figures`;
+    const kernels = [...new Set(s.variants.flatMap((v) => (v.ranOn ? [v.ranOn.kernel] : [])))];
+    const kernel = kernels.length > 1 ? `kernels ${kernels.join(' and ')}, one L1 per host label` : `kernel ${t.l1.kernel}`;
+    return `nested KVM: the real KVM of an L1 host (${kernel}, ${t.l1.cpus} CPUs, ${s.host.cpuVendor ?? 'vendor unknown'}) emulated by ${t.l0}; counts, exits and CPU attribution are KVM's own, timings, latencies and halt-poll figures are not hardware figures`;
   }
   if (s.accel === 'tcg') return 'TCG: QEMU emulates the guest CPU, no KVM involved';
   const h = s.host;

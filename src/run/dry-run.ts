@@ -16,9 +16,9 @@ import { chooseAccel } from '../plan/accel.js';
 import { planVm, whyNotPlannable, type VmPlan } from '../plan/vm.js';
 import { mechanismOf, type Mechanism } from '../plan/mechanism.js';
 import type { Loaded } from '../spec/load.js';
-import { selectVariants } from '../spec/matrix.js';
-import type { Experiment, Knobs } from '../spec/schema.js';
-import { insideL1Args, l1Argv, l1KnownFacts, nestedHostFiles, nestedShape, nestedTarget, TARGET_ENV, type HostKernelChoice, type NestedShape } from '../targets/nested.js';
+import { selectVariants, type Variant } from '../spec/matrix.js';
+import { HOST_AXIS, type Experiment, type Knobs } from '../spec/schema.js';
+import { insideL1Args, l1Argv, l1KnownFacts, nestedBoots, nestedHostFiles, nestedTarget, TARGET_ENV, type HostKernelChoice, type L1Boot, type NestedShape } from '../targets/nested.js';
 import type { On } from '../targets/on.js';
 import { bootFigure, estimateRuns, L1_START, type Estimate } from './estimate.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
@@ -78,6 +78,10 @@ export interface PlannedVariant {
 
 /** `--on nested`: L1 as the run would boot it, and the run inside it. */
 export interface PlannedL1 {
+  /** The host-axis label this L1 stands for; absent without a host axis. */
+  host?: string;
+  /** The variants run in it. */
+  variants: string[];
   shape: NestedShape;
   argv: string[];
   commandLine: string;
@@ -101,7 +105,8 @@ export interface RunPlan {
   refusals: { exitCode: 2 | 3; reason: string }[];
   /** Each placeholder the plan shows, and what the launch puts there. */
   placeholders: Record<string, string>;
-  nested?: PlannedL1;
+  /** The L1s the run boots, in order: one, or one per host-axis label. */
+  nested?: PlannedL1[];
   variants: PlannedVariant[];
   /** Every run that would happen, and what the figure is made of. */
   estimate: { seconds: number; clock: 'wall' | 'virtual'; runs: number; madeOf: string[] };
@@ -115,6 +120,7 @@ export interface PlanRequest {
   on: On;
   repeat?: number;
   only?: string;
+  where?: string;
   /** --host-kernel: the nested host's kernel, over the experiment's nested.kernel. */
   hostKernel?: HostKernelChoice;
 }
@@ -130,18 +136,19 @@ interface Where {
 }
 
 /** L1 as `run --on nested` would boot it; the facts of it known before it boots. */
-async function nestedWhere(loaded: Loaded, req: PlanRequest): Promise<Where> {
+async function nestedWhere(loaded: Loaded, req: PlanRequest, boot: L1Boot): Promise<Where> {
   const exp = loaded.experiment;
-  const shape = nestedShape(exp, req.hostKernel);
+  const { shape, host } = boot;
   const { l0, image } = await nestedHostFiles(shape.kernel);
-  const out = String(PLACEHOLDERS.out);
+  const out = host === undefined ? String(PLACEHOLDERS.out) : `${PLACEHOLDERS.out}/hosts/${host}`;
   const argv = l1Argv(image, shape, out, String(PLACEHOLDERS.ctlDir), String(PLACEHOLDERS.monitor));
-  const inside = [`${TARGET_ENV}=${PLACEHOLDERS.targetInfo}`, 'kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only })];
+  const where = host === undefined ? req.where : [req.where, `${HOST_AXIS}=${host}`].filter(Boolean).join(',');
+  const inside = [`${TARGET_ENV}=${PLACEHOLDERS.targetInfo}`, 'kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only, where })];
   return {
     facts: l1KnownFacts(exp, shape, image, out),
     target: nestedTarget(undefined, image, shape),
-    judgedOn: `L1 as known before it boots (x86_64, ${shape.cpus} CPUs of TCG's -cpu max, Linux ${image.manifest.kernelVersion}); the rest is decided inside L1`,
-    l1: { shape, argv: [l0, ...argv], commandLine: shellLine(l0, argv), inside, decidedInside: DECIDED_INSIDE },
+    judgedOn: `L1${host === undefined ? '' : ` for host ${host}`} as known before it boots (x86_64, ${shape.cpus} CPUs of TCG's -cpu max, Linux ${image.manifest.kernelVersion}); the rest is decided inside L1`,
+    l1: { ...(host === undefined ? {} : { host }), variants: boot.variants.map((v) => v.id), shape, argv: [l0, ...argv], commandLine: shellLine(l0, argv), inside, decidedInside: DECIDED_INSIDE },
   };
 }
 
@@ -179,22 +186,29 @@ function qemuLaunch(backend: QemuBackend, exp: Experiment): (id: string, plan: V
 export async function planRun(req: PlanRequest): Promise<RunPlan> {
   const { loaded, backend } = req;
   const exp = loaded.experiment;
-  const variants = selectVariants(exp, req.only);
+  const selected = selectVariants(exp, req.only, req.where);
   const repetitions = req.repeat ?? exp.repetitions;
-  const where = req.on === 'nested' ? await nestedWhere(loaded, req) : await localWhere(backend);
-  const { accel, notice } = chooseAccel(req.accel, exp.guest.arch, where.facts);
-  const judged = await preflight(exp, loaded.file, variants, where.facts, accel, where.target);
+  const groups: { where: Where; variants: Variant[] }[] =
+    req.on === 'nested'
+      ? await Promise.all(nestedBoots(exp, loaded.file, selected, req.hostKernel).map(async (b) => ({ where: await nestedWhere(loaded, req, b), variants: b.variants })))
+      : [{ where: await localWhere(backend), variants: selected }];
+  const { accel, notice } = chooseAccel(req.accel, exp.guest.arch, groups[0]!.where.facts);
   const refusals: RunPlan['refusals'] = [];
   const hostCommands = hostCommandsRefusal(exp, loaded.file, false);
   if (hostCommands) refusals.push({ exitCode: 2, reason: hostCommands });
-  if (judged.refused) refusals.push({ exitCode: 3, reason: judged.refused });
+  const judged: { where: Where; variant: Variant; reasons: string[] }[] = [];
+  for (const g of groups) {
+    const j = await preflight(exp, loaded.file, g.variants, g.where.facts, accel, g.where.target);
+    if (j.refused && !refusals.some((r) => r.reason === j.refused)) refusals.push({ exitCode: 3, reason: j.refused });
+    g.variants.forEach((variant, i) => judged.push({ where: g.where, variant, reasons: j.reasons[i]! }));
+  }
+  const l1s = groups.flatMap((g) => (g.where.l1 ? [g.where.l1] : []));
 
   const launch = backend instanceof QemuBackend ? qemuLaunch(backend, exp) : mockLaunch(exp);
   const boot = bootFigure(backend.simulated ? 'mock' : req.on, exp.guest.arch, accel);
   const perRun = estimateRuns(exp.steps, 1, boot);
   const planned: PlannedVariant[] = [];
-  for (const [i, v] of variants.entries()) {
-    const reasons = judged.reasons[i]!;
+  for (const { where, variant: v, reasons } of judged) {
     const verdict: Verdict = reasons.length ? 'skipped' : where.l1 ? 'decided inside L1' : 'runnable';
     const plan = whyNotPlannable(exp.guest, v.knobs, accel) ? null : planVm(exp.guest, v.knobs, accel, where.facts);
     const launched = plan ? await launch(v.id, plan, verdict !== 'skipped') : { argv: null, env: {}, commandLine: null };
@@ -204,10 +218,11 @@ export async function planRun(req: PlanRequest): Promise<RunPlan> {
 
   const runs = planned.reduce((n, v) => n + v.estimate.runs, 0);
   const madeOf = [boot.seconds ? `boot about ${boot.seconds} s a run: ${boot.source}` : boot.source, `the declared sample: and wait: windows, ${perRun.windowsSeconds} s a run`, `× ${repetitions} repetition${repetitions === 1 ? '' : 's'} of each variant that would run; steps without a window are not counted`];
-  if (where.l1 && runs > 0) madeOf.push(`L1 once, about ${L1_START.seconds} s: ${L1_START.source}`);
-  const seconds = planned.reduce((t, v) => t + v.estimatedSeconds, 0) + (where.l1 && runs > 0 ? L1_START.seconds : 0);
+  const booted = l1s.filter((l) => planned.some((v) => l.variants.includes(v.id) && v.estimate.runs > 0)).length;
+  if (booted) madeOf.push(`L1 ${booted === 1 ? 'once' : `${booted} times (one per host)`}, about ${L1_START.seconds} s each: ${L1_START.source}`);
+  const seconds = planned.reduce((t, v) => t + v.estimatedSeconds, 0) + booted * L1_START.seconds;
 
-  const shown = JSON.stringify({ planned, l1: where.l1 });
+  const shown = JSON.stringify({ planned, l1s });
   return {
     file: loaded.file,
     experiment: exp.name,
@@ -216,11 +231,11 @@ export async function planRun(req: PlanRequest): Promise<RunPlan> {
     accel,
     on: req.on,
     repetitions,
-    judgedOn: where.judgedOn,
+    judgedOn: groups.map((g) => g.where.judgedOn).join('; '),
     notices: notice ? [notice] : [],
     refusals,
     placeholders: Object.fromEntries(Object.entries(MEANINGS).filter(([p]) => shown.includes(p))),
-    ...(where.l1 ? { nested: where.l1 } : {}),
+    ...(l1s.length ? { nested: l1s } : {}),
     variants: planned,
     estimate: { seconds, clock: backend.simulated ? 'virtual' : 'wall', runs, madeOf },
   };

@@ -1,12 +1,12 @@
 // Preflight: what a variant needs from the host, checked before anything boots. Unmet needs skip
 // the variant with a reason; a pinning to host CPUs that do not exist refuses the whole run.
 import type { Accel, HostFacts } from '../model/host-facts.js';
-import { hasKernelParam } from '../formats/cmdline.js';
+import { hasKernelParam, kernelWords } from '../formats/cmdline.js';
 import { whyNoKvm } from '../plan/accel.js';
 import { formatCpuList } from '../model/cpulist.js';
 import { EXIT_BITS, EXIT_NAMES, formatMask, type ExitName } from '../model/exits.js';
 import { planVm, wantsExitControl, whyNotPlannable } from '../plan/vm.js';
-import type { Experiment, Knobs } from '../spec/schema.js';
+import { HOST_AXIS, type Experiment, type HostValue, type Knobs } from '../spec/schema.js';
 import type { RunTarget } from '../model/summary.js';
 import type { Variant } from '../spec/matrix.js';
 
@@ -69,6 +69,29 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
   return reasons;
 }
 
+/**
+ * Why this host is not the one a host-axis value names: its kernel series (debian:X.Y against
+ * uname -r) or a boot parameter it adds (against /proc/cmdline). A kernel of the user's own is
+ * known only to the nested host booted from it (its target says which kernel that was). A value
+ * is never run on a host that merely resembles it: the variant is skipped with the way to run it.
+ */
+export function hostValueMismatch(label: string, host: HostValue | undefined, facts: Pick<HostFacts, 'kernelRelease' | 'kernelCmdline' | 'simulated'>, target: RunTarget): string[] {
+  if (!host) return [];
+  const reasons: string[] = [];
+  const where = facts.simulated ? 'the simulated host' : target.kind === 'nested' ? 'this nested host' : 'this host';
+  const how = target.kind === 'nested' ? '' : ` (kvmlab run --on nested boots a host that is; on a lab box, boot it so)`;
+  const k = host.kernel;
+  if (typeof k === 'string') {
+    const series = k.replace(/^debian:/, '');
+    if (!facts.kernelRelease.startsWith(`${series}.`) && facts.kernelRelease !== series) reasons.push(`host ${label} runs kernel ${series}; ${where} runs ${facts.kernelRelease}${how}`);
+  } else if (k && target.kind !== 'nested') {
+    reasons.push(`host ${label} runs a kernel of your own (${k.path}), which only a nested host booted from it runs${how}`);
+  }
+  const missing = kernelWords(host.cmdline ?? '').filter((w) => !hasKernelParam(facts.kernelCmdline, w));
+  if (missing.length) reasons.push(`host ${label} boots with ${missing.join(' ')}, which ${where}'s /proc/cmdline lacks${how}`);
+  return reasons;
+}
+
 /** Why the whole run is refused: its pinning names host CPUs this host does not have. */
 function pinningProblem(exp: Experiment, file: string, facts: HostFacts): string | undefined {
   const p = exp.pinning;
@@ -98,7 +121,7 @@ export interface Preflight {
  */
 export async function preflight(exp: Experiment, file: string, variants: readonly Variant[], facts: HostFacts, accel: Accel, target?: RunTarget): Promise<Preflight> {
   const reasons: string[][] = [];
-  for (const v of variants) reasons.push(await unmetRequirements(exp, v.knobs, facts, accel, target));
+  for (const v of variants) reasons.push([...hostValueMismatch(v.labels[HOST_AXIS] ?? '', v.host, facts, target ?? { kind: 'local' }), ...(await unmetRequirements(exp, v.knobs, facts, accel, target))]);
   const refused = reasons.some((r) => r.length === 0) ? pinningProblem(exp, file, facts) : undefined;
   return { reasons, ...(refused ? { refused } : {}) };
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { Backend, Vm } from '../backend/backend.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { generateClientKey } from '../backend/ssh-guest.js';
-import { QmpConnectionError } from '../backend/qmp-client.js';
+import { QmpConnectionError, qemuVersion } from '../backend/qmp-client.js';
 import { COLLECTORS, createCollector } from '../collect/registry.js';
 import { NotCollected, type Collector } from '../collect/collector.js';
 import { HostError, InputError, errorMessage } from '../errors.js';
@@ -37,6 +37,8 @@ export interface RunOptions {
   out: string;
   repeat?: number;
   only?: string;
+  /** --where AXIS=LABEL[,…]: only the variants with those labels. */
+  where?: string;
   allowHostCommands: boolean;
   progress: Progress;
   signal: AbortSignal;
@@ -66,7 +68,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   }
   const hostCommands = hostCommandsRefusal(exp, loaded.file, opts.allowHostCommands);
   if (hostCommands) throw new InputError(hostCommands);
-  const variants = selectVariants(exp, opts.only);
+  const variants = selectVariants(exp, opts.only, opts.where);
   await mkdir(opts.out, { recursive: true });
   await writeFile(join(opts.out, 'experiment.yaml'), loaded.text);
   await writeFile(join(opts.out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: exp, variants }, null, 2)}\n`);
@@ -125,6 +127,8 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       vr.status = 'unchecked';
       vr.reason = 'no claim of the file applies to this variant (its expect: entries select other variants): it ran, and nothing was checked';
     } else vr.status = vr.expectations.every((e) => e.passed) ? 'passed' : 'failed';
+    const qemu = vr.repetitions.find((r) => r.qemu)?.qemu;
+    vr.ranOn = { kernel: facts.kernelRelease, cmdline: facts.kernelCmdline, ...(qemu ? { qemu } : {}) };
     vr.observer = observerSummary(mine, exp.steps);
     if (exp.guest.arch === 'x86_64' && accel === 'kvm') {
       const planned = mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch);
@@ -249,6 +253,8 @@ async function launch(r: Repetition): Promise<void> {
   r.launching = backend.launch({ name: vmName(r.exp.name, r.result.repetition), guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey() });
   r.vm = await abortable(r.launching, signal);
   r.result.effective = r.vm.effective;
+  const qemu = qemuVersion(r.vm.qmp.greeting);
+  if (qemu) r.result.qemu = qemu;
   await writeFile(join(dir, 'launch.json'), `${JSON.stringify(r.vm.effective, null, 2)}\n`);
 }
 

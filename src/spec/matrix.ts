@@ -3,13 +3,15 @@
 // with repetitions interleaved across variants (A B A B, not A A B B) so slow drift in the host
 // spreads over all variants instead of biasing one.
 import { InputError } from '../errors.js';
-import { Knobs, labelOf, type Experiment } from './schema.js';
+import { HOST_AXIS, HostValue, Knobs, labelOf, type Experiment } from './schema.js';
 
 export interface Variant {
   id: string;
   /** Matrix axis → the label of this variant's value on it. */
   labels: Record<string, string>;
   knobs: Knobs;
+  /** The host axis's value for this variant: the host it runs in. */
+  host?: HostValue;
 }
 
 export interface Run {
@@ -19,17 +21,24 @@ export interface Run {
 }
 
 export function expandMatrix(exp: Experiment): Variant[] {
-  let partial: { labels: Record<string, string>; overrides: Record<string, unknown> }[] = [{ labels: {}, overrides: {} }];
+  type Partial = { labels: Record<string, string>; overrides: Record<string, unknown>; host?: HostValue };
+  let partial: Partial[] = [{ labels: {}, overrides: {} }];
   for (const [axis, values] of Object.entries(exp.matrix ?? {})) {
+    if (axis === HOST_AXIS && !Array.isArray(values)) {
+      const hosts = Object.entries(values).map(([label, v]) => [label, HostValue.parse(v)] as const);
+      partial = partial.flatMap((p) => hosts.map(([label, host]) => ({ ...p, labels: { ...p.labels, [axis]: label }, host })));
+      continue;
+    }
     const choices: [string, Record<string, unknown>][] = Array.isArray(values)
       ? values.map((v) => [labelOf(v), { [axis]: v }])
       : Object.entries(values).map(([label, preset]) => [label, preset]);
-    partial = partial.flatMap((p) => choices.map(([label, o]) => ({ labels: { ...p.labels, [axis]: label }, overrides: { ...p.overrides, ...o } })));
+    partial = partial.flatMap((p) => choices.map(([label, o]) => ({ ...p, labels: { ...p.labels, [axis]: label }, overrides: { ...p.overrides, ...o } })));
   }
-  return partial.map(({ labels, overrides }) => ({
+  return partial.map(({ labels, overrides, host }) => ({
     id: Object.keys(labels).length === 0 ? 'default' : Object.entries(labels).map(([a, l]) => `${a}=${l}`).join(','),
     labels,
     knobs: Knobs.parse({ ...exp.knobs, ...overrides }),
+    ...(host ? { host } : {}),
   }));
 }
 
@@ -45,12 +54,28 @@ export function matchesPattern(id: string, pattern: string): boolean {
   return re.test(id);
 }
 
-/** The variants `--only PATTERN` picks, in matrix order; every variant without a pattern. */
-export function selectVariants(exp: Experiment, only: string | undefined): Variant[] {
+/** `--where AXIS=LABEL[,AXIS=LABEL…]` as axis → label, each axis and label checked against the matrix. */
+export function parseWhere(exp: Experiment, where: string): Record<string, string> {
+  const axes = Object.fromEntries(Object.entries(exp.matrix ?? {}).map(([axis, values]) => [axis, Array.isArray(values) ? values.map(labelOf) : Object.keys(values)]));
+  const picked: Record<string, string> = {};
+  for (const term of where.split(',')) {
+    const m = /^([^=]+)=(.+)$/.exec(term.trim());
+    if (!m) throw new InputError(`--where ${where}: write AXIS=LABEL (several joined by commas), e.g. --where host=after`);
+    const [, axis, label] = m as unknown as [string, string, string];
+    const labels = axes[axis];
+    if (!labels) throw new InputError(`--where ${where}: "${axis}" is not a matrix axis${Object.keys(axes).length ? ` (axes: ${Object.keys(axes).join(', ')})` : ' (the experiment has no matrix)'}`);
+    if (!labels.includes(label)) throw new InputError(`--where ${where}: no variant has ${axis}=${label}; ${axis} labels are: ${labels.join(', ')}`);
+    picked[axis] = label;
+  }
+  return picked;
+}
+
+/** The variants `--only PATTERN` and `--where AXIS=LABEL` pick, in matrix order; every variant without either. */
+export function selectVariants(exp: Experiment, only: string | undefined, where?: string): Variant[] {
   const variants = expandMatrix(exp);
-  if (!only) return variants;
-  const picked = variants.filter((v) => matchesPattern(v.id, only));
-  if (picked.length === 0) throw new InputError(`--only ${only} matches no variant; variants are: ${variants.map((v) => v.id).join(', ')}`);
+  const labels = where ? parseWhere(exp, where) : {};
+  const picked = variants.filter((v) => (!only || matchesPattern(v.id, only)) && Object.entries(labels).every(([a, l]) => v.labels[a] === l));
+  if (picked.length === 0) throw new InputError(`${[only && `--only ${only}`, where && `--where ${where}`].filter(Boolean).join(' with ')} matches no variant; variants are: ${variants.map((v) => v.id).join(', ')}`);
   return picked;
 }
 

@@ -106,6 +106,11 @@ export const Guest = strict({
 /** A nested host's kernel by Debian series: debian:6.12. */
 export const HostKernel = z.string().regex(/^debian:\d+\.\d+$/, 'a Debian kernel series such as debian:6.12');
 
+const kernelCmdline = z.string().regex(/^[A-Za-z0-9_.,=:+\/ -]*$/, 'kernel parameters such as nohz_full=2-3 isolcpus=2-3').max(1024);
+
+/** A kernel of the user's own for L1: a bzImage and, when KVM is modular, its lib/modules/RELEASE directory (both relative to the experiment file). */
+export const OwnKernel = strict({ path: shortText, modules: shortText.optional() });
+
 /** The KVM host kvmlab boots under TCG for `--on nested` (L1): its size, kernel and kernel command line. */
 export const NestedHost = strict({
   /** L1 CPUs; default: enough that every pinned host CPU exists (highest pinned + 1), at least guest cpus + 1. */
@@ -113,10 +118,24 @@ export const NestedHost = strict({
   /** L1 memory; default: the guest's memory + 1.5G. */
   memory: sizeMiB.optional(),
   /** Extra L1 kernel command line, e.g. nohz_full=2-3 isolcpus=2-3 rcutree.use_softirq=0. */
-  cmdline: z.string().regex(/^[A-Za-z0-9_.,=:+\/ -]*$/, 'kernel parameters such as nohz_full=2-3 isolcpus=2-3').max(1024).optional(),
+  cmdline: kernelCmdline.optional(),
   /** L1's kernel: a Debian series (debian:6.12), built into its own image by `kvmlab image build --arch nested-host --kernel debian:6.12`; default the host's Debian kernel. */
   kernel: HostKernel.optional(),
 });
+
+/**
+ * The matrix axis that varies the host itself: each label names the KVM host a variant runs in —
+ * its kernel and the boot parameters added to nested.cmdline. With --on nested kvmlab boots one L1
+ * per label; elsewhere a label runs only on a host that already is what it names.
+ */
+export const HOST_AXIS = 'host';
+export const HostValue = strict({
+  /** L1's kernel for this label: a Debian series (debian:6.12) or a kernel of the user's own; absent: nested.kernel. */
+  kernel: z.union([HostKernel, OwnKernel]).optional(),
+  /** Boot parameters added, for this label, to nested.cmdline. */
+  cmdline: kernelCmdline.optional(),
+});
+export type HostValue = z.output<typeof HostValue>;
 
 export const Knobs = strict({
   /** Exits KVM passes through to the guest (KVM_CAP_X86_DISABLE_EXITS bits), or "cpu-pm" for QEMU's all-allowed mode. */
@@ -147,6 +166,7 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
     // Two axes that set one knob: in a variant the later would silently undo the earlier.
     const setter = new Map<string, string>();
     for (const [axis, values] of Object.entries(axes)) {
+      if (axis === HOST_AXIS) continue;
       const sets = (KNOB_NAMES as string[]).includes(axis) ? [axis] : Array.isArray(values) ? [] : [...new Set(Object.values(values).flatMap((p) => Object.keys(p)))];
       for (const knob of sets) {
         const first = setter.get(knob);
@@ -155,6 +175,10 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
       }
     }
     for (const [axis, values] of Object.entries(axes)) {
+      if (axis === HOST_AXIS) {
+        hostAxisIssues(values, ctx);
+        continue;
+      }
       if ((KNOB_NAMES as string[]).includes(axis)) {
         if (!Array.isArray(values)) {
           ctx.addIssue({ code: 'custom', path: [axis], message: `knob axis "${axis}" takes a list of values` });
@@ -195,6 +219,31 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
     }
   },
 );
+
+/** The host axis: labels, each naming a host (kernel, boot parameters); two labels naming one host would run one variant twice. */
+function hostAxisIssues(values: unknown[] | Record<string, Record<string, unknown>>, ctx: z.core.$RefinementCtx<unknown>): void {
+  const example = `${HOST_AXIS}: {before: {kernel: debian:6.1}, after: {kernel: debian:6.12, cmdline: "rcutree.nocb_patience_delay=1000"}}`;
+  if (Array.isArray(values) || Object.keys(values).length === 0) {
+    ctx.addIssue({ code: 'custom', path: [HOST_AXIS], message: `the host axis maps labels to the host each runs in (kernel, cmdline), e.g. ${example}` });
+    return;
+  }
+  const seen = new Map<string, string>();
+  for (const [label, value] of Object.entries(values)) {
+    const r = HostValue.safeParse(value, { reportInput: true });
+    if (!r.success) {
+      for (const iss of r.error.issues) {
+        const at = [HOST_AXIS, label, ...iss.path];
+        if (iss.code === 'unrecognized_keys') for (const { key, message } of unknownFieldLines(iss)) ctx.addIssue({ code: 'custom', path: at, message, params: { key } });
+        else ctx.addIssue({ code: 'custom', path: at, message: describeIssue(iss) });
+      }
+      continue;
+    }
+    const key = JSON.stringify([r.data.kernel ?? null, (r.data.cmdline ?? '').split(/\s+/).filter(Boolean).sort()]);
+    const first = seen.get(key);
+    if (first === undefined) seen.set(key, label);
+    else ctx.addIssue({ code: 'custom', path: [HOST_AXIS, label], message: `host ${label} names the same host as host ${first} (kernel and boot parameters): the variant would run twice under two ids; remove one, or make them differ` });
+  }
+}
 
 export const Pinning = strict({
   /** vCPU index → host CPU set, as libvirt's <vcpupin vcpu= cpuset=>. */

@@ -31,7 +31,8 @@ import type { HostFacts } from '../model/host-facts.js';
 import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { Progress } from '../model/progress.js';
 import { RunTargetSchema, type RunTarget } from '../model/summary.js';
-import type { Experiment } from '../spec/schema.js';
+import { HOST_AXIS, type Experiment } from '../spec/schema.js';
+import type { Variant } from '../spec/matrix.js';
 
 export const NESTED_IMAGE = 'nested-host';
 const L0_BINARY = 'qemu-system-x86_64';
@@ -66,6 +67,38 @@ export function nestedShape(exp: Experiment, hostKernel?: HostKernelChoice): Nes
   return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '', ...choice };
 }
 
+/** One L1 boot of a run: the host-axis label it stands for (none without a host axis), its shape, and the variants run in it. */
+export interface L1Boot {
+  host?: string;
+  shape: NestedShape;
+  variants: Variant[];
+}
+
+/**
+ * The L1s a run boots, in matrix order: one for the whole run, or one per host-axis label, each
+ * with its kernel (the label's, else nested.kernel or --host-kernel) and the label's boot
+ * parameters after nested.cmdline. Variants that share a label share one boot. A kernel of the
+ * user's own is resolved against the experiment file's directory.
+ */
+export function nestedBoots(exp: Experiment, file: string, variants: readonly Variant[], hostKernel?: HostKernelChoice): L1Boot[] {
+  const base = nestedShape(exp, hostKernel);
+  const boots: L1Boot[] = [];
+  for (const v of variants) {
+    const label = v.labels[HOST_AXIS];
+    const boot = boots.find((b) => b.host === label);
+    if (boot) {
+      boot.variants.push(v);
+      continue;
+    }
+    const k = v.host?.kernel;
+    if (k !== undefined && hostKernel) throw new InputError(`--host-kernel ${hostKernel.kernel.replace(/^path:/, '')}: the experiment's host axis chooses the kernel of host ${label}; drop --host-kernel, or pick a label with --where ${HOST_AXIS}=LABEL`);
+    const kernel = k === undefined ? {} : typeof k === 'string' ? { kernel: k } : { kernel: `path:${resolve(dirname(file), k.path)}`, ...(k.modules ? { modules: resolve(dirname(file), k.modules) } : {}) };
+    const cmdline = [base.cmdline, v.host?.cmdline ?? ''].filter(Boolean).join(' ');
+    boots.push({ ...(label !== undefined ? { host: label } : {}), shape: { ...base, ...kernel, cmdline }, variants: [v] });
+  }
+  return boots;
+}
+
 /** --host-kernel as chosen: a Debian series, or a kernel file of the user's with its modules. */
 export interface HostKernelChoice {
   kernel: string;
@@ -98,13 +131,28 @@ export async function nestedHostFiles(kernel?: string): Promise<{ l0: string; im
   return { l0, image };
 }
 
+/**
+ * L1's image: the one built for this kernel; for a Debian series, the default image when that is
+ * the series its kernel is of (bookworm's default is 6.1: debian:6.1 needs no second image).
+ */
 async function readNestedImage(hostKernel: string | undefined): Promise<NestedImage> {
-  const dir = join(imagesDir(), nestedImageName(hostKernel));
-  const fix = hostKernel?.startsWith('path:')
+  if (hostKernel?.startsWith('debian:') && !(await access(join(imagesDir(), nestedImageName(hostKernel), 'kernel')).then(() => true, () => false))) {
+    const series = hostKernel.slice('debian:'.length);
+    const fallback = await readImageIn(join(imagesDir(), NESTED_IMAGE), '').catch(() => undefined);
+    if (fallback?.manifest.kernelVersion.startsWith(`${series}.`)) return fallback;
+  }
+  return readImageIn(join(imagesDir(), nestedImageName(hostKernel)), imageFix(hostKernel));
+}
+
+function imageFix(hostKernel: string | undefined): string {
+  return hostKernel?.startsWith('path:')
     ? `build it with \`kvmlab image build --arch nested-host --kernel ${hostKernel.slice('path:'.length)} --modules DIR\` (kvmlab run builds it itself)`
     : hostKernel
       ? `build it with \`kvmlab image build --arch nested-host --kernel ${hostKernel}\``
       : 'build it with `kvmlab image build --arch nested-host` (or `bash host-scripts/setup.sh`)';
+}
+
+async function readImageIn(dir: string, fix: string): Promise<NestedImage> {
   const kernel = join(dir, 'kernel');
   const initrd = join(dir, 'initrd.img');
   for (const f of [kernel, initrd]) {
@@ -199,6 +247,7 @@ export function nestedTarget(l0Version: string | undefined, image: NestedImage, 
 export interface InsideL1 {
   repeat?: number;
   only?: string;
+  where?: string;
   allowHostCommands?: boolean;
   json?: boolean;
   strict?: boolean;
@@ -213,6 +262,7 @@ export function insideL1Args(file: string, out: string, flags: InsideL1): string
   const args = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
   if (flags.repeat !== undefined) args.push('--repeat', String(flags.repeat));
   if (flags.only) args.push('--only', flags.only);
+  if (flags.where) args.push('--where', flags.where);
   if (flags.allowHostCommands) args.push('--allow-host-commands');
   if (flags.json) args.push('--json');
   if (flags.strict) args.push('--strict');

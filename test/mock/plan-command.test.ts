@@ -40,6 +40,9 @@ writeFileSync(join(image, 'manifest.json'), JSON.stringify({ arch: 'x86_64', ker
 const nestedImage = dir('cache/images/nested-host');
 for (const f of ['kernel', 'initrd.img']) writeFileSync(join(nestedImage, f), '');
 writeFileSync(join(nestedImage, 'manifest.json'), JSON.stringify({ arch: 'x86_64', kernelVersion: '6.1.0-l1-amd64' }));
+const nestedImage612 = dir('cache/images/nested-host-linux-6.12');
+for (const f of ['kernel', 'initrd.img']) writeFileSync(join(nestedImage612, f), '');
+writeFileSync(join(nestedImage612, 'manifest.json'), JSON.stringify({ arch: 'x86_64', kernelVersion: '6.12.9-l1-amd64' }));
 
 // Where a plan could write if it wrote anything: its journal's state directory, $TMPDIR, its cwd.
 const state = dir('state');
@@ -177,12 +180,12 @@ describe('kvmlab plan with real QEMU on this host', () => {
     const doc = await planJson(file, '--on', 'nested');
     const { experiment: exp } = await loadExperiment(file);
     const shape = nestedShape(exp);
-    expect(doc.nested.argv[0]).toBe(join(bin, 'qemu-system-x86_64'));
-    expect(doc.nested.argv.join(' ')).toContain(`-cpu max -smp ${shape.cpus} -m ${shape.memoryMiB}M`);
-    expect(doc.nested.argv).toContain(join(nestedImage, 'kernel'));
-    expect(doc.nested.inside.join(' ')).toContain('run');
-    expect(doc.nested.inside.join(' ')).toContain('--backend qemu --accel kvm --out <out>');
-    expect(doc.nested.decidedInside).toMatch(/inside L1/);
+    expect(doc.nested[0].argv[0]).toBe(join(bin, 'qemu-system-x86_64'));
+    expect(doc.nested[0].argv.join(' ')).toContain(`-cpu max -smp ${shape.cpus} -m ${shape.memoryMiB}M`);
+    expect(doc.nested[0].argv).toContain(join(nestedImage, 'kernel'));
+    expect(doc.nested[0].inside.join(' ')).toContain('run');
+    expect(doc.nested[0].inside.join(' ')).toContain('--backend qemu --accel kvm --out <out>');
+    expect(doc.nested[0].decidedInside).toMatch(/inside L1/);
     const verdicts = Object.fromEntries((doc.variants as Planned[]).map((v) => [v.id, [v.verdict, v.reasons]]));
     expect(verdicts).toEqual({
       'disable_exits=none': ['decided inside L1', []],
@@ -193,6 +196,37 @@ describe('kvmlab plan with real QEMU on this host', () => {
     const mwait = (doc.variants as Planned[]).find((v) => v.id === 'disable_exits=mwait')!;
     expect(mwait.env.KVMLAB_DISABLE_EXITS).toBe('0x1');
     expect(mwait.plan?.guestVendor).toBe('GenuineIntel');
+  });
+
+  it('--on nested with a host axis plans one L1 per label, each with its kernel and boot parameters, and holds each label to the L1 it gets', async () => {
+    const hosts = join(tmp, 'host-axis.yaml');
+    writeFileSync(
+      hosts,
+      `${readFileSync(file, 'utf8').replace(/^matrix:\n/m, 'matrix:\n  host:\n    before: { kernel: "debian:6.1" }\n    after: { kernel: "debian:6.12", cmdline: "rcutree.nocb_patience_delay=1000" }\n')}`,
+    );
+    const doc = await planJson(hosts, '--on', 'nested');
+    expect(doc.nested.map((l: { host: string; variants: string[] }) => [l.host, l.variants])).toEqual([
+      ['before', ['host=before,disable_exits=none', 'host=before,disable_exits=hlt', 'host=before,disable_exits=mwait', 'host=before,disable_exits=hlt+mwait']],
+      ['after', ['host=after,disable_exits=none', 'host=after,disable_exits=hlt', 'host=after,disable_exits=mwait', 'host=after,disable_exits=hlt+mwait']],
+    ]);
+    // debian:6.1 is the default image's series: no second image
+    expect(doc.nested[0].argv).toContain(join(nestedImage, 'kernel'));
+    expect(doc.nested[1].argv).toContain(join(nestedImage612, 'kernel'));
+    expect(doc.nested[1].argv.join(' ')).toMatch(/-append \S.* rcutree\.nocb_patience_delay=1000/);
+    expect(doc.nested[1].inside.join(' ')).toContain('--out <out>/hosts/after --force --where host=after');
+    expect((doc.variants as Planned[]).map((v) => v.verdict)).toEqual(['decided inside L1', 'skipped', 'decided inside L1', 'skipped', 'decided inside L1', 'skipped', 'decided inside L1', 'skipped']);
+    // --host-kernel cannot override a host axis that chooses kernels
+    const refused = await plan(hosts, '--on', 'nested', '--host-kernel', 'debian:6.12');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/host axis chooses the kernel of host before; drop --host-kernel/);
+    // --where picks one label
+    const after = await planJson(hosts, '--on', 'nested', '--where', 'host=after');
+    expect(after.nested).toHaveLength(1);
+    // a local run runs a label only on a host that is what it names
+    const local = await planJson(hosts, '--backend', 'mock');
+    const reasons = Object.fromEntries((local.variants as Planned[]).map((v) => [v.id, v.reasons.join('; ')]));
+    expect(reasons['host=before,disable_exits=none']).toMatch(/^host before runs kernel 6\.1; the simulated host runs 6\.12\.0-kvmlab-sim \(kvmlab run --on nested boots a host that is/);
+    expect(reasons['host=after,disable_exits=none']).toMatch(/^host after boots with rcutree\.nocb_patience_delay=1000, which the simulated host's \/proc\/cmdline lacks/);
   });
 
   it('applies the vendor rule before L1 boots: an AMD-vendor guest (L1 is TCG\'s -cpu max) is skipped for MWAIT', async () => {

@@ -20,7 +20,7 @@ export async function plan(file: string, flags: RunChoices): Promise<void> {
   const loaded = await loadChecked(file);
   // Inside L1 the run is real QEMU whatever was asked here (the mock is refused above).
   const backend = await selectBackend(on === 'nested' ? 'qemu' : flags.backend, loaded.experiment.guest.arch, noticesOnly(process.stderr));
-  const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}), ...(hostKernel ? { hostKernel } : {}) });
+  const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}), ...(flags.where ? { where: flags.where } : {}), ...(hostKernel ? { hostKernel } : {}) });
   process.stdout.write(flags.json ? `${JSON.stringify(doc, null, 2)}\n` : planText(doc));
 }
 
@@ -75,11 +75,13 @@ function planText(p: RunPlan): string {
   out.push('Nothing here was started or written. What each launch chooses is shown as a placeholder:');
   const width = Math.max(0, ...Object.keys(p.placeholders).map((k) => k.length));
   for (const [k, meaning] of Object.entries(p.placeholders)) out.push(`  ${k.padEnd(width)}  ${meaning}`);
-  if (p.nested) {
-    out.push('', `L1: ${p.nested.shape.cpus} CPUs, ${p.nested.shape.memoryMiB} MiB${p.nested.shape.cmdline ? `, kernel command line adds ${p.nested.shape.cmdline}` : ''}`);
-    out.push(`  command   ${p.nested.commandLine}`);
-    out.push(`  inside    ${shellLine(p.nested.inside[0]!, p.nested.inside.slice(1))}`);
-    out.push(`  decided   ${p.nested.decidedInside}`);
+  for (const l1 of p.nested ?? []) {
+    const { shape } = l1;
+    const host = l1.host === undefined ? '' : ` for host ${l1.host} (${l1.variants.join(', ')})`;
+    out.push('', `L1${host}: ${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel.replace(/^path:/, '')}` : ''}${shape.cmdline ? `, kernel command line adds ${shape.cmdline}` : ''}`);
+    out.push(`  command   ${l1.commandLine}`);
+    out.push(`  inside    ${shellLine(l1.inside[0]!, l1.inside.slice(1))}`);
+    out.push(`  decided   ${l1.decidedInside}`);
   }
   p.variants.forEach((v, i) => out.push('', ...variantBlock(p, v, i)));
   out.push('');

@@ -13,6 +13,7 @@ export interface RunChoices {
   accel: 'auto' | 'kvm' | 'tcg';
   repeat?: string;
   only?: string;
+  where?: string;
   json?: boolean;
   hostKernel?: string;
   hostModules?: string;

@@ -15,8 +15,10 @@ import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
-import type { Experiment } from '../../spec/schema.js';
-import { collectedTracepoints, insideL1Args, nestedShape, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
+import { collectedTracepoints, insideL1Args, nestedBoots, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
+import { mergeParts } from '../../run/merge.js';
+import { selectVariants } from '../../spec/matrix.js';
+import { HOST_AXIS, type Experiment } from '../../spec/schema.js';
 import { buildNestedHostImage } from './image.js';
 import { parseOn } from '../../targets/on.js';
 
@@ -48,6 +50,7 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
       out,
       repeat,
       only: flags.only,
+      where: flags.where,
       allowHostCommands: flags.allowHostCommands ?? false,
       progress,
       signal,
@@ -68,26 +71,59 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
   });
 }
 
-/** `run --on nested`: the same run, inside a KVM host emulated under TCG; results land in --out here. */
+/**
+ * `run --on nested`: the same run, inside a KVM host emulated under TCG; results land in --out
+ * here. With a host axis, one L1 per label, each running that label's variants into
+ * hosts/<label>/, then one results directory made of them (run/merge.ts).
+ */
 async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress, hostKernel: HostKernelChoice | undefined): Promise<void> {
   refuseOnNested(flags.backend, flags.accel);
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
   await refuseOverwrite(out, flags.force);
-  const runArgs = insideL1Args(file, out, { repeat, only: flags.only, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
-  const shape = nestedShape(exp, hostKernel);
-  // a kernel of the user's own changes between runs: its image is (re)built here, in seconds when current
-  if (shape.kernel?.startsWith('path:')) {
-    progress.notice(`nested host: building its image with ${shape.kernel.slice('path:'.length)} (modules ${shape.modules})`);
-    await buildNestedHostImage(shape.kernel, shape.modules, 'pipe');
-  }
-  progress.notice(`nested host: booting L1 (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
+  const boots = nestedBoots(exp, file, selectVariants(exp, flags.only, flags.where), hostKernel);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
-    const r = await runNested({ argv: runArgs, out, reads: [dirname(resolve(file))], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
-    process.stdout.write(r.stdout);
-    process.exitCode = signal.aborted ? EXIT_INTERRUPTED : r.exitCode;
+    const parts: string[] = [];
+    let exitCode = 0;
+    let stdout = '';
+    try {
+      for (const [i, boot] of boots.entries()) {
+        if (signal.aborted) break;
+        const { shape } = boot;
+        const partOut = boot.host === undefined ? out : join(out, 'hosts', boot.host);
+        const where = boot.host === undefined ? flags.where : [flags.where, `${HOST_AXIS}=${boot.host}`].filter(Boolean).join(',');
+        const runArgs = insideL1Args(file, partOut, { repeat, only: flags.only, where, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
+        // a kernel of the user's own changes between runs: its image is (re)built here, in seconds when current
+        if (shape.kernel?.startsWith('path:')) {
+          progress.notice(`nested host: building its image with ${shape.kernel.slice('path:'.length)} (modules ${shape.modules})`);
+          await buildNestedHostImage(shape.kernel, shape.modules, 'pipe');
+        }
+        const which = boot.host === undefined ? '' : ` for host ${boot.host} (${i + 1} of ${boots.length})`;
+        progress.notice(`nested host: booting L1${which} (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
+        const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file))], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
+        parts.push(partOut);
+        stdout = r.stdout;
+        exitCode = Math.max(exitCode, r.exitCode);
+      }
+    } finally {
+      // with a host axis, what the L1s finished is one run, also when one of them broke
+      if (boots.some((b) => b.host !== undefined) && parts.length) await writeMerged(out, parts, flags);
+    }
+    if (boots.length === 1 && boots[0]!.host === undefined) process.stdout.write(stdout);
+    process.exitCode = signal.aborted ? EXIT_INTERRUPTED : (process.exitCode ?? exitCode);
     if (flags.out === undefined) await linkLatest(out);
   });
+}
+
+/** The parts of a host-axis run as one results directory, its verdict printed as a run prints it. */
+async function writeMerged(out: string, parts: readonly string[], flags: RunFlags): Promise<void> {
+  const summary = await mergeParts(out, parts);
+  await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
+  const words = flags.json ? process.stderr : process.stdout;
+  words.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out} (each host's own run in ${join(out, 'hosts')})\n`);
+  process.exitCode = exitCodeOf(summary);
+  await writeReport(out, { print: words });
+  if (flags.json) process.stdout.write(summaryJson(summary));
 }
 
 /** Results are never overwritten: a results directory that already holds files needs --force. */
