@@ -56,10 +56,12 @@ mount -t debugfs debugfs $R/sys/kernel/debug 2>/dev/null
 for d in /tmp /run /var/tmp /var/lock; do [ -d $R$d ] && mount -t tmpfs -o mode=1777 tmpfs $R$d; done
 mkdir -p $R/run/kvmlab-nested
 mount -t 9p -o "$opts" kvmlab-ctl $R/run/kvmlab-nested || fatal "cannot mount the control share"
-# Host paths under those tmpfs that the run needs (a checkout or cache in /tmp): shown again, read-only.
+# Host paths under those tmpfs that the run needs (a checkout, a cache or an experiment file in /tmp):
+# shown again, read-only.
 while read -r p; do
 	[ -n "$p" ] || continue
-	mkdir -p "$R$p" && mount --bind "/hostro$p" "$R$p" || fatal "cannot show the host's $p in L1"
+	if [ -d "/hostro$p" ]; then mkdir -p "$R$p"; else mkdir -p "${R}${p%/*}" && : >"$R$p"; fi &&
+		mount --bind "/hostro$p" "$R$p" || fatal "cannot show the host's $p in L1"
 done <$R/run/kvmlab-nested/keep
 mkdir -p "$R$out" 2>/dev/null
 mount -t 9p -o "$opts" kvmlab-out "$R$out" || fatal "cannot mount the results share at $out"

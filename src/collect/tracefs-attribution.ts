@@ -27,6 +27,12 @@
 //   trace.sched_wakeups     entity vcpuN|emulator     sched_wakeup of that thread
 //   trace.rcuc_wakeups      entity pcpuN              sched_wakeup of rcuc/N (pinned pCPUs always, 0 if none)
 //   trace.rcuc_preemptions  entity pcpuN              a vCPU thread switched out for rcuc/N on pCPU N
+//   trace.rcu_ticks         entity pcpuN              RCU's scheduler-tick hook ran on pinned pCPU N
+//                                                     (rcu_utilization "Start scheduler-tick": where
+//                                                     rcu_pending() decides whether rcuc/N must run)
+//   trace.rcuc_tick_wakeups entity pcpuN              … of the rcuc/N wakeups, those raised inside that
+//                                                     hook on CPU N itself ("woken from the tick")
+//   trace.rcuc_other_wakeups entity pcpuN             … and those raised anywhere else
 //   trace.events_lost       entity pcpuN and all      overrun + commit overrun + dropped events during the step
 import { exitReasonWord } from '../model/metrics.js';
 import type { ThreadMap } from '../model/threads.js';
@@ -149,6 +155,8 @@ export class TraceAggregator {
   private readonly exitMetric = new Map<string, string>();
   /** Whether a kvm_vcpu_wakeup body is a polled wakeup, likewise. */
   private readonly polled = new Map<string, boolean>();
+  /** CPUs inside RCU's scheduler-tick hook: between its Start and End scheduler-tick events, which each CPU's stream keeps in order. */
+  private readonly inTick = new Set<number>();
 
   constructor(
     private readonly windows: readonly StepWindow[],
@@ -178,6 +186,13 @@ export class TraceAggregator {
     }
     const c = this.perStep[w]!;
     this.add(c, 'trace.events', ev.event);
+    if (ev.event === 'rcu_utilization') {
+      if (ev.body === 'Start scheduler-tick') {
+        this.inTick.add(ev.cpu);
+        this.add(c, 'trace.rcu_ticks', `pcpu${ev.cpu}`);
+      } else if (ev.body === 'End scheduler-tick') this.inTick.delete(ev.cpu);
+      return;
+    }
     const fmt = this.formats.get(ev.event);
     const th = this.threads;
     switch (ev.event) {
@@ -224,7 +239,10 @@ export class TraceAggregator {
       case 'sched_wakeup': {
         const f = parseEventFields(ev.body, fmt);
         const m = /^rcuc\/(\d+)$/.exec(String(f.comm ?? ''));
-        if (m) this.add(c, 'trace.rcuc_wakeups', `pcpu${m[1]}`);
+        if (m) {
+          this.add(c, 'trace.rcuc_wakeups', `pcpu${m[1]}`);
+          if (Number(m[1]) === ev.cpu && this.inTick.has(ev.cpu)) this.add(c, 'trace.rcuc_tick_wakeups', `pcpu${ev.cpu}`);
+        }
         const who = th.entity.get(Number(f.pid));
         if (who) this.add(c, 'trace.sched_wakeups', who);
         return;
@@ -280,12 +298,22 @@ export function stepRows(step: string, counts: Counts | undefined, facts: StepFa
     for (const e of facts.entities) put('trace.sched_wakeups', e, 0);
     for (const p of facts.pinned) put('trace.rcuc_wakeups', `pcpu${p}`, 0);
   }
+  if (enabled.has('rcu:rcu_utilization')) {
+    for (const p of facts.pinned) put('trace.rcu_ticks', `pcpu${p}`, 0);
+    if (enabled.has('sched:sched_wakeup')) for (const p of facts.pinned) put('trace.rcuc_tick_wakeups', `pcpu${p}`, 0);
+  }
   const pinned = new Set(facts.pinned.map((p) => `pcpu${p}`));
   for (const [key, value] of counts ?? []) {
     const [metric, entity] = key.split('\u0000') as [string, string];
     // context switches are a per-pCPU metric only where vCPUs are pinned; elsewhere they mix every task
-    if ((metric === 'trace.sched_switch') && !pinned.has(entity)) continue;
+    if ((metric === 'trace.sched_switch' || metric === 'trace.rcu_ticks') && !pinned.has(entity)) continue;
     put(metric, entity, value);
+  }
+  if (enabled.has('rcu:rcu_utilization') && enabled.has('sched:sched_wakeup')) {
+    for (const p of facts.pinned) {
+      const n = (m: string) => rows.get(`${m}\u0000pcpu${p}`)?.value ?? 0;
+      put('trace.rcuc_other_wakeups', `pcpu${p}`, n('trace.rcuc_wakeups') - n('trace.rcuc_tick_wakeups'));
+    }
   }
   let lost = 0;
   for (const [cpu, end] of facts.lossEnd) {

@@ -23,7 +23,8 @@ export function ranOnLines(s: Summary): Map<string, string> {
   const qemu = differ((r) => r.qemu);
   const cmdline = differ((r) => r.cmdline);
   if (!kernel && !qemu && !cmdline) return lines;
-  const words = (c: string) => new Set(c.split(/\s+/).filter(Boolean));
+  // kvmlab's own parameters (kvmlab.out=…, the results share of each L1) say nothing about the host
+  const words = (c: string) => new Set(c.split(/\s+/).filter((w) => w && !w.startsWith('kvmlab.')));
   const common = ran.map((v) => words(v.ranOn!.cmdline)).reduce((a, b) => new Set([...a].filter((w) => b.has(w))));
   for (const v of ran) {
     const r = v.ranOn!;

@@ -93,6 +93,27 @@ describe('tracefs collector: exits by reason, filters, rows', () => {
     expect(c.get('trace.exits.msr_write\u0000vcpu3')).toBe(1);
     expect(c.get('trace.events\u0000kvm_exit')).toBe(4); // the other process's exit is recorded, not attributed
   });
+  it('counts RCU scheduler ticks on pinned pCPUs and the rcuc wakeups raised inside them (lines from the nested host, 6.12)', () => {
+    const fmt = new Map([['sched_wakeup', format('sched.sched_wakeup')], ['rcu_utilization', format('rcu.rcu_utilization')]]);
+    const th = threadInfo([{ pid: 1, vcpus: [{ index: 0, tid: 225, qomPath: '', props: {} }], others: [1] }]);
+    const agg = new TraceAggregator([{ step: 'busy', start: 20, end: 30, source: 'markers' }], fmt, th);
+    const text = [
+      '           <...>-225     [002] d.h1.    24.732134: rcu_utilization: Start scheduler-tick',
+      '           <...>-225     [002] dNh4.    24.732215: sched_wakeup: comm=rcuc/2 pid=182 prio=120 target_cpu=002',
+      '           <...>-225     [002] dNh1.    24.732220: rcu_utilization: End scheduler-tick',
+      // woken from elsewhere (not inside CPU 2's tick hook)
+      '           <...>-225     [002] dN.4.    25.000000: sched_wakeup: comm=rcuc/2 pid=182 prio=120 target_cpu=002',
+      // a tick on CPU 0, which no vCPU is pinned to, counts in the step but gives no pCPU row
+      '          <idle>-0       [000] d.h1.    25.100000: rcu_utilization: Start scheduler-tick',
+      '          <idle>-0       [000] d.h1.    25.100100: rcu_utilization: End scheduler-tick',
+    ].join('\n');
+    for (const e of parseTraceText(text)) agg.event(e);
+    const rows = stepRows('busy', agg.perStep[0], { vcpus: ['vcpu0'], entities: ['vcpu0'], pinned: [2, 3], lossStart: new Map(), lossEnd: new Map() }, new Set(['sched:sched_wakeup', 'rcu:rcu_utilization']));
+    const v = (m: string, e: string) => rows.find((r) => r.metric === m && r.entity === e)?.value;
+    expect([v('trace.rcu_ticks', 'pcpu2'), v('trace.rcuc_wakeups', 'pcpu2'), v('trace.rcuc_tick_wakeups', 'pcpu2'), v('trace.rcuc_other_wakeups', 'pcpu2')]).toEqual([1, 2, 1, 1]);
+    expect([v('trace.rcu_ticks', 'pcpu3'), v('trace.rcuc_tick_wakeups', 'pcpu3')]).toEqual([0, 0]);
+    expect(v('trace.rcu_ticks', 'pcpu0')).toBeUndefined();
+  });
   it('builds filters the kernel accepts (the mock checks them with the real format files)', () => {
     const sw = eventFilter('sched:sched_switch', format('sched.sched_switch'), [5, 6], [2]);
     expect(sw).toBe('prev_pid == 5 || next_pid == 5 || prev_pid == 6 || next_pid == 6 || CPU == 2');

@@ -12,9 +12,11 @@
 //   wakeups arrive as posted interrupts on the wakeup vector (PIW), and PIN_SHARE as notifications
 //   while it was still in root mode (PIN). A vCPU that never blocks (HLT passed through, MWAIT, busy)
 //   adds nothing to PIN/PIW. No nested guests: NPI stays 0;
-// - on a nohz_full pCPU whose vCPU is pinned there alone, a host tick that interrupts the guest makes
-//   RCU want a quiescent state; with rcutree.use_softirq=0 that wakes rcuc/N (RCUC_PER_TICK of the
-//   timer exits), which preempts the vCPU thread;
+// - on a nohz_full pCPU whose vCPU is pinned there alone the tick is stopped while the vCPU runs;
+//   RCU turns it on once for each grace period that waits on the CPU (RCU_GPS_WAITING_PER_S of the
+//   vCPU's run time), and in that tick's RCU hook (rcu_utilization) rcu_pending() wakes rcuc/N
+//   (rcutree.use_softirq=0), which then preempts the vCPU thread. Elsewhere the local timer
+//   interrupts are the ticks;
 // - housekeeping pCPUs (not nohz_full) tick at HZ and run a kworker now and then.
 import { parseCpuList } from '../../model/cpulist.js';
 import type { Clock } from '../clock.js';
@@ -25,7 +27,8 @@ export const HZ = 250;
 const USER_HZ = 100;
 const POSTED_WAKEUP_SHARE = 0.3;
 const PIN_SHARE = 0.05;
-const RCUC_PER_TICK = 0.5;
+/** Grace periods a second that wait on a busy isolated CPU until RCU turns its tick on: one every 2 s, as in the nested host's 6.12 (rcuc-isolated-pcpu). */
+const RCU_GPS_WAITING_PER_S = 0.5;
 const HOUSEKEEPING_BUSY = 0.03;
 const HOUSEKEEPING_KWORKER_PER_SEC = 20;
 /** Pretend the host booted this long before the simulation started. */
@@ -54,6 +57,8 @@ export interface EventBatch {
   count: number;
   /** Text after "event: " for the i-th event of the batch. */
   body(i: number): string;
+  /** Seconds into the interval (of `span` s) the i-th event happens at; absent: spread over it. */
+  at?(i: number, span: number): number;
 }
 
 export interface EventSink {
@@ -164,8 +169,11 @@ export class MockHostSim {
           this.bump(c, 'PIN', blocks * PIN_SHARE);
         }
         const pinnedAlone = v.affinity.length === 1 && v.affinity[0] === cpu;
-        const rcucNow = RCUC_THREADS && NOHZ_FULL.has(cpu) && pinnedAlone ? ext * 0.8 * RCUC_PER_TICK : 0;
-        const rcuc = this.carry(`rcuc:${v.tid}`, rcucNow);
+        // The host's ticks on that pCPU. nohz_full stops the tick while the vCPU thread runs there
+        // alone; RCU turns it on for a grace period that waits on the CPU, and that tick wakes rcuc/N.
+        const isolated = RCUC_THREADS && NOHZ_FULL.has(cpu) && pinnedAlone;
+        const ticks = this.carry(`tick:${v.tid}`, isolated ? ((cur.runNs - prev.runNs) / 1e9) * RCU_GPS_WAITING_PER_S : ext * 0.8);
+        const rcuc = isolated ? ticks : 0;
         if (!render) continue;
         const me = { cpu, comm: v.comm, pid: v.tid };
         const vcpuFields = { vcpu_id: v.index };
@@ -186,10 +194,15 @@ export class MockHostSim {
         const nPre = d(cur.involuntary, prev.involuntary);
         add({ ...me, sys: 'sched', event: 'sched_switch', fields: sw(v.comm, v.tid, 120, 'R+', kworker, kworkerPid(cpu), 120), count: nPre, body: () => swText(v.comm, v.tid, 120, 'R+', kworker, kworkerPid(cpu), 120) });
         add({ cpu, comm: kworker, pid: kworkerPid(cpu), sys: 'sched', event: 'sched_switch', fields: sw(kworker, kworkerPid(cpu), 120, 'I', v.comm, v.tid, 120), count: nPre, body: () => swText(kworker, kworkerPid(cpu), 120, 'I', v.comm, v.tid, 120) });
+        // RCU's tick hook (rcu_utilization), and the rcuc/N wakeups raised inside it, then the switch to rcuc at the interrupt's exit
+        const tickAt = (k: number, span: number) => (span * (k + 0.5)) / ticks;
+        const wokenAt = (i: number, span: number, us: number) => tickAt(Math.floor((i * ticks) / rcuc), span) + us * 1e-6;
+        add({ ...me, sys: 'rcu', event: 'rcu_utilization', fields: { s: 'Start scheduler-tick' }, count: ticks, body: () => 'Start scheduler-tick', at: tickAt });
+        add({ ...me, sys: 'rcu', event: 'rcu_utilization', fields: { s: 'End scheduler-tick' }, count: ticks, body: () => 'End scheduler-tick', at: (k, span) => tickAt(k, span) + 4e-6 });
         const rc = `rcuc/${cpu}`;
-        add({ ...me, sys: 'sched', event: 'sched_wakeup', fields: { comm: rc, pid: rcucPid(cpu), prio: 98, target_cpu: cpu }, count: rcuc, body: () => `comm=${rc} pid=${rcucPid(cpu)} prio=98 target_cpu=${pad3(cpu)}` });
-        add({ ...me, sys: 'sched', event: 'sched_switch', fields: sw(v.comm, v.tid, 120, 'R+', rc, rcucPid(cpu), 98), count: rcuc, body: () => swText(v.comm, v.tid, 120, 'R+', rc, rcucPid(cpu), 98) });
-        add({ cpu, comm: rc, pid: rcucPid(cpu), sys: 'sched', event: 'sched_switch', fields: sw(rc, rcucPid(cpu), 98, 'S', v.comm, v.tid, 120), count: rcuc, body: () => swText(rc, rcucPid(cpu), 98, 'S', v.comm, v.tid, 120) });
+        add({ ...me, sys: 'sched', event: 'sched_wakeup', fields: { comm: rc, pid: rcucPid(cpu), prio: 98, target_cpu: cpu }, count: rcuc, body: () => `comm=${rc} pid=${rcucPid(cpu)} prio=98 target_cpu=${pad3(cpu)}`, at: (i, span) => wokenAt(i, span, 2) });
+        add({ ...me, sys: 'sched', event: 'sched_switch', fields: sw(v.comm, v.tid, 120, 'R+', rc, rcucPid(cpu), 98), count: rcuc, body: () => swText(v.comm, v.tid, 120, 'R+', rc, rcucPid(cpu), 98), at: (i, span) => wokenAt(i, span, 6) });
+        add({ cpu, comm: rc, pid: rcucPid(cpu), sys: 'sched', event: 'sched_switch', fields: sw(rc, rcucPid(cpu), 98, 'S', v.comm, v.tid, 120), count: rcuc, body: () => swText(rc, rcucPid(cpu), 98, 'S', v.comm, v.tid, 120), at: (i, span) => wokenAt(i, span, 8) });
       }
       for (const t of m.others) {
         const prev = this.threadMarks.get(t.tid) ?? { slices: 0, runNs: 0 };

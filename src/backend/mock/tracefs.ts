@@ -266,9 +266,10 @@ class Instance implements EventSink {
         this.lose(buf, n - keep);
         const from: LineSource = { head: lineHead(b.comm, b.pid, cpu, b.event === 'sched_switch' ? 'd..2.' : 'd..1.'), event: b.event, body: b.body };
         for (let i = 0; i < keep; i++) {
-          // Spread over the interval with a low-discrepancy sequence; order within a CPU by time.
+          // Where the batch says (events that happen together: a tick and what it wakes), else spread
+          // over the interval with a low-discrepancy sequence; order within a CPU by time.
           this.seq++;
-          ts.push(fromTs + span * ((this.seq * 0.6180339887498949) % 1));
+          ts.push(fromTs + (b.at ? Math.min(b.at(i, span), span) : span * ((this.seq * 0.6180339887498949) % 1)));
           src.push(from);
           nth.push(i);
         }

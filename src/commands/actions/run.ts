@@ -1,5 +1,6 @@
 // `kvmlab run`: load and check the experiment, run it here or in the nested KVM host, write the
 // results, print the verdict.
+import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { selectBackend } from '../../backend/select.js';
@@ -100,17 +101,19 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
         }
         const which = boot.host === undefined ? '' : ` for host ${boot.host} (${i + 1} of ${boots.length})`;
         progress.notice(`nested host: booting L1${which} (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
-        const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file))], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
-        parts.push(partOut);
+        const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file)), resolve(file)], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
         stdout = r.stdout;
         exitCode = Math.max(exitCode, r.exitCode);
+        // a run in L1 that wrote no summary stopped before running anything (it said why, above): so would the next
+        if (boot.host !== undefined && !existsSync(join(partOut, 'summary.json'))) break;
+        parts.push(partOut);
       }
     } finally {
       // with a host axis, what the L1s finished is one run, also when one of them broke
       if (boots.some((b) => b.host !== undefined) && parts.length) await writeMerged(out, parts, flags);
     }
     if (boots.length === 1 && boots[0]!.host === undefined) process.stdout.write(stdout);
-    process.exitCode = signal.aborted ? EXIT_INTERRUPTED : (process.exitCode ?? exitCode);
+    process.exitCode = signal.aborted ? EXIT_INTERRUPTED : parts.length < boots.length ? exitCode || 3 : (process.exitCode ?? exitCode);
     if (flags.out === undefined) await linkLatest(out);
   });
 }
