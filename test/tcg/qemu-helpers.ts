@@ -7,6 +7,7 @@ import { findExecutable } from '../../src/backend/probe.js';
 import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import { imagesDir, IMAGE_FILES } from '../../src/backend/qemu/image.js';
 import { cleanupHost } from '../../src/host/journal.js';
+import { SummarySchema, type Summary } from '../../src/model/summary.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 /** The built CLI: `npm test` builds it first; run `npm run build` before running one test file alone. */
@@ -81,19 +82,11 @@ export async function qemuProcesses(needle: string): Promise<number[]> {
   return out;
 }
 
-export interface VariantSummary {
-  id: string;
-  status: string;
-  reason?: string;
-  expectations: { description: string; passed: boolean }[];
-  repetitions: { dir: string; status: string; reason?: string }[];
-}
-
 /** The run's summary.json; when the run wrote none, the error carries what the CLI said instead. */
-export async function readSummary(out: string, run?: { exitCode?: number; stderr: string }): Promise<{ simulated: boolean; accel: string; backend: string; variants: VariantSummary[] }> {
+export async function readSummary(out: string, run?: { exitCode?: number; stderr: string }): Promise<Summary> {
   const text = await readFile(join(out, 'summary.json'), 'utf8').catch((e: Error) => {
     if (!run) throw e;
     throw new Error(`${e.message}\nkvmlab exited ${run.exitCode}; the last of its stderr:\n${run.stderr.split('\n').slice(-25).join('\n')}`);
   });
-  return JSON.parse(text);
+  return SummarySchema.parse(JSON.parse(text));
 }
