@@ -1,4 +1,4 @@
-// `kvmlab image build|list`: what the commands take; what they do is in actions/image.ts.
+// `kvmlab image build|list|prune`: what the commands take; what they do is in actions/image.ts.
 import { Option, type Command } from 'commander';
 import type { ImageName } from './actions/image.js';
 
@@ -13,6 +13,11 @@ export function registerImage(program: Command): void {
     .action(async (flags: { arch: ImageName | 'all'; kernel?: string; modules?: string }) => (await import('./actions/image.js')).buildImages(flags.arch, flags.kernel, flags.modules));
   image
     .command('list')
-    .description('list the guest images: architecture, kernel version, when built, where')
+    .description('list the guest images: architecture, kernel version, when built, size, where')
     .action(async () => (await import('./actions/image.js')).showImages());
+  image
+    .command('prune')
+    .description("remove the images kvmlab rebuilds when a run needs them (nested hosts on a kernel of your own) and broken ones; --all: every image")
+    .option('--all', 'remove every image (kvmlab image build, or setup.sh, builds them again)')
+    .action(async (flags: { all?: boolean }) => (await import('./actions/image.js')).pruneImages(flags.all ?? false));
 }

@@ -18,6 +18,35 @@ function file(name: string, content: string | Buffer): string {
 }
 const noStack = (s: string) => expect(s).not.toMatch(/^\s+at .*\(.*:\d+:\d+\)$/m);
 
+describe('kvmlab image list and prune', () => {
+  it('lists each image with its kernel and size; prune removes what a run rebuilds (own kernels) and broken ones, --all every one', async () => {
+    const cache = join(tmp, 'image-cache');
+    const image = (name: string, kernel: string) => {
+      const d = join(cache, 'images', name);
+      mkdirSync(d, { recursive: true });
+      for (const f of ['kernel', 'initrd.img']) writeFileSync(join(d, f), Buffer.alloc(1024 * 1024));
+      writeFileSync(join(d, 'ssh_host_ed25519_key.pub'), 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE2e3S8JkS2fOg0hOqj7Pj+6ElpPzBSAxEOGxoVd6L0n root@kvmlab\n');
+      writeFileSync(join(d, 'manifest.json'), JSON.stringify({ arch: 'x86_64', kernelVersion: kernel }));
+    };
+    image('nested-host', '6.1.0-57-amd64');
+    image('nested-host-custom-0123456789ab', '6.13.0-mine');
+    mkdirSync(join(cache, 'images', 'x86_64'), { recursive: true }); // an interrupted build: no files
+    const env = { ...process.env, KVMLAB_CACHE: cache };
+    const run = (...args: string[]) => execa('node', [cli, 'image', ...args], { reject: false, cwd: root, stdin: 'ignore', env });
+    const list = await run('list');
+    expect(list.exitCode, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/^nested-host-custom-0123456789ab\s+x86_64\s+6\.13\.0-mine\s+-\s+2\.0 MiB /m);
+    const prune = await run('prune');
+    expect(prune.exitCode, prune.stderr).toBe(0);
+    expect(prune.stdout).toMatch(/^removed nested-host-custom-0123456789ab \(kernel 6\.13\.0-mine, 2\.0 MiB\)$/m);
+    expect(prune.stdout).toMatch(/^removed x86_64 \(not a whole image, 0\.0 MiB\)$/m);
+    expect(prune.stdout).toMatch(/freed 2\.0 MiB; 1 image kept \(--all removes them too\)/);
+    expect(existsSync(join(cache, 'images', 'nested-host', 'kernel'))).toBe(true);
+    expect((await run('prune', '--all')).stdout).toMatch(/^removed nested-host \(kernel 6\.1\.0-57-amd64, 2\.0 MiB\)$/m);
+    expect((await run('list')).stdout).toMatch(/^no guest images in /);
+  });
+});
+
 describe('kvmlab run on the mock backend', () => {
   // These need nothing from one another and run at once; the three after them share one smoke run's
   // results, in order.
