@@ -63,6 +63,8 @@ export interface LaunchRequest {
   /** Results directory for this variant: console log, transcripts, launch command. */
   logDir: string;
   clientKey: KeyPair;
+  /** The QEMU binary to run (a build of the user's, say); absent: the backend's own (qemu-system-<arch> on PATH). */
+  qemu?: string;
 }
 
 export interface Vm {

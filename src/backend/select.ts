@@ -1,6 +1,8 @@
 // Choosing the backend for `run --backend auto|qemu|mock`: qemu is real QEMU and needs the
 // qemu-system binary for the guest architecture; auto takes it when installed, else the mock.
-import { HostError } from '../errors.js';
+import { access, constants, stat } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { HostError, InputError } from '../errors.js';
 import type { Progress } from '../model/progress.js';
 import type { HostJournal } from '../host/journal.js';
 import type { Backend } from './backend.js';
@@ -15,11 +17,23 @@ export function qemuPackage(arch: 'x86_64' | 'ppc64'): string {
   return arch === 'x86_64' ? 'qemu-system-x86' : 'qemu-system-ppc';
 }
 
+/** `--qemu PATH`: an executable QEMU of the user's (a build tree's qemu-system-x86_64), as an absolute path. */
+export async function qemuBuild(path: string): Promise<string> {
+  const abs = resolve(path);
+  const ok = await access(abs, constants.X_OK).then(() => true, () => false);
+  if (!ok || !(await stat(abs)).isFile()) throw new InputError(`--qemu ${path}: no executable file there; give a QEMU binary, e.g. build/qemu-system-x86_64 in a QEMU build tree`);
+  return abs;
+}
+
 /**
  * The mock changes nothing on the host; real QEMU gets the journal its host changes go into. Without
  * one (`kvmlab plan`, which launches nothing) no journal is taken.
  */
-export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress, journal?: () => HostJournal): Promise<Backend> {
+export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_64' | 'ppc64', progress: Progress, journal?: () => HostJournal, qemu?: string): Promise<Backend> {
+  if (qemu !== undefined) {
+    if (asked === 'mock') throw new InputError(`--qemu ${qemu}: runs a real QEMU; drop --backend mock`);
+    return new QemuBackend({ arch, qemu: await qemuBuild(qemu), ...(journal ? { journal: journal() } : {}) });
+  }
   if (asked === 'mock') return new MockBackend();
   const binary = qemuBinary(arch);
   const installed = (await findExecutable(new RealHostView(), binary)) !== undefined;

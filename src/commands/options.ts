@@ -8,3 +8,4 @@ export const hostKernelOption = () => new Option('--host-kernel <debian:SERIES|P
 export const hostModulesOption = () => new Option('--host-modules <dir>', "with --host-kernel PATH: that kernel's lib/modules/RELEASE directory (make modules_install INSTALL_MOD_PATH=DIR)");
 
 export const accelOption = () => new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto');
+export const qemuOption = () => new Option('--qemu <path>', 'the QEMU binary that runs the guests, e.g. a build tree\'s build/qemu-system-x86_64 (with --on nested: in the nested host); default qemu-system-<arch> on PATH');

@@ -1,7 +1,7 @@
 // `kvmlab plan FILE`: what the command takes; what it does is in actions/plan.ts, loaded when it runs.
 import type { Command } from 'commander';
 import { ON_HELP } from '../targets/on.js';
-import { accelOption, backendOption, hostKernelOption, hostModulesOption } from './options.js';
+import { accelOption, backendOption, hostKernelOption, hostModulesOption, qemuOption } from './options.js';
 import type { RunChoices } from './actions/run-options.js';
 
 export function registerPlan(program: Command): void {
@@ -14,6 +14,7 @@ export function registerPlan(program: Command): void {
     .addOption(accelOption())
     .addOption(hostKernelOption())
     .addOption(hostModulesOption())
+    .addOption(qemuOption())
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'plan only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
     .option('--where <axis=label>', 'plan only variants with these matrix labels, e.g. host=after or disable_exits=none,halt_poll_ns=0')

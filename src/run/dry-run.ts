@@ -16,9 +16,9 @@ import { chooseAccel } from '../plan/accel.js';
 import { planVm, whyNotPlannable, type VmPlan } from '../plan/vm.js';
 import { mechanismOf, type Mechanism } from '../plan/mechanism.js';
 import type { Loaded } from '../spec/load.js';
-import { selectVariants, type Variant } from '../spec/matrix.js';
-import { HOST_AXIS, type Experiment, type Knobs } from '../spec/schema.js';
-import { insideL1Args, l1Argv, l1KnownFacts, nestedBoots, nestedHostFiles, nestedTarget, TARGET_ENV, type HostKernelChoice, type L1Boot, type NestedShape } from '../targets/nested.js';
+import { selectVariants, variantQemu, type Variant } from '../spec/matrix.js';
+import type { Experiment, Knobs } from '../spec/schema.js';
+import { bootOut, bootWhere, insideL1Args, l1Argv, l1KnownFacts, nestedBoots, nestedHostFiles, nestedTarget, TARGET_ENV, type HostKernelChoice, type L1Boot, type NestedShape } from '../targets/nested.js';
 import type { On } from '../targets/on.js';
 import { bootFigure, estimateRuns, L1_START, type Estimate } from './estimate.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
@@ -78,8 +78,8 @@ export interface PlannedVariant {
 
 /** `--on nested`: L1 as the run would boot it, and the run inside it. */
 export interface PlannedL1 {
-  /** The host-axis label this L1 stands for; absent without a host axis. */
-  host?: string;
+  /** The host-axis labels this L1 stands for; none without a host axis. */
+  hosts: string[];
   /** The variants run in it. */
   variants: string[];
   shape: NestedShape;
@@ -121,6 +121,8 @@ export interface PlanRequest {
   repeat?: number;
   only?: string;
   where?: string;
+  /** --qemu, as an absolute path. */
+  qemu?: string;
   /** --host-kernel: the nested host's kernel, over the experiment's nested.kernel. */
   hostKernel?: HostKernelChoice;
 }
@@ -138,17 +140,16 @@ interface Where {
 /** L1 as `run --on nested` would boot it; the facts of it known before it boots. */
 async function nestedWhere(loaded: Loaded, req: PlanRequest, boot: L1Boot): Promise<Where> {
   const exp = loaded.experiment;
-  const { shape, host } = boot;
+  const { shape, hosts } = boot;
   const { l0, image } = await nestedHostFiles(shape.kernel);
-  const out = host === undefined ? String(PLACEHOLDERS.out) : `${PLACEHOLDERS.out}/hosts/${host}`;
+  const out = bootOut(String(PLACEHOLDERS.out), boot);
   const argv = l1Argv(image, shape, out, String(PLACEHOLDERS.ctlDir), String(PLACEHOLDERS.monitor));
-  const where = host === undefined ? req.where : [req.where, `${HOST_AXIS}=${host}`].filter(Boolean).join(',');
-  const inside = [`${TARGET_ENV}=${PLACEHOLDERS.targetInfo}`, 'kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only, where })];
+  const inside = [`${TARGET_ENV}=${PLACEHOLDERS.targetInfo}`, 'kvmlab', ...insideL1Args(loaded.file, out, { repeat: req.repeat, only: req.only, where: bootWhere(req.where, boot), ...(req.qemu ? { qemu: req.qemu } : {}) })];
   return {
     facts: l1KnownFacts(exp, shape, image, out),
     target: nestedTarget(undefined, image, shape),
-    judgedOn: `L1${host === undefined ? '' : ` for host ${host}`} as known before it boots (x86_64, ${shape.cpus} CPUs of TCG's -cpu max, Linux ${image.manifest.kernelVersion}); the rest is decided inside L1`,
-    l1: { ...(host === undefined ? {} : { host }), variants: boot.variants.map((v) => v.id), shape, argv: [l0, ...argv], commandLine: shellLine(l0, argv), inside, decidedInside: DECIDED_INSIDE },
+    judgedOn: `L1${hosts.length ? ` for host ${hosts.join(', ')}` : ''} as known before it boots (x86_64, ${shape.cpus} CPUs of TCG's -cpu max, Linux ${image.manifest.kernelVersion}); the rest is decided inside L1`,
+    l1: { hosts, variants: boot.variants.map((v) => v.id), shape, argv: [l0, ...argv], commandLine: shellLine(l0, argv), inside, decidedInside: DECIDED_INSIDE },
   };
 }
 
@@ -161,7 +162,7 @@ async function localWhere(backend: Backend): Promise<Where> {
 type Launch = Pick<PlannedVariant, 'argv' | 'env' | 'commandLine' | 'launchProblem' | 'simulated'>;
 
 /** What the mock simulates in place of QEMU, from the same plan and guest command line its launch uses. */
-function mockLaunch(exp: Experiment): (id: string, plan: VmPlan) => Promise<Launch> {
+function mockLaunch(exp: Experiment): (v: Variant, plan: VmPlan) => Promise<Launch> {
   const { cpus, maxcpus } = exp.guest;
   return async (_id, plan) => ({ argv: null, env: {}, commandLine: null, simulated: { cpus, ...(maxcpus !== undefined ? { maxcpus } : {}), cmdline: guestCmdline(exp.guest, plan, PLACEHOLDERS.authkey) } });
 }
@@ -171,12 +172,13 @@ function mockLaunch(exp: Experiment): (id: string, plan: VmPlan) => Promise<Laun
  * a variant that would be launched, also why that launch would stop. The guest image is looked up
  * as launch looks it up, once, and only when a command is to be shown.
  */
-function qemuLaunch(backend: QemuBackend, exp: Experiment): (id: string, plan: VmPlan, launched: boolean) => Promise<Launch> {
+function qemuLaunch(backend: QemuBackend, exp: Experiment, file: string): (v: Variant, plan: VmPlan, launched: boolean) => Promise<Launch> {
   let image: Promise<GuestImage> | undefined;
-  return async (id, plan, launched) => {
+  return async (v, plan, launched) => {
     image ??= backend.guestImage(exp.guest);
     const { pid, rep } = PLACEHOLDERS;
-    const request = { name: vmName(exp.name, rep, pid), guest: exp.guest, plan, runDir: String(PLACEHOLDERS.runDir), logDir: repetitionDir(String(PLACEHOLDERS.out), id, rep), clientPublicKey: PLACEHOLDERS.authkey, sshPort: PLACEHOLDERS.port };
+    const qemu = variantQemu(v, file);
+    const request = { name: vmName(exp.name, rep, pid), guest: exp.guest, plan, runDir: String(PLACEHOLDERS.runDir), logDir: repetitionDir(String(PLACEHOLDERS.out), v.id, rep), clientPublicKey: PLACEHOLDERS.authkey, sshPort: PLACEHOLDERS.port, ...(qemu ? { qemu } : {}) };
     const cmd = backend.command(request, await image);
     const launchProblem = launched ? await unbuiltShim(cmd.env) : undefined;
     return { argv: [cmd.binary, ...cmd.args], env: cmd.env, commandLine: shellLine(cmd.binary, cmd.args, cmd.env), ...(launchProblem ? { launchProblem } : {}) };
@@ -204,14 +206,14 @@ export async function planRun(req: PlanRequest): Promise<RunPlan> {
   }
   const l1s = groups.flatMap((g) => (g.where.l1 ? [g.where.l1] : []));
 
-  const launch = backend instanceof QemuBackend ? qemuLaunch(backend, exp) : mockLaunch(exp);
+  const launch = backend instanceof QemuBackend ? qemuLaunch(backend, exp, loaded.file) : mockLaunch(exp);
   const boot = bootFigure(backend.simulated ? 'mock' : req.on, exp.guest.arch, accel);
   const perRun = estimateRuns(exp.steps, 1, boot);
   const planned: PlannedVariant[] = [];
   for (const { where, variant: v, reasons } of judged) {
     const verdict: Verdict = reasons.length ? 'skipped' : where.l1 ? 'decided inside L1' : 'runnable';
     const plan = whyNotPlannable(exp.guest, v.knobs, accel) ? null : planVm(exp.guest, v.knobs, accel, where.facts);
-    const launched = plan ? await launch(v.id, plan, verdict !== 'skipped') : { argv: null, env: {}, commandLine: null };
+    const launched = plan ? await launch(v, plan, verdict !== 'skipped') : { argv: null, env: {}, commandLine: null };
     const estimate = estimateRuns(exp.steps, verdict === 'skipped' ? 0 : repetitions, boot);
     planned.push({ id: v.id, labels: v.labels, knobs: v.knobs, verdict, reasons, plan, mechanism: plan && mechanismOf(plan, exp.guest.arch), ...launched, estimatedSeconds: estimate.seconds, estimate });
   }

@@ -89,6 +89,7 @@ export function hostValueMismatch(label: string, host: HostValue | undefined, fa
   }
   const missing = kernelWords(host.cmdline ?? '').filter((w) => !hasKernelParam(facts.kernelCmdline, w));
   if (missing.length) reasons.push(`host ${label} boots with ${missing.join(' ')}, which ${where}'s /proc/cmdline lacks${how}`);
+  if (host.qemu !== undefined && facts.simulated) reasons.push(`host ${label} runs the guest in the QEMU at ${host.qemu}; the mock simulates QEMU and runs none (run it with --backend qemu)`);
   return reasons;
 }
 

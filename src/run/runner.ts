@@ -16,7 +16,7 @@ import { planVm, type VmPlan } from '../plan/vm.js';
 import { mechanismOf } from '../plan/mechanism.js';
 import { failIfOtherMechanism, observeParked, parkedWindows } from './observed-mechanism.js';
 import type { Loaded } from '../spec/load.js';
-import { schedule, selectVariants, type Variant } from '../spec/matrix.js';
+import { schedule, selectVariants, variantQemu, type Variant } from '../spec/matrix.js';
 import { RUNNER_STEPS, measuringWindows, type CollectorName, type Experiment } from '../spec/schema.js';
 import { applicable, evaluate } from './expect.js';
 import { median } from '../model/select.js';
@@ -250,7 +250,8 @@ async function launch(r: Repetition): Promise<void> {
   const { backend, signal } = r.opts;
   const { dir } = r.result;
   r.launchedAt = backend.clock.now();
-  r.launching = backend.launch({ name: vmName(r.exp.name, r.result.repetition), guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey() });
+  const binary = variantQemu(r.variant, r.opts.loaded.file);
+  r.launching = backend.launch({ name: vmName(r.exp.name, r.result.repetition), guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey(), ...(binary ? { qemu: binary } : {}) });
   r.vm = await abortable(r.launching, signal);
   r.result.effective = r.vm.effective;
   const qemu = qemuVersion(r.vm.qmp.greeting);

@@ -2,6 +2,7 @@
 // variant with a stable readable id ("disable_exits=hlt+mwait,halt_poll_ns=0"), and the run order
 // with repetitions interleaved across variants (A B A B, not A A B B) so slow drift in the host
 // spreads over all variants instead of biasing one.
+import { dirname, resolve } from 'node:path';
 import { InputError } from '../errors.js';
 import { HOST_AXIS, HostValue, Knobs, labelOf, type Experiment } from './schema.js';
 
@@ -54,10 +55,10 @@ export function matchesPattern(id: string, pattern: string): boolean {
   return re.test(id);
 }
 
-/** `--where AXIS=LABEL[,AXIS=LABEL…]` as axis → label, each axis and label checked against the matrix. */
-export function parseWhere(exp: Experiment, where: string): Record<string, string> {
+/** `--where AXIS=LABEL[,AXIS=LABEL…]` as axis → the labels picked on it (an axis named twice: either label), each checked against the matrix. */
+export function parseWhere(exp: Experiment, where: string): Record<string, string[]> {
   const axes = Object.fromEntries(Object.entries(exp.matrix ?? {}).map(([axis, values]) => [axis, Array.isArray(values) ? values.map(labelOf) : Object.keys(values)]));
-  const picked: Record<string, string> = {};
+  const picked: Record<string, string[]> = {};
   for (const term of where.split(',')) {
     const m = /^([^=]+)=(.+)$/.exec(term.trim());
     if (!m) throw new InputError(`--where ${where}: write AXIS=LABEL (several joined by commas), e.g. --where host=after`);
@@ -65,7 +66,7 @@ export function parseWhere(exp: Experiment, where: string): Record<string, strin
     const labels = axes[axis];
     if (!labels) throw new InputError(`--where ${where}: "${axis}" is not a matrix axis${Object.keys(axes).length ? ` (axes: ${Object.keys(axes).join(', ')})` : ' (the experiment has no matrix)'}`);
     if (!labels.includes(label)) throw new InputError(`--where ${where}: no variant has ${axis}=${label}; ${axis} labels are: ${labels.join(', ')}`);
-    picked[axis] = label;
+    (picked[axis] ??= []).push(label);
   }
   return picked;
 }
@@ -74,9 +75,22 @@ export function parseWhere(exp: Experiment, where: string): Record<string, strin
 export function selectVariants(exp: Experiment, only: string | undefined, where?: string): Variant[] {
   const variants = expandMatrix(exp);
   const labels = where ? parseWhere(exp, where) : {};
-  const picked = variants.filter((v) => (!only || matchesPattern(v.id, only)) && Object.entries(labels).every(([a, l]) => v.labels[a] === l));
+  const picked = variants.filter((v) => (!only || matchesPattern(v.id, only)) && Object.entries(labels).every(([a, ls]) => ls.includes(v.labels[a] ?? '')));
   if (picked.length === 0) throw new InputError(`${[only && `--only ${only}`, where && `--where ${where}`].filter(Boolean).join(' with ')} matches no variant; variants are: ${variants.map((v) => v.id).join(', ')}`);
   return picked;
+}
+
+/** The QEMU binary a variant's host label names, as a path (relative to the experiment file `file`). */
+export function variantQemu(v: Variant, file: string): string | undefined {
+  return v.host?.qemu === undefined ? undefined : resolve(dirname(file), v.host.qemu);
+}
+
+/** A command-line flag the experiment's host axis sets per label (--host-kernel and `kernel`, --qemu and `qemu`): refused, so that no label silently loses its own. */
+export function refuseOverriddenFlag(exp: Experiment, flag: string, field: 'kernel' | 'qemu'): void {
+  const host = exp.matrix?.[HOST_AXIS];
+  if (!host || Array.isArray(host)) return;
+  const label = Object.entries(host).find(([, v]) => (v as Record<string, unknown>)[field] !== undefined)?.[0];
+  if (label !== undefined) throw new InputError(`${flag}: the experiment's host axis chooses the ${field === 'kernel' ? 'kernel' : 'QEMU'} of host ${label}; drop ${flag}, or pick a label with --where ${HOST_AXIS}=LABEL`);
 }
 
 /** Does an expectation's `when` select this variant? */

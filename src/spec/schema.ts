@@ -134,6 +134,8 @@ export const HostValue = strict({
   kernel: z.union([HostKernel, OwnKernel]).optional(),
   /** Boot parameters added, for this label, to nested.cmdline. */
   cmdline: kernelCmdline.optional(),
+  /** The QEMU binary that runs the guest for this label (a build tree's qemu-system-x86_64, relative to the experiment file); absent: --qemu, else the host's. */
+  qemu: shortText.optional(),
 });
 export type HostValue = z.output<typeof HostValue>;
 
@@ -238,10 +240,10 @@ function hostAxisIssues(values: unknown[] | Record<string, Record<string, unknow
       }
       continue;
     }
-    const key = JSON.stringify([r.data.kernel ?? null, (r.data.cmdline ?? '').split(/\s+/).filter(Boolean).sort()]);
+    const key = JSON.stringify([r.data.kernel ?? null, (r.data.cmdline ?? '').split(/\s+/).filter(Boolean).sort(), r.data.qemu ?? null]);
     const first = seen.get(key);
     if (first === undefined) seen.set(key, label);
-    else ctx.addIssue({ code: 'custom', path: [HOST_AXIS, label], message: `host ${label} names the same host as host ${first} (kernel and boot parameters): the variant would run twice under two ids; remove one, or make them differ` });
+    else ctx.addIssue({ code: 'custom', path: [HOST_AXIS, label], message: `host ${label} names the same host as host ${first} (kernel, boot parameters and QEMU): the variant would run twice under two ids; remove one, or make them differ` });
   }
 }
 

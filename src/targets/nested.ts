@@ -67,36 +67,45 @@ export function nestedShape(exp: Experiment, hostKernel?: HostKernelChoice): Nes
   return { cpus, memoryMiB, cmdline: exp.nested?.cmdline ?? '', ...choice };
 }
 
-/** One L1 boot of a run: the host-axis label it stands for (none without a host axis), its shape, and the variants run in it. */
+/** One L1 boot of a run: the host-axis labels it stands for (none without a host axis), its shape, and the variants run in it. */
 export interface L1Boot {
-  host?: string;
+  hosts: string[];
   shape: NestedShape;
   variants: Variant[];
 }
 
 /**
- * The L1s a run boots, in matrix order: one for the whole run, or one per host-axis label, each
- * with its kernel (the label's, else nested.kernel or --host-kernel) and the label's boot
- * parameters after nested.cmdline. Variants that share a label share one boot. A kernel of the
- * user's own is resolved against the experiment file's directory.
+ * The L1s a run boots, in matrix order: one for the whole run, or one per kernel and command line
+ * the host axis names, each with its kernel (the label's, else nested.kernel or --host-kernel) and
+ * the label's boot parameters after nested.cmdline. Labels that differ only in their QEMU share a
+ * boot (the run in L1 launches each variant with its own). A kernel of the user's own is resolved
+ * against the experiment file's directory.
  */
 export function nestedBoots(exp: Experiment, file: string, variants: readonly Variant[], hostKernel?: HostKernelChoice): L1Boot[] {
   const base = nestedShape(exp, hostKernel);
   const boots: L1Boot[] = [];
   for (const v of variants) {
-    const label = v.labels[HOST_AXIS];
-    const boot = boots.find((b) => b.host === label);
-    if (boot) {
-      boot.variants.push(v);
-      continue;
-    }
     const k = v.host?.kernel;
-    if (k !== undefined && hostKernel) throw new InputError(`--host-kernel ${hostKernel.kernel.replace(/^path:/, '')}: the experiment's host axis chooses the kernel of host ${label}; drop --host-kernel, or pick a label with --where ${HOST_AXIS}=LABEL`);
     const kernel = k === undefined ? {} : typeof k === 'string' ? { kernel: k } : { kernel: `path:${resolve(dirname(file), k.path)}`, ...(k.modules ? { modules: resolve(dirname(file), k.modules) } : {}) };
-    const cmdline = [base.cmdline, v.host?.cmdline ?? ''].filter(Boolean).join(' ');
-    boots.push({ ...(label !== undefined ? { host: label } : {}), shape: { ...base, ...kernel, cmdline }, variants: [v] });
+    const shape: NestedShape = { ...base, ...kernel, cmdline: [base.cmdline, v.host?.cmdline ?? ''].filter(Boolean).join(' ') };
+    const same = boots.find((b) => b.shape.kernel === shape.kernel && b.shape.modules === shape.modules && b.shape.cmdline === shape.cmdline);
+    const boot = same ?? { hosts: [], shape, variants: [] };
+    if (!same) boots.push(boot);
+    boot.variants.push(v);
+    const label = v.labels[HOST_AXIS];
+    if (label !== undefined && !boot.hosts.includes(label)) boot.hosts.push(label);
   }
   return boots;
+}
+
+/** Where a boot's run writes in the results directory: the directory itself, or hosts/<labels> with a host axis. */
+export function bootOut(out: string, boot: L1Boot): string {
+  return boot.hosts.length ? join(out, 'hosts', boot.hosts.join('+')) : out;
+}
+
+/** The --where a boot's run in L1 takes: the user's, narrowed to the boot's host labels. */
+export function bootWhere(where: string | undefined, boot: L1Boot): string | undefined {
+  return [where, ...boot.hosts.map((h) => `${HOST_AXIS}=${h}`)].filter(Boolean).join(',') || undefined;
 }
 
 /** --host-kernel as chosen: a Debian series, or a kernel file of the user's with its modules. */
@@ -248,6 +257,7 @@ export interface InsideL1 {
   repeat?: number;
   only?: string;
   where?: string;
+  qemu?: string;
   allowHostCommands?: boolean;
   json?: boolean;
   strict?: boolean;
@@ -263,6 +273,7 @@ export function insideL1Args(file: string, out: string, flags: InsideL1): string
   if (flags.repeat !== undefined) args.push('--repeat', String(flags.repeat));
   if (flags.only) args.push('--only', flags.only);
   if (flags.where) args.push('--where', flags.where);
+  if (flags.qemu) args.push('--qemu', flags.qemu);
   if (flags.allowHostCommands) args.push('--allow-host-commands');
   if (flags.json) args.push('--json');
   if (flags.strict) args.push('--strict');

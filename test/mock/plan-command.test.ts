@@ -205,7 +205,7 @@ describe('kvmlab plan with real QEMU on this host', () => {
       `${readFileSync(file, 'utf8').replace(/^matrix:\n/m, 'matrix:\n  host:\n    before: { kernel: "debian:6.1" }\n    after: { kernel: "debian:6.12", cmdline: "rcutree.nocb_patience_delay=1000" }\n')}`,
     );
     const doc = await planJson(hosts, '--on', 'nested');
-    expect(doc.nested.map((l: { host: string; variants: string[] }) => [l.host, l.variants])).toEqual([
+    expect(doc.nested.map((l: { hosts: string[]; variants: string[] }) => [l.hosts.join(), l.variants])).toEqual([
       ['before', ['host=before,disable_exits=none', 'host=before,disable_exits=hlt', 'host=before,disable_exits=mwait', 'host=before,disable_exits=hlt+mwait']],
       ['after', ['host=after,disable_exits=none', 'host=after,disable_exits=hlt', 'host=after,disable_exits=mwait', 'host=after,disable_exits=hlt+mwait']],
     ]);

@@ -6,6 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
+import { findExecutable } from '../../src/backend/probe.js';
+import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import { imagesDir } from '../../src/backend/qemu/image.js';
 import { qemuProcesses, qemuSkipReason, readSummary, ROOT, runCli } from './qemu-helpers.js';
 
@@ -72,6 +74,32 @@ describe.skipIf(x86Skip !== undefined)('x86_64 under TCG', () => {
     expect(v.reason).toMatch(/host key is not the one its image was built with/);
     expect(await qemuProcesses('kvmlab-tcg-bad-host-key-')).toEqual([]);
   }, 180_000);
+
+  // A QEMU build of the user's as a host-axis value, played by a wrapper in a "build tree" that
+  // execs the installed one: each variant launches its own QEMU, and says which ran it.
+  it('a host axis with a QEMU of the user\'s: each variant launches the QEMU its label names', async () => {
+    const build = join(tmp, 'qemu-build', 'build');
+    await mkdir(build, { recursive: true });
+    const installed = (await findExecutable(new RealHostView(), 'qemu-system-x86_64'))!;
+    await writeFile(join(build, 'qemu-system-x86_64'), `#!/bin/sh\nexec ${installed} "$@"\n`, { mode: 0o755 });
+    const file = await x86Experiment('qemu-axis', '');
+    await writeFile(file, `${await readFile(file, 'utf8')}matrix:\n  host:\n    installed: {}\n    build: { qemu: qemu-build/build/qemu-system-x86_64 }\n`);
+    const out = join(tmp, 'qemu-axis');
+    const r = await runCli(['run', file, '--backend', 'qemu', '--accel', 'tcg', '--out', out]);
+    expect(await qemuProcesses('kvmlab-qemu-axis-')).toEqual([]);
+    const summary = await readSummary(out, r);
+    expect(summary.variants.map((v) => [v.id, v.status])).toEqual([['host=installed', 'unchecked'], ['host=build', 'unchecked']]);
+    const argv0 = await Promise.all(summary.variants.map(async (v) => (JSON.parse(await readFile(join(v.repetitions[0]!.dir, 'launch.json'), 'utf8')) as { argv: string[] }).argv[0]));
+    expect(argv0).toEqual(['qemu-system-x86_64', join(build, 'qemu-system-x86_64')]);
+    for (const v of summary.variants) expect(v.ranOn?.qemu).toMatch(/^\d+\.\d+\.\d+/);
+    // the mock runs no QEMU: it skips the label that names one, saying so
+    const mock = await runCli(['run', file, '--backend', 'mock', '--out', join(tmp, 'qemu-axis-mock')]);
+    expect(mock.stderr).toMatch(/skipping host=build: host build runs the guest in the QEMU at qemu-build\/build\/qemu-system-x86_64; the mock simulates QEMU and runs none/);
+    // --qemu cannot stand beside an axis that names QEMUs
+    const refused = await runCli(['run', file, '--backend', 'qemu', '--qemu', join(build, 'qemu-system-x86_64'), '--out', join(tmp, 'qemu-axis-refused')]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/--qemu: the experiment's host axis chooses the QEMU of host build; drop --qemu/);
+  }, 300_000);
 
   it('a QEMU that cannot start makes the variant an error carrying the command line', async () => {
     const file = await x86Experiment('tcg-launch-failure', '  cpu: no-such-cpu-model\n');

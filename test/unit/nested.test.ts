@@ -5,7 +5,8 @@ import { parseExperiment } from '../../src/spec/load.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkTarget, collectedTracepoints, l1Argv, nestedShape, pathsToKeep, targetOfThisRun } from '../../src/targets/nested.js';
+import { bootOut, bootWhere, checkTarget, collectedTracepoints, l1Argv, nestedBoots, nestedShape, pathsToKeep, targetOfThisRun } from '../../src/targets/nested.js';
+import { expandMatrix, selectVariants, variantQemu } from '../../src/spec/matrix.js';
 
 const exp = (extra: string) => parseExperiment(`name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, memory: 1G }\nsteps:\n  - wait: 1s\n${extra}`, 't.yaml');
 
@@ -29,6 +30,23 @@ describe('the nested KVM host', () => {
     expect(j).toContain('-nic none');
     // L1's monitor, for L0 to read L1's CPUs should it wedge: a socket only L0 sees, commas doubled
     expect(j).toContain('-qmp unix:/tmp/mon,,1/qmp.sock,server=on,wait=off');
+  });
+
+  it('boots one L1 per kernel and command line a host axis names; labels differing only in QEMU share one', () => {
+    const e = exp('nested: { cmdline: "nohz_full=1" }\nmatrix:\n  host:\n    a: { kernel: "debian:6.12" }\n    b: { kernel: "debian:6.12", qemu: ../q/build/qemu-system-x86_64 }\n    c: { cmdline: "x=1" }\n    d: { kernel: { path: k/bzImage, modules: k/mods } }\n  halt_poll_ns: [0, 1000]\n');
+    const boots = nestedBoots(e, '/exp/dir/t.yaml', expandMatrix(e));
+    expect(boots.map((b) => [b.hosts, b.shape.kernel, b.shape.modules, b.shape.cmdline, b.variants.length])).toEqual([
+      [['a', 'b'], 'debian:6.12', undefined, 'nohz_full=1', 4],
+      [['c'], undefined, undefined, 'nohz_full=1 x=1', 2],
+      [['d'], 'path:/exp/dir/k/bzImage', '/exp/dir/k/mods', 'nohz_full=1', 2],
+    ]);
+    expect(bootOut('/out', boots[0]!)).toBe('/out/hosts/a+b');
+    expect(bootWhere('halt_poll_ns=0', boots[0]!)).toBe('halt_poll_ns=0,host=a,host=b');
+    expect(selectVariants(e, undefined, 'host=a,host=b,halt_poll_ns=0').map((v) => v.id)).toEqual(['host=a,halt_poll_ns=0', 'host=b,halt_poll_ns=0']);
+    expect(variantQemu(expandMatrix(e)[2]!, '/exp/dir/t.yaml')).toBe('/exp/q/build/qemu-system-x86_64');
+    // without a host axis: one boot, results where they always were
+    const one = nestedBoots(exp(''), 't.yaml', expandMatrix(exp('')));
+    expect([one.length, one[0]!.hosts, bootOut('/out', one[0]!), bootWhere(undefined, one[0]!)]).toEqual([1, [], '/out', undefined]);
   });
 
   it('holds registered, for L1\'s life, the tracepoints the collectors will register and unregister', () => {

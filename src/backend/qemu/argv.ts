@@ -33,6 +33,8 @@ export interface ArgvInput<Port extends number | Placeholder = number> {
   logDir: string;
   /** host-scripts/build/libkvmlab-exits.so */
   shimPath: string;
+  /** The QEMU binary; default qemu-system-<arch> on PATH. */
+  qemu?: string;
 }
 
 export interface QemuCommand<Port extends number | Placeholder = number> {
@@ -110,7 +112,7 @@ export function buildQemuCommand<Port extends number | Placeholder>(input: ArgvI
     if (plan.haltPollNs !== undefined) env.KVMLAB_HALT_POLL_NS = String(plan.haltPollNs);
   }
   return {
-    binary: qemuBinary(guest.arch),
+    binary: input.qemu ?? qemuBinary(guest.arch),
     args,
     env,
     qmpSocket,

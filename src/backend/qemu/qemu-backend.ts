@@ -36,10 +36,12 @@ export interface QemuBackendOptions {
   qmpTimeoutMs?: number;
   /** Where host changes are recorded before they are made (QEMU processes, tracefs instances, files). */
   journal?: HostJournal;
+  /** `--qemu PATH`: the QEMU binary every launch runs unless its request names one; default qemu-system-<arch> on PATH. */
+  qemu?: string;
 }
 
 /** A launch request as its QEMU command needs it: the run's public key and the forwarded port, or their placeholders. */
-export interface CommandRequest<Port extends number | Placeholder = number> extends Pick<LaunchRequest, 'name' | 'guest' | 'plan' | 'runDir' | 'logDir'> {
+export interface CommandRequest<Port extends number | Placeholder = number> extends Pick<LaunchRequest, 'name' | 'guest' | 'plan' | 'runDir' | 'logDir' | 'qemu'> {
   clientPublicKey: string | Placeholder;
   sshPort: Port;
 }
@@ -167,6 +169,7 @@ export class QemuBackend implements Backend {
       runDir: req.runDir,
       logDir: req.logDir,
       shimPath: this.opts.shimPath ?? EXITS_SHIM_PATH,
+      ...((req.qemu ?? this.opts.qemu) ? { qemu: (req.qemu ?? this.opts.qemu)! } : {}),
     });
   }
 
@@ -296,6 +299,7 @@ class QemuVm implements Vm {
     if (this.proc.pid === undefined) {
       const r = await this.proc;
       const code = (r as { code?: string }).code;
+      if (code === 'ENOENT' && this.cmd.binary.includes('/')) throw new HostError(`${this.cmd.binary}: no such QEMU binary (given with --qemu, or by the experiment's host axis)`);
       if (code === 'ENOENT') throw new HostError(`${this.cmd.binary} is not installed; install the Debian package ${this.cmd.binary === 'qemu-system-x86_64' ? 'qemu-system-x86' : 'qemu-system-ppc'} (or run bash host-scripts/setup.sh)`);
       throw new Error(`could not start ${this.cmd.binary}: ${r.shortMessage}`);
     }

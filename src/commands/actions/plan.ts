@@ -1,7 +1,8 @@
 // `kvmlab plan FILE`: what `run` would do, shown and not done (run/dry-run.ts) — as text a person can
 // read and paste from, or with --json as one JSON document on stdout.
 import { shellLine } from '../../backend/qemu/argv.js';
-import { selectBackend } from '../../backend/select.js';
+import { qemuBuild, selectBackend } from '../../backend/select.js';
+import { refuseOverriddenFlag } from '../../spec/matrix.js';
 import { formatMask } from '../../model/exits.js';
 import type { VmPlan } from '../../plan/vm.js';
 import { describeMechanism } from '../../plan/mechanism.js';
@@ -18,9 +19,12 @@ export async function plan(file: string, flags: RunChoices): Promise<void> {
   const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   if (on === 'nested') refuseOnNested(flags.backend, flags.accel);
   const loaded = await loadChecked(file);
+  if (hostKernel) refuseOverriddenFlag(loaded.experiment, '--host-kernel', 'kernel');
+  if (flags.qemu !== undefined) refuseOverriddenFlag(loaded.experiment, '--qemu', 'qemu');
+  const qemu = flags.qemu === undefined ? undefined : await qemuBuild(flags.qemu);
   // Inside L1 the run is real QEMU whatever was asked here (the mock is refused above).
-  const backend = await selectBackend(on === 'nested' ? 'qemu' : flags.backend, loaded.experiment.guest.arch, noticesOnly(process.stderr));
-  const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}), ...(flags.where ? { where: flags.where } : {}), ...(hostKernel ? { hostKernel } : {}) });
+  const backend = await selectBackend(on === 'nested' ? 'qemu' : flags.backend, loaded.experiment.guest.arch, noticesOnly(process.stderr), undefined, qemu);
+  const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}), ...(flags.where ? { where: flags.where } : {}), ...(hostKernel ? { hostKernel } : {}), ...(qemu ? { qemu } : {}) });
   process.stdout.write(flags.json ? `${JSON.stringify(doc, null, 2)}\n` : planText(doc));
 }
 
@@ -77,7 +81,7 @@ function planText(p: RunPlan): string {
   for (const [k, meaning] of Object.entries(p.placeholders)) out.push(`  ${k.padEnd(width)}  ${meaning}`);
   for (const l1 of p.nested ?? []) {
     const { shape } = l1;
-    const host = l1.host === undefined ? '' : ` for host ${l1.host} (${l1.variants.join(', ')})`;
+    const host = l1.hosts.length ? ` for host ${l1.hosts.join(', ')} (${l1.variants.join(', ')})` : '';
     out.push('', `L1${host}: ${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel.replace(/^path:/, '')}` : ''}${shape.cmdline ? `, kernel command line adds ${shape.cmdline}` : ''}`);
     out.push(`  command   ${l1.commandLine}`);
     out.push(`  inside    ${shellLine(l1.inside[0]!, l1.inside.slice(1))}`);

@@ -17,6 +17,8 @@ export interface RunChoices {
   json?: boolean;
   hostKernel?: string;
   hostModules?: string;
+  /** --qemu PATH: the QEMU binary that runs the guests (a build tree's), here or in the nested host. */
+  qemu?: string;
 }
 
 /** --host-kernel debian:SERIES, or --host-kernel PATH with --host-modules DIR: only with --on nested, where kvmlab boots the host. */

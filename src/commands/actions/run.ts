@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { selectBackend } from '../../backend/select.js';
+import { qemuBuild, selectBackend } from '../../backend/select.js';
 import { InputError } from '../../errors.js';
 import { HostJournal } from '../../host/journal.js';
 import { writeReport } from '../../report/report.js';
@@ -16,10 +16,10 @@ import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
-import { collectedTracepoints, insideL1Args, nestedBoots, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
+import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
 import { mergeParts } from '../../run/merge.js';
-import { selectVariants } from '../../spec/matrix.js';
-import { HOST_AXIS, type Experiment } from '../../spec/schema.js';
+import { refuseOverriddenFlag, selectVariants, variantQemu } from '../../spec/matrix.js';
+import type { Experiment } from '../../spec/schema.js';
 import { buildNestedHostImage } from './image.js';
 import { parseOn } from '../../targets/on.js';
 
@@ -37,10 +37,12 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
   const on = parseOn(flags.on);
   const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   const loaded = await loadChecked(file);
+  if (hostKernel) refuseOverriddenFlag(loaded.experiment, '--host-kernel', 'kernel');
+  if (flags.qemu !== undefined) refuseOverriddenFlag(loaded.experiment, '--qemu', 'qemu');
   const progress = createProgress(process.stderr, flags.quiet);
   if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress, hostKernel);
   let journal: HostJournal | undefined;
-  const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()));
+  const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()), flags.qemu);
   const out = flags.out ?? defaultOutDir(loaded.experiment.name);
   await refuseOverwrite(out, flags.force);
   await underInterrupts(progress, () => journal, async (signal) => {
@@ -82,6 +84,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   const out = resolve(flags.out ?? defaultOutDir(exp.name));
   await refuseOverwrite(out, flags.force);
   const boots = nestedBoots(exp, file, selectVariants(exp, flags.only, flags.where), hostKernel);
+  const qemu = flags.qemu === undefined ? undefined : await qemuBuild(flags.qemu);
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
     const parts: string[] = [];
@@ -91,28 +94,27 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
       for (const [i, boot] of boots.entries()) {
         if (signal.aborted) break;
         const { shape } = boot;
-        const partOut = boot.host === undefined ? out : join(out, 'hosts', boot.host);
-        const where = boot.host === undefined ? flags.where : [flags.where, `${HOST_AXIS}=${boot.host}`].filter(Boolean).join(',');
-        const runArgs = insideL1Args(file, partOut, { repeat, only: flags.only, where, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
+        const partOut = bootOut(out, boot);
+        const runArgs = insideL1Args(file, partOut, { repeat, only: flags.only, where: bootWhere(flags.where, boot), qemu, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
         // a kernel of the user's own changes between runs: its image is (re)built here, in seconds when current
         if (shape.kernel?.startsWith('path:')) {
           progress.notice(`nested host: building its image with ${shape.kernel.slice('path:'.length)} (modules ${shape.modules})`);
           await buildNestedHostImage(shape.kernel, shape.modules, 'pipe');
         }
-        const which = boot.host === undefined ? '' : ` for host ${boot.host} (${i + 1} of ${boots.length})`;
+        const which = boot.hosts.length ? ` for host ${boot.hosts.join(', ')} (${i + 1} of ${boots.length})` : '';
         progress.notice(`nested host: booting L1${which} (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
-        const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file)), resolve(file)], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
+        const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file)), resolve(file), ...boot.variants.flatMap((v) => variantQemu(v, file) ?? []), ...(qemu ? [qemu] : [])], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
         stdout = r.stdout;
         exitCode = Math.max(exitCode, r.exitCode);
         // a run in L1 that wrote no summary stopped before running anything (it said why, above): so would the next
-        if (boot.host !== undefined && !existsSync(join(partOut, 'summary.json'))) break;
+        if (boot.hosts.length && !existsSync(join(partOut, 'summary.json'))) break;
         parts.push(partOut);
       }
     } finally {
       // with a host axis, what the L1s finished is one run, also when one of them broke
-      if (boots.some((b) => b.host !== undefined) && parts.length) await writeMerged(out, parts, flags);
+      if (boots.some((b) => b.hosts.length) && parts.length) await writeMerged(out, parts, flags);
     }
-    if (boots.length === 1 && boots[0]!.host === undefined) process.stdout.write(stdout);
+    if (!boots.some((b) => b.hosts.length)) process.stdout.write(stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : parts.length < boots.length ? exitCode || 3 : (process.exitCode ?? exitCode);
     if (flags.out === undefined) await linkLatest(out);
   });
