@@ -10,7 +10,7 @@ import { release } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { expandMatrix } from '../spec/matrix.js';
 import type { LoadedResults, RepetitionData } from './load.js';
-import { headline, mechanismLines, whereMeasured } from './summary.js';
+import { headline, ranOnLines, variantNotes, whereMeasured } from './summary.js';
 import { fmtObserved } from './table.js';
 
 export const MAX_WIDTH = 100;
@@ -231,11 +231,12 @@ export async function buildBundle(r: LoadedResults, opts: BundleOptions = {}): P
 
   // results
   add('', '== results ==');
+  const ranOn = ranOnLines(s);
   for (const v of s.variants) {
     add(`${v.status.toUpperCase()}  ${v.id}  (${v.repetitions.length} repetition${v.repetitions.length === 1 ? '' : 's'})`);
     for (const e of v.expectations) add(`  ${e.passed ? 'ok  ' : 'FAIL'} ${fmtObserved(e.observed).padStart(8)}  ${e.claim}`);
     if (v.reason) add(`  reason: ${v.reason}`);
-    for (const line of mechanismLines(v, s.simulated)) add(`  ${line}`);
+    for (const line of variantNotes(s, v, ranOn)) add(`  ${line}`);
   }
 
   const text = r.experimentText;

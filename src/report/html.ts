@@ -3,7 +3,7 @@
 import type { LoadedResults } from './load.js';
 import type { Plot } from './plots.js';
 import { fmtObserved, type TableData } from './table.js';
-import { headline, mechanismLines, whereMeasured } from './summary.js';
+import { headline, ranOnLines, variantNotes, whereMeasured } from './summary.js';
 
 export function esc(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -17,6 +17,7 @@ function table(t: TableData, cls = ''): string {
 
 function verdictHtml(r: LoadedResults): string {
   const rows: string[] = [];
+  const ranOn = ranOnLines(r.summary);
   for (const v of r.summary.variants) {
     const cls = v.status;
     const n = Math.max(1, v.expectations.length);
@@ -31,7 +32,7 @@ function verdictHtml(r: LoadedResults): string {
       );
     });
     if (v.reason) rows.push(`<tr><td></td><td></td><td colspan="3"><small>reason: ${esc(v.reason)}</small></td></tr>`);
-    for (const line of mechanismLines(v, r.summary.simulated)) rows.push(`<tr><td></td><td></td><td colspan="3"><small>${esc(line)}</small></td></tr>`);
+    for (const line of variantNotes(r.summary, v, ranOn)) rows.push(`<tr><td></td><td></td><td colspan="3"><small>${esc(line)}</small></td></tr>`);
   }
   return `<table class="verdicts">\n<thead><tr><th>variant</th><th>verdict</th><th>expectation</th><th>observed</th><th>claim</th></tr></thead>\n<tbody>\n${rows.join('\n')}\n</tbody>\n</table>`;
 }

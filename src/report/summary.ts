@@ -59,6 +59,12 @@ export function mechanismLines(v: VariantResult, simulated = false): string[] {
   return [...(m ? m.parked.map((x) => observationLine(x, m.planned)) : []), ...cost];
 }
 
+/** What a report says under a variant besides its claims: the host it ran on where hosts differ, then mechanismLines. */
+export function variantNotes(s: Summary, v: VariantResult, ranOn = ranOnLines(s)): string[] {
+  const host = ranOn.get(v.id);
+  return [...(host ? [host] : []), ...mechanismLines(v, s.simulated)];
+}
+
 export function headline(s: Summary): string {
   const count = (st: string) => s.variants.filter((v) => v.status === st).length;
   const sim = s.simulated ? ' — SIMULATED (mock backend: the guest and host are simulated)' : '';

@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { afterAll, describe, expect, it } from 'vitest';
 import { mergeParts } from '../../src/run/merge.js';
 import { loadResults } from '../../src/report/load.js';
-import { ranOnLines } from '../../src/report/summary.js';
+import { ranOnLines, variantNotes } from '../../src/report/summary.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const cli = join(root, 'dist/cli.js');
@@ -58,5 +58,8 @@ describe('merging the parts of a host-axis run', () => {
       ['host=before', 'ran on kernel 6.1.0-57-amd64, no extra boot parameters'],
       ['host=after', 'ran on kernel 6.12.117+deb13-amd64, booted with rcutree.nocb_patience_delay=1000'],
     ]);
+    // index.html and the bundle say it under the variant too
+    const s = { variants: [v('host=before', '6.1.0-57-amd64', 'quiet'), v('host=after', '6.12.117+deb13-amd64', 'quiet')], simulated: false } as never;
+    expect(variantNotes(s, (s as { variants: never[] }).variants[1]!)).toEqual(['ran on kernel 6.12.117+deb13-amd64']);
   });
 });
