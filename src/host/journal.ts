@@ -16,7 +16,9 @@ export type JournalEntry =
   /** A tracefs instance kvmlab created: disable its events and remove it. */
   | { kind: 'tracefs-instance'; path: string }
   /** A host file kvmlab wrote (module parameter, sysctl, affinity): write the old value back. */
-  | { kind: 'file'; path: string; old: string };
+  | { kind: 'file'; path: string; old: string }
+  /** A PCI device kvmlab unbound from its driver (to hand it to vfio-pci): bind it back to that driver. */
+  | { kind: 'pci-driver'; bdf: string; driver: string };
 
 interface Line {
   id: number;
@@ -209,6 +211,8 @@ export function describeEntry(e: JournalEntry): string {
       return `tracefs instance ${e.path}`;
     case 'file':
       return `${e.path} (was ${JSON.stringify(e.old.trim())})`;
+    case 'pci-driver':
+      return `PCI device ${e.bdf} (unbound from ${e.driver})`;
   }
 }
 
@@ -265,8 +269,19 @@ function undo(e: JournalEntry): string {
       return `removed tracefs instance ${e.path}`;
     }
     case 'file': {
-      writeFileSync(e.path, e.old);
+      // an unset driver_override reads "(null)"; written back it would name a driver called that
+      const old = e.path.endsWith('/driver_override') && e.old.trim() === '(null)' ? '\n' : e.old;
+      writeFileSync(e.path, old);
       return `restored ${e.path} to ${JSON.stringify(e.old.trim())}`;
+    }
+    case 'pci-driver': {
+      const dev = `/sys/bus/pci/devices/${e.bdf}`;
+      writeFileSync(`${dev}/driver_override`, '\n');
+      const now = /^DRIVER=(.+)$/m.exec(readFileSync(`${dev}/uevent`, 'utf8'))?.[1]?.trim();
+      if (now === e.driver) return `${e.bdf} already bound to ${e.driver}`;
+      if (now) writeFileSync(`/sys/bus/pci/drivers/${now}/unbind`, e.bdf);
+      writeFileSync(`/sys/bus/pci/drivers/${e.driver}/bind`, e.bdf);
+      return `gave ${e.bdf} back to ${e.driver}${now ? ` (from ${now})` : ''}`;
     }
   }
 }

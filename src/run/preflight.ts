@@ -9,6 +9,7 @@ import { planVm, wantsExitControl, whyNotPlannable } from '../plan/vm.js';
 import { HOST_AXIS, type Experiment, type HostValue, type Knobs } from '../spec/schema.js';
 import type { RunTarget } from '../model/summary.js';
 import type { Variant } from '../spec/matrix.js';
+import { vfioUnmet } from '../host/vfio.js';
 
 /** Why the host refuses one exit bit, in the words of the kernel's rules. */
 export function whyRefused(bit: ExitName, facts: HostFacts): string {
@@ -43,6 +44,7 @@ export async function unmetRequirements(exp: Experiment, knobs: Knobs, facts: Ho
   if (missingFlags.length) reasons.push(`needs host CPU flag${missingFlags.length > 1 ? 's' : ''} ${missingFlags.join(', ')} (absent from /proc/cpuinfo)`);
   for (const want of r.kernel_params) if (!hasKernelParam(facts.kernelCmdline, want)) reasons.push(`needs host kernel parameter ${want} (not on /proc/cmdline)`);
   for (const dev of r.devices) if (!(await facts.pathExists(dev))) reasons.push(`needs ${dev} (not present on this host)`);
+  for (const d of exp.guest.devices) reasons.push(...(await vfioUnmet(d.vfio, facts)));
   const rows = r.interrupts.filter((row) => !facts.interruptRows.includes(row));
   if (rows.length) reasons.push(`needs interrupt row${rows.length > 1 ? 's' : ''} ${rows.join(', ')} in /proc/interrupts (${rows.includes('PIW') || rows.includes('PIN') ? 'posted interrupts are not enabled' : 'absent'})`);
   if (r.root && !facts.root) reasons.push('needs root');

@@ -28,6 +28,7 @@ import { checkTarget } from '../targets/nested.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
+import { bindToVfio } from './devices.js';
 import type { ThreadMap } from '../model/threads.js';
 
 export interface RunOptions {
@@ -250,6 +251,7 @@ async function launch(r: Repetition): Promise<void> {
   const { backend, signal } = r.opts;
   const { dir } = r.result;
   r.launchedAt = backend.clock.now();
+  for (const d of r.exp.guest.devices) await bindToVfio(backend.host, d.vfio);
   const binary = variantQemu(r.variant, r.opts.loaded.file);
   r.launching = backend.launch({ name: vmName(r.exp.name, r.result.repetition), guest: r.exp.guest, plan: r.plan, runDir: r.runDir, logDir: dir, clientKey: generateClientKey(), ...(binary ? { qemu: binary } : {}) });
   r.vm = await abortable(r.launching, signal);

@@ -93,6 +93,8 @@ export const Guest = strict({
   image: shortText.optional(),
   /** Extra guest kernel command line. */
   append: z.string().max(2048).optional(),
+  /** Host PCI devices given to the guest through VFIO (QEMU's vfio-pci); kvmlab binds each to vfio-pci for the run and gives it back after. */
+  devices: z.array(strict({ vfio: z.string().regex(/^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$/, 'a PCI address as lspci -D prints it, e.g. 0000:01:00.0') })).max(16).default([]),
   /** How to reach a user-supplied guest over SSH (kvmlab's own image needs none of this). */
   ssh: strict({
     user: identifier.default('root'),

@@ -8,10 +8,12 @@
 // Rules (each a mechanism, with the share it takes):
 // - an EXTERNAL_INTERRUPT exit is a host interrupt on the vCPU's pCPU: 80% local timer (LOC),
 //   10% reschedule IPI (RES), 10% function-call IPI (CAL);
-// - a vCPU that blocks in an intercepted HLT is woken; with APICv, POSTED_WAKEUP_SHARE of those
-//   wakeups arrive as posted interrupts on the wakeup vector (PIW), and PIN_SHARE as notifications
-//   while it was still in root mode (PIN). A vCPU that never blocks (HLT passed through, MWAIT, busy)
-//   adds nothing to PIN/PIW. No nested guests: NPI stays 0;
+// - a vCPU that blocks in an intercepted HLT is woken; in a VM with a device assigned through VFIO
+//   (whose interrupts VT-d posts) and APICv, POSTED_WAKEUP_SHARE of those wakeups arrive as posted
+//   interrupts on the wakeup vector (PIW) — KVM arms it in pi_pre_block only for such a VM — and
+//   PIN_SHARE as notifications while it was still in root mode (PIN). A VM without one, or a vCPU
+//   that never blocks (HLT passed through, MWAIT, busy), adds nothing to PIN/PIW. No nested guests:
+//   NPI stays 0;
 // - on a nohz_full pCPU whose vCPU is pinned there alone the tick is stopped while the vCPU runs;
 //   RCU turns it on once for each grace period that waits on the CPU (RCU_GPS_WAITING_PER_S of the
 //   vCPU's run time), and in that tick's RCU hook (rcu_utilization) rcu_pending() wakes rcuc/N
@@ -164,7 +166,7 @@ export class MockHostSim {
         this.bump(c, 'LOC', ext * 0.8);
         this.bump(c, 'RES', ext * 0.1);
         this.bump(c, 'CAL', ext * 0.1);
-        if (APICV) {
+        if (APICV && (m.config.assignedDevices ?? 0) > 0) {
           this.bump(c, 'PIW', blocks * POSTED_WAKEUP_SHARE);
           this.bump(c, 'PIN', blocks * PIN_SHARE);
         }

@@ -5,6 +5,7 @@ import { formatCpuList } from '../../model/cpulist.js';
 import type { HostProcess, HostView, OpenFile, ProgramResult } from '../backend.js';
 import type { Clock } from '../clock.js';
 import { HOST_DIRS, HOST_FILES, HOST_PROGRAMS } from './host-files.js';
+import { MockPci } from './pci.js';
 import { MockHostSim } from './host-sim.js';
 import type { MockMachine } from './machine.js';
 import type { ThreadSim } from './model.js';
@@ -24,6 +25,8 @@ export class MockHostView implements HostView {
   readonly sim: MockHostSim;
   /** /sys/kernel/tracing of the simulated host. */
   readonly tracefs: MockTracefs;
+  /** /sys/bus/pci of the simulated host. */
+  readonly pci = new MockPci();
 
   constructor(private readonly clock: Clock) {
     this.sim = new MockHostSim(() => this.machines.values(), clock);
@@ -74,6 +77,7 @@ export class MockHostView implements HostView {
     const task = this.readTask(path);
     if (task !== undefined) return task;
     if (this.tracefs.handles(path)) return this.tracefs.readFile(path);
+    if (this.pci.handles(path)) return this.pci.readFile(path);
     if (path === '/proc/interrupts') return this.sim.renderInterrupts();
     if (path === '/proc/stat') return this.sim.renderStat();
     const file = HOST_FILES.get(path);
@@ -83,6 +87,7 @@ export class MockHostView implements HostView {
 
   async readdir(path: string): Promise<string[]> {
     if (this.tracefs.handles(path)) return this.tracefs.readdir(path);
+    if (this.pci.handles(path)) return this.pci.readdir(path);
     const m = /^\/proc\/(\d+)\/task\/?$/.exec(path);
     const machine = m ? this.machines.get(Number(m[1])) : undefined;
     if (machine && !machine.deadReason) return this.threadsOf(machine).map((t) => String(t.tid));
@@ -93,6 +98,7 @@ export class MockHostView implements HostView {
 
   async writeFile(path: string, data: string): Promise<void> {
     if (this.tracefs.handles(path)) return this.tracefs.writeFile(path, data);
+    if (this.pci.handles(path)) return this.pci.writeFile(path, data);
     throw enoent(path);
   }
 
@@ -108,6 +114,7 @@ export class MockHostView implements HostView {
 
   async exists(path: string): Promise<boolean> {
     if (this.tracefs.handles(path)) return this.tracefs.exists(path);
+    if (this.pci.handles(path)) return this.pci.exists(path);
     if (HOST_DIRS.has(path) || HOST_PROGRAMS.has(path) || (MOCK_HOST.devices as readonly string[]).includes(path)) return true;
     return this.readFile(path).then(
       () => true,

@@ -25,6 +25,8 @@ export interface MachineConfig {
   unplugDelayMs?: number;
   /** The guest never answers device_del (a fault to test with). */
   ignoreUnplug?: boolean;
+  /** Host PCI functions given to it through VFIO: their interrupts are VT-d posted to its vCPUs. */
+  assignedDevices?: number;
 }
 
 let nextPid = 3_900_000; // above any real pid on a default pid_max, so nobody mistakes them

@@ -56,6 +56,9 @@ export class MockBackend implements Backend {
     // The simulated KVM refuses a mask it does not allow, as KVM_ENABLE_CAP does (EINVAL).
     const refused = req.plan.disableExitsMask & ~MOCK_HOST.disableExitsMask;
     if (refused) throw new Error(`exit control did not take effect as asked: KVM_ENABLE_CAP(KVM_CAP_X86_DISABLE_EXITS, ${formatMask(req.plan.disableExitsMask)}) failed: Invalid argument (the simulated host allows ${formatMask(MOCK_HOST.disableExitsMask)})`);
+    // QEMU's vfio-pci opens the device's group: only a function bound to vfio-pci can be given
+    const unbound = g.devices.find((d) => !this.host.pci.assignable(d.vfio));
+    if (unbound) throw new Error(`-device vfio-pci,host=${unbound.vfio}: vfio ${unbound.vfio}: group is not viable: the device is not bound to vfio-pci (simulated QEMU)`);
     const machine = new MockMachine({
       name: req.name,
       arch: g.arch,
@@ -65,6 +68,7 @@ export class MockBackend implements Backend {
       plan: req.plan,
       clock: this.clock,
       ignoreUnplug: this.faults.ignoreUnplug,
+      assignedDevices: g.devices.length,
     });
     const hostKey = generateClientKey(); // the simulated image's host key, known to kvmlab in advance
     const qmpPath = join(req.runDir, 'qmp.sock');
@@ -105,7 +109,7 @@ export class MockBackend implements Backend {
       effective: {
         accel: req.plan.accel,
         simulated: true,
-        argv: ['(simulated by the mock backend; no QEMU process)', `-smp ${g.cpus},maxcpus=${g.maxcpus ?? g.cpus}`, `-append ${cmdline}`],
+        argv: ['(simulated by the mock backend; no QEMU process)', `-smp ${g.cpus},maxcpus=${g.maxcpus ?? g.cpus}`, ...g.devices.map((d) => `-device vfio-pci,host=${d.vfio}`), `-append ${cmdline}`],
         disableExitsMask: mask,
         mwaitInGuestCpuid: machine.policy.mwaitInCpuid,
         haltPollNs: machine.policy.haltPollNs,

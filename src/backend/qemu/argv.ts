@@ -100,6 +100,7 @@ export function buildQemuCommand<Port extends number | Placeholder>(input: ArgvI
   args.push('-pidfile', pidfile);
   args.push('-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${input.sshPort}-:${input.guestSshPort}`);
   args.push('-device', 'virtio-net-pci,netdev=n0');
+  for (const d of guest.devices) args.push('-device', `vfio-pci,host=${d.vfio}`);
   if (x86) args.push('-device', 'virtio-rng-pci');
 
   const env: Record<string, string> = {};

@@ -15,6 +15,9 @@ import type { HostProcess, HostView, OpenFile, ProgramResult } from '../backend.
 /** A directory kvmlab creates that holds host state: tracefs instances. */
 const INSTANCE = /\/instances\/[^/]+$/;
 
+/** sysfs files that act rather than hold a value (write-only): nothing to read back and restore. */
+const PCI_ACTION = /^\/sys\/bus\/pci\/(drivers_probe|drivers\/[^/]+\/(bind|new_id|remove_id))$/;
+
 export class RealHostView implements HostView {
   private readonly created = new Map<string, number>();
 
@@ -47,7 +50,12 @@ export class RealHostView implements HostView {
 
   async writeFile(path: string, data: string): Promise<void> {
     const inside = [...this.created.keys()].some((dir) => path.startsWith(`${dir}/`));
-    if (this.journal && !inside) this.journal.record({ kind: 'file', path, old: await readFile(path, 'utf8') });
+    if (this.journal && !inside) {
+      // sysfs's PCI actions hold no value to restore: an unbind is undone by binding back, a probe by that
+      const unbind = /^\/sys\/bus\/pci\/drivers\/([^/]+)\/unbind$/.exec(path);
+      if (unbind) this.journal.record({ kind: 'pci-driver', bdf: data.trim(), driver: unbind[1]! });
+      else if (!PCI_ACTION.test(path)) this.journal.record({ kind: 'file', path, old: await readFile(path, 'utf8') });
+    }
     await writeFile(path, data);
   }
 
