@@ -14,12 +14,10 @@ import { HostError, InputError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
 import { mechanismOf } from '../plan/mechanism.js';
-import { failIfOtherMechanism, observeParked, parkedWindows } from './observed-mechanism.js';
 import type { Loaded } from '../spec/load.js';
 import { schedule, selectVariants, variantQemu, type Variant } from '../spec/matrix.js';
-import { RUNNER_STEPS, measuringWindows, type CollectorName, type Experiment } from '../spec/schema.js';
-import { applicable, evaluate } from './expect.js';
-import { median } from '../model/select.js';
+import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
+import { judgeVariant } from './judge.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
 import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
@@ -112,31 +110,12 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   }
   for (const vr of results.values()) {
     const variant = variants.find((v) => v.id === vr.id)!;
-    const claims = applicable(exp.expect, variant);
-    vr.claims = claims.length;
-    if (vr.status === 'skipped' && vr.reason) continue;
-    const mine = rows.filter((r) => r.variant === vr.id);
-    vr.expectations = claims.map((e) => evaluate(e, mine));
-    const broken = vr.repetitions.find((r) => r.status === 'error');
-    if (vr.repetitions.length === 0) {
-      vr.status = 'error';
-      vr.reason = 'not run: interrupted';
-    } else if (broken) {
-      vr.status = 'error';
-      vr.reason = `repetition ${broken.repetition}: ${broken.reason}`;
-    } else if (vr.expectations.length === 0) {
-      vr.status = 'unchecked';
-      vr.reason = 'no claim of the file applies to this variant (its expect: entries select other variants): it ran, and nothing was checked';
-    } else vr.status = vr.expectations.every((e) => e.passed) ? 'passed' : 'failed';
-    const qemu = vr.repetitions.find((r) => r.qemu)?.qemu;
-    vr.ranOn = { kernel: facts.kernelRelease, cmdline: facts.kernelCmdline, ...(qemu ? { qemu } : {}) };
-    vr.observer = observerSummary(mine, exp.steps);
-    if (exp.guest.arch === 'x86_64' && accel === 'kvm') {
-      const planned = mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch);
-      const parked = observeParked(mine, parkedWindows(exp.steps), planned);
-      vr.mechanism = { planned, parked };
-      failIfOtherMechanism(vr);
+    if (!(vr.status === 'skipped' && vr.reason)) {
+      const qemu = vr.repetitions.find((r) => r.qemu)?.qemu;
+      vr.ranOn = { kernel: facts.kernelRelease, cmdline: facts.kernelCmdline, ...(qemu ? { qemu } : {}) };
     }
+    const planned = exp.guest.arch === 'x86_64' && accel === 'kvm' ? mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch) : undefined;
+    judgeVariant(exp, variant, vr, rows.filter((r) => r.variant === vr.id), planned);
   }
   const summary: Summary = {
     experiment: exp.name,
@@ -367,22 +346,6 @@ function observerCost(mark: { cpu: NodeJS.CpuUsage; wallMs: number }): { cpuS: n
  * measured (sample and wait steps; every step when there are none — a guest command's step is
  * mostly kvmlab driving SSH): per step the median over repetitions; of those the median and the largest.
  */
-function observerSummary(rows: readonly MetricRow[], expSteps: Experiment['steps']): VariantResult['observer'] {
-  const windows = new Set(measuringWindows(expSteps));
-  const counted = (step: string) => windows.size === 0 || windows.has(step);
-  const byStep = new Map<string, number[]>();
-  for (const r of rows) {
-    if (r.metric !== 'observer.cpu_pct' || !counted(r.step)) continue;
-    const values = byStep.get(r.step);
-    if (values) values.push(r.value);
-    else byStep.set(r.step, [r.value]);
-  }
-  const steps = [...byStep].map(([step, vs]) => ({ step, pct: median(vs) }));
-  if (!steps.length) return undefined;
-  const max = steps.reduce((a, b) => (b.pct > a.pct ? b : a));
-  return { medianCpuPct: median(steps.map((x) => x.pct)), maxCpuPct: max.pct, maxStep: max.step };
-}
-
 async function eachCollector(collectors: Collector[], step: string, fn: (c: Collector) => Promise<void>): Promise<void> {
   for (const c of collectors) {
     try {
