@@ -8,6 +8,7 @@ import { registerReport } from './report.js';
 import { registerCleanup } from './cleanup.js';
 import { registerImage } from './image.js';
 import { registerList } from './list.js';
+import { registerMerge } from './merge.js';
 import { registerPlan } from './plan.js';
 import { registerProbe } from './probe.js';
 import { registerRun } from './run.js';
@@ -16,4 +17,4 @@ import { registerValidate } from './validate.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [registerRun, registerPlan, registerReport, registerCompare, registerBundle, registerValidate, registerList, registerProbe, registerImage, registerSchema, registerCleanup];
+export const commands: Register[] = [registerRun, registerPlan, registerReport, registerCompare, registerMerge, registerBundle, registerValidate, registerList, registerProbe, registerImage, registerSchema, registerCleanup];

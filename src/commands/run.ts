@@ -19,6 +19,7 @@ export function registerRun(program: Command): void {
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'run only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
     .option('--where <axis=label>', 'run only variants with these matrix labels, e.g. host=after or disable_exits=none,halt_poll_ns=0')
+    .option('--shard <i/n>', 'run only the I-th of N disjoint parts of the (variant, repetition) cells, for N machines; kvmlab merge makes one run of the N results directories')
     .option('--allow-host-commands', 'allow `host:` steps to run commands on this host')
     .option('-q, --quiet', 'no progress lines')
     .option('--force', 'write into --out even when it already holds files (results are otherwise never overwritten)')

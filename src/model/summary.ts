@@ -148,6 +148,8 @@ export const SummarySchema = z.object({
   interrupted: z.boolean(),
   /** run --strict: a claim not checked (a skipped or unchecked variant) fails the run. */
   strict: z.boolean().optional(),
+  /** run --shard I/N: this run is the I-th of N parts of one (kvmlab merge makes the whole); the cells it ran. */
+  shard: z.object({ index: z.number().int().min(1), count: z.number().int().min(1), repetitions: z.number().int().min(1), cells: z.array(z.object({ variant: z.string(), repetition: z.number().int().min(1) })) }).optional(),
   host: HostSchema,
   notices: z.array(z.string()),
   variants: z.array(VariantResultSchema).min(1, 'a run has at least one variant'),

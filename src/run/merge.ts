@@ -1,8 +1,9 @@
 // One results directory from the parts of a run that happened in several places — one L1 per
-// host-axis label under --on nested — as if it had run in one: summary.json with every variant in
-// matrix order (each with the host it ran on), metrics.csv with every row, the experiment as run,
-// and variants/<id> pointing into the part that ran it. Each part stays whole beside it (its own
-// summary, metrics, L1 console), so nothing a part collected is rewritten or lost.
+// host-axis label under --on nested, or the shards of `run --shard I/N` on N machines — as if it had
+// run in one: summary.json with every variant in matrix order, metrics.csv with every row, the
+// experiment as run, and variants/<id>/rep-N from the part that ran it. A variant whose repetitions
+// came from several shards is judged again over all of them by the run's own judge (run/judge.ts).
+// Parts inside the results directory are linked (each stays whole beside it); others are copied.
 import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
@@ -10,6 +11,7 @@ import { parseCsv, type MetricRow } from '../model/metrics.js';
 import { SummarySchema, variantDir, type Summary, type VariantResult } from '../model/summary.js';
 import { expandMatrix } from '../spec/matrix.js';
 import type { Experiment } from '../spec/schema.js';
+import { judgeVariant } from './judge.js';
 import { writeResults } from './results.js';
 
 interface Part {
@@ -23,59 +25,92 @@ interface Part {
 async function readPart(dir: string): Promise<Part> {
   const read = (f: string) =>
     readFile(join(dir, f), 'utf8').catch((e: unknown) => {
-      throw new InputError(`${join(dir, f)}: cannot read (${errorMessage(e)}); the part did not finish`);
+      throw new InputError(`${join(dir, f)}: cannot read (${errorMessage(e)}); give results directories of finished runs (or shards)`);
     });
-  const summary = SummarySchema.parse(JSON.parse(await read('summary.json')));
+  const parsed = SummarySchema.safeParse(JSON.parse(await read('summary.json')));
+  if (!parsed.success) throw new InputError(`${join(dir, 'summary.json')} is not a kvmlab summary: ${parsed.error.issues[0]?.message}`);
   const { rows } = parseCsv(await read('metrics.csv'), { file: join(dir, 'metrics.csv') });
   const expanded = JSON.parse(await read('experiment.expanded.json')) as { experiment: Experiment };
-  return { dir, summary, rows, experimentText: await read('experiment.yaml'), experiment: expanded.experiment };
+  return { dir, summary: parsed.data, rows, experimentText: await read('experiment.yaml'), experiment: expanded.experiment };
+}
+
+/** Shards of one run: one count and one repetition count, each index once; the ones absent, said in words. */
+function shardsCheck(parts: readonly Part[]): string[] {
+  const shards = parts.flatMap((p) => (p.summary.shard ? [{ dir: p.dir, ...p.summary.shard }] : []));
+  if (shards.length === 0) return [];
+  if (shards.length !== parts.length) throw new InputError(`${parts.find((p) => !p.summary.shard)!.dir} is not a shard (run --shard I/N) while ${shards[0]!.dir} is: merge the shards of one run`);
+  const { count, repetitions } = shards[0]!;
+  for (const s of shards) {
+    if (s.count !== count || s.repetitions !== repetitions) throw new InputError(`${s.dir} is shard ${s.index}/${s.count} of ${s.repetitions} repetitions, ${shards[0]!.dir} ${shards[0]!.index}/${count} of ${repetitions}: not shards of one run`);
+    const twin = shards.find((o) => o !== s && o.index === s.index);
+    if (twin) throw new InputError(`${s.dir} and ${twin.dir} are both shard ${s.index}/${count}: their cells overlap`);
+  }
+  const missing = Array.from({ length: count }, (_, i) => i + 1).filter((i) => !shards.some((s) => s.index === i));
+  return missing.length ? [`shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} not merged: ${missing.length > 1 ? 'their' : 'its'} cells did not run here`] : [];
 }
 
 /**
- * Writes into `out` the run made of `parts` (results directories of one experiment file, each
- * holding different variants), and returns its summary. Parts inside `out` are linked, others
- * copied. Refuses parts of different experiment files or with a variant in common.
+ * Writes into `out` the run made of `parts` (results directories of one experiment file) and
+ * returns its summary. Refuses parts of different experiment files, and a cell (variant,
+ * repetition) that two parts both ran.
  */
 export async function mergeParts(out: string, partDirs: readonly string[]): Promise<Summary> {
   const parts = await Promise.all(partDirs.map(readPart));
   const first = parts[0];
   if (!first) throw new InputError('nothing to merge: no part finished');
   for (const p of parts) if (p.experimentText !== first.experimentText) throw new InputError(`${p.dir} ran a different experiment file than ${first.dir}: only parts of one run merge`);
-  const order = expandMatrix(first.experiment).map((v) => v.id);
-  const owner = new Map<string, Part>();
-  for (const p of parts) {
-    for (const v of p.summary.variants) {
-      const held = owner.get(v.id);
-      if (held) throw new InputError(`variant ${v.id} is in both ${held.dir} and ${p.dir}: parts of one run hold different variants`);
-      owner.set(v.id, p);
-    }
-  }
+  const shardNotices = shardsCheck(parts);
   await mkdir(join(out, 'variants'), { recursive: true });
   const variants: VariantResult[] = [];
-  for (const id of order) {
-    const p = owner.get(id);
-    const v = p?.summary.variants.find((x) => x.id === id);
-    if (!p || !v) continue;
-    const from = join(p.dir, 'variants', variantDir(id));
-    const to = join(out, 'variants', variantDir(id));
-    if (v.repetitions.length) {
-      if (!relative(resolve(out), resolve(p.dir)).startsWith('..')) await symlink(relative(dirname(to), from), to);
-      else await cp(from, to, { recursive: true });
+  for (const variant of expandMatrix(first.experiment)) {
+    const held = parts.flatMap((p) => p.summary.variants.filter((v) => v.id === variant.id).map((v) => ({ p, v })));
+    if (held.length === 0) continue;
+    const reps: VariantResult['repetitions'] = [];
+    const ranIn = new Map<number, string>();
+    for (const { p, v } of held) {
+      for (const r of v.repetitions) {
+        const twin = ranIn.get(r.repetition);
+        if (twin) throw new InputError(`cell ${variant.id} repetition ${r.repetition} is in both ${twin} and ${p.dir}: parts of one run hold different cells`);
+        ranIn.set(r.repetition, p.dir);
+        const to = join(out, 'variants', variantDir(variant.id), `rep-${r.repetition}`);
+        await place(join(p.dir, 'variants', variantDir(variant.id), `rep-${r.repetition}`), to, out);
+        reps.push({ ...r, dir: to });
+      }
     }
-    variants.push({ ...v, repetitions: v.repetitions.map((r) => ({ ...r, dir: join(to, `rep-${r.repetition}`) })) });
+    reps.sort((a, b) => a.repetition - b.repetition);
+    const ran = held.filter(({ v }) => v.repetitions.length > 0);
+    if (held.length === 1 || ran.length === 0) {
+      // as its one part judged it (a variant skipped everywhere is skipped for the first one's reason)
+      variants.push({ ...held[0]!.v, repetitions: reps });
+      continue;
+    }
+    const merged: VariantResult = { id: variant.id, labels: variant.labels, knobs: variant.knobs, status: 'passed', repetitions: reps, expectations: [], ...(ran[0]!.v.ranOn ? { ranOn: ran[0]!.v.ranOn } : {}) };
+    const planned = ran.find(({ v }) => v.mechanism)?.v.mechanism?.planned;
+    judgeVariant(first.experiment, variant, merged, parts.flatMap((p) => p.rows.filter((r) => r.variant === variant.id)), planned);
+    variants.push(merged);
   }
   const summaries = parts.map((p) => p.summary);
+  const { shard: _shard, ...whole } = first.summary;
+  void _shard;
   const summary: Summary = {
-    ...first.summary,
+    ...whole,
     startedAt: summaries.map((s) => s.startedAt).sort()[0]!,
     finishedAt: summaries.map((s) => s.finishedAt).sort().at(-1)!,
     interrupted: summaries.some((s) => s.interrupted),
     ...(summaries.some((s) => s.strict) ? { strict: true } : {}),
-    notices: [...new Set(summaries.flatMap((s) => s.notices))],
+    notices: [...new Set([...summaries.flatMap((s) => s.notices), ...shardNotices])],
     variants,
   };
+  const ids = new Set(variants.map((v) => v.id));
   await writeFile(join(out, 'experiment.yaml'), first.experimentText);
-  await writeFile(join(out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: first.experiment, variants: expandMatrix(first.experiment).filter((v) => owner.has(v.id)) }, null, 2)}\n`);
+  await writeFile(join(out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: first.experiment, variants: expandMatrix(first.experiment).filter((v) => ids.has(v.id)) }, null, 2)}\n`);
   await writeResults(out, summary, parts.flatMap((p) => p.rows));
   return summary;
+}
+
+/** A repetition's files at `to`: a link into a part inside `out`, else a copy. */
+async function place(from: string, to: string, out: string): Promise<void> {
+  await mkdir(dirname(to), { recursive: true });
+  if (!relative(resolve(out), resolve(from)).startsWith('..')) await symlink(relative(dirname(to), from), to);
+  else await cp(from, to, { recursive: true });
 }

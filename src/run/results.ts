@@ -1,6 +1,7 @@
 // Writing a run's results: summary.json and metrics.csv beside the per-variant logs the runner
 // already wrote. The words people read (summary.md, plots, index.html) are the report's.
-import { rm, symlink, writeFile } from 'node:fs/promises';
+import { readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { InputError } from '../errors.js';
 import { basename, dirname, join } from 'node:path';
 import { exitCodeOf, type Summary } from '../model/summary.js';
 import { toCsv, type MetricRow } from '../model/metrics.js';
@@ -26,4 +27,11 @@ export async function linkLatest(out: string): Promise<void> {
 export function defaultOutDir(experiment: string, now = new Date()): string {
   const stamp = now.toISOString().replace(/\.\d+Z$/, 'Z').replace(/:/g, '-');
   return join('results', experiment, stamp);
+}
+
+/** Results are never overwritten: a results directory that already holds files needs --force. */
+export async function refuseOverwrite(out: string, force: boolean | undefined): Promise<void> {
+  if (force) return;
+  const held = await readdir(out).catch(() => [] as string[]);
+  if (held.length) throw new InputError(`--out ${out} already holds ${held.length} file${held.length > 1 ? 's' : ''} (${held.slice(0, 3).join(', ')}${held.length > 3 ? ', …' : ''}); give a new directory, leave --out out for a fresh results/<experiment>/<time>/, or add --force to write into it`);
 }

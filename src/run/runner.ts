@@ -15,7 +15,7 @@ import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
 import { mechanismOf } from '../plan/mechanism.js';
 import type { Loaded } from '../spec/load.js';
-import { schedule, selectVariants, variantQemu, type Variant } from '../spec/matrix.js';
+import { schedule, selectVariants, shardCells, variantQemu, type Shard, type Variant } from '../spec/matrix.js';
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { judgeVariant } from './judge.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
@@ -45,6 +45,8 @@ export interface RunOptions {
   target?: RunTarget;
   /** run --strict: a claim not checked fails the run (summary.strict). */
   strict?: boolean;
+  /** run --shard I/N: only this shard's (variant, repetition) cells (spec/matrix.ts shardCells). */
+  shard?: Shard;
 }
 
 export interface RunOutcome {
@@ -67,7 +69,11 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   }
   const hostCommands = hostCommandsRefusal(exp, loaded.file, opts.allowHostCommands);
   if (hostCommands) throw new InputError(hostCommands);
-  const variants = selectVariants(exp, opts.only, opts.where);
+  const repetitions = opts.repeat ?? exp.repetitions;
+  // a shard runs its cells of the whole matrix: the variants it has none of are not its to report
+  const selected = selectVariants(exp, opts.only, opts.where);
+  const cells = shardCells(schedule(selected, repetitions), opts.shard);
+  const variants = selected.filter((v) => cells.some((c) => c.variant === v));
   await mkdir(opts.out, { recursive: true });
   await writeFile(join(opts.out, 'experiment.yaml'), loaded.text);
   await writeFile(join(opts.out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: exp, variants }, null, 2)}\n`);
@@ -88,7 +94,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   if (judged.refused) throw new HostError(judged.refused);
 
   const rows: MetricRow[] = [];
-  const runs = schedule(runnable, opts.repeat ?? exp.repetitions);
+  const runs = cells.filter((c) => runnable.includes(c.variant));
   let i = 0;
   for (const run of runs) {
     i++;
@@ -99,7 +105,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
       variants: runnable.length,
       id: run.variant.id,
       repetition: run.repetition,
-      repetitions: opts.repeat ?? exp.repetitions,
+      repetitions,
       run: i,
       runs: runs.length,
       windowsMs: declaredWindowsMs(exp.steps),
@@ -130,6 +136,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
     finishedAt: new Date().toISOString(),
     interrupted: opts.signal.aborted,
     ...(opts.strict ? { strict: true } : {}),
+    ...(opts.shard ? { shard: { ...opts.shard, repetitions, cells: cells.map((c) => ({ variant: c.variant.id, repetition: c.repetition })) } } : {}),
     host: {
       arch: facts.arch,
       kernelRelease: facts.kernelRelease,

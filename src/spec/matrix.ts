@@ -49,6 +49,31 @@ export function schedule(variants: readonly Variant[], repetitions: number): Run
   return runs;
 }
 
+/** `run --shard I/N`: the I-th of N (1-based) disjoint parts of a run, for N machines to share. */
+export interface Shard {
+  index: number;
+  count: number;
+}
+
+/**
+ * A shard's cells: every N-th of the run's (variant, repetition) cells in schedule order, starting
+ * at the I-th. Deterministic for one file and one set of flags, wherever it runs, and the
+ * interleaving is kept (a shard's cells are A B A B, not A A B B); every cell is in exactly one
+ * shard. Without a shard, every cell.
+ */
+export function shardCells(runs: readonly Run[], shard: Shard | undefined): Run[] {
+  return shard ? runs.filter((_, k) => k % shard.count === shard.index - 1) : [...runs];
+}
+
+/** `--shard I/N` as given on a command line. */
+export function parseShard(flag: string): Shard {
+  const m = /^(\d+)\/(\d+)$/.exec(flag);
+  const index = Number(m?.[1]);
+  const count = Number(m?.[2]);
+  if (!m || count < 1 || count > 1000 || index < 1 || index > count) throw new InputError(`--shard ${flag}: write I/N with 1 <= I <= N <= 1000, e.g. --shard 2/4 for the second of four shards`);
+  return { index, count };
+}
+
 /** `--only` patterns: shell-style globs (* and ?) over variant ids. */
 export function matchesPattern(id: string, pattern: string): boolean {
   const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);

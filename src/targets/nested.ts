@@ -258,6 +258,7 @@ export interface InsideL1 {
   only?: string;
   where?: string;
   qemu?: string;
+  shard?: string;
   allowHostCommands?: boolean;
   json?: boolean;
   strict?: boolean;
@@ -274,6 +275,7 @@ export function insideL1Args(file: string, out: string, flags: InsideL1): string
   if (flags.only) args.push('--only', flags.only);
   if (flags.where) args.push('--where', flags.where);
   if (flags.qemu) args.push('--qemu', flags.qemu);
+  if (flags.shard) args.push('--shard', flags.shard);
   if (flags.allowHostCommands) args.push('--allow-host-commands');
   if (flags.json) args.push('--json');
   if (flags.strict) args.push('--strict');

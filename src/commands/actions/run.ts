@@ -1,10 +1,9 @@
 // `kvmlab run`: load and check the experiment, run it here or in the nested KVM host, write the
 // results, print the verdict.
 import { existsSync } from 'node:fs';
-import { readdir, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { qemuBuild, selectBackend } from '../../backend/select.js';
-import { InputError } from '../../errors.js';
 import { HostJournal } from '../../host/journal.js';
 import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
@@ -13,12 +12,12 @@ import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../re
 import { EXIT_INTERRUPTED, exitCodeOf } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
-import { defaultOutDir, linkLatest, summaryJson, writeResults } from '../../run/results.js';
+import { defaultOutDir, linkLatest, refuseOverwrite, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
 import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
 import { mergeParts } from '../../run/merge.js';
-import { refuseOverriddenFlag, selectVariants, variantQemu } from '../../spec/matrix.js';
+import { parseShard, refuseOverriddenFlag, selectVariants, variantQemu } from '../../spec/matrix.js';
 import type { Experiment } from '../../spec/schema.js';
 import { buildNestedHostImage } from './image.js';
 import { parseOn } from '../../targets/on.js';
@@ -29,11 +28,13 @@ export interface RunFlags extends RunChoices {
   quiet?: boolean;
   force?: boolean;
   strict?: boolean;
+  shard?: string;
 }
 
 /** `kvmlab run FILE`: every variant and repetition, the verdict on stdout (summary.json with --json), results in --out. */
 export async function run(file: string, flags: RunFlags): Promise<void> {
   const repeat = parseRepeat(flags.repeat);
+  const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
   const on = parseOn(flags.on);
   const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   const loaded = await loadChecked(file);
@@ -58,6 +59,7 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
       progress,
       signal,
       strict: flags.strict ?? false,
+      ...(shard ? { shard } : {}),
       target: await targetOfThisRun(),
     });
     await writeResults(out, summary, rows);
@@ -95,7 +97,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
         if (signal.aborted) break;
         const { shape } = boot;
         const partOut = bootOut(out, boot);
-        const runArgs = insideL1Args(file, partOut, { repeat, only: flags.only, where: bootWhere(flags.where, boot), qemu, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
+        const runArgs = insideL1Args(file, partOut, { repeat, only: flags.only, where: bootWhere(flags.where, boot), qemu, shard: flags.shard, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
         // a kernel of the user's own changes between runs: its image is (re)built here, in seconds when current
         if (shape.kernel?.startsWith('path:')) {
           progress.notice(`nested host: building its image with ${shape.kernel.slice('path:'.length)} (modules ${shape.modules})`);
@@ -129,11 +131,4 @@ async function writeMerged(out: string, parts: readonly string[], flags: RunFlag
   process.exitCode = exitCodeOf(summary);
   await writeReport(out, { print: words });
   if (flags.json) process.stdout.write(summaryJson(summary));
-}
-
-/** Results are never overwritten: a results directory that already holds files needs --force. */
-async function refuseOverwrite(out: string, force: boolean | undefined): Promise<void> {
-  if (force) return;
-  const held = await readdir(out).catch(() => [] as string[]);
-  if (held.length) throw new InputError(`--out ${out} already holds ${held.length} file${held.length > 1 ? 's' : ''} (${held.slice(0, 3).join(', ')}${held.length > 3 ? ', …' : ''}); give a new directory, leave --out out for a fresh results/<experiment>/<time>/, or add --force to write into it`);
 }
