@@ -9,3 +9,9 @@ export const hostModulesOption = () => new Option('--host-modules <dir>', "with 
 
 export const accelOption = () => new Option('--accel <accel>', 'kvm, tcg, or auto (kvm when /dev/kvm can boot a guest)').choices(['auto', 'kvm', 'tcg']).default('auto');
 export const qemuOption = () => new Option('--qemu <path>', 'the QEMU binary that runs the guests, e.g. a build tree\'s build/qemu-system-x86_64 (with --on nested: in the nested host); default qemu-system-<arch> on PATH');
+export const mockHostOption = () => new Option('--mock-host <profile>', "with the mock backend, the host it simulates: intel-server (an Intel lab server), or nested-l1 (the KVM host --on nested boots, to hold the mock against it)").choices(['intel-server', 'nested-l1']);
+
+/** --mock-host: the mock host is the process's, chosen before the mock is loaded (backend/mock/profile.ts). */
+export function chooseMockHost(profile: string | undefined): void {
+  if (profile !== undefined) process.env.KVMLAB_MOCK_HOST = profile;
+}

@@ -1,7 +1,7 @@
 // `kvmlab run FILE`: what the command takes; what it does is in actions/run.ts, loaded when it runs.
 import type { Command } from 'commander';
 import { ON_HELP } from '../targets/on.js';
-import { accelOption, backendOption, hostKernelOption, hostModulesOption, qemuOption } from './options.js';
+import { accelOption, backendOption, chooseMockHost, hostKernelOption, hostModulesOption, mockHostOption, qemuOption } from './options.js';
 import type { RunFlags } from './actions/run.js';
 
 export function registerRun(program: Command): void {
@@ -15,6 +15,7 @@ export function registerRun(program: Command): void {
     .addOption(hostKernelOption())
     .addOption(hostModulesOption())
     .addOption(qemuOption())
+    .addOption(mockHostOption())
     .option('--out <dir>', 'results directory (default results/<experiment>/<timestamp>/)')
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'run only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
@@ -25,5 +26,8 @@ export function registerRun(program: Command): void {
     .option('--force', 'write into --out even when it already holds files (results are otherwise never overwritten)')
     .option('--json', 'when done, print summary.json on stdout and the verdict on stderr')
     .option('--strict', 'exit 1 when any claim was not checked (a variant skipped, or one no claim applies to): for CI')
-    .action(async (file: string, flags: RunFlags) => (await import('./actions/run.js')).run(file, flags));
+    .action(async (file: string, flags: RunFlags & { mockHost?: string }) => {
+      chooseMockHost(flags.mockHost);
+      return (await import('./actions/run.js')).run(file, flags);
+    });
 }

@@ -93,7 +93,7 @@ export function claimLine(s: Summary): string {
  * or lab KVM on bare metal — only where the host shows no hypervisor.
  */
 export function whereMeasured(s: Summary): string {
-  if (s.simulated) return "simulated: kvmlab's mock backend models the guest and host";
+  if (s.simulated) return `simulated: kvmlab's mock backend models the guest and host (${s.host.cpuModel}, ${s.host.cpuVendor ?? 'vendor unknown'})`;
   if (s.target?.kind === 'nested') {
     const t = s.target;
     const kernels = [...new Set(s.variants.flatMap((v) => (v.ranOn ? [v.ranOn.kernel] : [])))];

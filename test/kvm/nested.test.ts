@@ -94,6 +94,13 @@ describe.skipIf(skip !== undefined)('list threads on KVM in the nested host', ()
     console.warn(`offline-vcpu-idle in the nested host: offlined vCPU thread ${passed} % with MWAIT passed through, ${intercepted} % intercepted`);
     expect(passed).toBeGreaterThanOrEqual(90);
     expect(intercepted).toBeLessThanOrEqual(5);
+    // The mock, simulating this very host, agrees with its real KVM cell by cell.
+    const mock = join(tmp, 'offline-vcpu-idle-mock');
+    const m = await runCli(['run', 'experiments/offline-vcpu-idle.yaml', '--backend', 'mock', '--mock-host', 'nested-l1', '--repeat', '1', '-q', '--out', mock]);
+    expect(m.exitCode, m.stderr).toBe(0);
+    const agree = await runCli(['compare', mock, out, '--verdicts']);
+    console.warn(`the mock (nested-l1) against the nested host:\n${agree.stdout}`);
+    expect(agree.exitCode, agree.stdout).toBe(0);
   }, 1_500_000);
 
   // One cell, to keep CI within its time: the intercepted park is offline-vcpu-idle's none cell.

@@ -51,6 +51,22 @@ describe('compare --verdicts', () => {
     expect(r.stdout).toMatch(/2 of 4 common cells agree/);
   });
 
+  it('--mock-host nested-l1 simulates the nested host: an AMD TCG CPU whose leaf 5 lists no C1 sub-state, so the MWAIT cell idles in HLT', async () => {
+    const out = join(tmp, 'l1');
+    const r = await kvmlab('run', 'experiments/offline-vcpu-idle.yaml', '--backend', 'mock', '--mock-host', 'nested-l1', '--repeat', '1', '-q', '--out', out);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/measured on: simulated: .*modelled on the nested host.*AuthenticAMD/);
+    const plan = JSON.parse((await kvmlab('plan', 'experiments/offline-vcpu-idle.yaml', '--backend', 'mock', '--mock-host', 'nested-l1', '--json')).stdout);
+    expect(plan.variants.find((v: { id: string }) => v.id === 'disable_exits=mwait').mechanism).toMatchObject({ idle: 'hlt', parked: 'mwait', kvm: 'passed' });
+    // against the default profile (an Intel server with C1 sub-states) the MWAIT cell's idle differs
+    const diff = await kvmlab('compare', a, out, '--verdicts');
+    expect(diff.exitCode).toBe(1);
+    expect(diff.stdout).toMatch(/idle exits vcpu0 @ online-idle\s+quiet\s+hlt\s+NO/);
+    const refused = await kvmlab('run', 'experiments/offline-vcpu-idle.yaml', '--backend', 'qemu', '--mock-host', 'nested-l1');
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toMatch(/--mock-host nested-l1: chooses the host the mock backend simulates; add --backend mock/);
+  });
+
   it('KVM statistics agree in kind: both zero, or within a factor of ten', () => {
     expect(sameKind(0, 0)).toBe(true);
     expect(sameKind(0, 4)).toBe(false);

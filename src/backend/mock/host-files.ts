@@ -5,10 +5,10 @@ import { formatCpuList } from '../../model/cpulist.js';
 import { KVM_PROBE_PATH, type KvmProbe } from '../../host/kvm-probe.js';
 import { MOCK_HOST } from './profile.js';
 
-/** /sys/module/<module>/parameters of the simulated KVM: kvm's own, and VT-x's APICv switch. */
+/** /sys/module/<module>/parameters of the simulated KVM: kvm's own, and its vendor module's. */
 const MODULE_PARAMS: Record<string, Record<string, string>> = {
-  kvm: Object.fromEntries(Object.entries(MOCK_HOST.kvmParams).filter(([k]) => k !== 'enable_apicv')),
-  kvm_intel: { enable_apicv: MOCK_HOST.kvmParams.enable_apicv ?? 'Y' },
+  kvm: MOCK_HOST.kvmParams,
+  [MOCK_HOST.vendorModule]: MOCK_HOST.vendorParams,
 };
 
 const cpuinfo = MOCK_HOST.cpus
@@ -53,8 +53,7 @@ function kvmProbeOutput(): KvmProbe {
     probe_version: 1,
     host: { sysname: 'Linux', release: MOCK_HOST.kernelRelease, machine: MOCK_HOST.arch },
     kvm_params: { halt_poll_ns: Number(MOCK_HOST.kvmParams.halt_poll_ns), mitigate_smt_rsb: /^[Yy1]/.test(MOCK_HOST.kvmParams.mitigate_smt_rsb ?? 'N') },
-    // an Intel server CPU's MONITOR/MWAIT leaf: 64-byte lines, two C1 sub-states (EDX bits 7:4)
-    cpuid_leaf5: { eax: 64, ebx: 64, ecx: 3, edx: 0x2020 },
+    cpuid_leaf5: MOCK_HOST.cpuidLeaf5 ?? null,
     dev_kvm: { ok: true },
     api_version: 12,
     vm: { ok: true, type: 0 },

@@ -40,7 +40,7 @@ const cmdline = MOCK_HOST.kernelCmdline.split(/\s+/);
 const param = (name: string) => cmdline.find((p) => p.startsWith(`${name}=`))?.slice(name.length + 1);
 export const NOHZ_FULL = new Set(parseCpuList(param('nohz_full') ?? ''));
 const RCUC_THREADS = param('rcutree.use_softirq') === '0';
-const APICV = MOCK_HOST.kvmParams.enable_apicv === 'Y';
+const APICV = MOCK_HOST.vendorModule === 'kvm_intel' && MOCK_HOST.vendorParams.enable_apicv === 'Y';
 export const HOST_CPUS: readonly number[] = MOCK_HOST.cpus;
 
 /** Rows of /proc/interrupts the simulation counts; the others of MOCK_HOST.interruptRows stay 0. */

@@ -1,8 +1,9 @@
 // The simulated host's PCI bus as sysfs shows it: one network function in an IOMMU group, bound to
-// its driver, and vfio-pci loaded. Writes act as the kernel's do: driver_override, a driver's
+// its driver (on a profile with one), and vfio-pci loaded. Writes act as the kernel's do: driver_override, a driver's
 // unbind and bind, drivers_probe (to the override if set, else the device's own driver), with the
 // kernel's errors for what it refuses. kvmlab's vfio hand-over runs against it unchanged.
 import { PCI_DEVICES, PCI_DRIVERS } from '../../host/vfio.js';
+import { MOCK_HOST } from './profile.js';
 
 interface PciFunction {
   /** The driver that claims it when nothing overrides (its module's id table). */
@@ -19,7 +20,7 @@ const DRIVERS = ['e1000e', 'vfio-pci'];
 const err = (code: string, path: string) => Object.assign(new Error(`${code}: ${path}`), { code });
 
 export class MockPci {
-  private readonly fns = new Map<string, PciFunction>([['0000:01:00.0', { native: 'e1000e', driver: 'e1000e', override: undefined, iommuGroup: 12, vendor: '0x8086', device: '0x10d3' }]]);
+  private readonly fns = new Map<string, PciFunction>(MOCK_HOST.pciNic ? [['0000:01:00.0', { native: 'e1000e', driver: 'e1000e', override: undefined, iommuGroup: 12, vendor: '0x8086', device: '0x10d3' }]] : []);
 
   handles(path: string): boolean {
     return path === '/sys/bus/pci' || path.startsWith('/sys/bus/pci/');

@@ -11,11 +11,12 @@ import { planRun, type PlannedVariant, type RunPlan } from '../../run/dry-run.js
 import { noticesOnly } from '../../run/progress.js';
 import { formatDuration } from '../../spec/units.js';
 import { parseOn } from '../../targets/on.js';
-import { parseHostKernel, parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
+import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunChoices } from './run-options.js';
 
 export async function plan(file: string, flags: RunChoices): Promise<void> {
   const repeat = parseRepeat(flags.repeat);
   const on = parseOn(flags.on);
+  refuseMockHost(flags.mockHost, flags.backend, on);
   const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   if (on === 'nested') refuseOnNested(flags.backend, flags.accel);
   const loaded = await loadChecked(file);

@@ -19,6 +19,13 @@ export interface RunChoices {
   hostModules?: string;
   /** --qemu PATH: the QEMU binary that runs the guests (a build tree's), here or in the nested host. */
   qemu?: string;
+  /** --mock-host PROFILE: which host the mock simulates (set before the mock loads: commands/options.ts). */
+  mockHost?: string;
+}
+
+/** --mock-host is the mock's: refused with any other backend. */
+export function refuseMockHost(mockHost: string | undefined, backend: string, on: string): void {
+  if (mockHost !== undefined && (backend !== 'mock' || on !== 'local')) throw new InputError(`--mock-host ${mockHost}: chooses the host the mock backend simulates; add --backend mock (on this host), or drop it`);
 }
 
 /** --host-kernel debian:SERIES, or --host-kernel PATH with --host-modules DIR: only with --on nested, where kvmlab boots the host. */

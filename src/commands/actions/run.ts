@@ -7,7 +7,7 @@ import { qemuBuild, selectBackend } from '../../backend/select.js';
 import { HostJournal } from '../../host/journal.js';
 import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
-import { parseHostKernel, parseRepeat, refuseOnNested, type RunChoices } from './run-options.js';
+import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunChoices } from './run-options.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
 import { EXIT_INTERRUPTED, exitCodeOf } from '../../model/summary.js';
 import { createProgress } from '../../run/progress.js';
@@ -36,6 +36,7 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
   const repeat = parseRepeat(flags.repeat);
   const shard = flags.shard === undefined ? undefined : parseShard(flags.shard);
   const on = parseOn(flags.on);
+  refuseMockHost(flags.mockHost, flags.backend, on);
   const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   const loaded = await loadChecked(file);
   if (hostKernel) refuseOverriddenFlag(loaded.experiment, '--host-kernel', 'kernel');
