@@ -8,6 +8,7 @@ import type { VmPlan } from '../plan/vm.js';
 import type { GuestSpec } from '../spec/schema.js';
 import type { QmpClient } from './qmp-client.js';
 import type { KeyPair, SshGuest } from './ssh-guest.js';
+import type { Placeholder } from '../model/placeholder.js';
 
 /** A host file held open for cheap repeated reads (procfs files re-read at offset 0). */
 export interface OpenFile {
@@ -67,6 +68,25 @@ export interface LaunchRequest {
   qemu?: string;
 }
 
+/** A launch as `kvmlab plan` shows it: what launch would be asked, with placeholders for what only a launch chooses (the SSH port, the private directory, the client key). */
+export interface PlannedLaunch extends Pick<LaunchRequest, 'name' | 'guest' | 'plan' | 'runDir' | 'logDir' | 'qemu'> {
+  clientPublicKey: string | Placeholder;
+  sshPort: Placeholder;
+  /** Preflight lets it through: say also why the launch itself would stop. */
+  launched: boolean;
+}
+
+/** What a backend would launch for a PlannedLaunch: QEMU's argv and environment, or what the mock simulates in their place. */
+export interface LaunchDescription {
+  argv: string[] | null;
+  env: Record<string, string>;
+  commandLine: string | null;
+  /** Why the launch would stop before QEMU starts, though preflight passes the variant. */
+  launchProblem?: string;
+  /** On the mock: the guest it simulates in place of a QEMU process. */
+  simulated?: { cpus: number; maxcpus?: number; cmdline: string };
+}
+
 export interface Vm {
   readonly pid: number;
   readonly qmp: QmpClient;
@@ -90,5 +110,7 @@ export interface Backend {
   /** The clock every wait, window and stamp of a run on this backend goes by (clock.ts). */
   readonly clock: Clock;
   probe(): Promise<HostFacts>;
+  /** What launch would start for this request, started nothing (`kvmlab plan`). */
+  describeLaunch(req: PlannedLaunch): Promise<LaunchDescription>;
   launch(req: LaunchRequest): Promise<Vm>;
 }

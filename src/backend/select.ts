@@ -5,12 +5,17 @@ import { resolve } from 'node:path';
 import { HostError, InputError } from '../errors.js';
 import type { Progress } from '../model/progress.js';
 import type { HostJournal } from '../host/journal.js';
-import type { Backend } from './backend.js';
+import type { Backend, HostView } from './backend.js';
 import { MockBackend } from './mock/mock-backend.js';
 import { qemuBinary } from './qemu/argv.js';
 import { findExecutable } from './probe.js';
 import { RealHostView } from './qemu/host-view.js';
 import { QemuBackend } from './qemu/qemu-backend.js';
+
+/** This machine as a HostView: what kvmlab runs on (L0 under --on nested, the probe's host, QEMU's). The one place, with the backends, that makes one. */
+export function localHost(journal?: HostJournal): HostView {
+  return new RealHostView(journal);
+}
 
 /** The Debian package that ships the QEMU binary for this guest architecture. */
 export function qemuPackage(arch: 'x86_64' | 'ppc64'): string {
@@ -36,7 +41,7 @@ export async function selectBackend(asked: 'auto' | 'qemu' | 'mock', arch: 'x86_
   }
   if (asked === 'mock') return new MockBackend();
   const binary = qemuBinary(arch);
-  const installed = (await findExecutable(new RealHostView(), binary)) !== undefined;
+  const installed = (await findExecutable(localHost(), binary)) !== undefined;
   if (installed) return new QemuBackend({ arch, ...(journal ? { journal: journal() } : {}) });
   const fix = `install it with \`apt-get install ${qemuPackage(arch)}\` or run \`bash host-scripts/setup.sh\``;
   if (asked === 'qemu') throw new HostError(`--backend qemu: ${binary} is not installed (not found on PATH); ${fix}`);

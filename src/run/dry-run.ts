@@ -4,10 +4,7 @@
 // with none of it done: no QEMU started, no tracefs instance made, no journal or lock taken, no file
 // written. What only a launch chooses is a placeholder (PLACEHOLDERS).
 import type { Backend } from '../backend/backend.js';
-import { guestCmdline } from '../backend/guest-cmdline.js';
 import { shellLine } from '../backend/qemu/argv.js';
-import type { GuestImage } from '../backend/qemu/image.js';
-import { QemuBackend, unbuiltShim } from '../backend/qemu/qemu-backend.js';
 import { formatCpuList } from '../model/cpulist.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { Placeholder } from '../model/placeholder.js';
@@ -159,30 +156,11 @@ async function localWhere(backend: Backend): Promise<Where> {
   return { facts, target: { kind: 'local' }, judgedOn };
 }
 
-type Launch = Pick<PlannedVariant, 'argv' | 'env' | 'commandLine' | 'launchProblem' | 'simulated'>;
-
-/** What the mock simulates in place of QEMU, from the same plan and guest command line its launch uses. */
-function mockLaunch(exp: Experiment): (v: Variant, plan: VmPlan) => Promise<Launch> {
-  const { cpus, maxcpus } = exp.guest;
-  return async (_id, plan) => ({ argv: null, env: {}, commandLine: null, simulated: { cpus, ...(maxcpus !== undefined ? { maxcpus } : {}), cmdline: guestCmdline(exp.guest, plan, PLACEHOLDERS.authkey) } });
-}
-
-/**
- * QEMU's command as QemuBackend.launch builds it, with placeholders for what the launch chooses; for
- * a variant that would be launched, also why that launch would stop. The guest image is looked up
- * as launch looks it up, once, and only when a command is to be shown.
- */
-function qemuLaunch(backend: QemuBackend, exp: Experiment, file: string): (v: Variant, plan: VmPlan, launched: boolean) => Promise<Launch> {
-  let image: Promise<GuestImage> | undefined;
-  return async (v, plan, launched) => {
-    image ??= backend.guestImage(exp.guest);
-    const { pid, rep } = PLACEHOLDERS;
-    const qemu = variantQemu(v, file);
-    const request = { name: vmName(exp.name, rep, pid), guest: exp.guest, plan, runDir: String(PLACEHOLDERS.runDir), logDir: repetitionDir(String(PLACEHOLDERS.out), v.id, rep), clientPublicKey: PLACEHOLDERS.authkey, sshPort: PLACEHOLDERS.port, ...(qemu ? { qemu } : {}) };
-    const cmd = backend.command(request, await image);
-    const launchProblem = launched ? await unbuiltShim(cmd.env) : undefined;
-    return { argv: [cmd.binary, ...cmd.args], env: cmd.env, commandLine: shellLine(cmd.binary, cmd.args, cmd.env), ...(launchProblem ? { launchProblem } : {}) };
-  };
+/** The launch of a variant as plan shows it, asked of the backend with placeholders for what only a launch chooses. */
+function describeLaunch(backend: Backend, exp: Experiment, file: string, v: Variant, plan: VmPlan, launched: boolean) {
+  const { pid, rep } = PLACEHOLDERS;
+  const qemu = variantQemu(v, file);
+  return backend.describeLaunch({ name: vmName(exp.name, rep, pid), guest: exp.guest, plan, runDir: String(PLACEHOLDERS.runDir), logDir: repetitionDir(String(PLACEHOLDERS.out), v.id, rep), clientPublicKey: PLACEHOLDERS.authkey, sshPort: PLACEHOLDERS.port, launched, ...(qemu ? { qemu } : {}) });
 }
 
 export async function planRun(req: PlanRequest): Promise<RunPlan> {
@@ -206,14 +184,13 @@ export async function planRun(req: PlanRequest): Promise<RunPlan> {
   }
   const l1s = groups.flatMap((g) => (g.where.l1 ? [g.where.l1] : []));
 
-  const launch = backend instanceof QemuBackend ? qemuLaunch(backend, exp, loaded.file) : mockLaunch(exp);
   const boot = bootFigure(backend.simulated ? 'mock' : req.on, exp.guest.arch, accel);
   const perRun = estimateRuns(exp.steps, 1, boot);
   const planned: PlannedVariant[] = [];
   for (const { where, variant: v, reasons } of judged) {
     const verdict: Verdict = reasons.length ? 'skipped' : where.l1 ? 'decided inside L1' : 'runnable';
     const plan = whyNotPlannable(exp.guest, v.knobs, accel) ? null : planVm(exp.guest, v.knobs, accel, where.facts);
-    const launched = plan ? await launch(v, plan, verdict !== 'skipped') : { argv: null, env: {}, commandLine: null };
+    const launched = plan ? await describeLaunch(backend, exp, loaded.file, v, plan, verdict !== 'skipped') : { argv: null, env: {}, commandLine: null };
     const estimate = estimateRuns(exp.steps, verdict === 'skipped' ? 0 : repetitions, boot);
     planned.push({ id: v.id, labels: v.labels, knobs: v.knobs, verdict, reasons, plan, mechanism: plan && mechanismOf(plan, exp.guest.arch), ...launched, estimatedSeconds: estimate.seconds, estimate });
   }

@@ -19,7 +19,7 @@ import { createInterface } from 'node:readline';
 import { ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
 import { cacheDir } from '../util/cache-dir.js';
 import { findExecutable, qemuInfo } from '../backend/probe.js';
-import { RealHostView } from '../backend/qemu/host-view.js';
+import { localHost } from '../backend/select.js';
 import { HostError, InputError, errorMessage } from '../errors.js';
 import { HOST_SCRIPTS_DIR } from '../host/kvm-probe.js';
 import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
@@ -135,7 +135,7 @@ export interface NestedImage {
 /** L0's QEMU and L1's image: what booting L1 takes from this host, or why this host cannot (HostError). */
 export async function nestedHostFiles(kernel?: string): Promise<{ l0: string; image: NestedImage }> {
   const image = await readNestedImage(kernel);
-  const l0 = await findExecutable(new RealHostView(), L0_BINARY);
+  const l0 = await findExecutable(localHost(), L0_BINARY);
   if (!l0) throw new HostError(`--on nested: ${L0_BINARY} is not installed; install qemu-system-x86 (or run bash host-scripts/setup.sh)`);
   return { l0, image };
 }
@@ -363,7 +363,7 @@ export interface NestedRunResult {
 /** Boots L1, runs the kvmlab command in it, and returns when L1 is gone. */
 export async function runNested(req: NestedRunRequest): Promise<NestedRunResult> {
   const { l0, image } = await nestedHostFiles(req.shape.kernel);
-  const target = nestedTarget((await qemuInfo(new RealHostView(), L0_BINARY)).version, image, req.shape);
+  const target = nestedTarget((await qemuInfo(localHost(), L0_BINARY)).version, image, req.shape);
   await mkdir(req.out, { recursive: true });
   const ctl = await mkdtemp(join(tmpdir(), 'kvmlab-nested-'));
   const mon = await mkdtemp(join(tmpdir(), 'kvmlab-l1mon-'));
@@ -415,7 +415,7 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: BootCon
   const { progress, signal, journal } = req;
   // With setpriv's parent-death signal, L1 dies with this process however it ends (SIGKILL too):
   // no emulated host, and nothing in it, outlives the kvmlab that booted it.
-  const setpriv = await findExecutable(new RealHostView(), 'setpriv');
+  const setpriv = await findExecutable(localHost(), 'setpriv');
   const child = setpriv ? spawn(setpriv, ['--pdeathsig', 'KILL', l0, ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(l0, argv, { stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid;
   if (pid === undefined) throw new HostError(`--on nested: could not start ${l0}`);

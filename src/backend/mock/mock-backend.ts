@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { generateClientKey, SshGuest } from '../ssh-guest.js';
 import { QmpClient } from '../qmp-client.js';
 import { guestCmdline } from '../guest-cmdline.js';
-import type { Backend, LaunchRequest, Vm } from '../backend.js';
+import type { Backend, LaunchDescription, LaunchRequest, PlannedLaunch, Vm } from '../backend.js';
 import type { HostFacts } from '../../model/host-facts.js';
 import { MockMachine } from './machine.js';
 import { MockHostView } from './host-view.js';
@@ -48,6 +48,12 @@ export class MockBackend implements Backend {
   /** The simulated host, probed like any other: the probe reads the files its HostView serves. */
   probe(): Promise<HostFacts> {
     return probeHost(this.host, { simulated: true });
+  }
+
+  /** What the mock simulates in place of QEMU, from the same plan and guest command line its launch uses. */
+  async describeLaunch(req: PlannedLaunch): Promise<LaunchDescription> {
+    const { cpus, maxcpus } = req.guest;
+    return { argv: null, env: {}, commandLine: null, simulated: { cpus, ...(maxcpus !== undefined ? { maxcpus } : {}), cmdline: guestCmdline(req.guest, req.plan, req.clientPublicKey) } };
   }
 
   async launch(req: LaunchRequest): Promise<Vm> {

@@ -11,7 +11,7 @@ import { formatMask, parseShimRecord, type ShimRecord } from '../../model/exits.
 import { processStartTicks, type HostJournal } from '../../host/journal.js';
 import { EXITS_SHIM_PATH } from '../../host/kvm-probe.js';
 import { realClock, settlesWithin } from '../clock.js';
-import type { Backend, LaunchRequest, Vm } from '../backend.js';
+import type { Backend, LaunchDescription, LaunchRequest, PlannedLaunch, Vm } from '../backend.js';
 import type { Effective } from '../../model/summary.js';
 import type { HostFacts } from '../../model/host-facts.js';
 import type { Placeholder } from '../../model/placeholder.js';
@@ -171,6 +171,13 @@ export class QemuBackend implements Backend {
       shimPath: this.opts.shimPath ?? EXITS_SHIM_PATH,
       ...((req.qemu ?? this.opts.qemu) ? { qemu: (req.qemu ?? this.opts.qemu)! } : {}),
     });
+  }
+
+  /** QEMU's command as launch builds it, with the request's placeholders; for a launched variant, also why the launch would stop. The guest image is looked up as launch looks it up. */
+  async describeLaunch(req: PlannedLaunch): Promise<LaunchDescription> {
+    const cmd = this.command(req, await this.guestImage(req.guest));
+    const launchProblem = req.launched ? await unbuiltShim(cmd.env) : undefined;
+    return { argv: [cmd.binary, ...cmd.args], env: cmd.env, commandLine: shellLine(cmd.binary, cmd.args, cmd.env), ...(launchProblem ? { launchProblem } : {}) };
   }
 
   async launch(req: LaunchRequest): Promise<Vm> {

@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { probeHost, type ProbedHostFacts } from '../../backend/probe.js';
-import { RealHostView } from '../../backend/qemu/host-view.js';
+import { localHost } from '../../backend/select.js';
 import { formatCpuList } from '../../model/cpulist.js';
 import { formatTable } from '../../report/table.js';
 import { HostJournal } from '../../host/journal.js';
@@ -54,7 +54,7 @@ function probeTable(f: ProbedHostFacts): string {
 
 export async function probe(flags: { json?: boolean; on: string }): Promise<void> {
   if (parseOn(flags.on) === 'nested') return probeNested(flags.json ?? false);
-  const facts = await probeHost(new RealHostView(), { simulated: false, tools: true });
+  const facts = await probeHost(localHost(), { simulated: false, tools: true });
   process.stdout.write(flags.json ? `${JSON.stringify(probeJson(facts), null, 2)}\n` : `${probeTable(facts)}\n`);
 }
 
