@@ -46,6 +46,8 @@ try {
 } catch (e) {
   // Help or the version asked for is 0; any other word from commander is a usage error, help shown for a missing command included.
   if (e instanceof CommanderError) process.exit(e.exitCode === 0 ? 0 : 2);
+  // with KVMLAB_DEBUG, every error with where it came from and what it wrapped (its cause chain)
+  if (process.env.KVMLAB_DEBUG && (e instanceof InputError || e instanceof HostError)) console.error(e);
   if (e instanceof InputError) fail(e.message, 2);
   if (e instanceof HostError) fail(e.message, 3);
   if (process.env.KVMLAB_DEBUG) console.error(e);

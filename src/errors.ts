@@ -1,12 +1,26 @@
 // Errors a user can cause or meet, each with the exit status the CLI gives it. Anything else that
 // reaches the top is a bug in kvmlab and is reported as one.
 
+/**
+ * Every error kvmlab raises on purpose: the message is the words a person reads; an error it wraps
+ * is kept as `cause` (KVMLAB_DEBUG=1 prints the chain), never flattened into the message alone.
+ */
+export class KvmlabError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
 /** Bad input or usage: exit 2. The message names the file, the field and the fix. */
-export class InputError extends Error {
+export class InputError extends KvmlabError {
   readonly exitCode = 2;
-  constructor(message: string, readonly problems: readonly Problem[] = []) {
-    super(message);
-    this.name = 'InputError';
+  constructor(
+    message: string,
+    readonly problems: readonly Problem[] = [],
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
   }
 
   /** Its problems, each at its place; when it located none, its message as the one problem of `file`. */
@@ -16,12 +30,8 @@ export class InputError extends Error {
 }
 
 /** The host cannot run what was asked (missing hardware, unmet requirement, broken setup): exit 3. */
-export class HostError extends Error {
+export class HostError extends KvmlabError {
   readonly exitCode = 3;
-  constructor(message: string) {
-    super(message);
-    this.name = 'HostError';
-  }
 }
 
 export interface Problem {

@@ -2,6 +2,7 @@
 // an event history with waitForEvent(name, match, timeout), QMP errors as typed errors carrying the
 // command and its arguments, and a JSONL transcript of everything sent and received.
 // One connection is held for the VM's whole life: QEMU drops events nobody is connected to hear.
+import { KvmlabError } from '../errors.js';
 import { appendFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { realClock, type Clock } from './clock.js';
@@ -18,7 +19,10 @@ export interface QmpEvent {
 }
 
 /** QEMU answered a command with an error. */
-export class QmpError extends Error {
+/** Anything that went wrong talking QMP: the monitor refused a command, went away, or did not answer in time. */
+export class QmpFailure extends KvmlabError {}
+
+export class QmpError extends QmpFailure {
   constructor(
     readonly command: string,
     readonly args: Record<string, unknown> | undefined,
@@ -26,22 +30,19 @@ export class QmpError extends Error {
     readonly desc: string,
   ) {
     super(`QMP ${command}${args ? ` ${JSON.stringify(args)}` : ''} failed: ${errorClass}: ${desc}`);
-    this.name = 'QmpError';
   }
 }
 
 /** The connection is gone (QEMU exited or closed the socket) or never came up. */
-export class QmpConnectionError extends Error {
+export class QmpConnectionError extends QmpFailure {
   constructor(message: string) {
     super(message);
-    this.name = 'QmpConnectionError';
   }
 }
 
-export class QmpTimeoutError extends Error {
+export class QmpTimeoutError extends QmpFailure {
   constructor(message: string) {
     super(message);
-    this.name = 'QmpTimeoutError';
   }
 }
 

@@ -1,6 +1,7 @@
 // The guest command channel: SSH with a fresh client key per run and the guest's host key known in
 // advance and checked (never trust-on-first-use). Every command and its result go to a JSONL
 // transcript.
+import { KvmlabError } from '../errors.js';
 import { appendFileSync } from 'node:fs';
 import { realClock, type Clock } from './clock.js';
 import { ssh2 } from './ssh2.js';
@@ -42,10 +43,9 @@ export function keyBlob(line: string): Buffer {
   return Buffer.from(parts[1]!, 'base64');
 }
 
-export class GuestDisconnectedError extends Error {
+export class GuestDisconnectedError extends KvmlabError {
   constructor(message: string) {
     super(message);
-    this.name = 'GuestDisconnectedError';
   }
 }
 

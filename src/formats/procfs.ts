@@ -4,12 +4,12 @@
 //
 // Malformed input throws ProcParseError naming the file kind and what was wrong; nothing is
 // silently defaulted except fields that older kernels legitimately omit (documented per field).
+import { KvmlabError } from '../errors.js';
 import { parseCpuList } from '../model/cpulist.js';
 
-export class ProcParseError extends Error {
+export class ProcParseError extends KvmlabError {
   constructor(what: string, problem: string, text?: string) {
     super(`cannot parse ${what}: ${problem}${text === undefined ? '' : ` (input: ${preview(text)})`}`);
-    this.name = 'ProcParseError';
   }
 }
 

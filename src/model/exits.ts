@@ -5,6 +5,7 @@
 // `-overcommit cpu-pm=on`, which asks for everything the host allows of MWAIT|HLT|PAUSE|CSTATE;
 // the shim replaces that mask with the variant's.
 
+import { KvmlabError } from '../errors.js';
 import * as z from 'zod';
 
 export const KVM_CAP_X86_DISABLE_EXITS = 143;
@@ -155,7 +156,7 @@ export type HaltPollRecord = z.infer<typeof HaltPollRecordSchema>;
 export type ConfigErrorRecord = z.infer<typeof ConfigErrorRecordSchema>;
 export type ShimRecord = z.infer<typeof ShimRecordSchema>;
 
-export class ShimRecordError extends Error {
+export class ShimRecordError extends KvmlabError {
   constructor(
     message: string,
     /** 1-based line number in the record text. */
@@ -163,7 +164,6 @@ export class ShimRecordError extends Error {
     readonly text: string,
   ) {
     super(message);
-    this.name = 'ShimRecordError';
   }
 }
 

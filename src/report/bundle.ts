@@ -9,6 +9,7 @@ import { readFile, readdir } from 'node:fs/promises';
 import { release } from 'node:os';
 import { basename, join, relative } from 'node:path';
 import { expandMatrix } from '../spec/matrix.js';
+import { shellQuote } from '../util/shell.js';
 import type { LoadedResults, RepetitionData } from './load.js';
 import { headline, ranOnLines, variantNotes, whereMeasured } from './summary.js';
 import { fmtObserved } from './table.js';
@@ -29,13 +30,6 @@ function elide(arg: string): string {
   return arg.replace(AUTHKEY, AUTHKEY_ELIDED);
 }
 
-const SAFE = /^[A-Za-z0-9_./=:,+@%^-]+$/;
-
-/** One argument as the shell reads it back. */
-export function shellQuote(arg: string): string {
-  if (arg !== '' && SAFE.test(arg)) return arg;
-  return `'${arg.replace(/'/g, `'\\''`)}'`;
-}
 
 /** argv in units that read together: an option with its value ("-smp 2,maxcpus=4"). */
 function units(argv: readonly string[]): string[][] {

@@ -82,7 +82,7 @@ async function readOptional(path: string): Promise<string | undefined> {
     return await readFile(path, 'utf8');
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new InputError(`${path}: cannot read: ${errorMessage(e)}`);
+    throw new InputError(`${path}: cannot read: ${errorMessage(e)}`, [], { cause: e });
   }
 }
 

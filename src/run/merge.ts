@@ -25,7 +25,7 @@ interface Part {
 async function readPart(dir: string): Promise<Part> {
   const read = (f: string) =>
     readFile(join(dir, f), 'utf8').catch((e: unknown) => {
-      throw new InputError(`${join(dir, f)}: cannot read (${errorMessage(e)}); give results directories of finished runs (or shards)`);
+      throw new InputError(`${join(dir, f)}: cannot read (${errorMessage(e)}); give results directories of finished runs (or shards)`, [], { cause: e });
     });
   const parsed = SummarySchema.safeParse(JSON.parse(await read('summary.json')));
   if (!parsed.success) throw new InputError(`${join(dir, 'summary.json')} is not a kvmlab summary: ${parsed.error.issues[0]?.message}`);

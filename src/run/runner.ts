@@ -10,7 +10,7 @@ import { generateClientKey } from '../backend/ssh-guest.js';
 import { QmpConnectionError, qemuVersion } from '../backend/qmp-client.js';
 import { COLLECTORS, createCollector } from '../collect/registry.js';
 import { NotCollected, type Collector } from '../collect/collector.js';
-import { HostError, InputError, errorMessage } from '../errors.js';
+import { HostError, InputError, KvmlabError, errorMessage } from '../errors.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, type VmPlan } from '../plan/vm.js';
 import { mechanismOf } from '../plan/mechanism.js';
@@ -358,7 +358,7 @@ async function eachCollector(collectors: Collector[], step: string, fn: (c: Coll
     try {
       await fn(c);
     } catch (e) {
-      throw new Error(`collector ${c.name} failed at step ${step}: ${errorMessage(e)}`);
+      throw new KvmlabError(`collector ${c.name} failed at step ${step}: ${errorMessage(e)}`, { cause: e });
     }
   }
 }

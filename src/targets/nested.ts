@@ -20,6 +20,7 @@ import { ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/q
 import { cacheDir } from '../util/cache-dir.js';
 import { findExecutable, qemuInfo } from '../backend/probe.js';
 import { localHost } from '../backend/select.js';
+import { shellQuote } from '../util/shell.js';
 import { HostError, InputError, errorMessage } from '../errors.js';
 import { HOST_SCRIPTS_DIR } from '../host/kvm-probe.js';
 import { type HostJournal, processStartTicks, vmName } from '../host/journal.js';
@@ -171,14 +172,10 @@ async function readImageIn(dir: string, fix: string): Promise<NestedImage> {
     const manifest = ImageManifestSchema.parse(JSON.parse(await readFile(join(dir, 'manifest.json'), 'utf8')));
     return { dir, kernel, initrd, manifest };
   } catch (e) {
-    throw new HostError(`${join(dir, 'manifest.json')} is not a kvmlab image manifest (${errorMessage(e).split('\n')[0]}); ${fix}`);
+    throw new HostError(`${join(dir, 'manifest.json')} is not a kvmlab image manifest (${errorMessage(e).split('\n')[0]}); ${fix}`, { cause: e });
   }
 }
 
-/** A shell word that survives sh -c unchanged. */
-function shq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
-}
 
 /**
  * L1's kernel command line: the results directory it mounts, and the experiment's `nested.cmdline`.
@@ -294,13 +291,13 @@ export async function targetOfThisRun(env: NodeJS.ProcessEnv = process.env): Pro
   const file = env[TARGET_ENV];
   if (!file) return { kind: 'local' };
   const text = await readFile(file, 'utf8').catch((e: unknown) => {
-    throw new InputError(`$${TARGET_ENV} names ${file}, which cannot be read (${errorMessage(e)}); it is set only by \`kvmlab run --on nested\` for the run inside L1: unset it`);
+    throw new InputError(`$${TARGET_ENV} names ${file}, which cannot be read (${errorMessage(e)}); it is set only by \`kvmlab run --on nested\` for the run inside L1: unset it`, [], { cause: e });
   });
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch (e) {
-    throw new InputError(`${file} ($${TARGET_ENV}) is not JSON: ${errorMessage(e)}`);
+    throw new InputError(`${file} ($${TARGET_ENV}) is not JSON: ${errorMessage(e)}`, [], { cause: e });
   }
   const r = RunTargetSchema.safeParse(parsed);
   if (!r.success) throw new InputError(`${file} ($${TARGET_ENV}) does not describe where a run happens: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
@@ -378,15 +375,15 @@ export async function runNested(req: NestedRunRequest): Promise<NestedRunResult>
       [
         '#!/bin/sh',
         '# Written by kvmlab run --on nested; runs in L1, chrooted into this host\'s / (read-only).',
-        ...Object.entries(env).filter(([, v]) => v).map(([k, v]) => `export ${k}=${shq(v)}`),
-        `cd ${shq(process.cwd())} || exit 3`,
+        ...Object.entries(env).filter(([, v]) => v).map(([k, v]) => `export ${k}=${shellQuote(v)}`),
+        `cd ${shellQuote(process.cwd())} || exit 3`,
         // stderr (progress) to a file L0 follows: on L1's console it would be a terminal and redraw.
-        `exec ${[process.execPath, cli, ...req.argv].map(shq).join(' ')} >${L1_CTL}/stdout 2>${L1_CTL}/stderr`,
+        `exec ${[process.execPath, cli, ...req.argv].map(shellQuote).join(' ')} >${L1_CTL}/stdout 2>${L1_CTL}/stderr`,
         '',
       ].join('\n'),
     );
     // Run by L1's init on its one CPU, before the others come online: host-scripts/nested-pin.c says why.
-    await writeFile(join(ctl, 'pin.sh'), ['#!/bin/sh', `exec ${[PIN_BINARY, ...req.tracepoints].map(shq).join(' ')}`, ''].join('\n'));
+    await writeFile(join(ctl, 'pin.sh'), ['#!/bin/sh', `exec ${[PIN_BINARY, ...req.tracepoints].map(shellQuote).join(' ')}`, ''].join('\n'));
     const monitor = join(mon, 'qmp.sock');
     const argv = l1Argv(image, req.shape, req.out, ctl, monitor);
     const hostFile = join(req.out, 'nested-host.json');

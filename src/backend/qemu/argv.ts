@@ -1,6 +1,7 @@
 // The QEMU command line for one VM, built by a pure function from the variant: nothing here touches
 // the host, so every flag is unit-tested. The launcher (qemu-backend.ts) spawns exactly this argv
 // with exactly this environment, and the argv goes into the results as it ran.
+import { shellQuote } from '../../util/shell.js';
 import { join } from 'node:path';
 import type { Placeholder } from '../../model/placeholder.js';
 import type { ExitControl, VmPlan } from '../../plan/vm.js';
@@ -128,6 +129,5 @@ export function buildQemuCommand<Port extends number | Placeholder>(input: ArgvI
 
 /** argv as one line a person can paste into a shell (single-quoted where needed). */
 export function shellLine(binary: string, args: readonly string[], env: Record<string, string> = {}): string {
-  const q = (s: string) => (/^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", `'\\''`)}'`);
-  return [...Object.entries(env).map(([k, v]) => `${k}=${q(v)}`), q(binary), ...args.map(q)].join(' ');
+  return [...Object.entries(env).map(([k, v]) => `${k}=${shellQuote(v)}`), shellQuote(binary), ...args.map(shellQuote)].join(' ');
 }

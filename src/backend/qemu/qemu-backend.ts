@@ -6,7 +6,7 @@ import { createWriteStream, type WriteStream } from 'node:fs';
 import { access, open, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { execa, type ResultPromise } from 'execa';
-import { HostError, errorMessage } from '../../errors.js';
+import { errorMessage, HostError, KvmlabError } from '../../errors.js';
 import { formatMask, parseShimRecord, type ShimRecord } from '../../model/exits.js';
 import { processStartTicks, type HostJournal } from '../../host/journal.js';
 import { EXITS_SHIM_PATH } from '../../host/kvm-probe.js';
@@ -47,7 +47,7 @@ export interface CommandRequest<Port extends number | Placeholder = number> exte
 }
 
 /** QEMU did not come up; the message has the command line and the tail of its output and console. */
-export class QemuLaunchError extends Error {
+export class QemuLaunchError extends KvmlabError {
   constructor(
     readonly why: string,
     readonly commandLine: string,
@@ -59,7 +59,6 @@ export class QemuLaunchError extends Error {
         (output.trim() ? `\n  QEMU output (last lines):\n${indent(output)}` : '\n  QEMU printed nothing') +
         (consoleTail.trim() ? `\n  guest console (last lines):\n${indent(consoleTail)}` : ''),
     );
-    this.name = 'QemuLaunchError';
   }
 }
 
@@ -347,7 +346,7 @@ class QemuVm implements Vm {
     try {
       records = parseShimRecord(text, { source: path });
     } catch (e) {
-      throw new Error(`the disable-exits record is unreadable: ${errorMessage(e)}`);
+      throw new KvmlabError(`the disable-exits record is unreadable: ${errorMessage(e)}`, { cause: e });
     }
     const outcome = checkExitRecord(this.cmd.exitControl, this.cmd.haltPollNs, records);
     this.effective.exitsRecord = records;
@@ -365,7 +364,7 @@ class QemuVm implements Vm {
       await this.guest.waitReady(deadline, () => this.exit);
     } catch (e) {
       const console = lastLines(await readTail(this.consoleLog, 4096), 10);
-      throw new Error(`${errorMessage(e)}${console ? `\n  guest console (last lines):\n${console.split('\n').map((l) => `    ${l}`).join('\n')}` : ''}`);
+      throw new KvmlabError(`${errorMessage(e)}${console ? `\n  guest console (last lines):\n${console.split('\n').map((l) => `    ${l}`).join('\n')}` : ''}`, { cause: e });
     }
   }
 
