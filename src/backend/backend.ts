@@ -3,7 +3,7 @@
 // knows whether the guest and host are real.
 import type { Clock } from './clock.js';
 import type { HostFacts } from '../model/host-facts.js';
-import type { Effective } from '../model/summary.js';
+import type { Effective } from '../results/summary.js';
 import type { VmPlan } from '../plan/vm.js';
 import type { GuestSpec } from '../spec/schema.js';
 import type { QmpClient } from './qmp-client.js';

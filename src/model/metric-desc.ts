@@ -3,8 +3,11 @@
 // names (exits.<reason>, kvm.<stat>) — which members exist. Whoever writes a metric declares it here
 // (collect/metrics.ts, run/step-metrics.ts); run/claims.ts holds every claim to it, so a claim that
 // no possible observation could make true, or that every possible one does, is refused at its line.
-import type { Comparator } from '../spec/schema.js';
 import type { Agg } from './select.js';
+
+/** The comparisons a claim can make of its observed value. */
+export const COMPARATORS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'between'] as const;
+export type Comparator = (typeof COMPARATORS)[number];
 
 /** What an entity name is about: vcpu3, pcpu5 and cpu1 (a guest CPU) by kind; the rest by name. */
 export type EntityKind = 'vcpu' | 'pcpu' | 'cpu' | 'vm' | 'qemu' | 'emulator' | 'guest' | 'host' | 'all' | 'runner' | 'kvmlab';

@@ -1,10 +1,11 @@
 // Which rows of the metrics table a claim (or a comparison, a plot, a key metric) reads, and how one
 // repetition's rows become one value: the one owner of selection and aggregation, for run/expect,
 // report/compare, report/plots and report/report alike. Non-finite values are left out everywhere.
-import type { Expectation } from '../spec/schema.js';
 import type { MetricRow } from './metrics.js';
 
-export type Agg = Expectation['agg'];
+/** How a repetition's rows become one value (an expectation's `agg`). */
+export const AGGS = ['median', 'mean', 'min', 'max', 'sum', 'last', 'count'] as const;
+export type Agg = (typeof AGGS)[number];
 
 /** Which rows count for a metric and how one repetition's rows become one value. */
 export interface Selection {
@@ -67,13 +68,13 @@ export function perRepetition(rows: readonly MetricRow[], variant: string, s: Se
   return repetitionValues(rows.filter((r) => r.variant === variant), s);
 }
 
-/** The rows an expectation reads and how it reduces a repetition's rows. */
-export function selectionOf(e: Expectation): Selection {
+/** The rows an expectation (any claim naming metric, step, entity and agg) reads and how it reduces a repetition's rows. */
+export function selectionOf(e: Selection): Selection {
   return { metric: e.metric, step: e.step, entity: e.entity, agg: e.agg };
 }
 
 /** The selections named by the expectations, each once, in file order. */
-export function expectationSelections(expect: readonly Expectation[]): Selection[] {
+export function expectationSelections(expect: readonly Selection[]): Selection[] {
   const seen = new Map<string, Selection>();
   for (const e of expect) {
     const s = selectionOf(e);

@@ -5,7 +5,7 @@
 // `kvmlab compare A B --verdicts` prints it and exits 0 only when every common cell agrees.
 import { InputError } from '../errors.js';
 import type { MetricRow } from '../model/metrics.js';
-import type { VariantStatus } from '../model/summary.js';
+import type { VariantStatus } from '../results/summary.js';
 import type { LoadedResults } from './load.js';
 import { exitReasonOfMetric } from './plots.js';
 import { whereMeasured } from './summary.js';

@@ -9,7 +9,7 @@ import { basename, join } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
 import { qemuVersion } from '../backend/qmp-client.js';
-import { SummarySchema, repetitionDir, type Summary, type VariantResult } from '../model/summary.js';
+import { SummarySchema, repetitionDir, type Summary, type VariantResult } from '../results/summary.js';
 import { checkJson, parseJson, parseJsonLines } from './read-json.js';
 import type { Expectation, Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';

@@ -9,7 +9,7 @@ import { expectationsOf, loadResults, type LoadedResults } from './load.js';
 import { makePlots, type Plot } from './plots.js';
 import { svgRenderer } from './svg.js';
 import { spread } from './stats.js';
-import { exitCodeOf } from '../model/summary.js';
+import { exitCodeOf } from '../results/summary.js';
 import { measuringWindows } from '../spec/schema.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
 import { fmtNum, formatTable, type TableData } from './table.js';

@@ -1,6 +1,6 @@
 // The verdict of a run in words: the terminal table printed at the end of `run` and by `report`,
 // summary.md, and the exit status.
-import { claimCounts, type Summary, type VariantResult } from '../model/summary.js';
+import { claimCounts, type Summary, type VariantResult } from '../results/summary.js';
 import { observationLine } from '../run/observed-mechanism.js';
 import { fmtObserved, formatTable } from './table.js';
 

@@ -8,7 +8,7 @@ import { shellLine } from '../backend/qemu/argv.js';
 import { formatCpuList } from '../model/cpulist.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { Placeholder } from '../model/placeholder.js';
-import { repetitionDir, type RunTarget } from '../model/summary.js';
+import { repetitionDir, type RunTarget } from '../results/summary.js';
 import { chooseAccel } from '../plan/accel.js';
 import { planVm, whyNotPlannable, type VmPlan } from '../plan/vm.js';
 import { mechanismOf, type Mechanism } from '../plan/mechanism.js';

@@ -5,7 +5,7 @@ import type { Expectation } from '../spec/schema.js';
 import { selects, type Variant } from '../spec/matrix.js';
 import { formatValue, type MetricRow } from '../model/metrics.js';
 import { describeSelection, matches, median, repetitionValues, selectionOf } from '../model/select.js';
-import type { ExpectationResult } from '../model/summary.js';
+import type { ExpectationResult } from '../results/summary.js';
 
 export function compare(observed: number, op: Expectation['op'], value: number | [number, number]): boolean {
   const v = value as number;

@@ -3,7 +3,7 @@
 // One owner, used by a run when it ends and by merging the shards of one (run/merge.ts), so a
 // merged run is judged exactly as a whole one would be.
 import type { MetricRow } from '../model/metrics.js';
-import type { MechanismResult, VariantResult } from '../model/summary.js';
+import type { MechanismResult, VariantResult } from '../results/summary.js';
 import { median } from '../model/select.js';
 import type { Mechanism } from '../plan/mechanism.js';
 import type { Variant } from '../spec/matrix.js';

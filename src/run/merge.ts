@@ -8,7 +8,7 @@ import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
-import { SummarySchema, variantDir, type Summary, type VariantResult } from '../model/summary.js';
+import { SummarySchema, variantDir, type Summary, type VariantResult } from '../results/summary.js';
 import { expandMatrix } from '../spec/matrix.js';
 import type { Experiment } from '../spec/schema.js';
 import { judgeVariant } from './judge.js';

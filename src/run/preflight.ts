@@ -7,7 +7,7 @@ import { formatCpuList } from '../model/cpulist.js';
 import { EXIT_BITS, EXIT_NAMES, formatMask, type ExitName } from '../model/exits.js';
 import { planVm, wantsExitControl, whyNotPlannable } from '../plan/vm.js';
 import { HOST_AXIS, type Experiment, type HostValue, type Knobs } from '../spec/schema.js';
-import type { RunTarget } from '../model/summary.js';
+import type { RunTarget } from '../results/summary.js';
 import type { Variant } from '../spec/matrix.js';
 import { vfioUnmet } from '../host/vfio.js';
 

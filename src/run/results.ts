@@ -3,7 +3,7 @@
 import { readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
 import { basename, dirname, join } from 'node:path';
-import { exitCodeOf, type Summary } from '../model/summary.js';
+import { exitCodeOf, type Summary } from '../results/summary.js';
 import { toCsv, type MetricRow } from '../model/metrics.js';
 
 export async function writeResults(out: string, summary: Summary, rows: readonly MetricRow[]): Promise<void> {

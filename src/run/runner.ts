@@ -19,7 +19,7 @@ import { schedule, selectVariants, shardCells, variantQemu, type Shard, type Var
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { judgeVariant } from './judge.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
-import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../model/summary.js';
+import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../results/summary.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
 import { vmName } from '../host/journal.js';
 import { checkTarget } from '../targets/nested.js';

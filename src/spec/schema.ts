@@ -3,6 +3,8 @@
 import * as z from 'zod';
 import { parseCpuList } from '../model/cpulist.js';
 import { EXIT_NAMES, type ExitName as ExitNameT } from '../model/exits.js';
+import { COMPARATORS } from '../model/metric-desc.js';
+import { AGGS } from '../model/select.js';
 import { describeIssue, unknownFieldLines, unknownFieldsMessage } from './issues.js';
 import { parseDuration, parseSizeMiB } from './units.js';
 
@@ -425,8 +427,6 @@ export const Collect = strict({
 
 // ---- expectations ------------------------------------------------------------------------------
 
-const COMPARATORS = ['eq', 'ne', 'lt', 'le', 'gt', 'ge', 'between'] as const;
-export type Comparator = (typeof COMPARATORS)[number];
 const oneOrMany = <T extends z.ZodType>(t: T) => z.union([t, z.array(t).min(1)]).transform((v) => (Array.isArray(v) ? v : [v]) as z.output<T>[]);
 
 const RawExpectation = strict({
@@ -437,7 +437,7 @@ const RawExpectation = strict({
   /** Entity or entities (vcpu1, pcpu3, qemu, guest, …); absent: every entity. */
   entity: oneOrMany(z.string().min(1)).optional(),
   /** How the matching rows (over steps, entities and repetitions) become one observed value. */
-  agg: z.enum(['median', 'mean', 'min', 'max', 'sum', 'last', 'count']).default('median'),
+  agg: z.enum(AGGS).default('median'),
   /** Restrict to variants: matrix axis → label or labels. */
   when: z.record(identifier, oneOrMany(axisLabel)).optional(),
   eq: z.number().optional(),

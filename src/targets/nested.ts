@@ -31,7 +31,7 @@ import { optValue } from '../backend/qemu/argv.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { Progress } from '../model/progress.js';
-import { RunTargetSchema, type RunTarget } from '../model/summary.js';
+import { RunTargetSchema, type RunTarget } from '../results/summary.js';
 import { HOST_AXIS, type Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';
 

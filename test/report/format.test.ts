@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { keyMetricsRows } from '../../src/report/report.js';
 import { verdictTable, whereMeasured } from '../../src/report/summary.js';
-import type { Summary } from '../../src/model/summary.js';
+import type { Summary } from '../../src/results/summary.js';
 import { fmtNum, fmtObserved } from '../../src/report/table.js';
 import { summaryFixture } from './summary-fixture.js';
 

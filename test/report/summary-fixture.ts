@@ -1,6 +1,6 @@
 // A summary as `kvmlab run` writes it, built in memory for tests of what reads one: one variant per
 // entry, each with its expectations' observed values.
-import type { Summary } from '../../src/model/summary.js';
+import type { Summary } from '../../src/results/summary.js';
 
 export interface FixtureVariant {
   id: string;

@@ -7,7 +7,7 @@ import { findExecutable } from '../../src/backend/probe.js';
 import { RealHostView } from '../../src/backend/qemu/host-view.js';
 import { imagesDir, IMAGE_FILES } from '../../src/backend/qemu/image.js';
 import { cleanupHost } from '../../src/host/journal.js';
-import { SummarySchema, type Summary } from '../../src/model/summary.js';
+import { SummarySchema, type Summary } from '../../src/results/summary.js';
 
 export const ROOT = new URL('../../', import.meta.url).pathname;
 /** The built CLI: `npm test` builds it first; run `npm run build` before running one test file alone. */

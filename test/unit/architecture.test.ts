@@ -8,14 +8,16 @@ import { describe, expect, it } from 'vitest';
 const SRC = resolve(new URL('../../src', import.meta.url).pathname);
 
 /**
- * Rooms in flow order: each may import from itself and from every room before it. spec (the
- * experiment's schema and the types it defines) is the first room of the flow and shares rank 0 with
- * the floor: every room speaks its words, and the floor's summary types are written in them.
+ * Rooms in flow order: each may import from itself and from every room before it. The floor
+ * (model/, formats/, util/, errors) imports nothing above it; spec (the experiment's schema and the
+ * types it defines) is the first room of the flow, and results (what a run's files hold) is written
+ * in its words.
  */
 const ROOMS: [string, RegExp, number][] = [
   ['floor', /^(errors\.ts|util\/|model\/|formats\/)/, 0],
-  ['spec', /^spec\//, 0],
+  ['spec', /^spec\//, 0.5],
   ['plan', /^plan\//, 1],
+  ['results', /^results\//, 1],
   ['host', /^host\//, 2],
   ['backend seam', /^backend\/[^/]+\.ts$/, 3],
   ['backend/qemu', /^backend\/qemu\//, 4],

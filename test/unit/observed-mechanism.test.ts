@@ -3,7 +3,7 @@
 // HLT; a cell whose claims held through another mechanism than planned fails.
 import { describe, expect, it } from 'vitest';
 import type { MetricRow } from '../../src/model/metrics.js';
-import type { VariantResult } from '../../src/model/summary.js';
+import type { VariantResult } from '../../src/results/summary.js';
 import type { Mechanism } from '../../src/plan/mechanism.js';
 import { classifyParked, failIfOtherMechanism, observeParked, parkedWindows } from '../../src/run/observed-mechanism.js';
 import { parseExperiment } from '../../src/spec/load.js';

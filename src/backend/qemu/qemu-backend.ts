@@ -12,7 +12,7 @@ import { processStartTicks, type HostJournal } from '../../host/journal.js';
 import { EXITS_SHIM_PATH } from '../../host/kvm-probe.js';
 import { realClock, settlesWithin } from '../clock.js';
 import type { Backend, LaunchDescription, LaunchRequest, PlannedLaunch, Vm } from '../backend.js';
-import type { Effective } from '../../model/summary.js';
+import type { Effective } from '../../results/summary.js';
 import type { HostFacts } from '../../model/host-facts.js';
 import type { Placeholder } from '../../model/placeholder.js';
 import { guestCmdline } from '../guest-cmdline.js';

@@ -1,6 +1,6 @@
 // What `kvmlab bundle` does (commands/bundle.ts declares it).
 import { writeFile } from 'node:fs/promises';
-import { exitCodeOf } from '../../model/summary.js';
+import { exitCodeOf } from '../../results/summary.js';
 import { buildBundle } from '../../report/bundle.js';
 import { loadResults, printWarnings } from '../../report/load.js';
 

@@ -2,7 +2,7 @@
 // teardown, a second exits at once (130); the host journal, if one was taken, is released — undoing
 // what teardown did not — however the work ends.
 import type { HostJournal } from '../../host/journal.js';
-import { EXIT_INTERRUPTED } from '../../model/summary.js';
+import { EXIT_INTERRUPTED } from '../../results/summary.js';
 import type { Progress } from '../../model/progress.js';
 
 export async function underInterrupts(progress: Progress, journal: () => HostJournal | undefined, work: (signal: AbortSignal) => Promise<void>): Promise<void> {

@@ -1,7 +1,7 @@
 // `kvmlab merge`: the shards of one run as one results directory, its verdict printed as run prints it.
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { exitCodeOf } from '../../model/summary.js';
+import { exitCodeOf } from '../../results/summary.js';
 import { writeReport } from '../../report/report.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
 import { mergeParts } from '../../run/merge.js';

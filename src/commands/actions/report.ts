@@ -1,5 +1,5 @@
 // What `kvmlab report` does (commands/report.ts declares it).
-import { exitCodeOf } from '../../model/summary.js';
+import { exitCodeOf } from '../../results/summary.js';
 import { loadResults, printWarnings } from '../../report/load.js';
 import { reportJson, reportText, writeReport } from '../../report/report.js';
 

@@ -9,7 +9,7 @@ import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
 import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunChoices } from './run-options.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
-import { EXIT_INTERRUPTED, exitCodeOf } from '../../model/summary.js';
+import { EXIT_INTERRUPTED, exitCodeOf } from '../../results/summary.js';
 import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, refuseOverwrite, summaryJson, writeResults } from '../../run/results.js';

@@ -5,9 +5,9 @@
 import { join } from 'node:path';
 import * as z from 'zod';
 import { Knobs, Source } from '../spec/schema.js';
-import type { Accel, HostFacts } from './host-facts.js';
-import type { Placeholder } from './placeholder.js';
-import type { PinRecord } from './threads.js';
+import type { Accel, HostFacts } from '../model/host-facts.js';
+import type { Placeholder } from '../model/placeholder.js';
+import type { PinRecord } from '../model/threads.js';
 
 /** true when A and B are assignable both ways: a schema that reads exactly a type declared elsewhere. */
 type Agree<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
