@@ -116,7 +116,8 @@ export function parseTaskStat(text: string): TaskStat {
   if (open < 0 || close < open) throw new ProcParseError(what, 'no "(comm)" field', text);
   const pidText = text.slice(0, open).trim();
   const comm = text.slice(open + 1, close);
-  const rest = text.slice(close + 1).trim().split(/\s+/);
+  // the kernel separates the fields by one space and ends the line with a newline
+  const rest = text.slice(close + 2).trimEnd().split(' ');
   const fields = [pidText, comm, ...rest];
   if (fields.length < TASK_STAT_MIN_FIELDS) {
     throw new ProcParseError(what, `expected at least ${TASK_STAT_MIN_FIELDS} fields, got ${fields.length}`, text);

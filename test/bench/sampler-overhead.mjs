@@ -60,16 +60,22 @@ const statTicks = (file) => {
   const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
   return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
 };
+/** This process's CPU, in all and by thread kind: the main thread (the sampler's JS and its reads), libuv's pool, V8's helpers. */
 const selfCpu = () => {
   let ns = 0;
+  const byKind = {};
   for (const tid of fs.readdirSync('/proc/self/task')) {
     try {
-      ns += schedNs(`/proc/self/task/${tid}/schedstat`);
+      const t = schedNs(`/proc/self/task/${tid}/schedstat`);
+      ns += t;
+      const comm = fs.readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const kind = Number(tid) === process.pid ? 'main thread' : /^libuv-worker/.test(comm) ? 'libuv pool' : /^V8|^DelayedTask|^node$/.test(comm) ? 'V8 helpers' : comm;
+      byKind[kind] = (byKind[kind] ?? 0) + t;
     } catch {
       // thread gone
     }
   }
-  return { ns, ticks: statTicks('/proc/self/stat') };
+  return { ns, ticks: statTicks('/proc/self/stat'), byKind };
 };
 const procCpu = (pid) => {
   let ns = 0;
@@ -146,6 +152,8 @@ const rows = [row(`kvmlab vcpu-cpu ${hz} Hz`, kv, `${Math.round(csvLines / Math.
 if (pid1) rows.push(row(`pidstat -t ${pidstatInterval} s`, pid1, `${Math.round(pidstatLines / Math.max(1, allThreads + 1))} x ${allThreads} threads`, pidstatLines));
 console.table(rows);
 console.log(`wall ${wallS.toFixed(1)} s. kvmlab's figure includes this whole node process (event loop, timers, libuv pool); pidstat's is the pidstat process.`);
+const parts = Object.fromEntries(Object.keys(self1.byKind).map((k) => [k, ((self1.byKind[k] - (self0.byKind[k] ?? 0)) / 1e3 / Math.max(1, csvLines)).toFixed(2)]));
+console.log(`kvmlab's µs per thread-sample by thread: ${Object.entries(parts).map(([k, v]) => `${k} ${v}`).join(', ')}`);
 const perSample = (cpu, n) => (n ? Number(((cpu.ns / 1e3) / n).toFixed(2)) : null);
 console.log(
   JSON.stringify({
@@ -155,6 +163,7 @@ console.log(
     wall_s: Number(wallS.toFixed(1)),
     kvmlab_cpu_pct: Number(((kv.ns / 1e9 / wallS) * 100).toFixed(3)),
     kvmlab_us_per_thread_sample: perSample(kv, csvLines),
+    kvmlab_us_by_thread: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Number(v)])),
     pidstat_cpu_pct: pid1 ? Number(((pid1.ns / 1e9 / wallS) * 100).toFixed(3)) : null,
     pidstat_us_per_thread_sample: pid1 ? perSample(pid1, pidstatLines) : null,
   }),

@@ -27,7 +27,11 @@ export class RealHostView implements HostView {
     return readFile(path, 'utf8');
   }
 
-  /** procfs regenerates a file on every read at offset 0: one open, then one pread per sample. */
+  /**
+   * procfs regenerates a file on every read at offset 0: one open, then one pread per sample. A read
+   * that returns less than it asked for has the whole text (procfs fills a read from its one
+   * generated page): no second read to learn of the end.
+   */
   openFile(path: string): OpenFile {
     const fd = openSync(path, 'r');
     const buf = Buffer.allocUnsafe(4096);
@@ -37,6 +41,7 @@ export class RealHostView implements HostView {
         for (let got; (got = readSync(fd, buf, n, buf.length - n, n)) > 0; ) {
           n += got;
           if (n === buf.length) throw new Error(`${path} is larger than ${buf.length} bytes`);
+          if (got < buf.length - (n - got)) break;
         }
         return buf.toString('utf8', 0, n);
       },
