@@ -27,17 +27,32 @@ async function readPart(dir: string): Promise<Part> {
     readFile(join(dir, f), 'utf8').catch((e: unknown) => {
       throw new InputError(`${join(dir, f)}: cannot read (${errorMessage(e)}); give results directories of finished runs (or shards)`, [], { cause: e });
     });
-  const parsed = SummarySchema.safeParse(JSON.parse(await read('summary.json')));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await read('summary.json'));
+  } catch (e) {
+    if (e instanceof InputError) throw e;
+    throw new InputError(`${join(dir, 'summary.json')} is not JSON (${errorMessage(e)}); give results directories of finished runs (or shards)`, [], { cause: e });
+  }
+  const parsed = SummarySchema.safeParse(raw);
   if (!parsed.success) throw new InputError(`${join(dir, 'summary.json')} is not a kvmlab summary: ${parsed.error.issues[0]?.message}`);
   const { rows } = parseCsv(await read('metrics.csv'), { file: join(dir, 'metrics.csv') });
   const expanded = JSON.parse(await read('experiment.expanded.json')) as { experiment: Experiment };
   return { dir, summary: parsed.data, rows, experimentText: await read('experiment.yaml'), experiment: expanded.experiment };
 }
 
-/** Shards of one run: one count and one repetition count, each index once; the ones absent, said in words. */
-function shardsCheck(parts: readonly Part[]): string[] {
+/**
+ * Shards of one run: one count and one repetition count, each index once; the ones absent, said in
+ * words. The host-axis parts of one run under --on nested (`oneRun`) are of one shard, if any: the
+ * merge is that shard.
+ */
+function shardsCheck(parts: readonly Part[], oneRun: boolean): { notices: string[]; shard?: Summary['shard'] } {
   const shards = parts.flatMap((p) => (p.summary.shard ? [{ dir: p.dir, ...p.summary.shard }] : []));
-  if (shards.length === 0) return [];
+  if (shards.length === 0) return { notices: [] };
+  if (oneRun) {
+    const { index, count, repetitions } = shards[0]!;
+    return { notices: [], shard: { index, count, repetitions, cells: shards.flatMap((s) => s.cells) } };
+  }
   if (shards.length !== parts.length) throw new InputError(`${parts.find((p) => !p.summary.shard)!.dir} is not a shard (run --shard I/N) while ${shards[0]!.dir} is: merge the shards of one run`);
   const { count, repetitions } = shards[0]!;
   for (const s of shards) {
@@ -46,32 +61,41 @@ function shardsCheck(parts: readonly Part[]): string[] {
     if (twin) throw new InputError(`${s.dir} and ${twin.dir} are both shard ${s.index}/${count}: their cells overlap`);
   }
   const missing = Array.from({ length: count }, (_, i) => i + 1).filter((i) => !shards.some((s) => s.index === i));
-  return missing.length ? [`shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} not merged: ${missing.length > 1 ? 'their' : 'its'} cells did not run here`] : [];
+  return { notices: missing.length ? [`shard${missing.length > 1 ? 's' : ''} ${missing.join(', ')} of ${count} not merged: ${missing.length > 1 ? 'their' : 'its'} cells did not run here`] : [] };
 }
 
 /**
  * Writes into `out` the run made of `parts` (results directories of one experiment file) and
  * returns its summary. Refuses parts of different experiment files, and a cell (variant,
- * repetition) that two parts both ran.
+ * repetition) that two parts both ran. `oneRun`: the parts are the host-axis parts of one run
+ * (--on nested), not shards to be made whole.
  */
-export async function mergeParts(out: string, partDirs: readonly string[]): Promise<Summary> {
+export async function mergeParts(out: string, partDirs: readonly string[], opts: { oneRun?: boolean } = {}): Promise<Summary> {
   const parts = await Promise.all(partDirs.map(readPart));
   const first = parts[0];
   if (!first) throw new InputError('nothing to merge: no part finished');
   for (const p of parts) if (p.experimentText !== first.experimentText) throw new InputError(`${p.dir} ran a different experiment file than ${first.dir}: only parts of one run merge`);
-  const shardNotices = shardsCheck(parts);
-  await mkdir(join(out, 'variants'), { recursive: true });
-  const variants: VariantResult[] = [];
-  for (const variant of expandMatrix(first.experiment)) {
-    const held = parts.flatMap((p) => p.summary.variants.filter((v) => v.id === variant.id).map((v) => ({ p, v })));
-    if (held.length === 0) continue;
-    const reps: VariantResult['repetitions'] = [];
+  const shards = shardsCheck(parts, opts.oneRun ?? false);
+  const matrix = expandMatrix(first.experiment);
+  // every cell once, checked before anything is written
+  for (const variant of matrix) {
     const ranIn = new Map<number, string>();
-    for (const { p, v } of held) {
-      for (const r of v.repetitions) {
+    for (const p of parts) {
+      for (const r of p.summary.variants.find((v) => v.id === variant.id)?.repetitions ?? []) {
         const twin = ranIn.get(r.repetition);
         if (twin) throw new InputError(`cell ${variant.id} repetition ${r.repetition} is in both ${twin} and ${p.dir}: parts of one run hold different cells`);
         ranIn.set(r.repetition, p.dir);
+      }
+    }
+  }
+  await mkdir(join(out, 'variants'), { recursive: true });
+  const variants: VariantResult[] = [];
+  for (const variant of matrix) {
+    const held = parts.flatMap((p) => p.summary.variants.filter((v) => v.id === variant.id).map((v) => ({ p, v })));
+    if (held.length === 0) continue;
+    const reps: VariantResult['repetitions'] = [];
+    for (const { p, v } of held) {
+      for (const r of v.repetitions) {
         const to = join(out, 'variants', variantDir(variant.id), `rep-${r.repetition}`);
         await place(join(p.dir, 'variants', variantDir(variant.id), `rep-${r.repetition}`), to, out);
         reps.push({ ...r, dir: to });
@@ -94,11 +118,12 @@ export async function mergeParts(out: string, partDirs: readonly string[]): Prom
   void _shard;
   const summary: Summary = {
     ...whole,
+    ...(shards.shard ? { shard: shards.shard } : {}),
     startedAt: summaries.map((s) => s.startedAt).sort()[0]!,
     finishedAt: summaries.map((s) => s.finishedAt).sort().at(-1)!,
     interrupted: summaries.some((s) => s.interrupted),
     ...(summaries.some((s) => s.strict) ? { strict: true } : {}),
-    notices: [...new Set([...summaries.flatMap((s) => s.notices), ...shardNotices])],
+    notices: [...new Set([...summaries.flatMap((s) => s.notices), ...shards.notices])],
     variants,
   };
   const ids = new Set(variants.map((v) => v.id));

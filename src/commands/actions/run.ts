@@ -125,7 +125,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
 
 /** The parts of a host-axis run as one results directory, its verdict printed as a run prints it. */
 async function writeMerged(out: string, parts: readonly string[], flags: RunFlags): Promise<void> {
-  const summary = await mergeParts(out, parts);
+  const summary = await mergeParts(out, parts, { oneRun: true });
   await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
   const words = flags.json ? process.stderr : process.stdout;
   words.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out} (each host's own run in ${join(out, 'hosts')})\n`);
