@@ -116,11 +116,13 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   }
   for (const vr of results.values()) {
     const variant = variants.find((v) => v.id === vr.id)!;
-    if (!(vr.status === 'skipped' && vr.reason)) {
+    const ran = !(vr.status === 'skipped' && vr.reason);
+    if (ran) {
       const qemu = vr.repetitions.find((r) => r.qemu)?.qemu;
       vr.ranOn = { kernel: facts.kernelRelease, cmdline: facts.kernelCmdline, ...(qemu ? { qemu } : {}) };
     }
-    const planned = exp.guest.arch === 'x86_64' && accel === 'kvm' ? mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch) : undefined;
+    // a skipped variant may be one no plan can be made for (whyNotPlannable): it is never planned here
+    const planned = ran && exp.guest.arch === 'x86_64' && accel === 'kvm' ? mechanismOf(planVm(exp.guest, variant.knobs, accel, facts), exp.guest.arch) : undefined;
     judgeVariant(exp, variant, vr, rows.filter((r) => r.variant === vr.id), planned);
   }
   const summary: Summary = {
