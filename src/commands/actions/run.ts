@@ -15,7 +15,7 @@ import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, refuseOverwrite, summaryJson, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
-import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
+import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, nestedHostFiles, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
 import { mergeParts } from '../../run/merge.js';
 import { parseShard, refuseOverriddenFlag, selectVariants, variantQemu } from '../../spec/matrix.js';
 import type { Experiment } from '../../spec/schema.js';
@@ -88,6 +88,19 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
   await refuseOverwrite(out, flags.force);
   const boots = nestedBoots(exp, file, selectVariants(exp, flags.only, flags.where), hostKernel);
   const qemu = flags.qemu === undefined ? undefined : await qemuBuild(flags.qemu);
+  // Every L1's image before the first boots: a kernel of the user's own changes between runs (its
+  // image is rebuilt, in seconds when current); a Debian series not built yet is built (once, from
+  // the archive); what cannot be had stops the run here, not after the first host's part.
+  for (const { shape } of boots) {
+    if (shape.kernel?.startsWith('path:')) {
+      progress.notice(`nested host: building its image with ${shape.kernel.slice('path:'.length)} (modules ${shape.modules})`);
+      await buildNestedHostImage(shape.kernel, shape.modules, 'pipe');
+    } else if (shape.kernel && !(await nestedHostFiles(shape.kernel).then(() => true, () => false))) {
+      progress.notice(`nested host: no image for ${shape.kernel} yet: building it (kvmlab image build --arch nested-host --kernel ${shape.kernel})`);
+      await buildNestedHostImage(shape.kernel, undefined, 'pipe');
+    }
+    await nestedHostFiles(shape.kernel);
+  }
   const journal = HostJournal.acquire();
   await underInterrupts(progress, () => journal, async (signal) => {
     const parts: string[] = [];
@@ -99,11 +112,6 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
         const { shape } = boot;
         const partOut = bootOut(out, boot);
         const runArgs = insideL1Args(file, partOut, { repeat, only: flags.only, where: bootWhere(flags.where, boot), qemu, shard: flags.shard, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
-        // a kernel of the user's own changes between runs: its image is (re)built here, in seconds when current
-        if (shape.kernel?.startsWith('path:')) {
-          progress.notice(`nested host: building its image with ${shape.kernel.slice('path:'.length)} (modules ${shape.modules})`);
-          await buildNestedHostImage(shape.kernel, shape.modules, 'pipe');
-        }
         const which = boot.hosts.length ? ` for host ${boot.hosts.join(', ')} (${i + 1} of ${boots.length})` : '';
         progress.notice(`nested host: booting L1${which} (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
         const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file)), resolve(file), ...boot.variants.flatMap((v) => variantQemu(v, file) ?? []), ...(qemu ? [qemu] : [])], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
