@@ -3,6 +3,7 @@
 // time, last CPU). Samples at a fixed interval into vcpu-cpu.csv; per step it writes CPU %, run-queue
 // wait %, guest %, timeslices and migrations per vCPU, the emulator threads together, and the whole
 // QEMU process (pidusage on a real host).
+import { VCPU_SAMPLES } from '../results/layout.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { parseSchedstat, parseTaskStat } from '../formats/procfs.js';
@@ -59,7 +60,7 @@ export class VcpuCpuCollector implements Collector {
 
   async start(ctx: CollectorContext): Promise<void> {
     this.ctx = ctx;
-    this.raw = createWriteStream(join(ctx.dir, 'vcpu-cpu.csv'));
+    this.raw = createWriteStream(join(ctx.dir, VCPU_SAMPLES));
     this.raw.on('error', (e) => (this.failure ??= e));
     this.raw.write('t,entity,tid,run_ns,wait_ns,timeslices,guest_ns,last_cpu\n');
     this.stopTimer = ctx.clock.every(this.intervalMs, () => {

@@ -9,7 +9,8 @@ import { basename, join } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
 import { qemuVersion } from '../backend/qmp-client.js';
-import { SummarySchema, repetitionDir, type Summary, type VariantResult } from '../results/summary.js';
+import { SummarySchema, type Summary, type VariantResult } from '../results/summary.js';
+import { repetitionDir, REPETITION, RESULTS, VCPU_SAMPLES } from '../results/layout.js';
 import { checkJson, parseJson, parseJsonLines } from './read-json.js';
 import type { Expectation, Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';
@@ -135,23 +136,23 @@ async function loadRepetition(out: string, v: VariantResult, rep: VariantResult[
   const here = repetitionDir(out, v.id, rep.repetition);
   const dir = (await stat(here).catch(() => undefined))?.isDirectory() ? here : rep.dir;
   const [steps, launch, vcpu, guest, qmp] = await Promise.all([
-    readOptional(join(dir, 'steps.jsonl')),
-    readOptional(join(dir, 'launch.json')),
-    readOptional(join(dir, 'vcpu-cpu', 'vcpu-cpu.csv')),
-    readOptional(join(dir, 'guest.jsonl')),
-    readOptional(join(dir, 'qmp.jsonl')),
+    readOptional(join(dir, REPETITION.steps)),
+    readOptional(join(dir, REPETITION.launch)),
+    readOptional(join(dir, 'vcpu-cpu', VCPU_SAMPLES)),
+    readOptional(join(dir, REPETITION.guest)),
+    readOptional(join(dir, REPETITION.qmp)),
   ]);
-  const launchJson = launch === undefined ? undefined : parseJson(join(dir, 'launch.json'), launch, NOT_RESULTS);
+  const launchJson = launch === undefined ? undefined : parseJson(join(dir, REPETITION.launch), launch, NOT_RESULTS);
   return {
     variant: v.id,
     repetition: rep.repetition,
     status: rep.status,
     dir,
-    steps: parseJsonLines(join(dir, 'steps.jsonl'), steps, warnings).filter((s) => typeof s.step === 'string' && typeof s.end === 'number') as unknown as StepRecord[],
+    steps: parseJsonLines(join(dir, REPETITION.steps), steps, warnings).filter((s) => typeof s.step === 'string' && typeof s.end === 'number') as unknown as StepRecord[],
     samples: vcpu ? parseVcpuCsv(vcpu) : [],
     launch: launchJson && typeof launchJson === 'object' ? (launchJson as Record<string, unknown>) : undefined,
-    guest: parseJsonLines(join(dir, 'guest.jsonl'), guest, warnings).filter((g) => typeof g.cmd === 'string') as unknown as GuestCommand[],
-    qemuVersion: qemuVersionOf(parseJsonLines(join(dir, 'qmp.jsonl'), qmp, warnings)),
+    guest: parseJsonLines(join(dir, REPETITION.guest), guest, warnings).filter((g) => typeof g.cmd === 'string') as unknown as GuestCommand[],
+    qemuVersion: qemuVersionOf(parseJsonLines(join(dir, REPETITION.qmp), qmp, warnings)),
     traceFiles: await findTraceFiles(dir),
   };
 }
@@ -161,7 +162,7 @@ export async function loadResults(dir: string): Promise<LoadedResults> {
   const st = await stat(dir).catch(() => undefined);
   if (!st) throw new InputError(`${dir}: no such directory; give the results directory a run wrote (kvmlab run … --out DIR)`);
   if (!st.isDirectory()) throw new InputError(`${dir}: not a directory; give the results directory a run wrote (kvmlab run … --out DIR), not a file in it`);
-  const summaryPath = join(dir, 'summary.json');
+  const summaryPath = join(dir, RESULTS.summary);
   const summaryText = await readOptional(summaryPath);
   if (summaryText === undefined) {
     const hasVariants = await stat(join(dir, 'variants')).catch(() => undefined);
@@ -176,12 +177,12 @@ export async function loadResults(dir: string): Promise<LoadedResults> {
     throw new InputError(`${summaryPath}: not a kvmlab summary (no "experiment" and "variants"); is ${basename(dir)} a kvmlab results directory?`);
   }
   const summary = checkJson(summaryPath, summaryText, raw, SummarySchema, SUMMARY_FIX);
-  const csvPath = join(dir, 'metrics.csv');
+  const csvPath = join(dir, RESULTS.metrics);
   const csv = await readOptional(csvPath);
   if (csv === undefined) throw new InputError(`${dir}: summary.json but no metrics.csv; the results directory is incomplete`);
   const { rows, warnings } = parseCsv(csv, { file: csvPath, variants: summary.variants.map((v) => v.id) });
-  const experimentText = await readOptional(join(dir, 'experiment.yaml'));
-  const expandedPath = join(dir, 'experiment.expanded.json');
+  const experimentText = await readOptional(join(dir, RESULTS.experiment));
+  const expandedPath = join(dir, RESULTS.expanded);
   const expandedText = await readOptional(expandedPath);
   const expanded = expandedText === undefined ? undefined : (parseJson(expandedPath, expandedText, NOT_RESULTS) as { experiment?: Experiment; variants?: Variant[] });
   const reps: RepetitionData[] = [];

@@ -2,11 +2,9 @@
 // with its repetitions and expectations, and the exit status that follows from them. The zod schemas
 // are the source: the types are inferred from them, and `report`, `compare` and `bundle` read
 // summary.json through SummarySchema, so a file they accept is one these types describe.
-import { join } from 'node:path';
 import * as z from 'zod';
 import { Knobs, Source } from '../spec/schema.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
-import type { Placeholder } from '../model/placeholder.js';
 import type { PinRecord } from '../model/threads.js';
 
 /** true when A and B are assignable both ways: a schema that reads exactly a type declared elsewhere. */
@@ -186,14 +184,4 @@ export function exitCodeOf(summary: Summary): number {
     if (checked < written || vs.some((v) => v.status === 'unchecked')) return 1;
   }
   return 0;
-}
-
-/** A variant id as a directory name under variants/: ids are built from validated labels; still never a path. */
-export function variantDir(id: string): string {
-  return id.replace(/[^A-Za-z0-9=+,._-]/g, '_').replace(/^\.+/, '_');
-}
-
-/** Where one repetition of a variant keeps its files in a results directory: variants/<id>/rep-N. */
-export function repetitionDir(out: string, id: string, repetition: number | Placeholder): string {
-  return join(out, 'variants', variantDir(id), `rep-${repetition}`);
 }

@@ -8,7 +8,8 @@ import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
-import { SummarySchema, variantDir, type Summary, type VariantResult } from '../results/summary.js';
+import { SummarySchema, type Summary, type VariantResult } from '../results/summary.js';
+import { repetitionDir, RESULTS } from '../results/layout.js';
 import { expandMatrix } from '../spec/matrix.js';
 import type { Experiment } from '../spec/schema.js';
 import { judgeVariant } from './judge.js';
@@ -29,16 +30,16 @@ async function readPart(dir: string): Promise<Part> {
     });
   let raw: unknown;
   try {
-    raw = JSON.parse(await read('summary.json'));
+    raw = JSON.parse(await read(RESULTS.summary));
   } catch (e) {
     if (e instanceof InputError) throw e;
-    throw new InputError(`${join(dir, 'summary.json')} is not JSON (${errorMessage(e)}); give results directories of finished runs (or shards)`, [], { cause: e });
+    throw new InputError(`${join(dir, RESULTS.summary)} is not JSON (${errorMessage(e)}); give results directories of finished runs (or shards)`, [], { cause: e });
   }
   const parsed = SummarySchema.safeParse(raw);
-  if (!parsed.success) throw new InputError(`${join(dir, 'summary.json')} is not a kvmlab summary: ${parsed.error.issues[0]?.message}`);
-  const { rows } = parseCsv(await read('metrics.csv'), { file: join(dir, 'metrics.csv') });
-  const expanded = JSON.parse(await read('experiment.expanded.json')) as { experiment: Experiment };
-  return { dir, summary: parsed.data, rows, experimentText: await read('experiment.yaml'), experiment: expanded.experiment };
+  if (!parsed.success) throw new InputError(`${join(dir, RESULTS.summary)} is not a kvmlab summary: ${parsed.error.issues[0]?.message}`);
+  const { rows } = parseCsv(await read(RESULTS.metrics), { file: join(dir, RESULTS.metrics) });
+  const expanded = JSON.parse(await read(RESULTS.expanded)) as { experiment: Experiment };
+  return { dir, summary: parsed.data, rows, experimentText: await read(RESULTS.experiment), experiment: expanded.experiment };
 }
 
 /**
@@ -88,7 +89,7 @@ export async function mergeParts(out: string, partDirs: readonly string[], opts:
       }
     }
   }
-  await mkdir(join(out, 'variants'), { recursive: true });
+  await mkdir(join(out, RESULTS.variants), { recursive: true });
   const variants: VariantResult[] = [];
   for (const variant of matrix) {
     const held = parts.flatMap((p) => p.summary.variants.filter((v) => v.id === variant.id).map((v) => ({ p, v })));
@@ -96,8 +97,8 @@ export async function mergeParts(out: string, partDirs: readonly string[], opts:
     const reps: VariantResult['repetitions'] = [];
     for (const { p, v } of held) {
       for (const r of v.repetitions) {
-        const to = join(out, 'variants', variantDir(variant.id), `rep-${r.repetition}`);
-        await place(join(p.dir, 'variants', variantDir(variant.id), `rep-${r.repetition}`), to, out);
+        const to = repetitionDir(out, variant.id, r.repetition);
+        await place(repetitionDir(p.dir, variant.id, r.repetition), to, out);
         reps.push({ ...r, dir: to });
       }
     }
@@ -127,8 +128,8 @@ export async function mergeParts(out: string, partDirs: readonly string[], opts:
     variants,
   };
   const ids = new Set(variants.map((v) => v.id));
-  await writeFile(join(out, 'experiment.yaml'), first.experimentText);
-  await writeFile(join(out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: first.experiment, variants: expandMatrix(first.experiment).filter((v) => ids.has(v.id)) }, null, 2)}\n`);
+  await writeFile(join(out, RESULTS.experiment), first.experimentText);
+  await writeFile(join(out, RESULTS.expanded), `${JSON.stringify({ experiment: first.experiment, variants: expandMatrix(first.experiment).filter((v) => ids.has(v.id)) }, null, 2)}\n`);
   await writeResults(out, summary, parts.flatMap((p) => p.rows));
   return summary;
 }

@@ -2,13 +2,14 @@
 // already wrote. The words people read (summary.md, plots, index.html) are the report's.
 import { readdir, rm, symlink, writeFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
+import { RESULTS } from '../results/layout.js';
 import { basename, dirname, join } from 'node:path';
 import { exitCodeOf, type Summary } from '../results/summary.js';
 import { toCsv, type MetricRow } from '../model/metrics.js';
 
 export async function writeResults(out: string, summary: Summary, rows: readonly MetricRow[]): Promise<void> {
-  await writeFile(join(out, 'metrics.csv'), toCsv(rows));
-  await writeFile(join(out, 'summary.json'), summaryJson(summary));
+  await writeFile(join(out, RESULTS.metrics), toCsv(rows));
+  await writeFile(join(out, RESULTS.summary), summaryJson(summary));
 }
 
 /** summary.json: the summary and the exit status that follows from it. */

@@ -19,7 +19,8 @@ import { schedule, selectVariants, shardCells, variantQemu, type Shard, type Var
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { judgeVariant } from './judge.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
-import { repetitionDir, type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../results/summary.js';
+import { type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../results/summary.js';
+import { repetitionDir, REPETITION, RESULTS } from '../results/layout.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
 import { vmName } from '../host/journal.js';
 import { checkTarget } from '../targets/nested.js';
@@ -75,8 +76,8 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
   const cells = shardCells(schedule(selected, repetitions), opts.shard);
   const variants = selected.filter((v) => cells.some((c) => c.variant === v));
   await mkdir(opts.out, { recursive: true });
-  await writeFile(join(opts.out, 'experiment.yaml'), loaded.text);
-  await writeFile(join(opts.out, 'experiment.expanded.json'), `${JSON.stringify({ experiment: exp, variants }, null, 2)}\n`);
+  await writeFile(join(opts.out, RESULTS.experiment), loaded.text);
+  await writeFile(join(opts.out, RESULTS.expanded), `${JSON.stringify({ experiment: exp, variants }, null, 2)}\n`);
 
   const results = new Map<string, VariantResult>();
   const runnable: Variant[] = [];
@@ -246,7 +247,7 @@ async function launch(r: Repetition): Promise<void> {
   r.result.effective = r.vm.effective;
   const qemu = qemuVersion(r.vm.qmp.greeting);
   if (qemu) r.result.qemu = qemu;
-  await writeFile(join(dir, 'launch.json'), `${JSON.stringify(r.vm.effective, null, 2)}\n`);
+  await writeFile(join(dir, REPETITION.launch), `${JSON.stringify(r.vm.effective, null, 2)}\n`);
 }
 
 async function pin(r: Repetition): Promise<void> {
@@ -324,7 +325,7 @@ async function runSteps(r: Repetition): Promise<void> {
     const counts = new Map<string, number>();
     for (const e of vm.qmp.events.slice(seqAtStart)) if (e.receivedAt <= end) counts.set(e.event, (counts.get(e.event) ?? 0) + 1);
     for (const [event, count] of counts) r.emit({ step: step.name, entity: event, metric: 'qmp.event_count', value: count, unit: 'count' });
-    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, error: failure?.message, detail })}\n`).catch((e: Error) => {
+    await appendFile(join(r.result.dir, REPETITION.steps), `${JSON.stringify({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, error: failure?.message, detail })}\n`).catch((e: Error) => {
       throw new Error(`the results directory ${r.result.dir} is not writable (${e.message})`);
     });
     eventsFrom = seqAtStart;
@@ -378,7 +379,7 @@ async function teardown(r: Repetition): Promise<void> {
   if (vm) {
     progress.stage('teardown: shutting the guest down');
     const how = await vm.shutdown().catch((e: unknown) => `shutdown failed: ${errorMessage(e)}`);
-    await appendFile(join(r.result.dir, 'steps.jsonl'), `${JSON.stringify({ step: RUNNER_STEPS.teardown, end: backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
+    await appendFile(join(r.result.dir, REPETITION.steps), `${JSON.stringify({ step: RUNNER_STEPS.teardown, end: backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
   }
   for (const c of r.collectors) {
     progress.stage(`teardown: stopping collector ${c.name}`);

@@ -1,5 +1,6 @@
 // The mock backend: a simulated host and guest behind a real QMP socket and a real SSH server, so
 // the runner, QMP client, SSH client, collectors and reports run unchanged without hardware.
+import { REPETITION } from '../../results/layout.js';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateClientKey, SshGuest } from '../ssh-guest.js';
@@ -78,7 +79,7 @@ export class MockBackend implements Backend {
     });
     const hostKey = generateClientKey(); // the simulated image's host key, known to kvmlab in advance
     const qmpPath = join(req.runDir, 'qmp.sock');
-    const consoleLog = join(req.logDir, 'console.log');
+    const consoleLog = join(req.logDir, REPETITION.console);
     let qmpServer: MockQmpServer | undefined;
     let sshServer: MockSshServer | undefined;
     const stop = (reason: string) => {
@@ -104,8 +105,8 @@ export class MockBackend implements Backend {
     await this.clock.sleep(BOOT_MS);
     const port = await sshServer.listen();
 
-    const qmp = await QmpClient.connect(qmpPath, { transcript: join(req.logDir, 'qmp.jsonl'), clock: this.clock });
-    const guest = new SshGuest({ host: '127.0.0.1', port, user: 'root', privateKey: req.clientKey.privateKey, hostKey: hostKey.publicKey, transcript: join(req.logDir, 'guest.jsonl'), clock: this.clock });
+    const qmp = await QmpClient.connect(qmpPath, { transcript: join(req.logDir, REPETITION.qmp), clock: this.clock });
+    const guest = new SshGuest({ host: '127.0.0.1', port, user: 'root', privateKey: req.clientKey.privateKey, hostKey: hostKey.publicKey, transcript: join(req.logDir, REPETITION.guest), clock: this.clock });
     const mask = machine.policy.disableMask;
     return {
       pid: machine.pid,

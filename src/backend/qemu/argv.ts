@@ -2,6 +2,7 @@
 // the host, so every flag is unit-tested. The launcher (qemu-backend.ts) spawns exactly this argv
 // with exactly this environment, and the argv goes into the results as it ran.
 import { shellQuote } from '../../util/shell.js';
+import { REPETITION } from '../../results/layout.js';
 import { join } from 'node:path';
 import type { Placeholder } from '../../model/placeholder.js';
 import type { ExitControl, VmPlan } from '../../plan/vm.js';
@@ -75,7 +76,7 @@ export function buildQemuCommand<Port extends number | Placeholder>(input: ArgvI
   const x86 = guest.arch === 'x86_64';
   const qmpSocket = join(runDir, 'qmp.sock');
   const pidfile = join(runDir, 'qemu.pid');
-  const consoleLog = join(logDir, 'console.log');
+  const consoleLog = join(logDir, REPETITION.console);
   const maxcpus = guest.maxcpus ?? guest.cpus;
   if (!boot.kernel && !boot.disk) throw new Error('nothing to boot: give a kernel or a disk image');
 

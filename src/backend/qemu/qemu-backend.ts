@@ -2,6 +2,8 @@
 // connection held for the VM's life, the guest reached over SSH with its image's host key checked.
 // Shutdown follows QEMU's own machine.py: QMP quit, then SIGTERM, then SIGKILL, each with a
 // deadline, always reaping. A launch failure carries the command line and QEMU's last words.
+import { join } from 'node:path';
+import { REPETITION } from '../../results/layout.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { access, open, readFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -267,9 +269,9 @@ class QemuVm implements Vm {
       user: image.ssh.user,
       privateKey: image.ssh.privateKey ?? req.clientKey.privateKey,
       hostKey: image.ssh.hostKey,
-      transcript: `${req.logDir}/guest.jsonl`,
+      transcript: join(req.logDir, REPETITION.guest),
     });
-    this.transcript = `${req.logDir}/qmp.jsonl`;
+    this.transcript = join(req.logDir, REPETITION.qmp);
     this.effective = {
       accel: req.plan.accel,
       argv: [cmd.binary, ...cmd.args],

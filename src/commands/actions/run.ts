@@ -17,6 +17,7 @@ import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
 import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, nestedHostFiles, runNested, targetOfThisRun, type HostKernelChoice } from '../../targets/nested.js';
 import { mergeParts } from '../../run/merge.js';
+import { RESULTS } from '../../results/layout.js';
 import { parseShard, refuseOverriddenFlag, selectVariants, variantQemu } from '../../spec/matrix.js';
 import type { Experiment } from '../../spec/schema.js';
 import { buildNestedHostImage } from './image.js';
@@ -118,7 +119,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
         stdout = r.stdout;
         exitCode = Math.max(exitCode, r.exitCode);
         // a run in L1 that wrote no summary stopped before running anything (it said why, above): so would the next
-        if (boot.hosts.length && !existsSync(join(partOut, 'summary.json'))) break;
+        if (boot.hosts.length && !existsSync(join(partOut, RESULTS.summary))) break;
         parts.push(partOut);
       }
     } finally {
