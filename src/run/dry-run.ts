@@ -16,7 +16,7 @@ import { mechanismOf, type Mechanism } from '../plan/mechanism.js';
 import type { Loaded } from '../spec/load.js';
 import { selectVariants, variantQemu, type Variant } from '../spec/matrix.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
-import { bootOut, bootWhere, insideL1Args, l1Argv, l1KnownFacts, nestedBoots, nestedHostFiles, nestedTarget, TARGET_ENV, type HostKernelChoice, type L1Boot, type NestedShape } from '../targets/nested.js';
+import { bootOut, bootWhere, insideL1Args, l1Argv, l1KnownFacts, nestedBoots, nestedHostFiles, nestedTarget, TARGET_ENV, type HostKernelChoice, type L1Boot, type NestedShape } from '../targets/nested-host.js';
 import type { On } from '../targets/on.js';
 import { bootFigure, estimateRuns, L1_START, type Estimate } from './estimate.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';

@@ -23,7 +23,7 @@ import { type RepetitionResult, type RunTarget, type Summary, type VariantResult
 import { repetitionDir, REPETITION, RESULTS } from '../results/layout.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
 import { vmName } from '../host/journal.js';
-import { checkTarget } from '../targets/nested.js';
+import { checkTarget } from '../targets/nested-host.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { imagesDir } from '../../src/backend/qemu/image.js';
-import { NESTED_IMAGE } from '../../src/targets/nested.js';
+import { NESTED_IMAGE } from '../../src/targets/nested-host.js';
 import { qemuSkipReason, ROOT } from '../tcg/qemu-helpers.js';
 
 async function nestedSkipReason(): Promise<string | undefined> {

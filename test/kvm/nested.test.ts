@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execa } from 'execa';
 import { BUILD_HINT, HOST_SCRIPTS_DIR } from '../../src/host/kvm-probe.js';
-import { NESTED_IMAGE, nestedImageName } from '../../src/targets/nested.js';
+import { NESTED_IMAGE, nestedImageName } from '../../src/targets/nested-host.js';
 import { imagesDir } from '../../src/backend/qemu/image.js';
 import { cacheDir } from '../../src/util/cache-dir.js';
 import { parseCsv } from '../../src/model/metrics.js';

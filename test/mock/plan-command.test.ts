@@ -12,7 +12,7 @@ import { chooseAccel } from '../../src/plan/accel.js';
 import { NESTED_HLT_REASON, unmetRequirements } from '../../src/run/preflight.js';
 import { loadExperiment } from '../../src/spec/load.js';
 import { expandMatrix } from '../../src/spec/matrix.js';
-import { nestedShape } from '../../src/targets/nested.js';
+import { nestedShape } from '../../src/targets/nested-host.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const cli = join(root, 'dist/cli.js');

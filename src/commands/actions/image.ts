@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { execa } from 'execa';
 import { imagesDir, listImages } from '../../backend/qemu/image.js';
 import { HostError, InputError } from '../../errors.js';
-import { NESTED_IMAGE, nestedImageName } from '../../targets/nested.js';
+import { NESTED_IMAGE, nestedImageName } from '../../targets/nested-host.js';
 import { parseKernelChoice } from './run-options.js';
 import { formatTable } from '../../report/table.js';
 import { packagePath } from '../../util/package-dir.js';

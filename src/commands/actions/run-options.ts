@@ -4,7 +4,7 @@ import { InputError } from '../../errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { HostKernel } from '../../spec/schema.js';
-import type { HostKernelChoice } from '../../targets/nested.js';
+import type { HostKernelChoice } from '../../targets/nested-host.js';
 
 /** The flags `run` and `plan` both take: where, with what, how often, which variants. */
 export interface RunChoices {
