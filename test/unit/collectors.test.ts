@@ -14,7 +14,8 @@ import { eventFilter, markerText, stepRows, stepWindows, threadInfo, TraceAggreg
 import { exitReasonWord as normalizeExitReason } from '../../src/model/metrics.js';
 import { VirtualClock } from '../../src/backend/clock.js';
 import { MockHostSim } from '../../src/backend/mock/host-sim.js';
-import { MockTracefs, parseFilter } from '../../src/backend/mock/tracefs.js';
+import { MockTracefs } from '../../src/backend/mock/tracefs.js';
+import { parseFilter } from '../../src/backend/mock/tracefs-filter.js';
 import { MOCK_EVENT_FORMATS } from '../../src/backend/mock/tracefs-formats.js';
 
 const fixture = (p: string) => fs.readFileSync(new URL(`../fixtures/${p}`, import.meta.url), 'utf8');

@@ -12,6 +12,7 @@
 import { parseEventFormat, type EventFormat } from '../../formats/tracefs/event-format.js';
 import { type EventBatch, type EventSink, type MockHostSim, HOST_CPUS } from './host-sim.js';
 import { MOCK_EVENT_FORMATS } from './tracefs-formats.js';
+import { evalFilter, parseFilter, type FilterNode, type Value } from './tracefs-filter.js';
 import { VMX_REASON_NUMBERS } from '../../formats/kvm-exit-hist.js';
 
 export const TRACEFS = '/sys/kernel/tracing';
@@ -47,91 +48,6 @@ const SYSTEMS = new Map<string, string[]>();
 for (const key of FORMATS.keys()) {
   const [sys, ev] = key.split('/') as [string, string];
   SYSTEMS.set(sys, [...(SYSTEMS.get(sys) ?? []), ev]);
-}
-
-// ---- event filters (the subset of the kernel's grammar kvmlab writes, checked like the kernel) ----
-
-type Value = string | number;
-type FilterNode = { op: '&&' | '||'; l: FilterNode; r: FilterNode } | { field: string; cmp: string; value: Value };
-
-export function parseFilter(text: string, format: EventFormat): FilterNode | undefined {
-  const src = text.trim();
-  if (src === '' || src === '0') return undefined;
-  const toks: string[] = [];
-  const re = /\s*(\|\||&&|==|!=|<=|>=|[<>~()]|"[^"]*"|[A-Za-z_][A-Za-z0-9_]*|0x[0-9a-fA-F]+|-?\d+|[^\s])/y;
-  let m: RegExpExecArray | null;
-  while (re.lastIndex < src.length && (m = re.exec(src))) toks.push(m[1]!);
-  if (re.lastIndex < src.length && src.slice(re.lastIndex).trim() !== '') throw new Error('bad token');
-  const fields = new Map(format.fields.map((f) => [f.name, f]));
-  let i = 0;
-  const expr = (): FilterNode => {
-    let l = andExpr();
-    while (toks[i] === '||') {
-      i++;
-      l = { op: '||', l, r: andExpr() };
-    }
-    return l;
-  };
-  const andExpr = (): FilterNode => {
-    let l = primary();
-    while (toks[i] === '&&') {
-      i++;
-      l = { op: '&&', l, r: primary() };
-    }
-    return l;
-  };
-  const primary = (): FilterNode => {
-    if (toks[i] === '(') {
-      i++;
-      const e = expr();
-      if (toks[i++] !== ')') throw new Error('missing )');
-      return e;
-    }
-    const field = toks[i++];
-    const cmp = toks[i++];
-    const raw = toks[i++];
-    if (field === undefined || cmp === undefined || raw === undefined) throw new Error('incomplete predicate');
-    const special = ['CPU', 'cpu', 'COMM', 'comm'].includes(field);
-    const f = fields.get(field);
-    if (!f && !special) throw new Error(`no field ${field}`);
-    if (!['==', '!=', '<', '<=', '>', '>=', '~'].includes(cmp)) throw new Error(`bad operator ${cmp}`);
-    const isString = f ? f.type === 'char' || f.isArray === true : field === 'COMM' || field === 'comm';
-    if (isString && !['==', '!=', '~'].includes(cmp)) throw new Error('bad string operator');
-    if (!isString && cmp === '~') throw new Error('~ on a number');
-    const value: Value = isString ? raw.replace(/^"|"$/g, '') : Number(raw);
-    if (!isString && !Number.isFinite(value as number)) throw new Error('not a number');
-    return { field, cmp, value };
-  };
-  const node = expr();
-  if (i !== toks.length) throw new Error('trailing tokens');
-  return node;
-}
-
-function globMatch(glob: string, s: string): boolean {
-  const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return re.test(s);
-}
-
-function evalFilter(n: FilterNode, get: (field: string) => Value | undefined): boolean {
-  if ('op' in n) return n.op === '&&' ? evalFilter(n.l, get) && evalFilter(n.r, get) : evalFilter(n.l, get) || evalFilter(n.r, get);
-  const v = get(n.field);
-  if (v === undefined) return false;
-  switch (n.cmp) {
-    case '==':
-      return v === n.value || (typeof n.value === 'number' && Number(v) === n.value);
-    case '!=':
-      return !(v === n.value || (typeof n.value === 'number' && Number(v) === n.value));
-    case '~':
-      return globMatch(String(n.value), String(v));
-    case '<':
-      return Number(v) < Number(n.value);
-    case '<=':
-      return Number(v) <= Number(n.value);
-    case '>':
-      return Number(v) > Number(n.value);
-    default:
-      return Number(v) >= Number(n.value);
-  }
 }
 
 // ---- instances -----------------------------------------------------------------------------------
