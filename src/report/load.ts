@@ -12,21 +12,9 @@ import { qemuVersion } from '../backend/qmp-client.js';
 import { SummarySchema, type Summary, type VariantResult } from '../results/summary.js';
 import { repetitionDir, REPETITION, RESULTS, VCPU_SAMPLES } from '../results/layout.js';
 import { checkJson, parseJson, parseJsonLines } from './read-json.js';
+import { stepRecords, type StepRecord } from '../results/records.js';
 import type { Expectation, Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';
-
-export interface StepRecord {
-  step: string;
-  kind?: string;
-  /** Seconds since the epoch. */
-  start?: number;
-  end: number;
-  ok?: boolean;
-  error?: string;
-  detail?: Record<string, unknown>;
-  /** teardown only: how QEMU went away. */
-  how?: string;
-}
 
 /** One row of vcpu-cpu.csv: cumulative counters of one QEMU thread at one instant. */
 export interface VcpuSample {
@@ -148,7 +136,7 @@ async function loadRepetition(out: string, v: VariantResult, rep: VariantResult[
     repetition: rep.repetition,
     status: rep.status,
     dir,
-    steps: parseJsonLines(join(dir, REPETITION.steps), steps, warnings).filter((s) => typeof s.step === 'string' && typeof s.end === 'number') as unknown as StepRecord[],
+    steps: stepRecords(parseJsonLines(join(dir, REPETITION.steps), steps, warnings)),
     samples: vcpu ? parseVcpuCsv(vcpu) : [],
     launch: launchJson && typeof launchJson === 'object' ? (launchJson as Record<string, unknown>) : undefined,
     guest: parseJsonLines(join(dir, REPETITION.guest), guest, warnings).filter((g) => typeof g.cmd === 'string') as unknown as GuestCommand[],

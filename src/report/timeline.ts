@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { scanTraceLine } from '../formats/tracefs/trace-line.js';
 import { forEachLineWith, scanMarkers, type TraceMarker } from '../formats/tracefs/trace-stream.js';
-import type { LoadedResults, RepetitionData, StepRecord } from './load.js';
+import type { LoadedResults, RepetitionData } from './load.js';
+import type { StepRecord } from '../results/records.js';
 import { cpuSeries, repStart } from './plots.js';
 
 export interface TraceEvent {

@@ -18,6 +18,7 @@ import type { Loaded } from '../spec/load.js';
 import { schedule, selectVariants, shardCells, variantQemu, type Shard, type Variant } from '../spec/matrix.js';
 import { RUNNER_STEPS, type CollectorName, type Experiment } from '../spec/schema.js';
 import { judgeVariant } from './judge.js';
+import { stepLine } from '../results/records.js';
 import type { MetricRow, RowSink } from '../model/metrics.js';
 import { type RepetitionResult, type RunTarget, type Summary, type VariantResult } from '../results/summary.js';
 import { repetitionDir, REPETITION, RESULTS } from '../results/layout.js';
@@ -325,7 +326,7 @@ async function runSteps(r: Repetition): Promise<void> {
     const counts = new Map<string, number>();
     for (const e of vm.qmp.events.slice(seqAtStart)) if (e.receivedAt <= end) counts.set(e.event, (counts.get(e.event) ?? 0) + 1);
     for (const [event, count] of counts) r.emit({ step: step.name, entity: event, metric: 'qmp.event_count', value: count, unit: 'count' });
-    await appendFile(join(r.result.dir, REPETITION.steps), `${JSON.stringify({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, error: failure?.message, detail })}\n`).catch((e: Error) => {
+    await appendFile(join(r.result.dir, REPETITION.steps), stepLine({ step: step.name, kind: step.kind, start: start / 1000, end: end / 1000, ok: !failure, ...(failure ? { error: failure.message } : {}), ...(detail ? { detail } : {}) })).catch((e: Error) => {
       throw new Error(`the results directory ${r.result.dir} is not writable (${e.message})`);
     });
     eventsFrom = seqAtStart;
@@ -379,7 +380,7 @@ async function teardown(r: Repetition): Promise<void> {
   if (vm) {
     progress.stage('teardown: shutting the guest down');
     const how = await vm.shutdown().catch((e: unknown) => `shutdown failed: ${errorMessage(e)}`);
-    await appendFile(join(r.result.dir, REPETITION.steps), `${JSON.stringify({ step: RUNNER_STEPS.teardown, end: backend.clock.now() / 1000, how })}\n`).catch(() => undefined);
+    await appendFile(join(r.result.dir, REPETITION.steps), stepLine({ step: RUNNER_STEPS.teardown, end: backend.clock.now() / 1000, how })).catch(() => undefined);
   }
   for (const c of r.collectors) {
     progress.stage(`teardown: stopping collector ${c.name}`);
