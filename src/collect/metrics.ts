@@ -93,3 +93,21 @@ export const COLLECTOR_METRICS: Record<CollectorName, readonly MetricDesc[]> = {
     metric('cpu.guest_pct', { ...PCT, entities: ['pcpu'] }),
   ],
 };
+
+/** The kvm-exits collector's rows that are not exit counts: its checks against KVM's own count and its loss. */
+const KVM_EXITS_CHECKS = new Set(COLLECTOR_METRICS['kvm-exits'].filter((m) => !m.family && m.name !== 'exits.total').map((m) => m.name));
+
+/** The exit reason an exit-count metric counts (exits.hlt, trace.exits.hlt → hlt), or undefined for totals, checks and other metrics. */
+export function exitReasonOfMetric(metric: string): string | undefined {
+  if (metric.startsWith('trace.exits.')) return metric.slice('trace.exits.'.length);
+  if (metric.startsWith('exits.') && metric !== 'exits.total' && !KVM_EXITS_CHECKS.has(metric)) return metric.slice('exits.'.length);
+  return undefined;
+}
+
+/**
+ * Exit counts: the tracefs collector's trace.exits[.<reason>], the kvm-exits collector's in-kernel
+ * exits.total and exits.<reason>, and KVM's own kvm.[<kind>_]exits stats.
+ */
+export function isExitMetric(metric: string): boolean {
+  return metric.startsWith('trace.exit') || /^kvm\.([a-z0-9_]+_)?exits$/.test(metric) || (metric.startsWith('exits.') && !KVM_EXITS_CHECKS.has(metric));
+}

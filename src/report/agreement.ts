@@ -7,7 +7,7 @@ import { InputError } from '../errors.js';
 import type { MetricRow } from '../model/metrics.js';
 import type { VariantStatus } from '../results/summary.js';
 import type { LoadedResults } from './load.js';
-import { exitReasonOfMetric } from './plots.js';
+import { exitReasonOfMetric } from '../collect/metrics.js';
 import { whereMeasured } from './summary.js';
 import { fmtNum, formatTable } from './table.js';
 import { measuringWindows } from '../spec/schema.js';

@@ -6,11 +6,12 @@
 // threads that do the same thing each get their own row, so none hides behind another.
 import type { TopLevelSpec } from 'vega-lite';
 import { applicable } from '../run/expect.js';
-import { COLLECTOR_METRICS } from '../collect/metrics.js';
+import { isExitMetric } from '../collect/metrics.js';
 import type { Expectation } from '../spec/schema.js';
 import type { Comparator } from '../model/metric-desc.js';
 import { describeSelection, expectationSelections, median, perRepetition, selectionOf, type Selection } from '../model/select.js';
-import { expectationsOf, type LoadedResults, type RepetitionData, type VcpuSample } from './load.js';
+import { expectationsOf, type LoadedResults } from './load.js';
+import { cpuSeries, repStart, thin, type CpuPoint } from './series.js';
 
 export interface Plot {
   /** File name under plots/. */
@@ -21,69 +22,6 @@ export interface Plot {
   svg?: string;
   /** Why there is no plot, when there is none. */
   note?: string;
-}
-
-export interface CpuPoint {
-  /** Seconds since the repetition's first step started. */
-  t: number;
-  entity: string;
-  pct: number;
-}
-
-/** Host CPU % per entity between consecutive samples (derivative of run_ns), emulator threads summed. */
-export function cpuSeries(samples: readonly VcpuSample[], t0: number): CpuPoint[] {
-  const byTid = new Map<number, VcpuSample[]>();
-  for (const s of samples) {
-    const list = byTid.get(s.tid);
-    if (list) list.push(s);
-    else byTid.set(s.tid, [s]);
-  }
-  const sum = new Map<string, CpuPoint>();
-  for (const list of byTid.values()) {
-    list.sort((a, b) => a.t - b.t);
-    for (let i = 1; i < list.length; i++) {
-      const p = list[i - 1]!;
-      const c = list[i]!;
-      const dt = c.t - p.t;
-      if (dt <= 0 || c.entity !== p.entity) continue;
-      const pct = ((c.runNs - p.runNs) / (dt * 1e9)) * 100;
-      // ticks read every thread at (nearly) the same instant: group them to 10 ms
-      const key = `${c.entity}@${Math.round(c.t * 100)}`;
-      const cur = sum.get(key);
-      if (cur) cur.pct += pct;
-      else sum.set(key, { t: Math.round((c.t - t0) * 1000) / 1000, entity: c.entity, pct });
-    }
-  }
-  return [...sum.values()].map((p) => ({ ...p, pct: Math.round(p.pct * 100) / 100 })).sort((a, b) => a.t - b.t || a.entity.localeCompare(b.entity));
-}
-
-/** At most `max` points per entity: average over equal buckets. */
-function thin(points: CpuPoint[], max: number): CpuPoint[] {
-  const by = new Map<string, CpuPoint[]>();
-  for (const p of points) {
-    const list = by.get(p.entity);
-    if (list) list.push(p);
-    else by.set(p.entity, [p]);
-  }
-  const out: CpuPoint[] = [];
-  for (const [entity, list] of by) {
-    if (list.length <= max) {
-      out.push(...list);
-      continue;
-    }
-    const per = Math.ceil(list.length / max);
-    for (let i = 0; i < list.length; i += per) {
-      const chunk = list.slice(i, i + per);
-      out.push({ entity, t: chunk[Math.floor(chunk.length / 2)]!.t, pct: chunk.reduce((s, p) => s + p.pct, 0) / chunk.length });
-    }
-  }
-  return out;
-}
-
-export function repStart(rep: RepetitionData): number | undefined {
-  const starts = rep.steps.map((s) => s.start).filter((s): s is number => typeof s === 'number');
-  if (starts.length) return Math.min(...starts);
-  return rep.samples[0]?.t;
 }
 
 /** A variant id as plot text: one matrix axis a line ("a=1,b=2" -> ["a=1", "b=2"]), never cut. */
@@ -190,24 +128,6 @@ export function cpuTimeSpec(r: LoadedResults): TopLevelSpec | undefined {
 }
 
 const NOT_A_REASON = /^(vcpu\d+|pcpu\d+|cpu\d+|qemu|guest|runner|host|emulator|vm)$/;
-
-/** The kvm-exits collector's rows that are not exit counts: its checks against KVM's own count and its loss. */
-const KVM_EXITS_CHECKS = new Set(COLLECTOR_METRICS['kvm-exits'].filter((m) => !m.family && m.name !== 'exits.total').map((m) => m.name));
-
-/** The exit reason an exit-count metric counts (exits.hlt, trace.exits.hlt → hlt), or undefined for totals, checks and other metrics. */
-export function exitReasonOfMetric(metric: string): string | undefined {
-  if (metric.startsWith('trace.exits.')) return metric.slice('trace.exits.'.length);
-  if (metric.startsWith('exits.') && metric !== 'exits.total' && !KVM_EXITS_CHECKS.has(metric)) return metric.slice('exits.'.length);
-  return undefined;
-}
-
-/**
- * Exit counts: the tracefs collector's trace.exits[.<reason>], the kvm-exits collector's in-kernel
- * exits.total and exits.<reason>, and KVM's own kvm.[<kind>_]exits stats.
- */
-export function isExitMetric(metric: string): boolean {
-  return metric.startsWith('trace.exit') || /^kvm\.([a-z0-9_]+_)?exits$/.test(metric) || (metric.startsWith('exits.') && !KVM_EXITS_CHECKS.has(metric));
-}
 
 export interface ExitBar {
   variant: string;

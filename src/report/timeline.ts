@@ -10,7 +10,7 @@ import { scanTraceLine } from '../formats/tracefs/trace-line.js';
 import { forEachLineWith, scanMarkers, type TraceMarker } from '../formats/tracefs/trace-stream.js';
 import type { LoadedResults, RepetitionData } from './load.js';
 import type { StepRecord } from '../results/records.js';
-import { cpuSeries, repStart } from './plots.js';
+import { cpuSeries, repStart } from './series.js';
 
 export interface TraceEvent {
   name: string;
