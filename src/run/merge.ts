@@ -67,11 +67,11 @@ function shardsCheck(parts: readonly Part[], oneRun: boolean): { notices: string
 
 /**
  * Writes into `out` the run made of `parts` (results directories of one experiment file) and
- * returns its summary. Refuses parts of different experiment files, and a cell (variant,
+ * returns its summary, with what a person should be warned of (shards missing). Refuses parts of different experiment files, and a cell (variant,
  * repetition) that two parts both ran. `oneRun`: the parts are the host-axis parts of one run
  * (--on nested), not shards to be made whole.
  */
-export async function mergeParts(out: string, partDirs: readonly string[], opts: { oneRun?: boolean } = {}): Promise<Summary> {
+export async function mergeParts(out: string, partDirs: readonly string[], opts: { oneRun?: boolean } = {}): Promise<{ summary: Summary; warnings: string[] }> {
   const parts = await Promise.all(partDirs.map(readPart));
   const first = parts[0];
   if (!first) throw new InputError('nothing to merge: no part finished');
@@ -131,7 +131,7 @@ export async function mergeParts(out: string, partDirs: readonly string[], opts:
   await writeFile(join(out, RESULTS.experiment), first.experimentText);
   await writeFile(join(out, RESULTS.expanded), `${JSON.stringify({ experiment: first.experiment, variants: expandMatrix(first.experiment).filter((v) => ids.has(v.id)) }, null, 2)}\n`);
   await writeResults(out, summary, parts.flatMap((p) => p.rows));
-  return summary;
+  return { summary, warnings: shards.notices };
 }
 
 /** A repetition's files at `to`: a link into a part inside `out`, else a copy. */

@@ -1,20 +1,15 @@
 // A run made of parts — one per host-axis label, as --on nested runs it, or the shards of run
 // --shard I/N — merged into one results directory equals the same run done at once: the same
 // variants, verdicts and metric rows.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { kvmlab, root, scratch } from './kvmlab-cli.js';
 import { mergeParts } from '../../src/run/merge.js';
 import { loadResults } from '../../src/report/load.js';
 import { ranOnLines, variantNotes } from '../../src/report/summary.js';
 
-const root = new URL('../..', import.meta.url).pathname;
-const cli = join(root, 'dist/cli.js');
-const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-merge-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const kvmlab = (...args: string[]) => execa('node', [cli, ...args], { reject: false, cwd: root, stdin: 'ignore' });
+const tmp = scratch('merge');
 
 // Two host labels the simulated host (kernel 6.12.0-kvmlab-sim) both is: each runs on the mock.
 const file = join(tmp, 'hosts.yaml');
@@ -34,7 +29,7 @@ describe('merging the parts of a host-axis run', () => {
     ]);
     for (const r of runs) expect(r.exitCode, r.stderr).toBe(0);
     // the parts in the other order: the merged run is in matrix order all the same
-    const summary = await mergeParts(out, [join(out, 'hosts', 'sim'), join(out, 'hosts', 'any')]);
+    const { summary } = await mergeParts(out, [join(out, 'hosts', 'sim'), join(out, 'hosts', 'any')]);
     const a = await loadResults(whole);
     const b = await loadResults(out);
     expect(summary.variants.map((v) => v.id)).toEqual(['host=any', 'host=sim']);

@@ -1,18 +1,16 @@
 // `kvmlab run`: load and check the experiment, run it here or in the nested KVM host, write the
 // results, print the verdict.
 import { existsSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { qemuBuild, selectBackend } from '../../backend/select.js';
 import { HostJournal } from '../../host/journal.js';
-import { writeReport } from '../../report/report.js';
 import { underInterrupts } from './interrupts.js';
+import { showVerdict } from './verdict.js';
 import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunChoices } from './run-options.js';
-import { headline, summaryMarkdown, verdictTable, whereMeasured } from '../../report/summary.js';
-import { EXIT_INTERRUPTED, exitCodeOf } from '../../results/summary.js';
+import { EXIT_INTERRUPTED } from '../../results/summary.js';
 import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
-import { defaultOutDir, linkLatest, refuseOverwrite, summaryJson, writeResults } from '../../run/results.js';
+import { defaultOutDir, linkLatest, refuseOverwrite, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
 import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, nestedHostFiles, targetOfThisRun, type HostKernelChoice } from '../../targets/nested-host.js';
@@ -66,16 +64,9 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
       target: await targetOfThisRun(),
     });
     await writeResults(out, summary, rows);
-    // summary.md first, so a run whose plots fail still leaves its verdict in words
-    await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
     if (flags.out === undefined) await linkLatest(out);
     progress.close();
-    // With --json, stdout holds summary.json alone and the words a person reads go to stderr.
-    const words = flags.json ? process.stderr : process.stdout;
-    words.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out}\n`);
-    process.exitCode = exitCodeOf(summary);
-    await writeReport(out, { print: words });
-    if (flags.json) process.stdout.write(summaryJson(summary));
+    await showVerdict(out, summary, { json: flags.json });
   });
 }
 
@@ -135,11 +126,6 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
 
 /** The parts of a host-axis run as one results directory, its verdict printed as a run prints it. */
 async function writeMerged(out: string, parts: readonly string[], flags: RunFlags): Promise<void> {
-  const summary = await mergeParts(out, parts, { oneRun: true });
-  await writeFile(join(out, 'summary.md'), summaryMarkdown(summary));
-  const words = flags.json ? process.stderr : process.stdout;
-  words.write(`\n${headline(summary)}\nmeasured on: ${whereMeasured(summary)}\n\n${verdictTable(summary)}\n\nresults: ${out} (each host's own run in ${join(out, 'hosts')})\n`);
-  process.exitCode = exitCodeOf(summary);
-  await writeReport(out, { print: words });
-  if (flags.json) process.stdout.write(summaryJson(summary));
+  const { summary } = await mergeParts(out, parts, { oneRun: true });
+  await showVerdict(out, summary, { json: flags.json, where: `(each host's own run in ${join(out, RESULTS.hosts)})` });
 }
