@@ -1,18 +1,13 @@
 // compare --verdicts: two runs of one experiment held against each other cell by cell. Two mock
 // runs agree; a run whose verdict, dominant idle exit or KVM statistic differs in kind does not,
 // and the table names the cell and what differs.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { kvmlab, scratch } from './kvmlab-cli.js';
 import { sameKind } from '../../src/report/agreement.js';
 
-const root = new URL('../..', import.meta.url).pathname;
-const cli = join(root, 'dist/cli.js');
-const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-agree-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-const kvmlab = (...args: string[]) => execa('node', [cli, ...args], { reject: false, cwd: root, stdin: 'ignore' });
+const tmp = scratch('agree');
 
 const a = join(tmp, 'a');
 const b = join(tmp, 'b');
@@ -37,7 +32,7 @@ describe('compare --verdicts', () => {
 
   it('a cell whose verdict or dominant exit differs does not agree, exit 1', async () => {
     const c = join(tmp, 'c');
-    await execa('cp', ['-r', b, c]);
+    cpSync(b, c, { recursive: true });
     // the passed-through MWAIT cell turned into a storm on one side
     const csv = readFileSync(join(c, 'metrics.csv'), 'utf8').replace(/^(disable_exits=mwait,1,parked,vcpu1,exits\.mwait),0,/m, '$1,150000,');
     writeFileSync(join(c, 'metrics.csv'), csv);

@@ -1,21 +1,17 @@
 // A host PCI device given to a guest through VFIO, on the simulated host's sysfs: preflight says
 // what a host lacks, the hand-over to vfio-pci acts as the kernel's sysfs does, the simulated QEMU
 // refuses a device not handed over, and only a VM with one sees posted-interrupt wakeups (PIW).
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { kvmlab, root, scratch } from './kvmlab-cli.js';
 import { VirtualClock } from '../../src/backend/clock.js';
 import { MockHostView } from '../../src/backend/mock/host-view.js';
 import { vfioUnmet } from '../../src/host/vfio.js';
 import { bindToVfio, pciDriver } from '../../src/run/devices.js';
 import { parseCsv } from '../../src/model/metrics.js';
 
-const root = new URL('../..', import.meta.url).pathname;
-const cli = join(root, 'dist/cli.js');
-const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-vfio-'));
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const tmp = scratch('vfio');
 
 describe('a PCI device through VFIO on the simulated host', () => {
   it('is handed from its driver to vfio-pci through sysfs, once', async () => {
@@ -41,7 +37,7 @@ describe('a PCI device through VFIO on the simulated host', () => {
   });
 
   it('posted-interrupt-wakeup: PIW where the vCPU blocks in a VM with the device; without it the PIW claim fails', async () => {
-    const run = (file: string, out: string) => execa('node', [cli, 'run', file, '--backend', 'mock', '--repeat', '1', '-q', '--out', out], { reject: false, cwd: root, stdin: 'ignore' });
+    const run = (file: string, out: string) => kvmlab('run', file, '--backend', 'mock', '--repeat', '1', '-q', '--out', out);
     const withDevice = await run('experiments/posted-interrupt-wakeup.yaml', join(tmp, 'with'));
     expect(withDevice.exitCode, withDevice.stderr).toBe(0);
     const piw = (out: string, variant: string) => parseCsv(readFileSync(join(out, 'metrics.csv'), 'utf8')).rows.filter((r) => r.variant === variant && r.step === 'idle' && r.metric === 'irq.piw' && /^pcpu[23]$/.test(r.entity)).reduce((a, r) => a + r.value, 0);
