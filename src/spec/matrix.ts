@@ -4,6 +4,7 @@
 // spreads over all variants instead of biasing one.
 import { dirname, resolve } from 'node:path';
 import { InputError } from '../errors.js';
+import { globMatch } from '../util/glob.js';
 import { HOST_AXIS, HostValue, Knobs, labelOf, type Experiment } from './schema.js';
 
 export interface Variant {
@@ -74,12 +75,6 @@ export function parseShard(flag: string): Shard {
   return { index, count };
 }
 
-/** `--only` patterns: shell-style globs (* and ?) over variant ids. */
-export function matchesPattern(id: string, pattern: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return re.test(id);
-}
-
 /** `--where AXIS=LABEL[,AXIS=LABEL…]` as axis → the labels picked on it (an axis named twice: either label), each checked against the matrix. */
 export function parseWhere(exp: Experiment, where: string): Record<string, string[]> {
   const axes = Object.fromEntries(Object.entries(exp.matrix ?? {}).map(([axis, values]) => [axis, Array.isArray(values) ? values.map(labelOf) : Object.keys(values)]));
@@ -100,7 +95,7 @@ export function parseWhere(exp: Experiment, where: string): Record<string, strin
 export function selectVariants(exp: Experiment, only: string | undefined, where?: string): Variant[] {
   const variants = expandMatrix(exp);
   const labels = where ? parseWhere(exp, where) : {};
-  const picked = variants.filter((v) => (!only || matchesPattern(v.id, only)) && Object.entries(labels).every(([a, ls]) => ls.includes(v.labels[a] ?? '')));
+  const picked = variants.filter((v) => (!only || globMatch(only, v.id)) && Object.entries(labels).every(([a, ls]) => ls.includes(v.labels[a] ?? '')));
   if (picked.length === 0) throw new InputError(`${[only && `--only ${only}`, where && `--where ${where}`].filter(Boolean).join(' with ')} matches no variant; variants are: ${variants.map((v) => v.id).join(', ')}`);
   return picked;
 }

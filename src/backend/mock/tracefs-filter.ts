@@ -2,6 +2,7 @@
 // (field comparisons, globs with ~, && and ||), parsed against the event's format file and refused
 // where the kernel would refuse them, then evaluated per simulated event.
 import type { EventFormat } from '../../formats/tracefs/event-format.js';
+import { globMatch } from '../../util/glob.js';
 
 export type Value = string | number;
 export type FilterNode = { op: '&&' | '||'; l: FilterNode; r: FilterNode } | { field: string; cmp: string; value: Value };
@@ -57,11 +58,6 @@ export function parseFilter(text: string, format: EventFormat): FilterNode | und
   const node = expr();
   if (i !== toks.length) throw new Error('trailing tokens');
   return node;
-}
-
-function globMatch(glob: string, s: string): boolean {
-  const re = new RegExp(`^${glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return re.test(s);
 }
 
 export function evalFilter(n: FilterNode, get: (field: string) => Value | undefined): boolean {
