@@ -68,6 +68,7 @@ export class QemuBackend implements Backend {
   readonly host: RealHostView;
   readonly clock = realClock;
   private facts: Promise<ProbedHostFacts> | undefined;
+  private readonly images = new Map<GuestSpec, Promise<GuestImage>>();
 
   constructor(private readonly opts: QemuBackendOptions = {}) {
     this.host = new RealHostView(opts.journal);
@@ -80,7 +81,10 @@ export class QemuBackend implements Backend {
 
   /** What launch boots: kvmlab's image for the guest's architecture, or the experiment's own files. */
   guestImage(guest: GuestSpec): Promise<GuestImage> {
-    return resolveGuestImage(guest, this.opts.imagesDir ? { imagesDir: this.opts.imagesDir } : {});
+    // looked up once per experiment: plan describes every variant's launch, a run launches each repetition
+    let image = this.images.get(guest);
+    if (!image) this.images.set(guest, (image = resolveGuestImage(guest, this.opts.imagesDir ? { imagesDir: this.opts.imagesDir } : {})));
+    return image;
   }
 
   /** The QEMU command launch runs for this request and image. Pure: `kvmlab plan` calls it with placeholders for what only a launch chooses. */
