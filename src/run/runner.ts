@@ -24,7 +24,7 @@ import { type RepetitionResult, type RunTarget, type Summary, type VariantResult
 import { repetitionDir, REPETITION, RESULTS } from '../results/layout.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
 import { vmName } from '../host/journal.js';
-import { checkTarget } from '../targets/nested-host.js';
+import { checkTarget } from '../targets/on.js';
 import type { Progress } from '../model/progress.js';
 import { declaredWindowsMs, runStep, StepFailed } from './steps.js';
 import { applyPinning, queryThreads } from './threads.js';
@@ -168,7 +168,12 @@ class Interrupted extends Error {
 
 /** `p`, unless Ctrl-C comes first, or the VM's monitor goes away first (QEMU died or closed it). */
 function abortable<T>(p: Promise<T>, signal: AbortSignal, vm?: Vm): Promise<T> {
-  if (signal.aborted) return Promise.reject(new Interrupted());
+  if (signal.aborted) {
+    // `p` is already under way (a guest's wait for SSH, say) and will fail once teardown stops QEMU:
+    // nobody waits for it now, and unheeded its failure would end the process before that teardown.
+    p.catch(() => undefined);
+    return Promise.reject(new Interrupted());
+  }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => reject(new Interrupted());
     signal.addEventListener('abort', onAbort, { once: true });
