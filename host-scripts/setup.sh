@@ -10,8 +10,10 @@ log() { printf 'kvmlab setup: %s\n' "$*"; }
 
 [[ $(id -u) -eq 0 ]] || { echo "kvmlab setup: run as root (it installs Debian packages)" >&2; exit 2; }
 
+# openssh-server: a lab box is reached over SSH (kvmlab run --on ssh://…), and kvmlab's tests start
+# an sshd of their own on 127.0.0.1, with their own config and keys, to run experiments through it
 pkgs=(qemu-system-x86 qemu-system-ppc qemu-utils busybox-static dropbear-bin cpio kmod binutils
-      gzip build-essential linux-perf sysstat trace-cmd util-linux procps)
+      gzip build-essential linux-perf sysstat trace-cmd util-linux procps openssh-server)
 missing=()
 for p in "${pkgs[@]}"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { InputError, HostError, errorMessage } from './errors.js';
 import { commands } from './commands/index.js';
 import { startHeartbeat } from './targets/heartbeat.js';
+import { holdLeash } from './targets/leash.js';
 
 // Parsing traces and simulating a host allocate many short-lived strings: a young generation larger
 // than V8's default scavenges less often (a mock run of idle-exit-policy used ~20% less CPU).
@@ -22,11 +23,16 @@ if (process.env.KVMLAB_DEBUG) process.setSourceMapsEnabled(true);
 // Watched from outside (the run inside a nested KVM host): say it is alive, and where it is.
 startHeartbeat();
 
-// `kvmlab … | head`: a reader that went away is not an error of kvmlab's.
-process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  throw e;
-});
+// Run on a lab box by a kvmlab elsewhere: a dropped connection stops it as a hang-up does.
+const leashed = holdLeash();
+
+// `kvmlab … | head`: a reader that went away is not an error of kvmlab's (on a leash, the run still tears down first).
+if (!leashed) {
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw e;
+  });
+}
 
 const program = new Command('kvmlab')
   .description('Measure what KVM and QEMU do on a real host: experiments as files, results you can paste into a mailing-list reply.')

@@ -13,8 +13,9 @@ import { registerPlan } from './plan.js';
 import { registerProbe } from './probe.js';
 import { registerRun } from './run.js';
 import { registerSchema } from './schema.js';
+import { registerSetup } from './setup.js';
 import { registerValidate } from './validate.js';
 
 export type Register = (program: Command) => void;
 
-export const commands: Register[] = [registerRun, registerPlan, registerReport, registerCompare, registerMerge, registerBundle, registerValidate, registerList, registerProbe, registerImage, registerSchema, registerCleanup];
+export const commands: Register[] = [registerRun, registerPlan, registerReport, registerCompare, registerMerge, registerBundle, registerValidate, registerList, registerProbe, registerImage, registerSetup, registerSchema, registerCleanup];

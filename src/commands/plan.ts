@@ -1,7 +1,7 @@
 // `kvmlab plan FILE`: what the command takes; what it does is in actions/plan.ts, loaded when it runs.
 import type { Command } from 'commander';
 import { ON_HELP } from '../targets/on.js';
-import { accelOption, backendOption, chooseMockHost, hostKernelOption, hostModulesOption, mockHostOption, qemuOption } from './options.js';
+import { accelOption, backendOption, chooseMockHost, hostKernelOption, hostModulesOption, mockHostOption, qemuOption, hostKeyOption, sshKeyOption } from './options.js';
 import type { RunChoices } from './actions/run-options.js';
 
 export function registerPlan(program: Command): void {
@@ -16,6 +16,8 @@ export function registerPlan(program: Command): void {
     .addOption(hostModulesOption())
     .addOption(qemuOption())
     .addOption(mockHostOption())
+    .addOption(sshKeyOption())
+    .addOption(hostKeyOption())
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'plan only variants whose id matches this glob, e.g. "disable_exits=hlt*"')
     .option('--where <axis=label>', 'plan only variants with these matrix labels, e.g. host=after or disable_exits=none,halt_poll_ns=0')

@@ -1,7 +1,7 @@
 // `kvmlab run FILE`: what the command takes; what it does is in actions/run.ts, loaded when it runs.
 import type { Command } from 'commander';
 import { ON_HELP } from '../targets/on.js';
-import { accelOption, backendOption, chooseMockHost, hostKernelOption, hostModulesOption, mockHostOption, qemuOption } from './options.js';
+import { accelOption, backendOption, chooseMockHost, hostKernelOption, hostModulesOption, mockHostOption, qemuOption, hostKeyOption, sshKeyOption } from './options.js';
 import type { RunFlags } from './actions/run.js';
 
 export function registerRun(program: Command): void {
@@ -16,6 +16,8 @@ export function registerRun(program: Command): void {
     .addOption(hostModulesOption())
     .addOption(qemuOption())
     .addOption(mockHostOption())
+    .addOption(sshKeyOption())
+    .addOption(hostKeyOption())
     .option('--out <dir>', 'results directory (default results/<experiment>/<timestamp>/)')
     .option('--repeat <n>', 'repetitions per variant (overrides the file)')
     .option('--only <pattern>', 'run only variants whose id matches this glob, e.g. "disable_exits=hlt*"')

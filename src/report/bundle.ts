@@ -156,7 +156,7 @@ function pickRep(r: LoadedResults, variant: string): RepetitionData | undefined 
 function rerunCommand(r: LoadedResults, file: string): { argv: string[]; note?: string } {
   const s = r.summary;
   const reps = Math.max(1, ...s.variants.map((v) => v.repetitions.length));
-  const argv = ['kvmlab', 'run', file, ...(s.target?.kind === 'nested' ? ['--on', 'nested'] : []), '--backend', s.backend, '--accel', s.accel, '--repeat', String(reps)];
+  const argv = ['kvmlab', 'run', file, ...(s.target?.kind === 'nested' ? ['--on', 'nested'] : s.target?.kind === 'ssh' ? ['--on', s.target.box] : []), '--backend', s.backend, '--accel', s.accel, '--repeat', String(reps)];
   let note: string | undefined;
   if (r.experiment) {
     if (r.experiment.steps.some((st) => st.kind === 'host')) argv.push('--allow-host-commands');

@@ -93,19 +93,22 @@ export function claimLine(s: Summary): string {
  * or lab KVM on bare metal — only where the host shows no hypervisor.
  */
 export function whereMeasured(s: Summary): string {
-  if (s.simulated) return `simulated: kvmlab's mock backend models the guest and host (${s.host.cpuModel}, ${s.host.cpuVendor ?? 'vendor unknown'})`;
+
   if (s.target?.kind === 'nested') {
     const t = s.target;
     const kernels = [...new Set(s.variants.flatMap((v) => (v.ranOn ? [v.ranOn.kernel] : [])))];
     const kernel = kernels.length > 1 ? `kernels ${kernels.join(' and ')}, one L1 per host label` : `kernel ${t.l1.kernel}`;
     return `nested KVM: the real KVM of an L1 host (${kernel}, ${t.l1.cpus} CPUs, ${s.host.cpuVendor ?? 'vendor unknown'}) emulated by ${t.l0}; counts, exits and CPU attribution are KVM's own, timings, latencies and halt-poll figures are not hardware figures`;
   }
-  if (s.accel === 'tcg') return 'TCG: QEMU emulates the guest CPU, no KVM involved';
+  const box = s.target?.kind === 'ssh' ? `; on lab box ${s.target.box}, run over SSH` : '';
+  if (s.simulated) return `simulated: kvmlab's mock backend models the guest and host (${s.host.cpuModel}, ${s.host.cpuVendor ?? 'vendor unknown'})${box}`;
+  if (s.accel === 'tcg') return `TCG: QEMU emulates the guest CPU, no KVM involved${box}`;
   const h = s.host;
   const kvm = `/dev/kvm${h.kvmModule ? ` (${h.kvmModule})` : ''}`;
-  if (h.hypervisor === false) return `lab KVM (bare metal): this host's ${kvm}, ${h.cpuModel}, kernel ${h.kernelRelease}`;
-  if (h.hypervisor) return `KVM in a VM: this host's ${kvm}, on a machine that is itself a guest (its CPU flags say hypervisor), ${h.cpuModel}, kernel ${h.kernelRelease}; the outer hypervisor's work is in every figure`;
-  return `KVM on this host: ${kvm}, ${h.cpuModel}, kernel ${h.kernelRelease} (whether it is bare metal was not recorded)`;
+  const its = box ? "the box's" : "this host's";
+  if (h.hypervisor === false) return `lab KVM (bare metal): ${its} ${kvm}, ${h.cpuModel}, kernel ${h.kernelRelease}${box}`;
+  if (h.hypervisor) return `KVM in a VM: ${its} ${kvm}, on a machine that is itself a guest (its CPU flags say hypervisor), ${h.cpuModel}, kernel ${h.kernelRelease}; the outer hypervisor's work is in every figure${box}`;
+  return `KVM on ${box ? 'the box' : 'this host'}: ${kvm}, ${h.cpuModel}, kernel ${h.kernelRelease} (whether it is bare metal was not recorded)${box}`;
 }
 
 export function summaryMarkdown(s: Summary): string {

@@ -39,7 +39,7 @@ export const ExpectationResultSchema = z.object({
 });
 export type ExpectationResult = z.output<typeof ExpectationResultSchema>;
 
-/** Where a run happened. On a nested host: the emulator under L1 and L1 itself. */
+/** Where a run happened. On a nested host: the emulator under L1 and L1 itself; on a lab box over SSH: which box. */
 export const RunTargetSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('local') }),
   z.object({
@@ -47,6 +47,8 @@ export const RunTargetSchema = z.discriminatedUnion('kind', [
     l0: z.string(),
     l1: z.object({ kernel: z.string(), cpus: z.number().int().min(1), memoryMiB: z.number().int().min(1), cmdline: z.string(), image: z.string() }),
   }),
+  /** A lab box the run was started on over SSH (--on ssh://…): which, and the host key it showed. */
+  z.object({ kind: z.literal('ssh'), box: z.string(), hostKey: z.string() }),
 ]);
 export type RunTarget = z.output<typeof RunTargetSchema>;
 

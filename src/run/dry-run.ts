@@ -16,8 +16,8 @@ import { mechanismOf, type Mechanism } from '../plan/mechanism.js';
 import type { Loaded } from '../spec/load.js';
 import { selectVariants, variantQemu, type Variant } from '../spec/matrix.js';
 import type { Experiment, Knobs } from '../spec/schema.js';
-import { bootOut, bootWhere, insideL1Args, l1Argv, l1KnownFacts, nestedBoots, nestedHostFiles, nestedTarget, TARGET_ENV, type HostKernelChoice, type L1Boot, type NestedShape } from '../targets/nested-host.js';
-import type { On } from '../targets/on.js';
+import { bootOut, bootWhere, insideL1Args, l1Argv, l1KnownFacts, nestedBoots, nestedHostFiles, nestedTarget, type HostKernelChoice, type L1Boot, type NestedShape } from '../targets/nested-host.js';
+import { TARGET_ENV, type LocalOrNested } from '../targets/on.js';
 import { bootFigure, estimateRuns, L1_START, type Estimate } from './estimate.js';
 import { hostCommandsRefusal, preflight } from './preflight.js';
 import { vmName } from '../host/journal.js';
@@ -94,7 +94,7 @@ export interface RunPlan {
   backend: Backend['name'];
   simulated: boolean;
   accel: Accel;
-  on: On;
+  on: LocalOrNested;
   repetitions: number;
   /** The facts preflight judged by. */
   judgedOn: string;
@@ -115,7 +115,7 @@ export interface PlanRequest {
   /** The backend `run` would choose, given no journal: nothing is launched. */
   backend: Backend;
   accel: 'auto' | Accel;
-  on: On;
+  on: LocalOrNested;
   repeat?: number;
   only?: string;
   where?: string;

@@ -162,7 +162,7 @@ export async function runExperiment(opts: RunOptions): Promise<RunOutcome> {
 
 class Interrupted extends Error {
   constructor() {
-    super('interrupted (SIGINT/SIGTERM)');
+    super("interrupted (Ctrl-C, SIGTERM, or a hang-up such as a lab box's dropped connection)");
   }
 }
 

@@ -14,12 +14,13 @@ import { dirname, join, resolve } from 'node:path';
 import { ImageManifestSchema, imagesDir, type ImageManifest } from '../backend/qemu/image.js';
 import { findExecutable } from '../backend/probe.js';
 import { localHost } from '../backend/select.js';
-import { HostError, InputError, errorMessage } from '../errors.js';
+import { HostError, errorMessage } from '../errors.js';
 import { vmName } from '../host/journal.js';
 import { optValue } from '../backend/qemu/argv.js';
 import type { HostFacts } from '../model/host-facts.js';
 import { KNOWN_EXITS_MASK } from '../model/exits.js';
-import { RunTargetSchema, type RunTarget } from '../results/summary.js';
+import type { RunTarget } from '../results/summary.js';
+import { delegatedRunArgs, type DelegatedRun } from './on.js';
 import { HOST_AXIS, type Experiment } from '../spec/schema.js';
 import type { Variant } from '../spec/matrix.js';
 
@@ -227,66 +228,13 @@ export function nestedTarget(l0Version: string | undefined, image: NestedImage, 
   };
 }
 
-export interface InsideL1 {
-  repeat?: number;
-  only?: string;
-  where?: string;
-  qemu?: string;
-  shard?: string;
-  allowHostCommands?: boolean;
-  json?: boolean;
-  strict?: boolean;
-}
-
 /**
  * The kvmlab command run inside L1: the same file, real QEMU under L1's KVM, results into `out`,
  * with --force since `out` already holds the nested host's own files. Where that is (L0, L1) it
  * reads from $KVMLAB_TARGET_FILE (targetOfThisRun).
  */
-export function insideL1Args(file: string, out: string, flags: InsideL1): string[] {
-  const args = ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force'];
-  if (flags.repeat !== undefined) args.push('--repeat', String(flags.repeat));
-  if (flags.only) args.push('--only', flags.only);
-  if (flags.where) args.push('--where', flags.where);
-  if (flags.qemu) args.push('--qemu', flags.qemu);
-  if (flags.shard) args.push('--shard', flags.shard);
-  if (flags.allowHostCommands) args.push('--allow-host-commands');
-  if (flags.json) args.push('--json');
-  if (flags.strict) args.push('--strict');
-  return args;
-}
-
-/** Names the file, written by the kvmlab that booted L1, that says where a run in L1 happens. */
-export const TARGET_ENV = 'KVMLAB_TARGET_FILE';
-
-/**
- * Where this run happens: this host, unless $KVMLAB_TARGET_FILE names a target (the run inside a
- * nested host). The file is schema-checked; a run cannot be labelled by a flag. checkTarget holds
- * it to the host the run then finds.
- */
-export async function targetOfThisRun(env: NodeJS.ProcessEnv = process.env): Promise<RunTarget> {
-  const file = env[TARGET_ENV];
-  if (!file) return { kind: 'local' };
-  const text = await readFile(file, 'utf8').catch((e: unknown) => {
-    throw new InputError(`$${TARGET_ENV} names ${file}, which cannot be read (${errorMessage(e)}); it is set only by \`kvmlab run --on nested\` for the run inside L1: unset it`, [], { cause: e });
-  });
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch (e) {
-    throw new InputError(`${file} ($${TARGET_ENV}) is not JSON: ${errorMessage(e)}`, [], { cause: e });
-  }
-  const r = RunTargetSchema.safeParse(parsed);
-  if (!r.success) throw new InputError(`${file} ($${TARGET_ENV}) does not describe where a run happens: ${r.error.issues.map((i) => `${i.path.join('.') || '(top)'}: ${i.message}`).join('; ')}`);
-  return r.data;
-}
-
-/** Why the host a run found is not the one its target says it runs on, or undefined. */
-export function checkTarget(target: RunTarget, facts: Pick<HostFacts, 'kernelRelease' | 'cpus'>): string | undefined {
-  if (target.kind !== 'nested') return undefined;
-  const { kernel, cpus } = target.l1;
-  if (facts.kernelRelease !== kernel || facts.cpus.length !== cpus) return `this run is labelled as running in a nested KVM host (kernel ${kernel}, ${cpus} CPUs), but this host runs kernel ${facts.kernelRelease} with ${facts.cpus.length} CPUs: $${TARGET_ENV} is set only by \`kvmlab run --on nested\` for the run inside L1; unset it`;
-  return undefined;
+export function insideL1Args(file: string, out: string, flags: DelegatedRun): string[] {
+  return ['run', resolve(file), '--backend', 'qemu', '--accel', 'kvm', '--out', out, '--force', ...delegatedRunArgs(flags)];
 }
 
 /** Directories L1 gives tmpfs of its own (nested-host-init.sh); host paths under them are bound back. */

@@ -21,7 +21,8 @@ import { HEARTBEAT_ENV, parseBeat } from './heartbeat.js';
 import { L1Watch, type Wedge } from './l1-watch.js';
 import { l1Postmortem } from './l1-postmortem.js';
 import type { Progress } from '../model/progress.js';
-import { L0_BINARY, l1Argv, nestedHostFiles, nestedTarget, pathsToKeep, TARGET_ENV, type NestedShape } from './nested-host.js';
+import { L0_BINARY, l1Argv, nestedHostFiles, nestedTarget, pathsToKeep, type NestedShape } from './nested-host.js';
+import { TARGET_ENV } from './on.js';
 
 /** L1 boots in seconds of its own time; under a loaded TCG it can take minutes. */
 const BOOT_TIMEOUT_MS = 300_000;

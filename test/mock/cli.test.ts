@@ -72,8 +72,8 @@ describe('kvmlab run on the mock backend', () => {
     expect(existsSync(marker)).toBe(false);
   });
 
-  it.concurrent('refuses --on ssh:// (not built yet) and an unknown --on with exit 2', async () => {
-    for (const on of ['ssh://root@lab-box', 'moon']) {
+  it.concurrent('refuses an --on that is no place, and a lab box address it cannot read, with exit 2', async () => {
+    for (const on of ['ssh://root@lab box', 'ssh://lab1:99999', 'moon']) {
       const r = await kvmlab('run', 'experiments/smoke-cpu-hotplug.yaml', '--on', on);
       expect(r.exitCode, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/--on /);

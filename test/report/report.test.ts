@@ -150,7 +150,7 @@ describe.concurrent('strict readers', () => {
       expect(c.stderr).toContain('variants[0].expectations[0].observed: expected number, found the string "12"');
     }
     const target = broken('target', 'summary.json', (t) => t.replace('"kind": "local"', '"kind": "far"'));
-    expect((await kvmlab('report', target)).stderr).toMatch(/summary\.json:\d+:\d+: target\.kind: "far" is not allowed \(allowed: "local", "nested"\)/);
+    expect((await kvmlab('report', target)).stderr).toMatch(/summary\.json:\d+:\d+: target\.kind: "far" is not allowed \(allowed: "local", "nested", "ssh"\)/);
     const syntax = broken('syntax', 'summary.json', (t) => t.replace(/"simulated": true,\n/, '"simulated": true,,\n'));
     const s = await kvmlab('report', syntax);
     expect(s.exitCode).toBe(2);

@@ -5,7 +5,8 @@ import { parseExperiment } from '../../src/spec/load.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootOut, bootWhere, checkTarget, collectedTracepoints, l1Argv, nestedBoots, nestedShape, pathsToKeep, targetOfThisRun } from '../../src/targets/nested-host.js';
+import { bootOut, bootWhere, collectedTracepoints, l1Argv, nestedBoots, nestedShape, pathsToKeep } from '../../src/targets/nested-host.js';
+import { checkTarget, targetOfThisRun } from '../../src/targets/on.js';
 import { expandMatrix, selectVariants, variantQemu } from '../../src/spec/matrix.js';
 
 const exp = (extra: string) => parseExperiment(`name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, memory: 1G }\nsteps:\n  - wait: 1s\n${extra}`, 't.yaml');

@@ -10,7 +10,8 @@ import { loadChecked } from '../../run/claims.js';
 import { planRun, type PlannedVariant, type RunPlan } from '../../run/dry-run.js';
 import { noticesOnly } from '../../run/progress.js';
 import { formatDuration } from '../../spec/units.js';
-import { parseOn } from '../../targets/on.js';
+import { delegatedRunArgs, parseOn } from '../../targets/on.js';
+import { onBox } from '../../targets/box.js';
 import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunChoices } from './run-options.js';
 
 export async function plan(file: string, flags: RunChoices): Promise<void> {
@@ -20,6 +21,13 @@ export async function plan(file: string, flags: RunChoices): Promise<void> {
   const hostKernel = parseHostKernel(flags.hostKernel, flags.hostModules, on);
   if (on === 'nested') refuseOnNested(flags.backend, flags.accel);
   const loaded = await loadChecked(file);
+  if (typeof on === 'object') {
+    // the box's plan: its facts, its QEMU, its images
+    const delegated = delegatedRunArgs({ repeat, only: flags.only, where: flags.where, qemu: flags.qemu, json: flags.json });
+    const there = (t: { file: string }) => ['plan', t.file, '--backend', flags.backend, '--accel', flags.accel, ...delegated];
+    process.exitCode = await onBox({ box: on, access: { sshKey: flags.sshKey, hostKey: flags.hostKey }, progress: noticesOnly(process.stderr), file, stdout: process.stdout, argv: there });
+    return;
+  }
   if (hostKernel) refuseOverriddenFlag(loaded.experiment, '--host-kernel', 'kernel');
   if (flags.qemu !== undefined) refuseOverriddenFlag(loaded.experiment, '--qemu', 'qemu');
   const qemu = flags.qemu === undefined ? undefined : await qemuBuild(flags.qemu);

@@ -11,6 +11,7 @@ import { HostJournal } from '../../host/journal.js';
 import { createProgress } from '../../run/progress.js';
 import { runNested } from '../../targets/nested.js';
 import { parseOn } from '../../targets/on.js';
+import { onBox } from '../../targets/box.js';
 import { underInterrupts } from './interrupts.js';
 
 const KVM_PARAM_PATTERNS = [/^halt_poll_ns/, /^mitigate_smt_rsb$/, /(^|\.)enable_apicv$/, /(^|\.)ple_/, /(^|\.)pause_filter_/, /^kvm_intel\.(vmentry_l1d_flush|enable_ipiv|preemption_timer)$/, /^kvm_amd\.(avic|nested)$/];
@@ -52,8 +53,14 @@ function probeTable(f: ProbedHostFacts): string {
   return formatTable(['what', 'this host'], rows);
 }
 
-export async function probe(flags: { json?: boolean; on: string }): Promise<void> {
-  if (parseOn(flags.on) === 'nested') return probeNested(flags.json ?? false);
+export async function probe(flags: { json?: boolean; on: string; sshKey?: string; hostKey?: string }): Promise<void> {
+  const on = parseOn(flags.on);
+  if (on === 'nested') return probeNested(flags.json ?? false);
+  if (typeof on === 'object') {
+    const argv = () => ['probe', ...(flags.json ? ['--json'] : [])];
+    process.exitCode = await onBox({ box: on, access: { sshKey: flags.sshKey, hostKey: flags.hostKey }, progress: createProgress(process.stderr), stdout: process.stdout, argv });
+    return;
+  }
   const facts = await probeHost(localHost(), { simulated: false, tools: true });
   process.stdout.write(flags.json ? `${JSON.stringify(probeJson(facts), null, 2)}\n` : `${probeTable(facts)}\n`);
 }

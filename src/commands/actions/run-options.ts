@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { HostKernel } from '../../spec/schema.js';
 import type { HostKernelChoice } from '../../targets/nested-host.js';
+import type { On } from '../../targets/on.js';
 
 /** The flags `run` and `plan` both take: where, with what, how often, which variants. */
 export interface RunChoices {
@@ -21,15 +22,18 @@ export interface RunChoices {
   qemu?: string;
   /** --mock-host PROFILE: which host the mock simulates (set before the mock loads: commands/options.ts). */
   mockHost?: string;
+  /** With --on ssh://…: the key that logs in, and the box's host key fingerprint (else known_hosts). */
+  sshKey?: string;
+  hostKey?: string;
 }
 
 /** --mock-host is the mock's: refused with any other backend. */
-export function refuseMockHost(mockHost: string | undefined, backend: string, on: string): void {
+export function refuseMockHost(mockHost: string | undefined, backend: string, on: On): void {
   if (mockHost !== undefined && (backend !== 'mock' || on !== 'local')) throw new InputError(`--mock-host ${mockHost}: chooses the host the mock backend simulates; add --backend mock (on this host), or drop it`);
 }
 
 /** --host-kernel debian:SERIES, or --host-kernel PATH with --host-modules DIR: only with --on nested, where kvmlab boots the host. */
-export function parseHostKernel(flag: string | undefined, modules: string | undefined, on: string): HostKernelChoice | undefined {
+export function parseHostKernel(flag: string | undefined, modules: string | undefined, on: On): HostKernelChoice | undefined {
   if (flag !== undefined && on !== 'nested') throw new InputError(`--host-kernel ${flag}: kvmlab chooses the host's kernel only for the host it boots; add --on nested (on this host, boot the kernel you want and run here)`);
   return parseKernelChoice(flag, modules, { kernel: '--host-kernel', modules: '--host-modules' });
 }

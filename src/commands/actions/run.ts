@@ -1,7 +1,8 @@
 // `kvmlab run`: load and check the experiment, run it here or in the nested KVM host, write the
 // results, print the verdict.
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
 import { qemuBuild, selectBackend } from '../../backend/select.js';
 import { HostJournal } from '../../host/journal.js';
 import { underInterrupts } from './interrupts.js';
@@ -13,14 +14,17 @@ import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, refuseOverwrite, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
-import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, nestedHostFiles, targetOfThisRun, type HostKernelChoice } from '../../targets/nested-host.js';
+import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, nestedHostFiles, type HostKernelChoice } from '../../targets/nested-host.js';
 import { runNested } from '../../targets/nested.js';
 import { mergeParts } from '../../run/merge.js';
 import { RESULTS } from '../../results/layout.js';
 import { parseShard, refuseOverriddenFlag, selectVariants, variantQemu } from '../../spec/matrix.js';
 import type { Experiment } from '../../spec/schema.js';
 import { buildNestedHostImage } from './image.js';
-import { parseOn } from '../../targets/on.js';
+import { delegatedRunArgs, parseOn, targetOfThisRun, type SshBox } from '../../targets/on.js';
+import { onBox } from '../../targets/box.js';
+import { loadResults } from '../../report/load.js';
+import { InputError } from '../../errors.js';
 
 export interface RunFlags extends RunChoices {
   out?: string;
@@ -43,6 +47,7 @@ export async function run(file: string, flags: RunFlags): Promise<void> {
   if (flags.qemu !== undefined) refuseOverriddenFlag(loaded.experiment, '--qemu', 'qemu');
   const progress = createProgress(process.stderr, flags.quiet);
   if (on === 'nested') return runOnNested(file, loaded.experiment, flags, repeat, progress, hostKernel);
+  if (typeof on === 'object') return runOnBox(file, on, loaded.experiment, flags, repeat, progress);
   let journal: HostJournal | undefined;
   const backend = await selectBackend(flags.backend, loaded.experiment.guest.arch, progress, () => (journal = HostJournal.acquire()), flags.qemu);
   const out = flags.out ?? defaultOutDir(loaded.experiment.name);
@@ -120,6 +125,38 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
     }
     if (!boots.some((b) => b.hosts.length)) process.stdout.write(stdout);
     process.exitCode = signal.aborted ? EXIT_INTERRUPTED : parts.length < boots.length ? exitCode || 3 : (process.exitCode ?? exitCode);
+    if (flags.out === undefined) await linkLatest(out);
+  });
+}
+
+/**
+ * `run --on ssh://…`: the same run on a lab box (targets/box.ts), its results directory brought
+ * back into --out here and its verdict shown from it, as a run here shows its own.
+ */
+async function runOnBox(file: string, box: SshBox, exp: Experiment, flags: RunFlags, repeat: number | undefined, progress: Progress): Promise<void> {
+  for (const v of selectVariants(exp, flags.only, flags.where)) {
+    const q = v.host?.qemu;
+    if (q !== undefined && !isAbsolute(q)) throw new InputError(`${file}: matrix.host label ${v.labels.host ?? ''}: qemu: ${q} is relative to the experiment file, which the box ${box.text} does not have beside it: give the QEMU binary's absolute path on the box`);
+  }
+  const out = resolve(flags.out ?? defaultOutDir(exp.name));
+  await refuseOverwrite(out, flags.force);
+  await underInterrupts(progress, () => undefined, async (signal) => {
+    const delegated = delegatedRunArgs({ repeat, only: flags.only, where: flags.where, qemu: flags.qemu, shard: flags.shard, allowHostCommands: flags.allowHostCommands, strict: flags.strict });
+    const code = await onBox({
+      box,
+      access: { sshKey: flags.sshKey, hostKey: flags.hostKey },
+      progress,
+      file,
+      out,
+      // the box's verdict names its own paths: it is shown here, from the results brought back
+      stdout: new Writable({ write: (_c, _e, done) => done() }),
+      signal,
+      argv: (there) => ['run', there.file, '--out', there.out, '--force', '--backend', flags.backend, '--accel', flags.accel, ...(flags.quiet ? ['--quiet'] : []), ...delegated],
+    });
+    process.exitCode = code;
+    if (!existsSync(join(out, RESULTS.summary))) return;
+    await showVerdict(out, (await loadResults(out)).summary, { json: flags.json });
+    if (signal.aborted) process.exitCode = EXIT_INTERRUPTED;
     if (flags.out === undefined) await linkLatest(out);
   });
 }
