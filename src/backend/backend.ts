@@ -5,7 +5,7 @@ import type { Clock } from './clock.js';
 import type { HostFacts } from '../model/host-facts.js';
 import type { Effective } from '../results/summary.js';
 import type { VmPlan } from '../plan/vm.js';
-import type { GuestSpec } from '../spec/schema.js';
+import type { GuestSpec } from '../experiment/schema.js';
 import type { QmpClient } from './qmp-client.js';
 import type { KeyPair, SshGuest } from './ssh-guest.js';
 import type { Placeholder } from '../model/placeholder.js';

@@ -4,7 +4,7 @@
 // minutes; the full kernel log stays in the guest's dmesg.
 import type { Placeholder } from '../model/placeholder.js';
 import type { VmPlan } from '../plan/vm.js';
-import type { GuestSpec } from '../spec/schema.js';
+import type { GuestSpec } from '../experiment/schema.js';
 
 /** `clientPublicKey` is the run's OpenSSH public key line, or its placeholder in a plan. */
 export function guestCmdline(guest: GuestSpec, plan: VmPlan, clientPublicKey: string | Placeholder): string {

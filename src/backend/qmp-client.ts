@@ -4,6 +4,7 @@
 // One connection is held for the VM's whole life: QEMU drops events nobody is connected to hear.
 import { KvmlabError } from '../errors.js';
 import { appendFileSync } from 'node:fs';
+import { qmpLine } from '../results/records.js';
 import { connect, type Socket } from 'node:net';
 import { realClock, type Clock } from './clock.js';
 
@@ -252,7 +253,7 @@ export class QmpClient {
   private record(dir: '<' | '>' | '!', msg: unknown): void {
     if (!this.transcript) return;
     try {
-      appendFileSync(this.transcript, `${JSON.stringify({ t: this.clock.now() / 1000, dir, msg })}\n`);
+      appendFileSync(this.transcript, qmpLine({ t: this.clock.now() / 1000, dir, msg }));
     } catch {
       // An unwritable results directory must not take the VM's monitor down with it; the runner
       // notices the unwritable directory on its own writes and reports it.

@@ -3,6 +3,7 @@
 // transcript.
 import { KvmlabError } from '../errors.js';
 import { appendFileSync } from 'node:fs';
+import { guestLine, type GuestCommand, type GuestNote } from '../results/records.js';
 import { realClock, type Clock } from './clock.js';
 import { ssh2 } from './ssh2.js';
 import type { Client as SshClient, ClientChannel } from 'ssh2';
@@ -207,10 +208,10 @@ export class SshGuest {
     return this.clock.busy(connecting);
   }
 
-  private note(entry: unknown): void {
+  private note(entry: Omit<GuestCommand, 't'> | Omit<GuestNote, 't'>): void {
     if (!this.opts.transcript) return;
     try {
-      appendFileSync(this.opts.transcript, `${JSON.stringify({ t: this.clock.now() / 1000, ...(entry as object) })}\n`);
+      appendFileSync(this.opts.transcript, guestLine({ t: this.clock.now() / 1000, ...entry }));
     } catch {
       // see QmpClient.record
     }

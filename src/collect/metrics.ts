@@ -4,7 +4,7 @@
 import { EXIT_REASON_NAMES } from '../formats/kvm-exit-hist.js';
 import { BOOL, COUNT, PCT, family, metric, type MemberCheck, type MetricDesc } from '../model/metric-desc.js';
 import { exitReasonWord } from '../model/metrics.js';
-import type { CollectorName } from '../spec/schema.js';
+import type { CollectorName } from '../experiment/schema.js';
 
 /**
  * The statistics x86 KVM keeps (the stats descriptors of Linux 6.1's and 6.12's kvm.ko list the same

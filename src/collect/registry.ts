@@ -1,7 +1,7 @@
 // Every collector kvmlab has, by the name experiment files use under `collect:`, each typed with the
 // options its schema gives it.
 import type { z } from 'zod';
-import { CollectorOptions, type CollectorName } from '../spec/schema.js';
+import { CollectorOptions, type CollectorName } from '../experiment/schema.js';
 import type { Collector, CollectorKind } from './collector.js';
 import { interrupts } from './interrupts.js';
 import { kvmExits } from './kvm-exits.js';

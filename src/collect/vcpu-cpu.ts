@@ -4,6 +4,7 @@
 // wait %, guest %, timeslices and migrations per vCPU, the emulator threads together, and the whole
 // QEMU process (pidusage on a real host).
 import { VCPU_SAMPLES } from '../results/layout.js';
+import { VCPU_SAMPLES_HEADER, vcpuSampleLine } from '../results/records.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { parseSchedstat, parseTaskStat } from '../formats/procfs.js';
@@ -62,7 +63,7 @@ export class VcpuCpuCollector implements Collector {
     this.ctx = ctx;
     this.raw = createWriteStream(join(ctx.dir, VCPU_SAMPLES));
     this.raw.on('error', (e) => (this.failure ??= e));
-    this.raw.write('t,entity,tid,run_ns,wait_ns,timeslices,guest_ns,last_cpu\n');
+    this.raw.write(VCPU_SAMPLES_HEADER);
     this.stopTimer = ctx.clock.every(this.intervalMs, () => {
       try {
         this.tick();
@@ -150,7 +151,7 @@ export class VcpuCpuCollector implements Collector {
         m.moves++;
         m.last = s.cpu;
       }
-      this.pending += `${snap.t / 1000},${key.slice(0, key.indexOf(':'))},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.cpu}\n`;
+      this.pending += vcpuSampleLine({ t: snap.t / 1000, entity: key.slice(0, key.indexOf(':')), tid: s.tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.slices, guestNs: s.guestNs, lastCpu: s.cpu });
     }
     if (++this.ticks % TICKS_PER_WRITE === 0) this.flush();
   }

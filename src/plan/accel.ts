@@ -1,7 +1,7 @@
 // Which accelerator a run's guests get. One owner for the rule, whatever backend runs them: the mock
 // answers from its simulated host's facts exactly as real QEMU does from the real host's.
 import type { Accel, HostFacts } from '../model/host-facts.js';
-import type { GuestSpec } from '../spec/schema.js';
+import type { GuestSpec } from '../experiment/schema.js';
 
 export interface AccelChoice {
   accel: Accel;

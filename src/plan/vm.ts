@@ -17,7 +17,7 @@
 //   intercepted is asked for by name (expose_mwait: true).
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import { CPU_PM_EXITS_MASK, EXIT_BITS, maskOf } from '../model/exits.js';
-import type { GuestSpec, Knobs } from '../spec/schema.js';
+import type { GuestSpec, Knobs } from '../experiment/schema.js';
 
 /** How kvmlab asks KVM for disabled exits in this VM. */
 export type ExitControl =

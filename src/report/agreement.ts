@@ -10,7 +10,7 @@ import type { LoadedResults } from './load.js';
 import { exitReasonOfMetric } from '../collect/metrics.js';
 import { whereMeasured } from './summary.js';
 import { fmtNum, formatTable } from './table.js';
-import { measuringWindows } from '../spec/schema.js';
+import { measuringWindows } from '../experiment/schema.js';
 
 /** Fewer mechanism exits a second than this is no dominant one: a parked vCPU's stray exits (an idle one halts 7-10 times a second). */
 const QUIET_PER_S = 1;

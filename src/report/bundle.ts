@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { readFile, readdir } from 'node:fs/promises';
 import { release } from 'node:os';
 import { basename, join, relative } from 'node:path';
-import { expandMatrix } from '../spec/matrix.js';
+import { expandMatrix } from '../experiment/matrix.js';
 import { shellQuote } from '../util/shell.js';
 import type { LoadedResults, RepetitionData } from './load.js';
 import { headline, ranOnLines, variantNotes, whereMeasured } from './summary.js';

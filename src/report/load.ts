@@ -1,6 +1,6 @@
 // Reading a results directory back: summary.json, metrics.csv, the experiment as run, and per
 // repetition steps.jsonl, launch.json, vcpu-cpu.csv, guest.jsonl, the QMP greeting and any trace
-// text. Everything after `run` (report, compare, bundle) starts here. A directory that is not a
+// text, each by the schema its writer writes to (results/summary.ts, results/records.ts). Everything after `run` (report, compare, bundle) starts here. A directory that is not a
 // kvmlab results directory is an InputError that says what is missing; summary.json is checked
 // against the schema its types come from, and a malformed summary.json, metrics.csv or transcript
 // is an InputError at its line, never a crash further on.
@@ -9,31 +9,12 @@ import { basename, join } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
 import { qemuVersion } from '../backend/qmp-client.js';
-import { SummarySchema, type Summary, type VariantResult } from '../results/summary.js';
+import { EffectiveSchema, SummarySchema, type Effective, type Summary, type VariantResult } from '../results/summary.js';
 import { repetitionDir, REPETITION, RESULTS, VCPU_SAMPLES } from '../results/layout.js';
 import { checkJson, parseJson, parseJsonLines } from './read-json.js';
-import { stepRecords, type StepRecord } from '../results/records.js';
-import type { Expectation, Experiment } from '../spec/schema.js';
-import type { Variant } from '../spec/matrix.js';
-
-/** One row of vcpu-cpu.csv: cumulative counters of one QEMU thread at one instant. */
-export interface VcpuSample {
-  /** Seconds since the epoch. */
-  t: number;
-  entity: string;
-  tid: number;
-  runNs: number;
-  waitNs: number;
-  slices: number;
-  guestNs: number;
-  lastCpu: number;
-}
-
-export interface GuestCommand {
-  cmd: string;
-  status?: number | null;
-  stdout?: string;
-}
+import { guestCommands, parseVcpuSamples, qmpRecords, stepRecords, type GuestCommand, type QmpRecord, type StepRecord, type VcpuSample } from '../results/records.js';
+import type { Expectation, Experiment } from '../experiment/schema.js';
+import type { Variant } from '../experiment/matrix.js';
 
 export interface RepetitionData {
   variant: string;
@@ -44,7 +25,7 @@ export interface RepetitionData {
   steps: StepRecord[];
   samples: VcpuSample[];
   /** launch.json: accel, argv, disableExitsMask and whatever else the backend recorded. */
-  launch: Record<string, unknown> | undefined;
+  launch: Effective | undefined;
   guest: GuestCommand[];
   /** QEMU version from the QMP greeting in qmp.jsonl, e.g. "7.2.0 (Debian 1:7.2+dfsg-7)". */
   qemuVersion: string | undefined;
@@ -76,21 +57,8 @@ async function readOptional(path: string): Promise<string | undefined> {
 }
 
 const NOT_RESULTS = 'is this a kvmlab results directory?';
+const LAUNCH_FIX = 'launch.json is what `kvmlab run` recorded of a launch: restore it, or run the experiment again';
 const SUMMARY_FIX = 'summary.json is the file `kvmlab run` wrote at the end of the run: restore it, or run the experiment again';
-
-export function parseVcpuCsv(text: string): VcpuSample[] {
-  const lines = text.split('\n');
-  if (!lines[0]?.startsWith('t,entity,tid,run_ns')) return [];
-  const out: VcpuSample[] = [];
-  for (const line of lines.slice(1)) {
-    if (!line) continue;
-    const f = line.split(',');
-    if (f.length < 8) continue;
-    const s: VcpuSample = { t: Number(f[0]), entity: f[1]!, tid: Number(f[2]), runNs: Number(f[3]), waitNs: Number(f[4]), slices: Number(f[5]), guestNs: Number(f[6]), lastCpu: Number(f[7]) };
-    if (Number.isFinite(s.t) && Number.isFinite(s.runNs)) out.push(s);
-  }
-  return out;
-}
 
 async function findTraceFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
@@ -111,8 +79,8 @@ async function findTraceFiles(dir: string): Promise<string[]> {
   return out.sort();
 }
 
-function qemuVersionOf(qmpText: readonly Record<string, unknown>[]): string | undefined {
-  for (const rec of qmpText.slice(0, 3)) {
+function qemuVersionOf(records: readonly QmpRecord[]): string | undefined {
+  for (const rec of records.slice(0, 3)) {
     const v = rec.msg && typeof rec.msg === 'object' ? qemuVersion(rec.msg as Record<string, unknown>) : undefined;
     if (v) return v;
   }
@@ -130,17 +98,18 @@ async function loadRepetition(out: string, v: VariantResult, rep: VariantResult[
     readOptional(join(dir, REPETITION.guest)),
     readOptional(join(dir, REPETITION.qmp)),
   ]);
-  const launchJson = launch === undefined ? undefined : parseJson(join(dir, REPETITION.launch), launch, NOT_RESULTS);
+  const launchPath = join(dir, REPETITION.launch);
+  const launchJson = launch === undefined ? undefined : checkJson(launchPath, launch, parseJson(launchPath, launch, NOT_RESULTS), EffectiveSchema, LAUNCH_FIX);
   return {
     variant: v.id,
     repetition: rep.repetition,
     status: rep.status,
     dir,
     steps: stepRecords(parseJsonLines(join(dir, REPETITION.steps), steps, warnings)),
-    samples: vcpu ? parseVcpuCsv(vcpu) : [],
-    launch: launchJson && typeof launchJson === 'object' ? (launchJson as Record<string, unknown>) : undefined,
-    guest: parseJsonLines(join(dir, REPETITION.guest), guest, warnings).filter((g) => typeof g.cmd === 'string') as unknown as GuestCommand[],
-    qemuVersion: qemuVersionOf(parseJsonLines(join(dir, REPETITION.qmp), qmp, warnings)),
+    samples: vcpu ? parseVcpuSamples(vcpu) : [],
+    launch: launchJson,
+    guest: guestCommands(parseJsonLines(join(dir, REPETITION.guest), guest, warnings)),
+    qemuVersion: qemuVersionOf(qmpRecords(parseJsonLines(join(dir, REPETITION.qmp), qmp, warnings))),
     traceFiles: await findTraceFiles(dir),
   };
 }

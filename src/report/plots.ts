@@ -7,7 +7,7 @@
 import type { TopLevelSpec } from 'vega-lite';
 import { applicable } from '../run/expect.js';
 import { isExitMetric } from '../collect/metrics.js';
-import type { Expectation } from '../spec/schema.js';
+import type { Expectation } from '../experiment/schema.js';
 import type { Comparator } from '../model/metric-desc.js';
 import { describeSelection, expectationSelections, median, perRepetition, selectionOf, type Selection } from '../model/select.js';
 import { expectationsOf, type LoadedResults } from './load.js';

@@ -5,7 +5,7 @@
 import { findNodeAtLocation, parseTree, printParseErrorCode, type ParseError } from 'jsonc-parser';
 import type { z } from 'zod';
 import { InputError, cutShortWarning, formatFieldPath, formatProblem, type Problem } from '../errors.js';
-import { describeIssue } from '../spec/issues.js';
+import { describeIssue } from '../experiment/issues.js';
 
 const MAX_PROBLEMS = 20;
 const TRANSCRIPT_FIX = 'each line of a kvmlab transcript is one JSON object as the run wrote it: restore the file, or run the experiment again';

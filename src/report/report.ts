@@ -10,7 +10,7 @@ import { makePlots, type Plot } from './plots.js';
 import { svgRenderer } from './svg.js';
 import { spread } from './stats.js';
 import { exitCodeOf } from '../results/summary.js';
-import { measuringWindows } from '../spec/schema.js';
+import { measuringWindows } from '../experiment/schema.js';
 import { headline, summaryMarkdown, verdictTable, whereMeasured } from './summary.js';
 import { fmtNum, formatTable, type TableData } from './table.js';
 import { buildTimeline } from './timeline.js';

@@ -1,6 +1,7 @@
 // A repetition's vcpu-cpu samples as series over time: host CPU % per thread between samples, thinned
 // for drawing, from the repetition's first step. The CPU plot and the timeline draw from these.
-import type { RepetitionData, VcpuSample } from './load.js';
+import type { RepetitionData } from './load.js';
+import type { VcpuSample } from '../results/records.js';
 
 export interface CpuPoint {
   /** Seconds since the repetition's first step started. */

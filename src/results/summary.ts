@@ -3,7 +3,7 @@
 // are the source: the types are inferred from them, and `report`, `compare` and `bundle` read
 // summary.json through SummarySchema, so a file they accept is one these types describe.
 import * as z from 'zod';
-import { Knobs, Source } from '../spec/schema.js';
+import { Knobs, Source } from '../experiment/schema.js';
 import type { Accel, HostFacts } from '../model/host-facts.js';
 import type { PinRecord } from '../model/threads.js';
 

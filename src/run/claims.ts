@@ -6,8 +6,8 @@
 // observed in, the members of its family. Each is refused at its line with the fix.
 import { COLLECTOR_METRICS } from '../collect/metrics.js';
 import { ENTITY_KINDS, decidedOver, describeRange, entityKind, observableRange, shapeOf, shownName, type MetricDesc, type MetricShape } from '../model/metric-desc.js';
-import { loadExperiment, refuse, type Loaded } from '../spec/load.js';
-import { RUNNER_STEPS, type CollectorName, type Expectation, type Experiment } from '../spec/schema.js';
+import { loadExperiment, refuse, type Loaded } from '../experiment/load.js';
+import { RUNNER_STEPS, type CollectorName, type Expectation, type Experiment } from '../experiment/schema.js';
 import { closest } from '../util/did-you-mean.js';
 import { RUNNER_METRICS, stepMetrics } from './step-metrics.js';
 

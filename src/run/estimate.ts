@@ -3,7 +3,7 @@
 // happen. Steps without a window count nothing: they take what they take, and their timeouts bound
 // them far above what a healthy run needs. While a run goes, progress.ts measures instead.
 import type { Accel } from '../model/host-facts.js';
-import type { GuestSpec, Step } from '../spec/schema.js';
+import type { GuestSpec, Step } from '../experiment/schema.js';
 import { declaredWindowsMs } from './steps.js';
 
 /** A time and where the figure comes from. */

@@ -1,8 +1,8 @@
 // Expectations: each selects rows of the metrics table (metric, steps, entities, variants), reduces
 // each repetition's rows to one value with `agg`, takes the median over repetitions as the observed
 // value, and compares. No rows is a failure that says so, never a zero.
-import type { Expectation } from '../spec/schema.js';
-import { selects, type Variant } from '../spec/matrix.js';
+import type { Expectation } from '../experiment/schema.js';
+import { selects, type Variant } from '../experiment/matrix.js';
 import { formatValue, type MetricRow } from '../model/metrics.js';
 import { describeSelection, matches, median, repetitionValues, selectionOf } from '../model/select.js';
 import type { ExpectationResult } from '../results/summary.js';

@@ -6,8 +6,8 @@ import type { MetricRow } from '../model/metrics.js';
 import type { MechanismResult, VariantResult } from '../results/summary.js';
 import { median } from '../model/select.js';
 import type { Mechanism } from '../plan/mechanism.js';
-import type { Variant } from '../spec/matrix.js';
-import { measuringWindows, type Experiment } from '../spec/schema.js';
+import type { Variant } from '../experiment/matrix.js';
+import { measuringWindows, type Experiment } from '../experiment/schema.js';
 import { applicable, evaluate } from './expect.js';
 import { failIfOtherMechanism, observeParked, parkedWindows } from './observed-mechanism.js';
 

@@ -10,8 +10,8 @@ import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
 import { SummarySchema, type Summary, type VariantResult } from '../results/summary.js';
 import { repetitionDir, RESULTS } from '../results/layout.js';
-import { expandMatrix } from '../spec/matrix.js';
-import type { Experiment } from '../spec/schema.js';
+import { expandMatrix } from '../experiment/matrix.js';
+import type { Experiment } from '../experiment/schema.js';
 import { judgeVariant } from './judge.js';
 import { writeResults } from './results.js';
 

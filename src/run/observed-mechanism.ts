@@ -8,7 +8,7 @@ import type { KvmAction, Mechanism } from '../plan/mechanism.js';
 import type { MetricRow } from '../model/metrics.js';
 import { median } from '../model/select.js';
 import type { VariantResult } from '../results/summary.js';
-import { isMeasuringWindow, type Step } from '../spec/schema.js';
+import { isMeasuringWindow, type Step } from '../experiment/schema.js';
 
 /** An MWAIT exit rate no idle loop reaches but a NOP-emulated MWAIT loop always does (tens of thousands/s under TCG, millions on hardware). */
 const STORM_PER_S = 1000;

@@ -6,9 +6,9 @@ import { whyNoKvm } from '../plan/accel.js';
 import { formatCpuList } from '../model/cpulist.js';
 import { EXIT_BITS, EXIT_NAMES, formatMask, type ExitName } from '../model/exits.js';
 import { planVm, wantsExitControl, whyNotPlannable } from '../plan/vm.js';
-import { HOST_AXIS, type Experiment, type HostValue, type Knobs } from '../spec/schema.js';
+import { HOST_AXIS, type Experiment, type HostValue, type Knobs } from '../experiment/schema.js';
 import type { RunTarget } from '../results/summary.js';
-import type { Variant } from '../spec/matrix.js';
+import type { Variant } from '../experiment/matrix.js';
 import { vfioUnmet } from '../host/vfio.js';
 
 /** Why the host refuses one exit bit, in the words of the kernel's rules. */

@@ -4,7 +4,7 @@
 // watcher outside this process.
 import type { Progress, RunAt } from '../model/progress.js';
 import { beatDoing } from '../targets/heartbeat.js';
-import { formatDuration } from '../spec/units.js';
+import { formatDuration } from '../experiment/units.js';
 
 export function createProgress(stream: NodeJS.WriteStream = process.stderr, quiet = false): Progress {
   if (quiet) return beating({ ...noticesOnly(stream), notice: () => undefined });

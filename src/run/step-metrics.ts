@@ -2,7 +2,7 @@
 // with the shape of each metric (model/metric-desc.ts): claims are held to these before anything
 // boots (claims.ts), so this file stays as light as the schema it reads.
 import { BOOL, COUNT, SECONDS, metric, type MetricDesc } from '../model/metric-desc.js';
-import type { Step } from '../spec/schema.js';
+import type { Step } from '../experiment/schema.js';
 
 /** An exit status as kvmlab records it: the process's, or -1 when it was killed by a signal. */
 const STATUS = { unit: 'status', min: -1, max: 255 } as const;

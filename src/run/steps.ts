@@ -4,7 +4,7 @@
 import type { HostView, Vm } from '../backend/backend.js';
 import type { Clock } from '../backend/clock.js';
 import { QmpError, type QmpEvent } from '../backend/qmp-client.js';
-import { isMeasuringWindow, type Step } from '../spec/schema.js';
+import { isMeasuringWindow, type Step } from '../experiment/schema.js';
 import type { RowSink } from '../model/metrics.js';
 
 export class StepFailed extends Error {

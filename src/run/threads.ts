@@ -5,7 +5,7 @@ import type { HostView } from '../backend/backend.js';
 import type { QmpClient } from '../backend/qmp-client.js';
 import { parseTaskStatus } from '../formats/procfs.js';
 import { formatCpuList } from '../model/cpulist.js';
-import type { Pinning } from '../spec/schema.js';
+import type { Pinning } from '../experiment/schema.js';
 import type { PinRecord, ThreadMap } from '../model/threads.js';
 
 interface CpuInfoFast {

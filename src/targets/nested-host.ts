@@ -21,8 +21,8 @@ import type { HostFacts } from '../model/host-facts.js';
 import { KNOWN_EXITS_MASK } from '../model/exits.js';
 import type { RunTarget } from '../results/summary.js';
 import { delegatedRunArgs, type DelegatedRun } from './on.js';
-import { HOST_AXIS, type Experiment } from '../spec/schema.js';
-import type { Variant } from '../spec/matrix.js';
+import { HOST_AXIS, type Experiment } from '../experiment/schema.js';
+import type { Variant } from '../experiment/matrix.js';
 
 export const NESTED_IMAGE = 'nested-host';
 /** The QEMU that emulates L1. */

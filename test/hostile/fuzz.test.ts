@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { stringify } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const FUZZ_RUNS = Number(process.env.KVMLAB_FUZZ_RUNS ?? 3000);
 

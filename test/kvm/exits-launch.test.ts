@@ -15,7 +15,7 @@ import { planVm } from '../../src/plan/vm.js';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { EXIT_BITS, formatMask, maskOf, type ExitName, type ShimRecord } from '../../src/model/exits.js';
 import { BUILD_HINT, HOST_SCRIPTS_DIR, runKvmProbe, kvmUsable, allowedDisableExits } from '../../src/host/kvm-probe.js';
-import { Guest, Knobs } from '../../src/spec/schema.js';
+import { Guest, Knobs } from '../../src/experiment/schema.js';
 import { qemuProcesses, qemuSkipReason, readSummary, runCli } from '../tcg/qemu-helpers.js';
 
 async function prepare(): Promise<{ allowed: number } | string> {

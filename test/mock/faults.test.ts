@@ -7,7 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MockBackend, type MockFaults } from '../../src/backend/mock/mock-backend.js';
 import { createProgress } from '../../src/run/progress.js';
 import { runExperiment, type RunOutcome } from '../../src/run/runner.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-faults-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

@@ -10,8 +10,8 @@ import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { QemuBackend } from '../../src/backend/qemu/qemu-backend.js';
 import { chooseAccel } from '../../src/plan/accel.js';
 import { NESTED_HLT_REASON, unmetRequirements } from '../../src/run/preflight.js';
-import { loadExperiment } from '../../src/spec/load.js';
-import { expandMatrix } from '../../src/spec/matrix.js';
+import { loadExperiment } from '../../src/experiment/load.js';
+import { expandMatrix } from '../../src/experiment/matrix.js';
 import { nestedShape } from '../../src/targets/nested-host.js';
 
 const root = new URL('../..', import.meta.url).pathname;

@@ -10,7 +10,7 @@ import { MockBackend } from '../../src/backend/mock/mock-backend.js';
 import { generateClientKey } from '../../src/backend/ssh-guest.js';
 import { planVm, type PlanHost } from '../../src/plan/vm.js';
 import { mechanismOf } from '../../src/plan/mechanism.js';
-import { Guest, Knobs } from '../../src/spec/schema.js';
+import { Guest, Knobs } from '../../src/experiment/schema.js';
 
 const INTEL: PlanHost = { cpuVendor: 'GenuineIntel', kvm: { disableExitsMask: 0xf } };
 const NO_MWAIT: PlanHost = { cpuVendor: 'AuthenticAMD', kvm: { disableExitsMask: 0xe } };

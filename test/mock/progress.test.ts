@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { MockBackend } from '../../src/backend/mock/mock-backend.js';
 import type { Progress, RunAt } from '../../src/model/progress.js';
 import { runExperiment } from '../../src/run/runner.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'kvmlab-progress-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

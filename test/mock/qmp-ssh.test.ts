@@ -8,7 +8,7 @@ import { QmpClient, QmpError, QmpTimeoutError } from '../../src/backend/qmp-clie
 import { generateClientKey, GuestDisconnectedError, SshGuest } from '../../src/backend/ssh-guest.js';
 import type { Vm } from '../../src/backend/backend.js';
 import { planVm } from '../../src/plan/vm.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const exp = parseExperiment('name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, maxcpus: 3 }\nsteps: [{ wait: 1 }]\n', 't.yaml');
 const dirs: string[] = [];

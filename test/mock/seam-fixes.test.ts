@@ -23,7 +23,7 @@ import type { ThreadMap } from '../../src/model/threads.js';
 import { createProgress } from '../../src/run/progress.js';
 import { runExperiment } from '../../src/run/runner.js';
 import { runStep } from '../../src/run/steps.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const { Server } = ssh2;
 /** These collectors ask nothing of the host's facts. */

@@ -2,7 +2,8 @@
 // variants in matrix order, variant ids never cut, every repetition, and threads that overlap in
 // value each on their own row.
 import { describe, expect, it } from 'vitest';
-import type { LoadedResults, RepetitionData, VcpuSample } from '../../src/report/load.js';
+import type { LoadedResults, RepetitionData } from '../../src/report/load.js';
+import type { VcpuSample } from '../../src/results/records.js';
 import { cpuTimeSpec, exitsSpec, idLines, metricsSpec, type MetricPoint, type Threshold } from '../../src/report/plots.js';
 import { renderSvg, svgRenderer } from '../../src/report/svg.js';
 import { summaryFixture } from './summary-fixture.js';

@@ -9,8 +9,8 @@ import { execa } from 'execa';
 import { XMLValidator } from 'fast-xml-parser';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AUTHKEY_ELIDED, EXPERIMENT_MARKER, wrapCommand, wrapText } from '../../src/report/bundle.js';
-import { parseExperiment } from '../../src/spec/load.js';
-import { expandMatrix } from '../../src/spec/matrix.js';
+import { parseExperiment } from '../../src/experiment/load.js';
+import { expandMatrix } from '../../src/experiment/matrix.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const cli = join(root, 'dist/cli.js');

@@ -7,9 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { maskOf } from '../../src/model/exits.js';
-import { loadExperiment } from '../../src/spec/load.js';
-import { expandMatrix } from '../../src/spec/matrix.js';
-import type { Experiment, Knobs } from '../../src/spec/schema.js';
+import { loadExperiment } from '../../src/experiment/load.js';
+import { expandMatrix } from '../../src/experiment/matrix.js';
+import type { Experiment, Knobs } from '../../src/experiment/schema.js';
 import { qemuProcesses, qemuSkipReason, readSummary, ROOT, runCli, WITHOUT_KVM, withoutKvmSkipReason } from './qemu-helpers.js';
 
 const ppcSkip = await qemuSkipReason('ppc64le');

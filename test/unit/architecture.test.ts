@@ -9,13 +9,13 @@ const SRC = resolve(new URL('../../src', import.meta.url).pathname);
 
 /**
  * Rooms in flow order: each may import from itself and from every room before it. The floor
- * (model/, formats/, util/, errors) imports nothing above it; spec (the experiment's schema and the
- * types it defines) is the first room of the flow, and results (what a run's files hold) is written
- * in its words.
+ * (model/, formats/, util/, errors) imports nothing above it; experiment/ (the experiment language:
+ * its schema and the types it defines) is the first room of the flow, and results (what a run's
+ * files hold) is written in its words.
  */
 const ROOMS: [string, RegExp, number][] = [
   ['floor', /^(errors\.ts|util\/|model\/|formats\/)/, 0],
-  ['spec', /^spec\//, 0.5],
+  ['experiment', /^experiment\//, 0.5],
   ['plan', /^plan\//, 1],
   ['results', /^results\//, 1],
   ['host', /^host\//, 2],

@@ -6,8 +6,8 @@ import { describe, expect, it } from 'vitest';
 import { COLLECTOR_METRICS } from '../../src/collect/metrics.js';
 import { ENTITY_KINDS, type EntityKind, type MetricDesc } from '../../src/model/metric-desc.js';
 import { claimProblems } from '../../src/run/claims.js';
-import { parseExperiment } from '../../src/spec/load.js';
-import type { CollectorName } from '../../src/spec/schema.js';
+import { parseExperiment } from '../../src/experiment/load.js';
+import type { CollectorName } from '../../src/experiment/schema.js';
 
 /** Every exact, entity-kinded metric a collector writes, with its collector. */
 const METRICS = (Object.entries(COLLECTOR_METRICS) as [CollectorName, readonly MetricDesc[]][]).flatMap(([collector, descs]) =>

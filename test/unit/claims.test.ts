@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { loadChecked } from '../../src/run/claims.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const base = `name: t
 description: a test

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { compare, evaluate } from '../../src/run/expect.js';
 import { aggregate } from '../../src/model/select.js';
 import { type MetricRow, parseCsv, toCsv } from '../../src/model/metrics.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const exp = parseExperiment(
   `name: e

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parseExperiment } from '../../src/spec/load.js';
-import { expandMatrix, schedule, selects } from '../../src/spec/matrix.js';
+import { parseExperiment } from '../../src/experiment/load.js';
+import { expandMatrix, schedule, selects } from '../../src/experiment/matrix.js';
 import { globMatch } from '../../src/util/glob.js';
 
 const exp = parseExperiment(

@@ -1,13 +1,13 @@
 // The pure parts of `--on nested`: L1's command line and shares, its size from the experiment, and
 // which host paths must be shown again over L1's own tmpfs.
 import { describe, expect, it } from 'vitest';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { bootOut, bootWhere, collectedTracepoints, l1Argv, nestedBoots, nestedShape, pathsToKeep } from '../../src/targets/nested-host.js';
 import { checkTarget, targetOfThisRun } from '../../src/targets/on.js';
-import { expandMatrix, selectVariants, variantQemu } from '../../src/spec/matrix.js';
+import { expandMatrix, selectVariants, variantQemu } from '../../src/experiment/matrix.js';
 
 const exp = (extra: string) => parseExperiment(`name: t\ndescription: d\nguest: { arch: x86_64, cpus: 2, memory: 1G }\nsteps:\n  - wait: 1s\n${extra}`, 't.yaml');
 

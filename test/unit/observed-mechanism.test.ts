@@ -6,7 +6,7 @@ import type { MetricRow } from '../../src/model/metrics.js';
 import type { VariantResult } from '../../src/results/summary.js';
 import type { Mechanism } from '../../src/plan/mechanism.js';
 import { classifyParked, failIfOtherMechanism, observeParked, parkedWindows } from '../../src/run/observed-mechanism.js';
-import { parseExperiment } from '../../src/spec/load.js';
+import { parseExperiment } from '../../src/experiment/load.js';
 
 const steps = parseExperiment(
   `name: t

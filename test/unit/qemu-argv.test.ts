@@ -10,7 +10,7 @@ import { parseCpuInfo } from '../../src/formats/cpuinfo.js';
 import { diskFormat, type GuestImage } from '../../src/backend/qemu/image.js';
 import { QemuBackend } from '../../src/backend/qemu/qemu-backend.js';
 import { Placeholder } from '../../src/model/placeholder.js';
-import { Guest, Knobs } from '../../src/spec/schema.js';
+import { Guest, Knobs } from '../../src/experiment/schema.js';
 import type { ShimRecord } from '../../src/model/exits.js';
 
 /** An Intel host whose KVM allows MWAIT|HLT|PAUSE|CSTATE passthrough. */

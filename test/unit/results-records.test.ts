@@ -1,7 +1,10 @@
-// steps.jsonl: the runner writes its records with stepLine and report/load reads them back with
-// stepRecords, through one schema; a line that is not a step record is left out, never cast.
+// A repetition's records: the writers write them (stepLine, qmpLine, guestLine, vcpuSampleLine) and
+// report/load reads them back (stepRecords, qmpRecords, guestCommands, parseVcpuSamples), each
+// through one schema; what is not such a record is left out, never cast.
 import { describe, expect, it } from 'vitest';
-import { stepLine, stepRecords } from '../../src/results/records.js';
+import { guestCommands, guestLine, parseVcpuSamples, qmpLine, qmpRecords, stepLine, stepRecords, VCPU_SAMPLES_HEADER, vcpuSampleLine, type VcpuSample } from '../../src/results/records.js';
+
+const lines = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 
 describe('steps.jsonl records', () => {
   it('read back what was written, and leave out what is not a step record', () => {
@@ -9,8 +12,34 @@ describe('steps.jsonl records', () => {
       { step: 'idle', kind: 'sample', start: 10, end: 20, ok: true, detail: { cpus: 2 } },
       { step: 'teardown', end: 21, how: 'quit' },
     ];
-    const lines = written.map((r) => JSON.parse(stepLine(r)) as Record<string, unknown>);
-    expect(stepRecords(lines)).toEqual(written);
+    expect(stepRecords(lines(written.map(stepLine).join('')))).toEqual(written);
     expect(stepRecords([{ step: 'x' }, { end: 3 }, { step: 'y', end: '4' }, { step: 'z', end: 5, ok: 'yes' }])).toEqual([]);
+  });
+});
+
+describe('qmp.jsonl and guest.jsonl records', () => {
+  it('read back the greeting and the commands; the notes and strangers are left out of the commands', () => {
+    const greeting = { t: 1, dir: '<' as const, msg: { QMP: { version: { qemu: { major: 7, minor: 2, micro: 22 }, package: '' } } } };
+    expect(qmpRecords(lines(qmpLine(greeting) + qmpLine({ t: 2, dir: '!', msg: { closed: 'eof' } })))).toEqual([greeting, { t: 2, dir: '!', msg: { closed: 'eof' } }]);
+    expect(qmpRecords([{ t: 1, dir: '?', msg: {} }, { dir: '<', msg: {} }])).toEqual([]);
+    const cmd = { t: 3, cmd: 'uname -r', status: 0, stdout: '6.1.0\n', stderr: '', startedAt: 3000, durationMs: 12, timedOut: false };
+    const text = guestLine({ t: 2, ready: true, attempts: 3 }) + guestLine(cmd) + guestLine({ ...cmd, status: null, timedOut: true });
+    expect(guestCommands(lines(text))).toEqual([cmd, { ...cmd, status: null, timedOut: true }]);
+    expect(guestCommands([{ t: 1, cmd: 7 }, { cmd: 'x', status: 0 }])).toEqual([]);
+  });
+});
+
+describe('vcpu-cpu.csv', () => {
+  const sample: VcpuSample = { t: 1796440000.1, entity: 'vcpu0', tid: 4242, runNs: 123456789, waitNs: 1000, slices: 17, guestNs: 100000000, lastCpu: 1 };
+
+  it('reads back what the sampler writes', () => {
+    const text = VCPU_SAMPLES_HEADER + vcpuSampleLine(sample) + vcpuSampleLine({ ...sample, entity: 'emulator', tid: 4243 });
+    expect(parseVcpuSamples(text)).toEqual([sample, { ...sample, entity: 'emulator', tid: 4243 }]);
+  });
+
+  it('leaves out a row cut short or not numbers, and reads nothing from a file that is not vcpu-cpu.csv', () => {
+    const text = `${VCPU_SAMPLES_HEADER}${vcpuSampleLine(sample)}1,vcpu1,12,abc,0,0,0,0\n2,vcpu1,12,5,0,0,0,1.5\n3,vcpu1,12,5,0\n4,vcpu1,,5,0,0,0,0\n`;
+    expect(parseVcpuSamples(text)).toEqual([sample]);
+    expect(parseVcpuSamples(`t,x\n${vcpuSampleLine(sample)}`)).toEqual([]);
   });
 });

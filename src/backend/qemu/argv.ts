@@ -6,7 +6,7 @@ import { REPETITION } from '../../results/layout.js';
 import { join } from 'node:path';
 import type { Placeholder } from '../../model/placeholder.js';
 import type { ExitControl, VmPlan } from '../../plan/vm.js';
-import type { GuestSpec } from '../../spec/schema.js';
+import type { GuestSpec } from '../../experiment/schema.js';
 
 /** A guest's boot files as image.ts resolved them (absolute paths). */
 export interface BootFiles {

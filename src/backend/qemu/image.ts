@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import * as z from 'zod';
 import { HostError, InputError } from '../../errors.js';
 import { cacheDir } from '../../util/cache-dir.js';
-import type { GuestSpec } from '../../spec/schema.js';
+import type { GuestSpec } from '../../experiment/schema.js';
 import { keyBlob } from '../ssh-guest.js';
 import type { BootFiles } from './argv.js';
 

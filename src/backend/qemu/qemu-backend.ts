@@ -16,7 +16,7 @@ import { RealHostView } from './host-view.js';
 import { resolveGuestImage, type GuestImage } from './image.js';
 import { probeHost, type ProbedHostFacts } from '../probe.js';
 import { QemuLaunchError, QemuVm, readTail } from './qemu-vm.js';
-import type { GuestSpec } from '../../spec/schema.js';
+import type { GuestSpec } from '../../experiment/schema.js';
 
 export interface QemuBackendOptions {
   /** The guest architecture this backend will run (decides whether KVM can apply at all). */

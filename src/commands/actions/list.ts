@@ -4,8 +4,8 @@ import { readdir } from 'node:fs/promises';
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { InputError, type Problem } from '../../errors.js';
 import { formatTable } from '../../report/table.js';
-import { loadExperiment } from '../../spec/load.js';
-import type { Requires } from '../../spec/schema.js';
+import { loadExperiment } from '../../experiment/load.js';
+import type { Requires } from '../../experiment/schema.js';
 import { packagePath } from '../../util/package-dir.js';
 
 /** The experiments kvmlab ships, in the installed package: not the current directory's. */

@@ -2,14 +2,14 @@
 // read and paste from, or with --json as one JSON document on stdout.
 import { shellLine } from '../../backend/qemu/argv.js';
 import { qemuBuild, selectBackend } from '../../backend/select.js';
-import { refuseOverriddenFlag } from '../../spec/matrix.js';
+import { refuseOverriddenFlag } from '../../experiment/matrix.js';
 import { formatMask } from '../../model/exits.js';
 import type { VmPlan } from '../../plan/vm.js';
 import { describeMechanism } from '../../plan/mechanism.js';
 import { loadChecked } from '../../run/claims.js';
 import { planRun, type PlannedVariant, type RunPlan } from '../../run/dry-run.js';
 import { noticesOnly } from '../../run/progress.js';
-import { formatDuration } from '../../spec/units.js';
+import { formatDuration } from '../../experiment/units.js';
 import { delegatedRunArgs, parseOn } from '../../targets/on.js';
 import { onBox } from '../../targets/box.js';
 import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunChoices } from './run-options.js';

@@ -3,7 +3,7 @@
 import { InputError } from '../../errors.js';
 import { existsSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { HostKernel } from '../../spec/schema.js';
+import { HostKernel } from '../../experiment/schema.js';
 import type { HostKernelChoice } from '../../targets/nested-host.js';
 import type { On } from '../../targets/on.js';
 

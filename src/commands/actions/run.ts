@@ -18,8 +18,8 @@ import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, ne
 import { runNested } from '../../targets/nested.js';
 import { mergeParts } from '../../run/merge.js';
 import { RESULTS } from '../../results/layout.js';
-import { parseShard, refuseOverriddenFlag, selectVariants, variantQemu } from '../../spec/matrix.js';
-import type { Experiment } from '../../spec/schema.js';
+import { parseShard, refuseOverriddenFlag, selectVariants, variantQemu } from '../../experiment/matrix.js';
+import type { Experiment } from '../../experiment/schema.js';
 import { buildNestedHostImage } from './image.js';
 import { delegatedRunArgs, parseOn, targetOfThisRun, type SshBox } from '../../targets/on.js';
 import { onBox } from '../../targets/box.js';

@@ -1,5 +1,5 @@
 // `kvmlab schema`: the JSON Schema editors use for experiment files, generated from the zod schemas.
-import { experimentJsonSchema } from '../../spec/json-schema.js';
+import { experimentJsonSchema } from '../../experiment/json-schema.js';
 
 export function schema(): void {
   process.stdout.write(`${JSON.stringify(experimentJsonSchema(), null, 2)}\n`);

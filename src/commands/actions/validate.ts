@@ -1,7 +1,7 @@
 // `kvmlab validate`: load each file and check its claims as `run` would, without running anything.
 import { InputError, type Problem } from '../../errors.js';
 import { loadChecked } from '../../run/claims.js';
-import { expandMatrix } from '../../spec/matrix.js';
+import { expandMatrix } from '../../experiment/matrix.js';
 
 /** What --json prints for a file: ok with what it would run, or its problems. */
 type Checked = { file: string; ok: true; experiment: string; variants: number; repetitions: number; steps: number } | { file: string; ok: false; problems: readonly Problem[] };

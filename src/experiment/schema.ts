@@ -216,7 +216,7 @@ export const Matrix = z.record(identifier, z.union([z.array(z.unknown()).min(1).
           const r = Knobs.partial().safeParse(preset, { reportInput: true });
           for (const iss of r.error?.issues ?? []) {
             const at = [axis, label, ...iss.path];
-            // params.key: the loader reports the problem at that key's own line (spec/load.ts)
+            // params.key: the loader reports the problem at that key's own line (experiment/load.ts)
             if (iss.code === 'unrecognized_keys') for (const { key, message } of unknownFieldLines(iss)) ctx.addIssue({ code: 'custom', path: at, message, params: { key } });
             else ctx.addIssue({ code: 'custom', path: at, message: describeIssue(iss) });
           }
