@@ -10,7 +10,7 @@ import { loadChecked } from '../../run/claims.js';
 import { planRun, type PlannedVariant, type RunPlan } from '../../run/dry-run.js';
 import { noticesOnly } from '../../run/progress.js';
 import { formatDuration } from '../../experiment/units.js';
-import { delegatedRunArgs, parseOn } from '../../targets/on.js';
+import { delegatedRunArgs, parseOn, targetOfThisRun } from '../../targets/on.js';
 import { onBox } from '../../targets/box.js';
 import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunChoices } from './run-options.js';
 
@@ -34,7 +34,9 @@ export async function plan(file: string, flags: RunChoices): Promise<void> {
   // Inside L1 the run is real QEMU whatever was asked here (the mock is refused above).
   const backend = await selectBackend(on === 'nested' ? 'qemu' : flags.backend, loaded.experiment.guest.arch, noticesOnly(process.stderr), undefined, qemu);
   const doc = await planRun({ loaded, backend, accel: flags.accel, on, ...(repeat !== undefined ? { repeat } : {}), ...(flags.only ? { only: flags.only } : {}), ...(flags.where ? { where: flags.where } : {}), ...(hostKernel ? { hostKernel } : {}), ...(qemu ? { qemu } : {}) });
-  process.stdout.write(flags.json ? `${JSON.stringify(doc, null, 2)}\n` : planText(doc));
+  // run on a lab box by a kvmlab elsewhere (--on ssh://…), this host is that box
+  const target = await targetOfThisRun();
+  process.stdout.write(flags.json ? `${JSON.stringify(doc, null, 2)}\n` : planText(doc, target.kind === 'ssh' ? `on lab box ${target.box}` : 'on this host'));
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
@@ -79,9 +81,9 @@ function variantBlock(p: RunPlan, v: PlannedVariant, i: number): string[] {
   return lines;
 }
 
-function planText(p: RunPlan): string {
+function planText(p: RunPlan, here: string): string {
   const out: string[] = [];
-  const where = p.on === 'nested' ? 'in a nested KVM host (L1) booted under TCG' : 'on this host';
+  const where = p.on === 'nested' ? 'in a nested KVM host (L1) booted under TCG' : here;
   out.push(`plan: ${p.experiment} (${p.file}): ${plural(p.variants.length, 'variant')} × ${plural(p.repetitions, 'repetition')}, backend ${p.backend}${p.simulated ? ' (simulated)' : ''}, accel ${p.accel}, ${where}`);
   out.push(`judged on: ${p.judgedOn}`);
   for (const n of p.notices) out.push(`notice: ${n}`);

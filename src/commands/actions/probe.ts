@@ -10,7 +10,7 @@ import { formatTable } from '../../report/table.js';
 import { HostJournal } from '../../host/journal.js';
 import { createProgress } from '../../run/progress.js';
 import { runNested } from '../../targets/nested.js';
-import { parseOn } from '../../targets/on.js';
+import { parseOn, targetOfThisRun } from '../../targets/on.js';
 import { onBox } from '../../targets/box.js';
 import { underInterrupts } from './interrupts.js';
 
@@ -23,7 +23,7 @@ function probeJson(f: ProbedHostFacts): Record<string, unknown> {
   return { ...facts, details };
 }
 
-function probeTable(f: ProbedHostFacts): string {
+function probeTable(f: ProbedHostFacts, here: string): string {
   const d = f.details;
   const yes = (b: boolean | undefined) => (b ? 'yes' : 'no');
   const rows: [string, string][] = [];
@@ -50,7 +50,7 @@ function probeTable(f: ProbedHostFacts): string {
   add('perf', d.perf.path ? (d.perf.version ?? `${d.perf.path} (does not run: ${d.perf.error ?? '?'})`) : 'not installed');
   add('perf_event_paranoid', d.perfEventParanoid === undefined ? 'unknown' : String(d.perfEventParanoid));
   add('interrupt rows', f.interruptRows.filter((r) => !/^\d+$/.test(r)).join(' '));
-  return formatTable(['what', 'this host'], rows);
+  return formatTable(['what', here], rows);
 }
 
 export async function probe(flags: { json?: boolean; on: string; sshKey?: string; hostKey?: string }): Promise<void> {
@@ -62,7 +62,9 @@ export async function probe(flags: { json?: boolean; on: string; sshKey?: string
     return;
   }
   const facts = await probeHost(localHost(), { simulated: false, tools: true });
-  process.stdout.write(flags.json ? `${JSON.stringify(probeJson(facts), null, 2)}\n` : `${probeTable(facts)}\n`);
+  // run on a lab box by a kvmlab elsewhere (--on ssh://…), this host is that box
+  const target = await targetOfThisRun();
+  process.stdout.write(flags.json ? `${JSON.stringify(probeJson(facts), null, 2)}\n` : `${probeTable(facts, target.kind === 'ssh' ? `lab box ${target.box}` : 'this host')}\n`);
 }
 
 /** `probe --on nested`: the same probe, run inside the KVM host kvmlab boots under TCG. */
