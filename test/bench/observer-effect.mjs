@@ -38,8 +38,9 @@ const root = new URL('../../', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'kvmlab-bench-observer-'));
 
 const QEMU = "pgrep -f -- '-name kvmlab-observer-effect-' | head -n 1";
-const PEER_PID = join(work, 'peer.pid');
-const PEER_DATA = join(work, 'peer.data');
+// The host's own /tmp, not `work`: in the nested host, this host's paths are read-only.
+const PEER_PID = '/tmp/kvmlab-observer-peer.pid';
+const PEER_DATA = '/tmp/kvmlab-observer-peer.data';
 /** A peer runs in the background from before the windows to after them, in a session of its own. */
 const peer = (cmd) => ({
   start: `setsid sh -c ${JSON.stringify(`exec ${cmd}`)} </dev/null >/dev/null 2>&1 & echo $! > ${PEER_PID}`,
