@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { QemuBackend } from '../../dist/backend/qemu/qemu-backend.js';
 import { generateClientKey } from '../../dist/backend/ssh-guest.js';
-import { Guest, Knobs } from '../../dist/spec/schema.js';
+import { Guest, Knobs } from '../../dist/experiment/schema.js';
 import { planVm } from '../../dist/plan/vm.js';
 import { median } from './measure.mjs';
 
