@@ -20,6 +20,12 @@
  *   - no cmdline recording (the global options/record-cmd 0, which every tracefs instance made
  *     later inherits; instances have no such option of their own): with it on, enabling any event
  *     registers probes on sched_switch and sched_wakeup, whose static calls sit in __schedule;
+ *   - the network stack's once-only keys off: net_get_random_once() (inet_ehashfn, inet6_ehashfn,
+ *     the TCP sequence and port secrets) leaves a static branch on until its first call, then
+ *     schedules work that turns it off; the first TCP connection in L1 (kvmlab's SSH to an L2 guest,
+ *     through QEMU's user-net forward) did that beside running CPUs, and one L1 panicked with an
+ *     invalid opcode inside inet_ehashfn's half-patched NOP. A TCP connection over loopback (IPv4,
+ *     and IPv6 where it is up) is made here, and the work given time to run;
  *   - each tracepoint named on the command line registered twice, by two tracefs instances
  *     (kvmlab-pin-a, kvmlab-pin-b: tracing off, a filter nothing matches, a page of ring buffer
  *     per CPU), so its static key stays on and its static call stays on the iterator however many
@@ -35,12 +41,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <glob.h>
+#include <arpa/inet.h>
 #include <linux/kvm.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -143,6 +152,44 @@ static int make_instances(void)
 	return 0;
 }
 
+/* One TCP connection to itself over loopback: listen, connect, accept, close. */
+static int loopback_connection(int family)
+{
+	struct sockaddr_storage ss = {0};
+	socklen_t len = family == AF_INET ? sizeof(struct sockaddr_in) : sizeof(struct sockaddr_in6);
+	int l, c, a;
+
+	if (family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+		in->sin_family = AF_INET;
+		in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+		in6->sin6_family = AF_INET6;
+		in6->sin6_addr = in6addr_loopback;
+	}
+	l = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (l < 0)
+		return -1;
+	if (bind(l, (struct sockaddr *)&ss, len) || listen(l, 1) || getsockname(l, (struct sockaddr *)&ss, &len)) {
+		close(l);
+		return -1;
+	}
+	c = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (c < 0 || connect(c, (struct sockaddr *)&ss, len)) {
+		if (c >= 0)
+			close(c);
+		close(l);
+		return -1;
+	}
+	a = accept(l, NULL, NULL);
+	if (a >= 0)
+		close(a);
+	close(c);
+	close(l);
+	return a >= 0 ? 0 : -1;
+}
+
 int main(int argc, char **argv)
 {
 	int ready[2], kvm, i;
@@ -176,6 +223,11 @@ int main(int argc, char **argv)
 	for (i = 1; i < argc; i++)
 		if (pin_events(argv[i]))
 			return 1;
+	if (loopback_connection(AF_INET))
+		return fail("a TCP connection over 127.0.0.1"), 1;
+	loopback_connection(AF_INET6); /* IPv6 may be off in L1; nothing there to pin then */
+	/* the once-only keys are turned off by work queued on this CPU: let it run */
+	usleep(200 * 1000);
 	ok = 1;
 	if (write(ready[1], &ok, 1) != 1)
 		return 1;
