@@ -21,12 +21,12 @@ const qemuSkip = skip ?? (await qemuSkipReason('x86_64'));
 if (!skip && qemuSkip) console.warn(`ssh-box: the real-QEMU cases are skipped: ${qemuSkip}`);
 const tracefsSkip = await access(`${T}/instances`, constants.W_OK).then(() => undefined, () => `no writable ${T}/instances`);
 
-/** Every process on this host (the box) whose command line contains `text`. */
+/** Every process on this host (the box) whose command line (arguments joined by spaces) contains `text`. */
 async function processesWith(text: string): Promise<string[]> {
   const found: string[] = [];
   for (const pid of (await readdir('/proc')).filter((p) => /^\d+$/.test(p))) {
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (cmdline.includes(text)) found.push(`${pid}: ${cmdline.replace(/\0/g, ' ').slice(0, 160)}`);
+    const cmdline = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).replace(/\0/g, ' ');
+    if (cmdline.includes(text)) found.push(`${pid}: ${cmdline.slice(0, 160)}`);
   }
   return found;
 }
@@ -117,7 +117,8 @@ describe.skipIf(skip !== undefined)('--on ssh:// against a real sshd on 127.0.0.
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
       const ws = await until('the box names its working directory', 120_000, async () => /working in (\/\S+) there/.exec(stderr)?.[1]);
-      const boxPid = await until("kvmlab's process on the box", 30_000, async () => (await processesWith(`${ws}/exp/`)).map((l) => l.split(':')[0]!)[0]);
+      // kvmlab itself, not the shell that copied the experiment file there a moment before
+      const boxPid = await until("kvmlab's process on the box", 30_000, async () => (await processesWith(`cli.js run ${ws}/exp/`)).map((l) => l.split(':')[0]!)[0]);
       await until(`QEMU and a tracefs instance of kvmlab ${boxPid}\n${stderr}`, 120_000, async () => {
         const qemu = await processesWith(`-${boxPid}-1,debug-threads`);
         const inst = (await readdir(`${T}/instances`)).filter((n) => n.startsWith(`kvmlab-${boxPid}-`));
