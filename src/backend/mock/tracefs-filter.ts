@@ -17,22 +17,16 @@ export function parseFilter(text: string, format: EventFormat): FilterNode | und
   if (re.lastIndex < src.length && src.slice(re.lastIndex).trim() !== '') throw new Error('bad token');
   const fields = new Map(format.fields.map((f) => [f.name, f]));
   let i = 0;
-  const expr = (): FilterNode => {
-    let l = andExpr();
-    while (toks[i] === '||') {
+  // operands joined by `op`, left to right: || of &&-chains of primaries, as the kernel binds them
+  const chain = (op: '&&' | '||', operand: () => FilterNode) => (): FilterNode => {
+    let l = operand();
+    while (toks[i] === op) {
       i++;
-      l = { op: '||', l, r: andExpr() };
+      l = { op, l, r: operand() };
     }
     return l;
   };
-  const andExpr = (): FilterNode => {
-    let l = primary();
-    while (toks[i] === '&&') {
-      i++;
-      l = { op: '&&', l, r: primary() };
-    }
-    return l;
-  };
+  const expr = (): FilterNode => chain('||', chain('&&', primary))();
   const primary = (): FilterNode => {
     if (toks[i] === '(') {
       i++;
