@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Client as SshClient, ClientChannel, ConnectConfig } from 'ssh2';
 import { HostError, InputError, errorMessage } from '../errors.js';
 import { ssh2 } from '../backend/ssh2.js';
@@ -150,11 +150,10 @@ export class BoxSession {
 
   /** Runs a command and returns what it printed; a failure is the caller's to judge. */
   async capture(command: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    let stdout = '';
-    let stderr = '';
-    const sink = (add: (s: string) => void) => ({ write: (d: Buffer) => (add(d.toString('utf8')), true) }) as unknown as Writable;
-    const r = await this.exec(command, { stdout: sink((s) => (stdout += s)), stderr: sink((s) => (stderr += s)) });
-    return { code: r.code, stdout, stderr };
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    const r = await this.exec(command, { stdout, stderr });
+    return { code: r.code, stdout: stdout.read()?.toString('utf8') ?? '', stderr: stderr.read()?.toString('utf8') ?? '' };
   }
 
   close(): void {
