@@ -20,6 +20,7 @@ if (skip) console.warn(`ssh-box: skipped: ${skip}`);
 const qemuSkip = skip ?? (await qemuSkipReason('x86_64'));
 if (!skip && qemuSkip) console.warn(`ssh-box: the real-QEMU cases are skipped: ${qemuSkip}`);
 const tracefsSkip = await access(`${T}/instances`, constants.W_OK).then(() => undefined, () => `no writable ${T}/instances`);
+if (!qemuSkip && tracefsSkip) console.warn(`ssh-box: the cut-off cases are skipped: ${tracefsSkip} (they prove no tracefs instance is left)`);
 
 /** Every process on this host (the box) whose command line (arguments joined by spaces) contains `text`. */
 async function processesWith(text: string): Promise<string[]> {

@@ -1,6 +1,9 @@
 // Reaching a lab box: how --on ssh://… reads, which host keys known_hosts trusts for it (plain,
 // hashed, [host]:port, wildcards, negation, @revoked), and what kvmlab ships there.
 import { createHmac, randomBytes } from 'node:crypto';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { fingerprint, knownKeys, refuseHostKey } from '../../src/targets/known-hosts.js';
 import { parseOn, parseSshBox } from '../../src/targets/on.js';
@@ -67,8 +70,25 @@ describe('what kvmlab ships to a box', () => {
     expect(paths).not.toContain('node_modules/typescript');
   });
 
-  it('one bundle per content: the same files, the same hash', () => {
-    expect(bundleHash(packagePath())).toMatch(/^[0-9a-f]{16}$/);
-    expect(bundleHash(packagePath())).toBe(bundleHash(packagePath()));
+  it('one bundle per content: a shipped file changed is another bundle, a helper compiled here is not', () => {
+    const root = mkdtempSync(join(tmpdir(), 'kvmlab-ship-'));
+    try {
+      const put = (rel: string, text: string) => {
+        mkdirSync(dirname(join(root, rel)), { recursive: true });
+        writeFileSync(join(root, rel), text);
+      };
+      put('package.json', JSON.stringify({ name: 'kvmlab', files: ['dist', 'host-scripts'], scripts: { bundle: 'esbuild --external:ssh2' } }));
+      put('package-lock.json', '{}');
+      put('dist/cli.js', 'one');
+      put('host-scripts/kvm-probe.c', 'int main(void) { return 0; }');
+      const first = bundleHash(root);
+      expect(first).toMatch(/^[0-9a-f]{16}$/);
+      put('host-scripts/build/kvm-probe', 'compiled here');
+      expect(bundleHash(root)).toBe(first);
+      put('dist/cli.js', 'two');
+      expect(bundleHash(root)).not.toBe(first);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
