@@ -8,12 +8,12 @@ import { cp, mkdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { InputError, errorMessage } from '../errors.js';
 import { parseCsv, type MetricRow } from '../model/metrics.js';
-import { SummarySchema, type Summary, type VariantResult } from '../results/summary.js';
+import type { Summary, VariantResult } from '../results/summary.js';
 import { repetitionDir, RESULTS } from '../results/layout.js';
 import { expandMatrix } from '../experiment/matrix.js';
 import type { Experiment } from '../experiment/schema.js';
 import { judgeVariant } from './judge.js';
-import { writeResults } from './results.js';
+import { readSummary, writeResults } from './results.js';
 
 interface Part {
   dir: string;
@@ -23,23 +23,17 @@ interface Part {
   experiment: Experiment;
 }
 
+const PARTS_FIX = 'give results directories of finished runs (or shards)';
+
 async function readPart(dir: string): Promise<Part> {
   const read = (f: string) =>
     readFile(join(dir, f), 'utf8').catch((e: unknown) => {
-      throw new InputError(`${join(dir, f)}: cannot read (${errorMessage(e)}); give results directories of finished runs (or shards)`, [], { cause: e });
+      throw new InputError(`${join(dir, f)}: cannot read (${errorMessage(e)}); ${PARTS_FIX}`, [], { cause: e });
     });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(await read(RESULTS.summary));
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError(`${join(dir, RESULTS.summary)} is not JSON (${errorMessage(e)}); give results directories of finished runs (or shards)`, [], { cause: e });
-  }
-  const parsed = SummarySchema.safeParse(raw);
-  if (!parsed.success) throw new InputError(`${join(dir, RESULTS.summary)} is not a kvmlab summary: ${parsed.error.issues[0]?.message}`);
+  const summary = await readSummary(dir, PARTS_FIX);
   const { rows } = parseCsv(await read(RESULTS.metrics), { file: join(dir, RESULTS.metrics) });
   const expanded = JSON.parse(await read(RESULTS.expanded)) as { experiment: Experiment };
-  return { dir, summary: parsed.data, rows, experimentText: await read(RESULTS.experiment), experiment: expanded.experiment };
+  return { dir, summary, rows, experimentText: await read(RESULTS.experiment), experiment: expanded.experiment };
 }
 
 /**
@@ -129,7 +123,7 @@ export async function mergeParts(out: string, partDirs: readonly string[], opts:
   };
   const ids = new Set(variants.map((v) => v.id));
   await writeFile(join(out, RESULTS.experiment), first.experimentText);
-  await writeFile(join(out, RESULTS.expanded), `${JSON.stringify({ experiment: first.experiment, variants: expandMatrix(first.experiment).filter((v) => ids.has(v.id)) }, null, 2)}\n`);
+  await writeFile(join(out, RESULTS.expanded), `${JSON.stringify({ experiment: first.experiment, variants: matrix.filter((v) => ids.has(v.id)) }, null, 2)}\n`);
   await writeResults(out, summary, parts.flatMap((p) => p.rows));
   return { summary, warnings: shards.notices };
 }

@@ -1,10 +1,11 @@
 // Writing a run's results: summary.json and metrics.csv beside the per-variant logs the runner
-// already wrote. The words people read (summary.md, plots, index.html) are the report's.
-import { readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { InputError } from '../errors.js';
+// already wrote, and reading a finished run's summary.json back (merge, a lab box's run brought
+// back). The words people read (summary.md, plots, index.html) are the report's.
+import { readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { InputError, errorMessage } from '../errors.js';
 import { RESULTS } from '../results/layout.js';
 import { basename, dirname, join } from 'node:path';
-import { exitCodeOf, type Summary } from '../results/summary.js';
+import { exitCodeOf, SummarySchema, type Summary } from '../results/summary.js';
 import { toCsv, type MetricRow } from '../model/metrics.js';
 
 export async function writeResults(out: string, summary: Summary, rows: readonly MetricRow[]): Promise<void> {
@@ -15,6 +16,23 @@ export async function writeResults(out: string, summary: Summary, rows: readonly
 /** summary.json: the summary and the exit status that follows from it. */
 export function summaryJson(summary: Summary): string {
   return `${JSON.stringify({ ...summary, exitCode: exitCodeOf(summary) }, null, 2)}\n`;
+}
+
+/** A finished run's summary.json, schema-checked; `fix` says what to give instead when it is not one. */
+export async function readSummary(dir: string, fix: string): Promise<Summary> {
+  const path = join(dir, RESULTS.summary);
+  const text = await readFile(path, 'utf8').catch((e: unknown) => {
+    throw new InputError(`${path}: cannot read (${errorMessage(e)}); ${fix}`, [], { cause: e });
+  });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`${path} is not JSON (${errorMessage(e)}); ${fix}`, [], { cause: e });
+  }
+  const parsed = SummarySchema.safeParse(raw);
+  if (!parsed.success) throw new InputError(`${path} is not a kvmlab summary: ${parsed.error.issues[0]?.message}`);
+  return parsed.data;
 }
 
 /** Points results/<experiment>/latest at the newest default results directory (stamped dirs are never reused). */

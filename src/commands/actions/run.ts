@@ -11,7 +11,7 @@ import { parseHostKernel, parseRepeat, refuseMockHost, refuseOnNested, type RunC
 import { EXIT_INTERRUPTED } from '../../results/summary.js';
 import { createProgress } from '../../run/progress.js';
 import { type Progress } from '../../model/progress.js';
-import { defaultOutDir, linkLatest, refuseOverwrite, writeResults } from '../../run/results.js';
+import { defaultOutDir, linkLatest, readSummary, refuseOverwrite, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
 import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, nestedHostFiles, type HostKernelChoice } from '../../targets/nested-host.js';
@@ -23,7 +23,6 @@ import type { Experiment } from '../../experiment/schema.js';
 import { buildNestedHostImage } from './image.js';
 import { delegatedRunArgs, parseOn, targetOfThisRun, type SshBox } from '../../targets/on.js';
 import { onBox } from '../../targets/box.js';
-import { loadResults } from '../../report/load.js';
 import { InputError } from '../../errors.js';
 
 export interface RunFlags extends RunChoices {
@@ -155,7 +154,7 @@ async function runOnBox(file: string, box: SshBox, exp: Experiment, flags: RunFl
     });
     process.exitCode = code;
     if (!existsSync(join(out, RESULTS.summary))) return;
-    await showVerdict(out, (await loadResults(out)).summary, { json: flags.json });
+    await showVerdict(out, await readSummary(out, `the run on ${box.text} wrote no whole summary`), { json: flags.json });
     if (signal.aborted) process.exitCode = EXIT_INTERRUPTED;
     if (flags.out === undefined) await linkLatest(out);
   });
