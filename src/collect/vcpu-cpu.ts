@@ -7,7 +7,8 @@ import { VCPU_SAMPLES } from '../results/layout.js';
 import { VCPU_SAMPLES_HEADER, vcpuSampleLine } from '../results/records.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
-import { parseSchedstat, parseTaskStat } from '../formats/procfs.js';
+import { parseSchedstat, parseTaskStatCpu } from '../formats/procfs.js';
+import type { ThreadMap } from '../model/threads.js';
 import type { OpenFile } from '../backend/backend.js';
 import type { Collector, CollectorContext, CollectorKind } from './collector.js';
 
@@ -23,7 +24,13 @@ interface Sample {
   cpu: number;
 }
 
-/** Every thread read at one moment, `t` (ms on the backend's clock). */
+/** A thread to read: "vcpuN" or "emulator", and its tid. */
+interface Target {
+  entity: string;
+  tid: number;
+}
+
+/** Every thread read at one moment, `t` (ms on the backend's clock), keyed "vcpuN:TID" or "emulator:TID". */
 interface Snapshot {
   t: number;
   threads: Map<string, Sample & { tid: number }>;
@@ -56,6 +63,8 @@ export class VcpuCpuCollector implements Collector {
   /** CSV lines sampled since the last write, and the ticks so far. */
   private pending = '';
   private ticks = 0;
+  /** The threads to read, derived from the thread map it was made from (a new map replaces the old on hot-plug). */
+  private targets: { from: ThreadMap; list: Target[] } | undefined;
 
   constructor(private readonly intervalMs: number) {}
 
@@ -141,18 +150,20 @@ export class VcpuCpuCollector implements Collector {
     this.check();
   }
 
+  /** One sample of every thread, appended to the pending CSV lines; where each thread ran feeds the window's migrations. */
   private tick(): void {
-    const snap = this.snapshot();
+    const t = this.ctx.clock.now();
     const cpus = this.window?.cpus;
-    for (const [key, s] of snap.threads) {
+    this.read((entity, tid, s) => {
+      const key = `${entity}:${tid}`;
       const m = cpus?.get(key);
       if (!m) cpus?.set(key, { last: s.cpu, moves: 0 });
       else if (m.last !== s.cpu) {
         m.moves++;
         m.last = s.cpu;
       }
-      this.pending += vcpuSampleLine({ t: snap.t / 1000, entity: key.slice(0, key.indexOf(':')), tid: s.tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.slices, guestNs: s.guestNs, lastCpu: s.cpu });
-    }
+      this.pending += vcpuSampleLine({ t: t / 1000, entity, tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.slices, guestNs: s.guestNs, lastCpu: s.cpu });
+    });
     if (++this.ticks % TICKS_PER_WRITE === 0) this.flush();
   }
 
@@ -162,24 +173,38 @@ export class VcpuCpuCollector implements Collector {
     this.pending = '';
   }
 
-  /** Read every thread now, keyed "vcpuN:TID" for vCPU threads and "emulator:TID" for the rest. */
+  /** Read every thread now. */
   private snapshot(): Snapshot {
-    const map = this.ctx.threads();
-    const threads = [...map.vcpus.map((v) => ({ entity: `vcpu${v.index}`, tid: v.tid })), ...map.others.map((tid) => ({ entity: 'emulator', tid }))];
-    const out = new Map<string, Sample & { tid: number }>();
     const t = this.ctx.clock.now();
-    for (const { entity, tid } of threads) {
+    const threads = new Map<string, Sample & { tid: number }>();
+    this.read((entity, tid, s) => threads.set(`${entity}:${tid}`, { tid, ...s }));
+    return { t, threads };
+  }
+
+  /**
+   * Read every thread of the current thread map, once each, handing each sample to `take`. A thread
+   * that exited between listing and reading (unplugged vCPU, finished worker) is skipped and its
+   * files closed; any other failure is a broken host and throws.
+   */
+  private read(take: (entity: string, tid: number, s: Sample) => void): void {
+    const map = this.ctx.threads();
+    if (this.targets?.from !== map) {
+      this.targets = { from: map, list: [...map.vcpus.map((v) => ({ entity: `vcpu${v.index}`, tid: v.tid })), ...map.others.map((tid) => ({ entity: 'emulator', tid }))] };
+    }
+    for (const { entity, tid } of this.targets.list) {
+      let s: Sample;
       try {
         const files = this.files.get(tid) ?? this.open(map.pid, tid);
-        const s = parseSchedstat(files.schedstat.read());
-        const st = parseTaskStat(files.stat.read());
-        out.set(`${entity}:${tid}`, { tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor });
+        const sched = parseSchedstat(files.schedstat.read());
+        const st = parseTaskStatCpu(files.stat.read());
+        s = { runNs: sched.runNs, waitNs: sched.waitNs, slices: sched.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor };
       } catch (e) {
         if (!THREAD_GONE.has((e as NodeJS.ErrnoException).code ?? '')) throw e; // a broken host, not a gone thread
         this.close(tid);
+        continue;
       }
+      take(entity, tid, s);
     }
-    return { t, threads: out };
   }
 
   /** Files stay open between samples: one pread each instead of open/read/close (see test/bench). */

@@ -14,9 +14,15 @@
 // (all its threads: pidstat cannot pick threads). pidstat's interval is whole seconds (it refuses
 // 0.1), so it takes 10x fewer samples than kvmlab at 10 Hz; per thread-sample costs are comparable.
 //
+// A third sampler in the same window is the floor under kvmlab's: a bare node process that preads the
+// same two files of the same threads at the same rate through the same fs.readSync and does nothing
+// with the bytes. kvmlab's cost above it is its own (parsing, records, windows); the floor's kernel
+// share (stime) is procfs generating the text, which any sampler of these files pays.
+//
 // CPU time of each sampler: kvmlab's is this process's (main thread + libuv pool, where the async
 // file reads run) from /proc/self/task/*/schedstat (ns) and /proc/self/stat (ticks), over the window
-// only; pidstat's from /proc/<its pid>/schedstat and stat just before it is stopped.
+// only; pidstat's and the floor's from /proc/<its pid>/schedstat and stat just before it is stopped.
+// The user/kernel split is from stat's utime and stime (ticks, 10 ms each: read it as approximate).
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -55,10 +61,11 @@ const pidstatBin = ['/usr/bin/pidstat', '/bin/pidstat'].find((p) => fs.existsSyn
 const TICK = 100; // USER_HZ
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const schedNs = (file) => Number(fs.readFileSync(file, 'utf8').trim().split(/\s+/)[0]);
+/** utime and stime (fields 14, 15), in ticks. */
 const statTicks = (file) => {
   const t = fs.readFileSync(file, 'utf8');
   const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
-  return Number(f[11]) + Number(f[12]); // utime + stime (fields 14, 15)
+  return { user: Number(f[11]), kernel: Number(f[12]) };
 };
 /** This process's CPU, in all and by thread kind: the main thread (the sampler's JS and its reads), libuv's pool, V8's helpers. */
 const selfCpu = () => {
@@ -81,6 +88,12 @@ const procCpu = (pid) => {
   let ns = 0;
   for (const tid of fs.readdirSync(`/proc/${pid}/task`)) ns += schedNs(`/proc/${pid}/task/${tid}/schedstat`);
   return { ns, ticks: statTicks(`/proc/${pid}/stat`) };
+};
+const stopProc = async (proc, signal) => {
+  const cpu = procCpu(proc.pid);
+  proc.kill(signal);
+  await new Promise((r) => proc.on('exit', r));
+  return cpu;
 };
 
 // ---- the sampled process: worker threads that mostly sleep
@@ -117,20 +130,38 @@ if (pidstatBin) {
   });
 } else console.warn('pidstat not found (apt-get install sysstat): kvmlab only');
 
+// ---- the floor: the same preads, nothing done with them
+const floorScript = `
+  const fs = require('fs');
+  const [pid, hz, ...tids] = process.argv.slice(1).map(Number);
+  const fds = tids.flatMap((t) => ['schedstat', 'stat'].map((f) => fs.openSync('/proc/' + pid + '/task/' + t + '/' + f, 'r')));
+  const buf = Buffer.allocUnsafe(4096);
+  let sweeps = 0;
+  process.on('SIGUSR2', () => setInterval(() => { for (const fd of fds) fs.readSync(fd, buf, 0, buf.length, 0); sweeps++; }, 1000 / hz));
+  process.on('SIGTERM', () => { console.log(sweeps); process.exit(0); });
+  setInterval(() => {}, 1 << 30); // alive until told to start
+  console.log('ready');
+`;
+const floor = spawn(process.execPath, ['-e', floorScript, String(child.pid), String(hz), ...tids.map(String)], { stdio: ['ignore', 'pipe', 'inherit'] });
+let floorOut = '';
+floor.stdout.on('data', (d) => (floorOut += d));
+while (!floorOut.includes('ready\n')) await sleep(20);
+
 console.log(`sampling ${tids.length} of ${allThreads} threads of pid ${child.pid} for ${durationS} s: kvmlab at ${hz} Hz, pidstat -t every ${pidstatInterval} s (${os.cpus().length} CPUs, node ${process.version})`);
 const t0 = Date.now();
+const floor0 = procCpu(floor.pid);
+floor.kill('SIGUSR2');
 const self0 = selfCpu();
 await collector.start({ host, clock: realClock, vm: { pid: child.pid }, threads: () => map, dir, emit: () => undefined });
 await sleep(durationS * 1000);
 await collector.stop();
 const self1 = selfCpu();
 const wallS = (Date.now() - t0) / 1000;
-let pid1;
-if (pidstat) {
-  pid1 = procCpu(pidstat.pid);
-  pidstat.kill('SIGINT');
-  await new Promise((r) => pidstat.on('exit', r));
-}
+const floor1 = await stopProc(floor, 'SIGTERM');
+const floorSweeps = Number(floorOut.slice(floorOut.indexOf('ready\n') + 6).trim());
+const floorSamples = floorSweeps * tids.length;
+const floorCpu = { ns: floor1.ns - floor0.ns, ticks: { user: floor1.ticks.user - floor0.ticks.user, kernel: floor1.ticks.kernel - floor0.ticks.kernel } };
+const pid1 = pidstat ? await stopProc(pidstat, 'SIGINT') : undefined;
 const csvLines = fs.readFileSync(path.join(dir, 'vcpu-cpu.csv'), 'utf8').split('\n').filter((l) => l && !l.startsWith('t,')).length;
 fs.rmSync(dir, { recursive: true, force: true });
 cleanup();
@@ -140,15 +171,17 @@ const row = (name, cpu, samplesLabel, threadSamples) => {
   return {
     sampler: name,
     'CPU s (schedstat)': s.toFixed(3),
-    'CPU s (stat ticks)': (cpu.ticks / TICK).toFixed(2),
+    'CPU s (stat ticks)': ((cpu.ticks.user + cpu.ticks.kernel) / TICK).toFixed(2),
+    'kernel share': `${((100 * cpu.ticks.kernel) / Math.max(1, cpu.ticks.user + cpu.ticks.kernel)).toFixed(0)} %`,
     'CPU % of one CPU': ((s / wallS) * 100).toFixed(3),
     samples: samplesLabel,
     'thread-samples': threadSamples,
     'µs per thread-sample': threadSamples ? ((s * 1e6) / threadSamples).toFixed(2) : '-',
   };
 };
-const kv = { ns: self1.ns - self0.ns, ticks: self1.ticks - self0.ticks };
+const kv = { ns: self1.ns - self0.ns, ticks: { user: self1.ticks.user - self0.ticks.user, kernel: self1.ticks.kernel - self0.ticks.kernel } };
 const rows = [row(`kvmlab vcpu-cpu ${hz} Hz`, kv, `${Math.round(csvLines / Math.max(1, tids.length))} x ${tids.length} threads`, csvLines)];
+rows.push(row(`bare preads ${hz} Hz (floor)`, floorCpu, `${floorSweeps} x ${tids.length} threads`, floorSamples));
 if (pid1) rows.push(row(`pidstat -t ${pidstatInterval} s`, pid1, `${Math.round(pidstatLines / Math.max(1, allThreads + 1))} x ${allThreads} threads`, pidstatLines));
 console.table(rows);
 console.log(`wall ${wallS.toFixed(1)} s. kvmlab's figure includes this whole node process (event loop, timers, libuv pool); pidstat's is the pidstat process.`);
@@ -164,6 +197,9 @@ console.log(
     kvmlab_cpu_pct: Number(((kv.ns / 1e9 / wallS) * 100).toFixed(3)),
     kvmlab_us_per_thread_sample: perSample(kv, csvLines),
     kvmlab_us_by_thread: Object.fromEntries(Object.entries(parts).map(([k, v]) => [k, Number(v)])),
+    kvmlab_kernel_share_pct: Number(((100 * kv.ticks.kernel) / Math.max(1, kv.ticks.user + kv.ticks.kernel)).toFixed(0)),
+    floor_us_per_thread_sample: perSample(floorCpu, floorSamples),
+    floor_kernel_share_pct: Number(((100 * floorCpu.ticks.kernel) / Math.max(1, floorCpu.ticks.user + floorCpu.ticks.kernel)).toFixed(0)),
     pidstat_cpu_pct: pid1 ? Number(((pid1.ns / 1e9 / wallS) * 100).toFixed(3)) : null,
     pidstat_us_per_thread_sample: pid1 ? perSample(pid1, pidstatLines) : null,
   }),

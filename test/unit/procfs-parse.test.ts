@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import fc from 'fast-check';
 import { describe, it, expect } from 'vitest';
 import { formatCpuList, parseCpuList } from '../../src/model/cpulist.js';
 import {
@@ -6,6 +7,7 @@ import {
   parseProcStat,
   parseSchedstat,
   parseTaskStat,
+  parseTaskStatCpu,
   parseTaskStatus,
   ProcParseError,
 } from '../../src/formats/procfs.js';
@@ -66,6 +68,36 @@ describe('parseTaskStat', () => {
     expect(() => parseTaskStat(good.replace(') S ', ') SS '))).toThrow(/state \(field 3\)/);
     expect(() => parseTaskStat(good.replace('6817 (', 'abc ('))).toThrow(/pid \(field 1\)/);
     expect(() => parseTaskStat(good.replace(' 4 0 15289 ', ' four 0 15289 '))).toThrow(/num_threads \(field 20\)/);
+  });
+});
+
+describe('parseTaskStatCpu (the sampler\'s read)', () => {
+  const stats = fs.readdirSync(new URL('../fixtures/procfs/', import.meta.url)).filter((f) => f.endsWith('.task-stat'));
+  it.each(stats)('reads what parseTaskStat reads of %s', (name) => {
+    const full = parseTaskStat(fixture(name));
+    expect(parseTaskStatCpu(fixture(name))).toEqual({ processor: full.processor, guestTimeTicks: full.guestTimeTicks });
+  });
+  it('agrees with parseTaskStat on any comm and field values', () => {
+    const comm = fc.string({ maxLength: 15 }).filter((c) => !c.includes('\n'));
+    const num = fc.integer({ min: 0, max: 2 ** 40 });
+    fc.assert(
+      fc.property(comm, fc.array(num, { minLength: 49, maxLength: 49 }), (c, nums) => {
+        const text = `42 (${c}) S ${nums.join(' ')}\n`;
+        const full = parseTaskStat(text);
+        expect(parseTaskStatCpu(text)).toEqual({ processor: full.processor, guestTimeTicks: full.guestTimeTicks });
+      }),
+    );
+  });
+  it('rejects what parseTaskStat rejects in its fields', () => {
+    const good = fixture('qemu-vcpu0.task-stat');
+    expect(() => parseTaskStatCpu('')).toThrow(/no "\(comm\)" field/);
+    expect(() => parseTaskStatCpu('12 (x) S 1 2 3')).toThrow(/at least 44 fields, got 6/);
+    const f = good.slice(good.lastIndexOf(')') + 2).split(' ');
+    f[39 - 3] = 'x';
+    expect(() => parseTaskStatCpu(`${good.slice(0, good.lastIndexOf(')') + 2)}${f.join(' ')}`)).toThrow(/processor \(field 39\)/);
+    f[39 - 3] = '1';
+    f[43 - 3] = '-';
+    expect(() => parseTaskStatCpu(`${good.slice(0, good.lastIndexOf(')') + 2)}${f.join(' ')}`)).toThrow(/guest_time \(field 43\)/);
   });
 });
 
