@@ -107,6 +107,9 @@ export const Guest = strict({
   ready_timeout: duration.default(300_000),
 });
 
+/** A tracefs event, SYSTEM:EVENT, the event part may be a glob: kvm:kvm_exit, sched:*. */
+const tracefsEvent = z.string().regex(/^[a-z0-9_]+:[a-z0-9_*]+$/, 'a tracefs event such as kvm:kvm_exit');
+
 /** A nested host's kernel by Debian series: debian:6.12. */
 export const HostKernel = z.string().regex(/^debian:\d+\.\d+$/, 'a Debian kernel series such as debian:6.12');
 
@@ -125,6 +128,11 @@ export const NestedHost = strict({
   cmdline: kernelCmdline.optional(),
   /** L1's kernel: a Debian series (debian:6.12), built into its own image by `kvmlab image build --arch nested-host --kernel debian:6.12`; default the host's Debian kernel. */
   kernel: HostKernel.optional(),
+  /**
+   * Tracepoints the experiment's host: steps enable in L1 (a trace-cmd or a trigger of their own),
+   * held still from L1's boot with the collectors' own (host-scripts/nested-pin.c says why).
+   */
+  tracepoints: z.array(tracefsEvent).min(1).optional(),
 });
 
 /**
@@ -404,7 +412,7 @@ export const StepSchema = RawStep.transform((raw, ctx): Step => {
 export const CollectorOptions = {
   'vcpu-cpu': strict({ interval: duration.default(100) }),
   tracefs: strict({
-    events: z.array(z.string().regex(/^[a-z0-9_]+:[a-z0-9_*]+$/, 'a tracefs event such as kvm:kvm_exit')).min(1).default(['sched:sched_switch', 'sched:sched_wakeup']),
+    events: z.array(tracefsEvent).min(1).default(['sched:sched_switch', 'sched:sched_wakeup']),
     buffer_kb: z.number().int().min(64).max(1_048_576).default(8192),
   }),
   'kvm-stats': strict({}),

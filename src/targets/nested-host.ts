@@ -247,11 +247,12 @@ export function pathsToKeep(paths: readonly string[]): string[] {
 }
 
 /**
- * The tracepoints an experiment's collectors register and unregister as they start and stop: the
- * tracefs collector's events, kvm-exits' kvm:kvm_exit, perf's tracepoint events. Pure.
+ * The tracepoints L1 holds still for an experiment, those registered and unregistered while it runs:
+ * the tracefs collector's events, kvm-exits' kvm:kvm_exit, perf's tracepoint events, and the ones
+ * its host: steps enable (`nested.tracepoints`). Pure.
  */
-export function collectedTracepoints(exp: Experiment): string[] {
+export function tracepointsToPin(exp: Experiment): string[] {
   const c = exp.collect;
-  const all = [...(c.tracefs?.events ?? []), ...(c['kvm-exits'] ? ['kvm:kvm_exit'] : []), ...(c.perf?.events ?? []).filter((e) => /^[\w-]+:[\w*-]+$/.test(e))];
+  const all = [...(c.tracefs?.events ?? []), ...(c['kvm-exits'] ? ['kvm:kvm_exit'] : []), ...(c.perf?.events ?? []).filter((e) => /^[\w-]+:[\w*-]+$/.test(e)), ...(exp.nested?.tracepoints ?? [])];
   return [...new Set(all)];
 }

@@ -5,7 +5,7 @@ import { parseExperiment } from '../../src/experiment/load.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { bootOut, bootWhere, collectedTracepoints, l1Argv, nestedBoots, nestedShape, pathsToKeep } from '../../src/targets/nested-host.js';
+import { bootOut, bootWhere, tracepointsToPin, l1Argv, nestedBoots, nestedShape, pathsToKeep } from '../../src/targets/nested-host.js';
 import { checkTarget, targetOfThisRun } from '../../src/targets/on.js';
 import { expandMatrix, selectVariants, variantQemu } from '../../src/experiment/matrix.js';
 
@@ -50,10 +50,11 @@ describe('the nested KVM host', () => {
     expect([one.length, one[0]!.hosts, bootOut('/out', one[0]!), bootWhere(undefined, one[0]!)]).toEqual([1, [], '/out', undefined]);
   });
 
-  it('holds registered, for L1\'s life, the tracepoints the collectors will register and unregister', () => {
-    expect(collectedTracepoints(exp(''))).toEqual([]);
+  it('holds registered, for L1\'s life, the tracepoints the collectors and host: steps will register and unregister', () => {
+    expect(tracepointsToPin(exp(''))).toEqual([]);
     const e = exp('collect:\n  tracefs: { events: ["sched:sched_switch", "kvm:*"] }\n  kvm-exits: {}\n  perf: { events: [kvm:kvm_exit, cycles] }\n');
-    expect(collectedTracepoints(e)).toEqual(['sched:sched_switch', 'kvm:*', 'kvm:kvm_exit']);
+    expect(tracepointsToPin(e)).toEqual(['sched:sched_switch', 'kvm:*', 'kvm:kvm_exit']);
+    expect(tracepointsToPin(exp('nested: { tracepoints: [kvm:kvm_entry, "sched:sched_switch"] }\ncollect:\n  tracefs: { events: [sched:sched_switch] }\n'))).toEqual(['sched:sched_switch', 'kvm:kvm_entry']);
   });
 
   it('shows again the host paths under L1\'s tmpfs, outermost only', () => {

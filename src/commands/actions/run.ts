@@ -14,7 +14,7 @@ import { type Progress } from '../../model/progress.js';
 import { defaultOutDir, linkLatest, readSummary, refuseOverwrite, writeResults } from '../../run/results.js';
 import { runExperiment } from '../../run/runner.js';
 import { loadChecked } from '../../run/claims.js';
-import { bootOut, bootWhere, collectedTracepoints, insideL1Args, nestedBoots, nestedHostFiles, type HostKernelChoice } from '../../targets/nested-host.js';
+import { bootOut, bootWhere, tracepointsToPin, insideL1Args, nestedBoots, nestedHostFiles, type HostKernelChoice } from '../../targets/nested-host.js';
 import { runNested } from '../../targets/nested.js';
 import { mergeParts } from '../../run/merge.js';
 import { RESULTS } from '../../results/layout.js';
@@ -111,7 +111,7 @@ async function runOnNested(file: string, exp: Experiment, flags: RunFlags, repea
         const runArgs = insideL1Args(file, partOut, { repeat, only: flags.only, where: bootWhere(flags.where, boot), qemu, shard: flags.shard, allowHostCommands: flags.allowHostCommands, json: flags.json, strict: flags.strict });
         const which = boot.hosts.length ? ` for host ${boot.hosts.join(', ')} (${i + 1} of ${boots.length})` : '';
         progress.notice(`nested host: booting L1${which} (${shape.cpus} CPUs, ${shape.memoryMiB} MiB${shape.kernel ? `, kernel ${shape.kernel}` : ''}${shape.cmdline ? `, ${shape.cmdline}` : ''}) under TCG`);
-        const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file)), resolve(file), ...boot.variants.flatMap((v) => variantQemu(v, file) ?? []), ...(qemu ? [qemu] : [])], shape, tracepoints: collectedTracepoints(exp), progress, signal, journal });
+        const r = await runNested({ argv: runArgs, out: partOut, reads: [dirname(resolve(file)), resolve(file), ...boot.variants.flatMap((v) => variantQemu(v, file) ?? []), ...(qemu ? [qemu] : [])], shape, tracepoints: tracepointsToPin(exp), progress, signal, journal });
         stdout = r.stdout;
         exitCode = Math.max(exitCode, r.exitCode);
         // a run in L1 that wrote no summary stopped before running anything (it said why, above): so would the next
