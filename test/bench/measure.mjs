@@ -1,4 +1,5 @@
-// What the benchmark scripts share: their --name value arguments, the median, and a command's own CPU.
+// What the benchmark scripts share: their --name value arguments, the median and spread, a seeded
+// shuffle, and a command's own CPU.
 import { spawnSync } from 'node:child_process';
 
 /** The value after --name on the command line, or the fallback. */
@@ -11,6 +12,29 @@ export function median(xs) {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+/** Median, min and max, to four decimals: what a bench prints of a figure taken over pairs or rounds. */
+export function stats(xs) {
+  const r = (x) => Number(x.toFixed(4));
+  return { median: r(median(xs)), min: r(Math.min(...xs)), max: r(Math.max(...xs)) };
+}
+
+/** A deterministic shuffle (mulberry32 seeded by `seed`), so a rerun visits configurations in the same order. */
+export function shuffled(list, seed) {
+  let a = seed >>> 0;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const l = [...list];
+  for (let i = l.length - 1; i > 0; i--) {
+    const j = Math.floor(rand() * (i + 1));
+    [l[i], l[j]] = [l[j], l[i]];
+  }
+  return l;
 }
 
 /**

@@ -24,6 +24,7 @@ import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COLLECTOR_NAMES } from '../../dist/experiment/schema.js';
+import { shuffled, stats } from './measure.mjs';
 
 const args = process.argv.slice(2);
 const flag = (name, dflt) => {
@@ -139,22 +140,6 @@ function runOnce(name, pair, windowS = WINDOW_S) {
   };
 }
 
-// A deterministic shuffle per pair (mulberry32), so a rerun visits the configurations in the same order.
-function shuffled(list, seed) {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  const l = [...list];
-  for (let i = l.length - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [l[i], l[j]] = [l[j], l[i]];
-  }
-  return l;
-}
 
 // A collector this host cannot attach (its run breaks at the start: no histogram triggers, say) is
 // found by one short run of it alone, said, and left out, of "all" too.
@@ -180,12 +165,6 @@ for (let p = 1; p <= PAIRS; p++) {
   }
 }
 
-const stats = (xs) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-  const r = (x) => Number(x.toFixed(4));
-  return { median: r(m), min: r(s[0]), max: r(s[s.length - 1]) };
-};
 const base = results.none;
 const configs = {};
 for (const name of planned.filter((c) => c !== 'none')) {

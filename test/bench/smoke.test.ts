@@ -23,6 +23,7 @@ async function nestedSkipReason(): Promise<string | undefined> {
 /** What each benchmark needs of this host, or undefined when it needs nothing but the build. */
 const NEEDS: Record<string, () => Promise<string | undefined>> = {
   'boot-time.mjs': () => qemuSkipReason('x86_64'),
+  'exit-trace-cost.mjs': nestedSkipReason,
   'observer-effect.mjs': () => qemuSkipReason('x86_64'),
   'storm-exit-counting.mjs': nestedSkipReason,
 };
