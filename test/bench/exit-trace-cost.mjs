@@ -5,9 +5,11 @@
 // the rate with nothing added, in one guest and one host boot:
 //   none           nothing added (in the nested host: the two idle probes nested-pin holds on
 //                  kvm:kvm_exit, in every window)
-//   filtered       a tracefs instance with kvm_exit enabled and a filter nothing matches: one more
-//                  probe, which builds the event (TP_fast_assign: the exit's reason and info read
-//                  from the VMCB/VMCS) and drops it; what each of nested-pin's two probes costs
+//   off            a tracefs instance with kvm_exit enabled and tracing off: one more probe, whose
+//                  ring buffer refuses the event before it is built
+//   filtered       the same with a filter nothing matches: the filter makes the probe build the
+//                  event (TP_fast_assign: the exit's reason and info read from the VMCB/VMCS) in a
+//                  per-CPU scratch buffer, then drop it
 //   ring-buffer    kvm_exit enabled and recorded into an instance's ring buffer, no reader: the
 //                  kernel side of trace-cmd record / perf kvm stat record
 //   hist:reason    a histogram trigger keyed by exit reason alone
@@ -56,7 +58,8 @@ const hist = (trigger) => ({
 });
 const LAYERS = {
   none: { add: 'echo attached', remove: 'true' },
-  filtered: { add: attach(`mkdir ${INST} && echo 0 > ${INST}/tracing_on && echo 'common_pid == 0 && common_pid == 1' > ${EV}/filter && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` },
+  off: { add: attach(`mkdir ${INST} && echo 0 > ${INST}/tracing_on && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` },
+  filtered: { add: attach(`mkdir ${INST} && echo 0 > ${INST}/tracing_on && echo 'common_pid < 0' > ${EV}/filter && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` },
   'ring-buffer': { add: attach(`mkdir ${INST} && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` },
   'hist:reason': hist('hist:keys=exit_reason:vals=hitcount:size=16384'),
   'hist:pid': hist('hist:keys=common_pid,exit_reason:vals=hitcount:sort=common_pid:size=16384'),

@@ -18,12 +18,17 @@
 // --smoke: one pair of none, vcpu-cpu and pidstat over 1 s windows (numbers not meant to be read),
 // so CI keeps this script working. Every run boots a guest (and, --on nested, an L1): 10
 // configurations × 5 pairs take about 25 minutes under TCG here.
+// In the nested host every configuration's L1 holds the same tracepoints still (nested.tracepoints:
+// those of every configuration measured), so "none" carries the same idle pin probes as the
+// configuration it is compared with, and the difference is the collector's own.
 // The last line is one JSON object: {on, accel, pairs, window_s, baseline, configs: {NAME: {...}}}.
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COLLECTOR_NAMES } from '../../dist/experiment/schema.js';
+import { parseExperiment } from '../../dist/experiment/load.js';
+import { tracepointsToPin } from '../../dist/targets/nested-host.js';
 import { shuffled, stats } from './measure.mjs';
 
 const args = process.argv.slice(2);
@@ -70,6 +75,8 @@ if (missing.length) throw new Error(`observer-effect.mjs has no configuration fo
 const chosen = flag('--configs', smoke ? 'none,vcpu-cpu,pidstat' : Object.keys(CONFIGS).join(',')).split(',');
 for (const c of chosen) if (!CONFIGS[c]) throw new Error(`--configs: no configuration ${c} (${Object.keys(CONFIGS).join(', ')})`);
 if (!chosen.includes('none')) chosen.unshift('none');
+/** The tracepoints L1 holds still for every configuration measured here (known once the attachable ones are). */
+let held = [];
 
 // A mark: machine busy jiffies (/proc/stat, all but idle and iowait), the run time of QEMU's threads
 // in ns (schedstat: finer than utime+stime's jiffies), KVM's exit count (storm only), uptime.
@@ -88,6 +95,7 @@ function experiment(name, windowS = WINDOW_S) {
     STORM
       ? 'guest: { arch: x86_64, cpu: "host,vendor=GenuineIntel,kvm-pv-unhalt=off,kvm-pv-ipi=off,kvm-pv-sched-yield=off", cpus: 2, memory: 512M }\nknobs: { disable_exits: [], expose_mwait: true }'
       : 'guest: { arch: x86_64, cpus: 1, memory: 512M }',
+    ...(on === 'nested' && held.length ? [`nested: { tracepoints: [${held.join(', ')}] }`] : []),
     ...(c.collect ? ['collect:', c.collect] : []),
     'steps:',
     ...(c.peer ? [host('peer-start', c.peer.start)] : []),
@@ -154,6 +162,8 @@ for (const c of COLLECTOR_NAMES.filter((x) => chosen.includes(x) || chosen.inclu
 }
 CONFIGS.all.collect = COLLECTOR_NAMES.filter((c) => !notAttachable[c]).map((c) => CONFIGS[c].collect).join('\n');
 const planned = chosen.filter((c) => !notAttachable[c]);
+held = [...new Set(planned.flatMap((c) => tracepointsToPin(parseExperiment(experiment(c), `${c}.yaml`))))];
+if (on === 'nested' && held.length) console.error(`L1 holds still, in every configuration: ${held.join(', ')}`);
 
 const results = {}; // name -> per pair figures
 const t0 = Date.now();
