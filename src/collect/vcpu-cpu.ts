@@ -44,7 +44,8 @@ interface Moves {
 
 interface Window {
   start: Snapshot;
-  cpus: Map<string, Moves>;
+  /** By thread id. */
+  cpus: Map<number, Moves>;
 }
 
 /** Samples go to vcpu-cpu.csv in batches of this many ticks (and at every step's end and at stop): one write a second at 10 Hz. */
@@ -65,6 +66,7 @@ export class VcpuCpuCollector implements Collector {
   private ticks = 0;
   /** The threads to read, derived from the thread map it was made from (a new map replaces the old on hot-plug). */
   private targets: { from: ThreadMap; list: Target[] } | undefined;
+  private readonly scratch: Sample = { runNs: 0, waitNs: 0, slices: 0, guestNs: 0, cpu: 0 };
 
   constructor(private readonly intervalMs: number) {}
 
@@ -92,7 +94,7 @@ export class VcpuCpuCollector implements Collector {
   async stepStart(): Promise<void> {
     this.check();
     const now = this.snapshot();
-    this.window = { start: now, cpus: new Map([...now.threads].map(([e, s]) => [e, { last: s.cpu, moves: 0 }])) };
+    this.window = { start: now, cpus: new Map([...now.threads.values()].map((s) => [s.tid, { last: s.cpu, moves: 0 }])) };
   }
 
   async stepEnd(step: string): Promise<void> {
@@ -110,7 +112,7 @@ export class VcpuCpuCollector implements Collector {
       const first = w.start.threads.get(key);
       if (!first) continue; // appeared mid-step (hot-plug): no baseline for this window
       const entity = key.slice(0, key.indexOf(':'));
-      const seen = w.cpus.get(key);
+      const seen = w.cpus.get(last.tid);
       const agg = per.get(entity) ?? { dtNs, run: 0, wait: 0, guest: 0, slices: 0, migrations: seen ? seen.moves + (seen.last !== last.cpu ? 1 : 0) : 0, lastCpu: last.cpu };
       agg.run += last.runNs - first.runNs;
       agg.wait += last.waitNs - first.waitNs;
@@ -155,9 +157,8 @@ export class VcpuCpuCollector implements Collector {
     const t = this.ctx.clock.now();
     const cpus = this.window?.cpus;
     this.read((entity, tid, s) => {
-      const key = `${entity}:${tid}`;
-      const m = cpus?.get(key);
-      if (!m) cpus?.set(key, { last: s.cpu, moves: 0 });
+      const m = cpus?.get(tid);
+      if (!m) cpus?.set(tid, { last: s.cpu, moves: 0 });
       else if (m.last !== s.cpu) {
         m.moves++;
         m.last = s.cpu;
@@ -182,22 +183,27 @@ export class VcpuCpuCollector implements Collector {
   }
 
   /**
-   * Read every thread of the current thread map, once each, handing each sample to `take`. A thread
-   * that exited between listing and reading (unplugged vCPU, finished worker) is skipped and its
-   * files closed; any other failure is a broken host and throws.
+   * Read every thread of the current thread map, once each, handing each sample to `take` (one
+   * object, refilled for each thread: `take` copies what it keeps). A thread that exited between
+   * listing and reading (unplugged vCPU, finished worker) is skipped and its files closed; any other
+   * failure is a broken host and throws.
    */
-  private read(take: (entity: string, tid: number, s: Sample) => void): void {
+  private read(take: (entity: string, tid: number, s: Readonly<Sample>) => void): void {
     const map = this.ctx.threads();
     if (this.targets?.from !== map) {
       this.targets = { from: map, list: [...map.vcpus.map((v) => ({ entity: `vcpu${v.index}`, tid: v.tid })), ...map.others.map((tid) => ({ entity: 'emulator', tid }))] };
     }
+    const s = this.scratch;
     for (const { entity, tid } of this.targets.list) {
-      let s: Sample;
       try {
         const files = this.files.get(tid) ?? this.open(map.pid, tid);
         const sched = parseSchedstat(files.schedstat.read());
         const st = parseTaskStatCpu(files.stat.read());
-        s = { runNs: sched.runNs, waitNs: sched.waitNs, slices: sched.timeslices, guestNs: st.guestTimeTicks * TICK_NS, cpu: st.processor };
+        s.runNs = sched.runNs;
+        s.waitNs = sched.waitNs;
+        s.slices = sched.timeslices;
+        s.guestNs = st.guestTimeTicks * TICK_NS;
+        s.cpu = st.processor;
       } catch (e) {
         if (!THREAD_GONE.has((e as NodeJS.ErrnoException).code ?? '')) throw e; // a broken host, not a gone thread
         this.close(tid);
