@@ -21,6 +21,9 @@
 //   exits.diff_excess  entity vcpuN   max(0, |exits.diff| − exits.diff_bound): exits one count has and
 //                                     the other lacks beyond what the reads explain (0 when they agree)
 //   exits.dropped      entity all     hits the kernel could not add to a full table (loss; 0 expected)
+//   exits.traced       entity all     the trigger's runs: every kvm_exit on the host, of every VM (each
+//                                     one runs on the exiting vCPU's thread: the in-kernel cost of
+//                                     watching, which test/bench/exit-trace-cost.mjs prices per exit)
 // The histogram is keyed by thread id, so a vCPU hot-plugged mid-run is counted from its first exit.
 // The kernel's histogram as read at each step's end is kept as hist-<step>.txt. stop() removes the
 // trigger and the instance, also after a failure; the instance is journaled before it is made, and
@@ -113,6 +116,7 @@ export class KvmExitsCollector implements Collector {
       }
     }
     emit({ step, entity: 'all', metric: 'exits.dropped', value: b.hist.dropped - a.hist.dropped, unit: 'count' });
+    emit({ step, entity: 'all', metric: 'exits.traced', value: b.hist.hits - a.hist.hits, unit: 'count' });
   }
 
   async stop(): Promise<void> {

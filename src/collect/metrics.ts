@@ -82,6 +82,7 @@ export const COLLECTOR_METRICS: Record<CollectorName, readonly MetricDesc[]> = {
     metric('exits.diff_bound', { ...COUNT, entities: ['vcpu'] }),
     metric('exits.diff_excess', { ...COUNT, entities: ['vcpu'] }),
     metric('exits.dropped', { ...COUNT, entities: ['all'] }),
+    metric('exits.traced', { ...COUNT, entities: ['all'] }),
     family('exits.', 'exits.mwait', { ...COUNT, entities: ['vcpu'] }, exitMembers),
   ],
   // perf and /proc/interrupts name their rows after what the host has: any word
@@ -94,7 +95,7 @@ export const COLLECTOR_METRICS: Record<CollectorName, readonly MetricDesc[]> = {
   ],
 };
 
-/** The kvm-exits collector's rows that are not exit counts: its checks against KVM's own count and its loss. */
+/** The kvm-exits collector's rows that are not a vCPU's exit counts: its checks against KVM's own count, its loss, its own runs. */
 const KVM_EXITS_CHECKS = new Set(COLLECTOR_METRICS['kvm-exits'].filter((m) => !m.family && m.name !== 'exits.total').map((m) => m.name));
 
 /** The exit reason an exit-count metric counts (exits.hlt, trace.exits.hlt → hlt), or undefined for totals, checks and other metrics. */

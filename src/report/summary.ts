@@ -54,7 +54,12 @@ export function mechanismLines(v: VariantResult, simulated = false): string[] {
   const m = v.mechanism;
   const o = v.observer;
   const cost = o
-    ? [`kvmlab's own CPU while watching: ${o.medianCpuPct.toFixed(1)} % of one CPU in the median measuring window, ${o.maxCpuPct.toFixed(1)} % @ ${o.maxStep} at most${simulated ? " (the mock's simulation runs in that process too)" : ''}`]
+    ? [
+        `kvmlab's own CPU while watching: ${o.medianCpuPct.toFixed(1)} % of one CPU in the median measuring window, ${o.maxCpuPct.toFixed(1)} % @ ${o.maxStep} at most${simulated ? " (the mock's simulation runs in that process too)" : ''}`,
+        ...(o.tracedPerS !== undefined
+          ? [`kvm-exits' trigger ran ${Math.round(o.tracedPerS).toLocaleString('en-US')} times a second @ ${o.tracedStep} at most, in the kernel on the exiting vCPUs' threads (not in the CPU above; test/bench/exit-trace-cost.mjs prices one run)`]
+          : []),
+      ]
     : [];
   return [...(m ? m.parked.map((x) => observationLine(x, m.planned)) : []), ...cost];
 }

@@ -109,8 +109,16 @@ export const VariantResultSchema = z.object({
   mechanism: MechanismResultSchema.optional(),
   /** The host it ran on, read from that host as it ran (not from the request): uname -r, /proc/cmdline and QEMU's own version. With a host axis under --on nested, each L1's. Absent in results written before kvmlab recorded it. */
   ranOn: z.object({ kernel: z.string(), cmdline: z.string(), qemu: z.string().optional() }).optional(),
-  /** kvmlab's own CPU while it watched (observer.cpu_pct rows) its sample and wait steps (every step when it has none): the median step's and the costliest step's, each a median over repetitions. */
-  observer: z.object({ medianCpuPct: z.number().min(0), maxCpuPct: z.number().min(0), maxStep: z.string() }).optional(),
+  /**
+   * What watching cost over its sample and wait steps (every step when it has none), each a median
+   * over repetitions: kvmlab's own CPU (observer.cpu_pct rows), the median step's and the costliest
+   * step's; and, with kvm-exits, its histogram trigger's runs a second in the kernel (exits.traced
+   * rows) at the busiest step, which run on the exiting vCPUs' threads and are in no CPU figure of
+   * kvmlab's. tracedPerS is absent in results written before kvmlab recorded it.
+   */
+  observer: z
+    .object({ medianCpuPct: z.number().min(0), maxCpuPct: z.number().min(0), maxStep: z.string(), tracedPerS: z.number().min(0).optional(), tracedStep: z.string().optional() })
+    .optional(),
 });
 export type VariantResult = z.output<typeof VariantResultSchema>;
 

@@ -40,19 +40,30 @@ export function judgeVariant(exp: Experiment, variant: Variant, vr: VariantResul
   }
 }
 
-/** kvmlab's own CPU over the measuring windows (every step when there are none): the median step's and the costliest step's, each a median over repetitions. */
+/**
+ * What watching cost over the measuring windows (every step when there are none): kvmlab's own CPU,
+ * the median step's and the costliest step's, and where kvm-exits ran, its trigger's runs a second
+ * in the kernel at the busiest step; each a median over repetitions.
+ */
 function observerSummary(rows: readonly MetricRow[], expSteps: Experiment['steps']): VariantResult['observer'] {
   const windows = new Set(measuringWindows(expSteps));
   const counted = (step: string) => windows.size === 0 || windows.has(step);
-  const byStep = new Map<string, number[]>();
-  for (const r of rows) {
-    if (r.metric !== 'observer.cpu_pct' || !counted(r.step)) continue;
-    const values = byStep.get(r.step);
-    if (values) values.push(r.value);
-    else byStep.set(r.step, [r.value]);
-  }
-  const steps = [...byStep].map(([step, vs]) => ({ step, pct: median(vs) }));
+  const perStep = (metric: string): Map<string, MetricRow[]> => {
+    const byStep = new Map<string, MetricRow[]>();
+    for (const r of rows) if (r.metric === metric && counted(r.step)) byStep.set(r.step, [...(byStep.get(r.step) ?? []), r]);
+    return byStep;
+  };
+  const steps = [...perStep('observer.cpu_pct')].map(([step, rs]) => ({ step, pct: median(rs.map((r) => r.value)) }));
   if (!steps.length) return undefined;
   const max = steps.reduce((a, b) => (b.pct > a.pct ? b : a));
-  return { medianCpuPct: median(steps.map((x) => x.pct)), maxCpuPct: max.pct, maxStep: max.step };
+  const durations = new Map(rows.filter((r) => r.metric === 'step.duration_s').map((r) => [`${r.repetition}/${r.step}`, r.value]));
+  const traced = [...perStep('exits.traced')].flatMap(([step, rs]) => {
+    const rates = rs.flatMap((r) => {
+      const s = durations.get(`${r.repetition}/${r.step}`);
+      return s ? [r.value / s] : [];
+    });
+    return rates.length ? [{ step, perS: median(rates) }] : [];
+  });
+  const busiest = traced.length ? traced.reduce((a, b) => (b.perS > a.perS ? b : a)) : undefined;
+  return { medianCpuPct: median(steps.map((x) => x.pct)), maxCpuPct: max.pct, maxStep: max.step, ...(busiest ? { tracedPerS: busiest.perS, tracedStep: busiest.step } : {}) };
 }

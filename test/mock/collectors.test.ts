@@ -117,6 +117,15 @@ describe('kvm-exits on the mock backend: the shipped storm experiment', () => {
     expect(storm).toBeGreaterThan(100 * at('mwait=passed', 'exits.total', 'vcpu1')!);
     expect(Math.abs(at('mwait=intercepted', 'exits.diff_pct', 'vcpu1')!)).toBeLessThanOrEqual(0.1);
     expect(readFileSync(join(stormOut, 'variants', 'mwait=intercepted', 'rep-1', 'kvm-exits', 'hist-storm.txt'), 'utf8')).toMatch(/^Totals:\n {4}Hits: \d+/m);
+    // the trigger's own runs: every exit of the host's VMs (this one's alone here), and what the verdict says of them
+    const vcpus = [...new Set(r.filter((x) => x.metric === 'exits.total').map((x) => x.entity))];
+    const traced = at('mwait=intercepted', 'exits.traced', 'all')!;
+    expect(traced).toBe(vcpus.reduce((n, e) => n + at('mwait=intercepted', 'exits.total', e)!, 0));
+    const v = s.variants.find((x: { id: string }) => x.id === 'mwait=intercepted');
+    expect(v.observer.tracedStep).toBe('storm');
+    expect(v.observer.tracedPerS).toBeCloseTo(traced / at('mwait=intercepted', 'step.duration_s', 'runner')!, 6);
+    const verdict = readFileSync(join(stormOut, 'summary.md'), 'utf8');
+    expect(verdict).toMatch(/kvm-exits' trigger ran [\d,]+ times a second @ storm at most, in the kernel on the exiting vCPUs' threads/);
   }, 120_000);
 });
 
