@@ -78,6 +78,27 @@ export async function readTail(path: string, bytes = 8192): Promise<string> {
 }
 
 /** The environment QEMU runs with: ours, less anything that would load or steer the shim by accident. */
+/** QMP's SHUTDOWN event: whether the guest asked for it, and why (guest-reset, guest-shutdown, …). */
+interface QmpShutdown {
+  guest?: boolean;
+  reason?: string;
+}
+
+/**
+ * How QEMU ended, in a line: killed by a signal, or its status and why. The guest's own reset or
+ * power-off ends QEMU too (-no-reboot), and QMP says which just before. Without that event, an exit 0
+ * in silence is still the guest's doing, unless kvmlab was ending QEMU itself: a signal or an error
+ * makes QEMU say so on stderr, whose last line is given otherwise. Pure.
+ */
+export function exitText(r: { signal?: string; exitCode?: number; shortMessage?: string }, lastLine: string, shutdown: QmpShutdown | undefined, stopping: boolean): string {
+  if (r.signal) return `QEMU was killed by ${r.signal}`;
+  if (r.exitCode === undefined) return `QEMU did not run: ${r.shortMessage}`;
+  const why = shutdown?.guest
+    ? `the guest ended it: QMP SHUTDOWN reason ${shutdown.reason}${shutdown.reason === 'guest-reset' ? ', the guest reset (-no-reboot makes QEMU exit)' : ''}`
+    : lastLine || (r.exitCode === 0 && !stopping ? 'it printed nothing, as when the guest resets or powers off (-no-reboot makes QEMU exit on a reset) before QMP could report which' : '');
+  return `QEMU exited with status ${r.exitCode}${why ? ` (${why})` : ''}`;
+}
+
 function qemuEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KVMLAB_') && k !== 'LD_PRELOAD') env[k] = v;
@@ -98,6 +119,8 @@ export class QemuVm implements Vm {
   private readonly log: WriteStream;
   private qmpClient: QmpClient | undefined;
   private shutdownPromise: Promise<string> | undefined;
+  /** kvmlab is ending QEMU itself (quit, then signals): its exit then says nothing of the guest. */
+  private stopping = false;
   private readonly transcript: string;
 
   constructor(
@@ -131,11 +154,8 @@ export class QemuVm implements Vm {
     this.proc.stdout?.on('data', take);
     this.proc.stderr?.on('data', take);
     this.exited = this.proc.then((r) => {
-      const last = lastLines(this.tail.value, 1).trim();
-      // The guest's own reset or power-off ends QEMU too (-no-reboot): QMP said which, just before.
-      const shutdown = [...(this.qmpClient?.events ?? [])].reverse().find((e) => e.event === 'SHUTDOWN')?.data as { guest?: boolean; reason?: string } | undefined;
-      const why = shutdown?.guest ? `the guest ended it: QMP SHUTDOWN reason ${shutdown.reason}${shutdown.reason === 'guest-reset' ? ', the guest reset (-no-reboot makes QEMU exit)' : ''}` : last;
-      this.exit = r.signal ? `QEMU was killed by ${r.signal}` : r.exitCode !== undefined ? `QEMU exited with status ${r.exitCode}${why ? ` (${why})` : ''}` : `QEMU did not run: ${r.shortMessage}`;
+      const shutdown = [...(this.qmpClient?.events ?? [])].reverse().find((e) => e.event === 'SHUTDOWN')?.data as QmpShutdown | undefined;
+      this.exit = exitText(r, lastLines(this.tail.value, 1).trim(), shutdown, this.stopping);
       this.log.write(`# ${new Date().toISOString()} ${this.exit}\n`);
       return this.exit;
     });
@@ -287,6 +307,7 @@ export class QemuVm implements Vm {
   }
 
   private async stop(): Promise<string> {
+    this.stopping = true;
     this.guest.disconnect();
     let how: string | undefined;
     if (this.exit) how = `already gone: ${this.exit}`;
