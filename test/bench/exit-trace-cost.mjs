@@ -15,6 +15,9 @@
 //   hist:reason    a histogram trigger keyed by exit reason alone
 //   hist:pid       keyed by thread and exit reason
 //   kvm-exits      kvmlab's trigger (src/collect/kvm-exits.ts: thread, ISA, reason)
+//   bpf            a BPF program on the tracepoint counting per thread and reason in a hash map
+//                  (test/bench/exit-count-bpf.c, compiled here with cc): the event built for perf,
+//                  then a map update instead of the histogram's; what a BPF counter would cost
 // Each layer is added by a host: step just before its window and removed just after. Rounds repeat
 // the layers in a shuffled order; each layer's rate is compared with the "none" window of its round.
 // The cost a layer adds per exit is 1/rate − 1/rate(none), in µs of the host's time.
@@ -24,7 +27,7 @@
 // kernel has no histogram triggers those layers are said and left out.
 // --smoke: one round of 1 s windows (numbers not meant to be read), so CI keeps this script working.
 // The last line is one JSON object: {on, rounds, window_s, none_exit_rate, layers: {NAME: {...}}}.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,6 +68,21 @@ const LAYERS = {
   'hist:pid': hist('hist:keys=common_pid,exit_reason:vals=hitcount:sort=common_pid:size=16384'),
   'kvm-exits': hist(EXIT_HIST_TRIGGER),
 };
+// The BPF counter: compiled next to the experiment file (which the nested host sees), run in the
+// background for its window; its last line says whether it attached, and at the end what it counted.
+const BPF = join(work, 'exit-count-bpf');
+const BPF_OUT = '/tmp/kvmlab-bench-exit-count-bpf.out';
+const BPF_PID = '/tmp/kvmlab-bench-exit-count-bpf.pid';
+const cc = spawnSync('cc', ['-O2', '-Wall', '-o', BPF, join(root, 'test/bench/exit-count-bpf.c')], { encoding: 'utf8' });
+LAYERS.bpf =
+  cc.status === 0
+    ? {
+        add: `rm -f ${BPF_OUT}; setsid ${BPF} > ${BPF_OUT} 2>&1 < /dev/null & echo $! > ${BPF_PID}; i=0; while [ $i -lt 100 ] && ! grep -q attached ${BPF_OUT} && kill -0 $(cat ${BPF_PID}) 2>/dev/null; do sleep 0.1; i=$((i+1)); done; tail -n 1 ${BPF_OUT}`,
+        remove: `kill -TERM $(cat ${BPF_PID}) 2>/dev/null; while kill -0 $(cat ${BPF_PID}) 2>/dev/null; do sleep 0.1; done; tail -n 1 ${BPF_OUT}; rm -f ${BPF_OUT} ${BPF_PID}`,
+      }
+    : { add: `echo 'not attached: cc could not build test/bench/exit-count-bpf.c: ${(cc.stderr || String(cc.error)).split('\n')[0].replace(/'/g, '')}'`, remove: 'true' };
+// a run cut short here leaves no counter running (in the nested host it goes with L1)
+process.on('exit', () => spawnSync('pkill', ['-TERM', '-f', BPF]));
 const names = Object.keys(LAYERS);
 
 // A mark: KVM's exits of all VMs (debugfs; this run's guest is the only one) and the uptime.
