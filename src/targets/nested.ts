@@ -155,7 +155,13 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: BootCon
     } else if (ready && line.trim()) progress.notice(`  L1 console| ${line.replace(/\r$/, '')}`);
   };
   createInterface({ input: child.stdout }).on('line', onLine);
-  const follower = followFile(join(ctl, 'stderr'), (line) => progress.notice(`  L1| ${line}`));
+  // The last progress line the run in L1 printed: said with a wedge beside its heartbeat's last stage,
+  // which once lagged it (a step's beat not seen before the run stopped, 2026-12-05).
+  let lastProgress: string | undefined;
+  const follower = followFile(join(ctl, 'stderr'), (line) => {
+    if (line.trim()) lastProgress = line.trim();
+    progress.notice(`  L1| ${line}`);
+  });
   // Whether the run in L1 still moves: its heartbeat, and the lockups L1's kernel reports.
   let wedge: Wedge | undefined;
   let seenFromL0: string[] = [];
@@ -207,7 +213,7 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: BootCon
   signal.removeEventListener('abort', onAbort);
   process.off('exit', killOnExit);
   if (entry !== undefined) journal.resolve(entry);
-  const wedged = wedge && wedgeMessage(wedge, watch.stack(wedge), seenFromL0);
+  const wedged = wedge && wedgeMessage(wedge, watch.stack(wedge), seenFromL0, lastProgress);
   if (wedged) consoleLog.write(`kvmlab (L0): ${wedged}\n`);
   await new Promise<void>((resolve) => consoleLog.end(resolve));
 
@@ -226,9 +232,10 @@ async function bootAndWait(l0: string, argv: string[], ctl: string, req: BootCon
   return { exitCode: Number(status.trim()), stdout };
 }
 
-/** A wedged L1 in words: why, what the run in it was doing, what L0 saw of it, and the stacks its kernel printed. */
-export function wedgeMessage(w: Wedge, stack: string[], seenFromL0: string[]): string {
-  const doing = w.doing ? `; kvmlab in L1 was at "${w.doing}"${w.doingForMs === undefined ? '' : ` (for ${Math.round(w.doingForMs / 1000)} s)`}` : '';
+/** A wedged L1 in words: why, what the run in it was doing (its heartbeat's stage, and its last progress line where that says more), what L0 saw of it, and the stacks its kernel printed. */
+export function wedgeMessage(w: Wedge, stack: string[], seenFromL0: string[], lastProgress?: string): string {
+  const beat = w.doing ? `; kvmlab in L1 was at "${w.doing}"${w.doingForMs === undefined ? '' : ` (for ${Math.round(w.doingForMs / 1000)} s)`}` : '';
+  const doing = lastProgress && !(w.doing && lastProgress.endsWith(w.doing)) ? `${beat}; its last progress line: "${lastProgress}"` : beat;
   const lockup = w.lockup && !w.why.includes(w.lockup.what) ? `; L1's kernel reported ${w.lockup.what}` : '';
   const l0 = seenFromL0.length ? `\nSeen from L0:\n${seenFromL0.map((l) => `  ${l}`).join('\n')}` : '';
   const printed = stack.length ? `\nL1's kernel printed:\n${stack.map((l) => `  ${l}`).join('\n')}` : "\nL1's kernel printed no stack (every L1 CPU may be stuck)";

@@ -181,9 +181,11 @@ describe.skipIf(skip !== undefined)('a wedged nested host', () => {
     // a wedge is what this run is for: only a host that failed otherwise is tried again
     const { r, out } = await onL1('test/kvm/nested-wedge.yaml', join(tmp, 'wedge'), ['--allow-host-commands'], L1_FAILED);
     expect(r.exitCode, r.stderr).toBe(3);
-    const m = /--on nested: L1 wedged: kvmlab in L1 stopped: no heartbeat for \d+ s; kvmlab in L1 was at "variant 1\/1 default: step 1\/1 freeze" \(for (\d+) s\)/.exec(r.stderr);
+    // the step is named by the heartbeat's last stage or, where a beat was not seen in time, by the last progress line
+    const m = /--on nested: L1 wedged: kvmlab in L1 stopped: no heartbeat for (\d+) s; kvmlab in L1 was at "([^"]*)" \(for \d+ s\)(; its last progress line: "([^"]*)")?/.exec(r.stderr);
     expect(m, r.stderr).not.toBeNull();
-    console.warn(`a wedged nested host: the run in L1 stopped at step freeze and was ended ${m![1]} s later`);
+    expect(m![4] ?? m![2], r.stderr).toMatch(/variant 1\/1 default: step 1\/1 freeze$/);
+    console.warn(`a wedged nested host: the run in L1 stopped at step freeze and was ended ${m![1]} s after its last heartbeat${m![4] ? ` (its heartbeat said "${m![2]}")` : ''}`);
     expect(await qemuProcesses('kvmlab-nested-host')).toEqual([]);
     // What L1 wrote before the wedge is kept, and the console says what L0 did.
     expect(await readFile(join(out, 'variants/default/rep-1/launch.json'), 'utf8')).toMatch(/"argv"/);

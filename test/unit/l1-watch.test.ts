@@ -74,6 +74,9 @@ describe('the nested host watchdog', () => {
     const text = wedgeMessage(wedge, w.stack(wedge), ['L1 CPU 0: halted, RIP ffffffff81a4b7ee default_idle+0x1e']);
     expect(text).toMatch(/^L1 wedged: L1's kernel reported a soft lockup .*; kvmlab in L1 was at "variant 1\/1 x: teardown: stopping collector tracefs" \(for 61 s\)\nSeen from L0:\n {2}L1 CPU 0: halted, RIP ffffffff81a4b7ee default_idle\+0x1e\nL1's kernel printed:\n {2}CPU: 3 PID: 158 Comm: node .*\n {2}RIP: 0010:smp_call_function_many_cond/);
     expect(w.reported.map((l) => l.what)).toEqual(['a soft lockup on L1 CPU 3 (task node:158, stuck 868 s)', 'an RCU stall (rcu_preempt)']);
+    // the last progress line is said too where it is further on than the heartbeat's stage, not where it repeats it
+    expect(wedgeMessage(wedge, [], [], '[ 61.2s] variant 1/1 x: teardown: stopping collector tracefs')).not.toMatch(/last progress line/);
+    expect(wedgeMessage(wedge, [], [], '[ 62.0s] variant 1/1 x: teardown: stopping the guest')).toMatch(/was at "variant 1\/1 x: teardown: stopping collector tracefs" \(for 61 s\); its last progress line: "\[ 62.0s\] variant 1\/1 x: teardown: stopping the guest"/);
   });
 
   it('lets a run that moves on after a lockup go on, and keeps the lockup', () => {
