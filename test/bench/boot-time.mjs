@@ -12,18 +12,14 @@ import { QemuBackend } from '../../dist/backend/qemu/qemu-backend.js';
 import { generateClientKey } from '../../dist/backend/ssh-guest.js';
 import { Guest, Knobs } from '../../dist/experiment/schema.js';
 import { planVm } from '../../dist/plan/vm.js';
-import { median } from './measure.mjs';
+import { arg, median } from './measure.mjs';
 
 const args = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const positional = args.filter((a, i) => !a.startsWith('--') && !args[i - 1]?.startsWith('--'));
 const n = args.includes('--smoke') ? 1 : Number(positional[0] ?? 5);
 if (!Number.isInteger(n) || n < 1) throw new Error(`N must be a whole number ≥ 1, got ${positional[0]}`);
-const cpus = Number(flag('--cpus', '2'));
-const accel = flag('--accel', 'tcg');
+const cpus = Number(arg('cpus', '2'));
+const accel = arg('accel', 'tcg');
 
 const backend = new QemuBackend({ arch: 'x86_64' });
 const guest = Guest.parse({ arch: 'x86_64', cpus, maxcpus: cpus + 2, memory: '512M' });

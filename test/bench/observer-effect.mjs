@@ -29,17 +29,13 @@ import { join } from 'node:path';
 import { COLLECTOR_NAMES } from '../../dist/experiment/schema.js';
 import { parseExperiment } from '../../dist/experiment/load.js';
 import { tracepointsToPin } from '../../dist/targets/nested-host.js';
-import { shuffled, stats } from './measure.mjs';
+import { arg, shuffled, stats } from './measure.mjs';
 
 const args = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const smoke = args.includes('--smoke');
-const on = flag('--on', 'local');
-const PAIRS = Number(flag('--pairs', smoke ? 1 : 5));
-const WINDOW_S = Number(flag('--window', smoke ? 1 : 8));
+const on = arg('on', 'local');
+const PAIRS = Number(arg('pairs', smoke ? 1 : 5));
+const WINDOW_S = Number(arg('window', smoke ? 1 : 8));
 const STORM = args.includes('--storm') || (on === 'nested' && !args.includes('--no-storm'));
 const root = new URL('../../', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'kvmlab-bench-observer-'));
@@ -72,10 +68,10 @@ const CONFIGS = {
 // every collector kvmlab has is measured here: a new one without a configuration fails this bench (and its CI smoke)
 const missing = COLLECTOR_NAMES.filter((c) => !CONFIGS[c]?.collect);
 if (missing.length) throw new Error(`observer-effect.mjs has no configuration for the collector(s) ${missing.join(', ')}: add each to CONFIGS`);
-const chosen = flag('--configs', smoke ? 'none,vcpu-cpu,pidstat' : Object.keys(CONFIGS).join(',')).split(',');
+const chosen = arg('configs', smoke ? 'none,vcpu-cpu,pidstat' : Object.keys(CONFIGS).join(',')).split(',');
 for (const c of chosen) if (!CONFIGS[c]) throw new Error(`--configs: no configuration ${c} (${Object.keys(CONFIGS).join(', ')})`);
 if (!chosen.includes('none')) chosen.unshift('none');
-/** The tracepoints L1 holds still for every configuration measured here (known once the attachable ones are). */
+/** The tracepoints L1 holds still for every configuration measured here: none in the runs that find what attaches. */
 let held = [];
 
 // A mark: machine busy jiffies (/proc/stat, all but idle and iowait), the run time of QEMU's threads

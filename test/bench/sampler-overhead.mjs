@@ -27,6 +27,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { arg } from './measure.mjs';
 
 const root = new URL('../../', import.meta.url);
 const dist = new URL('dist/collect/vcpu-cpu.js', root);
@@ -39,19 +40,15 @@ const { RealHostView } = await import(new URL('dist/backend/qemu/host-view.js', 
 const { realClock } = await import(new URL('dist/backend/clock.js', root).href);
 
 const args = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : dflt;
-};
 if (args.includes('-h') || args.includes('--help')) {
   console.log('node test/bench/sampler-overhead.mjs [--threads 64] [--duration 60] [--hz 10] [--pidstat-interval 1] [--smoke]');
   process.exit(0);
 }
 const smoke = args.includes('--smoke');
-const nThreads = flag('threads', smoke ? 4 : 64);
-const durationS = flag('duration', smoke ? 2 : 60);
-const hz = flag('hz', 10);
-const pidstatInterval = flag('pidstat-interval', 1);
+const nThreads = Number(arg('threads', smoke ? 4 : 64));
+const durationS = Number(arg('duration', smoke ? 2 : 60));
+const hz = Number(arg('hz', 10));
+const pidstatInterval = Number(arg('pidstat-interval', 1));
 if (!Number.isInteger(pidstatInterval) || pidstatInterval < 1) {
   console.error('--pidstat-interval: pidstat takes whole seconds (>= 1)');
   process.exit(2);

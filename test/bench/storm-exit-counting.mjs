@@ -19,15 +19,12 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { arg } from './measure.mjs';
 
 const args = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
-const on = flag('--on', 'nested');
+const on = arg('on', 'nested');
 const work = mkdtempSync(join(tmpdir(), 'kvmlab-bench-storm-'));
-const out = flag('--out', join(work, 'results'));
+const out = arg('out', join(work, 'results'));
 const root = new URL('../../', import.meta.url).pathname;
 // 15 s: over 100 000 exits at the nested host's ~8 000 exits/s.
 const smoke = args.includes('--smoke');
