@@ -33,17 +33,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT_HIST_TRIGGER } from '../../dist/collect/kvm-exits.js';
 import { whereMeasured } from '../../dist/report/summary.js';
-import { shuffled, stats } from './measure.mjs';
+import { arg, shuffled, stats } from './measure.mjs';
 
 const args = process.argv.slice(2);
-const flag = (name, dflt) => {
-  const i = args.indexOf(name);
-  return i >= 0 ? args[i + 1] : dflt;
-};
 const smoke = args.includes('--smoke');
-const on = flag('--on', 'nested');
-const ROUNDS = Number(flag('--rounds', smoke ? 1 : 3));
-const WINDOW_S = Number(flag('--window', smoke ? 1 : 8));
+const on = arg('on', 'nested');
+const ROUNDS = Number(arg('rounds', smoke ? 1 : 3));
+const WINDOW_S = Number(arg('window', smoke ? 1 : 8));
 const root = new URL('../../', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'kvmlab-bench-exit-trace-'));
 
@@ -55,32 +51,35 @@ const EV = `${INST}/events/kvm/kvm_exit`;
  * shell that takes it away.
  */
 const attach = (cmds) => `{ ${cmds}; } 2>&1 && echo attached || echo 'not attached: the commands above failed'`;
+/** kvm_exit enabled in the instance, after `setup` there. */
+const enabled = (setup) => ({ add: attach(`mkdir ${INST} && ${setup} && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` });
 const hist = (trigger) => ({
   add: `if [ -e ${T}/events/kvm/kvm_exit/hist ]; then ${attach(`mkdir ${INST} && echo '${trigger}' > ${EV}/trigger`)}; else echo 'not attached: no histogram triggers (CONFIG_HIST_TRIGGERS off)'; fi`,
   remove: `echo '!${trigger}' > ${EV}/trigger 2>/dev/null; rmdir ${INST}`,
 });
-const LAYERS = {
-  none: { add: 'echo attached', remove: 'true' },
-  off: { add: attach(`mkdir ${INST} && echo 0 > ${INST}/tracing_on && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` },
-  filtered: { add: attach(`mkdir ${INST} && echo 0 > ${INST}/tracing_on && echo 'common_pid < 0' > ${EV}/filter && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` },
-  'ring-buffer': { add: attach(`mkdir ${INST} && echo 1 > ${EV}/enable`), remove: `echo 0 > ${EV}/enable; rmdir ${INST}` },
-  'hist:reason': hist('hist:keys=exit_reason:vals=hitcount:size=16384'),
-  'hist:pid': hist('hist:keys=common_pid,exit_reason:vals=hitcount:sort=common_pid:size=16384'),
-  'kvm-exits': hist(EXIT_HIST_TRIGGER),
-};
 // The BPF counter: compiled next to the experiment file (which the nested host sees), run in the
 // background for its window; its last line says whether it attached, and at the end what it counted.
 const BPF = join(work, 'exit-count-bpf');
 const BPF_OUT = '/tmp/kvmlab-bench-exit-count-bpf.out';
 const BPF_PID = '/tmp/kvmlab-bench-exit-count-bpf.pid';
 const cc = spawnSync('cc', ['-O2', '-Wall', '-o', BPF, join(root, 'test/bench/exit-count-bpf.c')], { encoding: 'utf8' });
-LAYERS.bpf =
+const bpfLayer =
   cc.status === 0
     ? {
         add: `rm -f ${BPF_OUT}; setsid ${BPF} > ${BPF_OUT} 2>&1 < /dev/null & echo $! > ${BPF_PID}; i=0; while [ $i -lt 100 ] && ! grep -q attached ${BPF_OUT} && kill -0 $(cat ${BPF_PID}) 2>/dev/null; do sleep 0.1; i=$((i+1)); done; tail -n 1 ${BPF_OUT}`,
         remove: `kill -TERM $(cat ${BPF_PID}) 2>/dev/null; while kill -0 $(cat ${BPF_PID}) 2>/dev/null; do sleep 0.1; done; tail -n 1 ${BPF_OUT}; rm -f ${BPF_OUT} ${BPF_PID}`,
       }
     : { add: `echo 'not attached: cc could not build test/bench/exit-count-bpf.c: ${(cc.stderr || String(cc.error)).split('\n')[0].replace(/'/g, '')}'`, remove: 'true' };
+const LAYERS = {
+  none: { add: 'echo attached', remove: 'true' },
+  off: enabled(`echo 0 > ${INST}/tracing_on`),
+  filtered: enabled(`echo 0 > ${INST}/tracing_on && echo 'common_pid < 0' > ${EV}/filter`),
+  'ring-buffer': enabled('true'),
+  'hist:reason': hist('hist:keys=exit_reason:vals=hitcount:size=16384'),
+  'hist:pid': hist('hist:keys=common_pid,exit_reason:vals=hitcount:sort=common_pid:size=16384'),
+  'kvm-exits': hist(EXIT_HIST_TRIGGER),
+  bpf: bpfLayer,
+};
 // a run cut short here leaves no counter running (in the nested host it goes with L1)
 process.on('exit', () => spawnSync('pkill', ['-TERM', '-f', BPF]));
 const names = Object.keys(LAYERS);
