@@ -48,22 +48,20 @@ export function judgeVariant(exp: Experiment, variant: Variant, vr: VariantResul
 function observerSummary(rows: readonly MetricRow[], expSteps: Experiment['steps']): VariantResult['observer'] {
   const windows = new Set(measuringWindows(expSteps));
   const counted = (step: string) => windows.size === 0 || windows.has(step);
-  const perStep = (metric: string): Map<string, MetricRow[]> => {
-    const byStep = new Map<string, MetricRow[]>();
-    for (const r of rows) if (r.metric === metric && counted(r.step)) byStep.set(r.step, [...(byStep.get(r.step) ?? []), r]);
-    return byStep;
-  };
-  const steps = [...perStep('observer.cpu_pct')].map(([step, rs]) => ({ step, pct: median(rs.map((r) => r.value)) }));
+  // per step, each repetition's value: kvmlab's CPU % and the trigger's runs a second
+  const cpu = new Map<string, number[]>();
+  const traced = new Map<string, number[]>();
+  const durations = new Map(rows.filter((r) => r.metric === 'step.duration_s').map((r) => [`${r.repetition}/${r.step}`, r.value]));
+  const add = (m: Map<string, number[]>, step: string, v: number) => (m.get(step) ?? m.set(step, []).get(step)!).push(v);
+  for (const r of rows) {
+    if (!counted(r.step)) continue;
+    if (r.metric === 'observer.cpu_pct') add(cpu, r.step, r.value);
+    const s = r.metric === 'exits.traced' ? durations.get(`${r.repetition}/${r.step}`) : undefined;
+    if (s) add(traced, r.step, r.value / s);
+  }
+  const steps = [...cpu].map(([step, vs]) => ({ step, pct: median(vs) }));
   if (!steps.length) return undefined;
   const max = steps.reduce((a, b) => (b.pct > a.pct ? b : a));
-  const durations = new Map(rows.filter((r) => r.metric === 'step.duration_s').map((r) => [`${r.repetition}/${r.step}`, r.value]));
-  const traced = [...perStep('exits.traced')].flatMap(([step, rs]) => {
-    const rates = rs.flatMap((r) => {
-      const s = durations.get(`${r.repetition}/${r.step}`);
-      return s ? [r.value / s] : [];
-    });
-    return rates.length ? [{ step, perS: median(rates) }] : [];
-  });
-  const busiest = traced.length ? traced.reduce((a, b) => (b.perS > a.perS ? b : a)) : undefined;
+  const busiest = [...traced].map(([step, vs]) => ({ step, perS: median(vs) })).reduce<{ step: string; perS: number } | undefined>((a, b) => (a && a.perS >= b.perS ? a : b), undefined);
   return { medianCpuPct: median(steps.map((x) => x.pct)), maxCpuPct: max.pct, maxStep: max.step, ...(busiest ? { tracedPerS: busiest.perS, tracedStep: busiest.step } : {}) };
 }
