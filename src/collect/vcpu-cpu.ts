@@ -30,10 +30,10 @@ interface Target {
   tid: number;
 }
 
-/** Every thread read at one moment, `t` (ms on the backend's clock), keyed "vcpuN:TID" or "emulator:TID". */
+/** Every thread read at one moment, `t` (ms on the backend's clock), by tid. */
 interface Snapshot {
   t: number;
-  threads: Map<string, Sample & { tid: number }>;
+  threads: Map<number, Sample & Target>;
 }
 
 /** Where a thread last ran, and how often it has changed CPU since the window began. */
@@ -94,7 +94,7 @@ export class VcpuCpuCollector implements Collector {
   async stepStart(): Promise<void> {
     this.check();
     const now = this.snapshot();
-    this.window = { start: now, cpus: new Map([...now.threads.values()].map((s) => [s.tid, { last: s.cpu, moves: 0 }])) };
+    this.window = { start: now, cpus: new Map([...now.threads].map(([tid, s]) => [tid, { last: s.cpu, moves: 0 }])) };
   }
 
   async stepEnd(step: string): Promise<void> {
@@ -108,11 +108,11 @@ export class VcpuCpuCollector implements Collector {
     const dtNs = (end.t - w.start.t) * 1e6;
     // Deltas per thread, summed per entity over the threads alive at both ends of the window.
     const per = new Map<string, { dtNs: number; run: number; wait: number; guest: number; slices: number; migrations: number; lastCpu: number }>();
-    for (const [key, last] of end.threads) {
-      const first = w.start.threads.get(key);
-      if (!first) continue; // appeared mid-step (hot-plug): no baseline for this window
-      const entity = key.slice(0, key.indexOf(':'));
-      const seen = w.cpus.get(last.tid);
+    for (const [tid, last] of end.threads) {
+      const first = w.start.threads.get(tid);
+      if (first?.entity !== last.entity) continue; // appeared mid-step (hot-plug): no baseline for this window
+      const entity = last.entity;
+      const seen = w.cpus.get(tid);
       const agg = per.get(entity) ?? { dtNs, run: 0, wait: 0, guest: 0, slices: 0, migrations: seen ? seen.moves + (seen.last !== last.cpu ? 1 : 0) : 0, lastCpu: last.cpu };
       agg.run += last.runNs - first.runNs;
       agg.wait += last.waitNs - first.waitNs;
@@ -177,8 +177,8 @@ export class VcpuCpuCollector implements Collector {
   /** Read every thread now. */
   private snapshot(): Snapshot {
     const t = this.ctx.clock.now();
-    const threads = new Map<string, Sample & { tid: number }>();
-    this.read((entity, tid, s) => threads.set(`${entity}:${tid}`, { tid, ...s }));
+    const threads = new Map<number, Sample & Target>();
+    this.read((entity, tid, s) => threads.set(tid, { entity, tid, ...s }));
     return { t, threads };
   }
 
