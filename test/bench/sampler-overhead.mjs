@@ -118,13 +118,14 @@ const map = { pid: child.pid, vcpus: tids.map((tid, index) => ({ index, tid, qom
 const collector = new VcpuCpuCollector(1000 / hz);
 
 // ---- pidstat on the same process
+// Its output goes straight to a file, counted once it is stopped: read as it came, pidstat's lines
+// would be parsed in this process, inside kvmlab's figure.
 let pidstat;
-let pidstatLines = 0;
+const pidstatOut = path.join(dir, 'pidstat.out');
 if (pidstatBin) {
-  pidstat = spawn(pidstatBin, ['-t', '-p', String(child.pid), String(pidstatInterval)], { stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
-  pidstat.stdout.on('data', (d) => {
-    pidstatLines += d.toString().split('\n').filter((l) => /^\d\d:\d\d:\d\d\s+\d+\s+(\d+|-)\s+(\d+|-)\s/.test(l)).length;
-  });
+  const out = fs.openSync(pidstatOut, 'w');
+  pidstat = spawn(pidstatBin, ['-t', '-p', String(child.pid), String(pidstatInterval)], { stdio: ['ignore', out, 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
+  fs.closeSync(out);
 } else console.warn('pidstat not found (apt-get install sysstat): kvmlab only');
 
 // ---- the floor: the same preads, nothing done with them
@@ -159,6 +160,7 @@ const floorSweeps = Number(floorOut.slice(floorOut.indexOf('ready\n') + 6).trim(
 const floorSamples = floorSweeps * tids.length;
 const floorCpu = { ns: floor1.ns - floor0.ns, ticks: { user: floor1.ticks.user - floor0.ticks.user, kernel: floor1.ticks.kernel - floor0.ticks.kernel } };
 const pid1 = pidstat ? await stopProc(pidstat, 'SIGINT') : undefined;
+const pidstatLines = pid1 ? fs.readFileSync(pidstatOut, 'utf8').split('\n').filter((l) => /^\d\d:\d\d:\d\d\s+\d+\s+(\d+|-)\s+(\d+|-)\s/.test(l)).length : 0;
 const csvLines = fs.readFileSync(path.join(dir, 'vcpu-cpu.csv'), 'utf8').split('\n').filter((l) => l && !l.startsWith('t,')).length;
 fs.rmSync(dir, { recursive: true, force: true });
 cleanup();
