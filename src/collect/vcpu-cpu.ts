@@ -67,6 +67,8 @@ export class VcpuCpuCollector implements Collector {
   /** The threads to read, derived from the thread map it was made from (a new map replaces the old on hot-plug). */
   private targets: { from: ThreadMap; list: Target[] } | undefined;
   private readonly scratch: Sample = { runNs: 0, waitNs: 0, slices: 0, guestNs: 0, cpu: 0 };
+  /** Where each file's bytes are read to (a thread's stat is about 300 bytes). */
+  private readonly bytes = new Uint8Array(4096);
 
   constructor(private readonly intervalMs: number) {}
 
@@ -197,8 +199,8 @@ export class VcpuCpuCollector implements Collector {
     for (const { entity, tid } of this.targets.list) {
       try {
         const files = this.files.get(tid) ?? this.open(map.pid, tid);
-        const sched = parseSchedstat(files.schedstat.read());
-        const st = parseTaskStatCpu(files.stat.read());
+        const sched = parseSchedstat(this.bytes, files.schedstat.read(this.bytes));
+        const st = parseTaskStatCpu(this.bytes, files.stat.read(this.bytes));
         s.runNs = sched.runNs;
         s.waitNs = sched.waitNs;
         s.slices = sched.timeslices;

@@ -1,6 +1,7 @@
 // Pure parsers for the procfs files kvmlab samples: per-thread schedstat/stat/status,
-// /proc/interrupts and /proc/stat. They take the file's text and never touch the filesystem, so
-// they are tested on text captured from a real host (test/fixtures/procfs/).
+// /proc/interrupts and /proc/stat. They take the file's text (the two the sampler reads ten times a
+// second per thread, schedstat and the stat's CPU fields, take its bytes as read) and never touch the
+// filesystem, so they are tested on text captured from a real host (test/fixtures/procfs/).
 //
 // Malformed input throws ProcParseError naming the file kind and what was wrong; nothing is
 // silently defaulted except fields that older kernels legitimately omit (documented per field).
@@ -28,6 +29,27 @@ function int(what: string, name: string, s: string | undefined): number {
   return n;
 }
 
+/** Bytes [start, end) of `b` as text, for error messages and for int()'s rules. */
+const text = (b: Uint8Array, start: number, end: number) => Buffer.from(b.buffer, b.byteOffset + start, end - start).toString('utf8');
+
+/**
+ * int() of the field at bytes [start, end) of `b`, read without making a string: plain digits are
+ * summed as they come; anything else (a sign, a stray byte, an empty field, too many digits) is
+ * handed to int() as text, which holds it to the same rules and words.
+ */
+function intAt(what: string, name: string, b: Uint8Array, start: number, end: number): number {
+  let n = 0;
+  for (let i = start; i < end; i++) {
+    const d = b[i]! - 0x30;
+    if (d < 0 || d > 9) return int(what, name, text(b, start, end));
+    n = n * 10 + d;
+  }
+  return start < end && n <= Number.MAX_SAFE_INTEGER ? n : int(what, name, text(b, start, end));
+}
+
+/** The whitespace of /\s/ in ASCII: space, \t, \n, \v, \f, \r. */
+const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+
 // ---------------------------------------------------------------------------------------------
 // /proc/PID/task/TID/schedstat
 
@@ -44,14 +66,21 @@ export interface Schedstat {
  * `/proc/PID/task/TID/schedstat`: three decimal numbers, "runNs waitNs timeslices".
  * Numbers are ns as doubles: exact up to 2^53 ns (about 104 days of CPU time per thread).
  */
-export function parseSchedstat(text: string): Schedstat {
-  const parts = text.trim().split(/\s+/);
-  if (parts.length !== 3) throw new ProcParseError('schedstat', `expected 3 numbers, got ${parts.length}`, text);
-  return {
-    runNs: int('schedstat', 'run time', parts[0]),
-    waitNs: int('schedstat', 'wait time', parts[1]),
-    timeslices: int('schedstat', 'timeslices', parts[2]),
-  };
+export function parseSchedstat(b: Uint8Array, end = b.length): Schedstat {
+  const what = 'schedstat';
+  const v = [0, 0, 0];
+  const names = ['run time', 'wait time', 'timeslices'];
+  let k = 0; // numbers seen
+  for (let i = 0; i < end; ) {
+    while (i < end && isSpace(b[i]!)) i++;
+    if (i === end) break;
+    const start = i;
+    while (i < end && !isSpace(b[i]!)) i++;
+    if (k < 3) v[k] = intAt(what, names[k]!, b, start, i);
+    k++;
+  }
+  if (k !== 3) throw new ProcParseError(what, `expected 3 numbers, got ${k}`, text(b, 0, end));
+  return { runNs: v[0]!, waitNs: v[1]!, timeslices: v[2]! };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -165,25 +194,31 @@ export interface TaskStatCpu {
 }
 
 /**
- * The sampler's read of a task stat: fields 39 and 43 only, found by walking the separators after
- * the comm instead of splitting every field (a fifth of parseTaskStat's cost; see
- * test/bench/sampler-overhead.mjs). Held to the same rules as parseTaskStat for what it reads.
+ * The sampler's read of a task stat, from its bytes as read: fields 39 and 43 only, found by walking
+ * the separators after the comm instead of splitting every field, and summed from their digits
+ * without a string (see test/bench/sampler-overhead.mjs). Held to the same rules as parseTaskStat
+ * for what it reads. The comm is found by its last ')' as parseTaskStat finds it: no byte of a
+ * multi-byte UTF-8 character is 0x29.
  */
-export function parseTaskStatCpu(text: string): TaskStatCpu {
+export function parseTaskStatCpu(b: Uint8Array, end = b.length): TaskStatCpu {
   const what = 'task stat';
-  const close = text.lastIndexOf(')');
-  if (close < 0 || text.indexOf('(') > close) throw new ProcParseError(what, 'no "(comm)" field', text);
-  let processor = '';
-  let guest = '';
-  // field 3 starts two characters after the comm's ')', each next one after a single space
-  for (let n = 3, start = close + 2; n < TASK_STAT_MIN_FIELDS; n++) {
-    const end = text.indexOf(' ', start);
-    if (end < 0) throw new ProcParseError(what, `expected at least ${TASK_STAT_MIN_FIELDS} fields, got ${n}`, text);
-    if (n === FIELD_PROCESSOR) processor = text.slice(start, end);
-    else if (n === FIELD_GUEST_TIME) guest = text.slice(start, end);
-    start = end + 1;
+  const close = end > 0 ? b.lastIndexOf(0x29, end - 1) : -1; // ')'
+  const open = b.indexOf(0x28); // '('
+  if (close < 0 || open < 0 || open > close) throw new ProcParseError(what, 'no "(comm)" field', text(b, 0, end));
+  let processor = 0;
+  let guest = 0;
+  // field 3 starts two bytes after the comm's ')', each next one after a single space; n is the
+  // field that `start` is in (a loop over the bytes, not an indexOf per field: a third of the cost)
+  let n = 3;
+  for (let i = close + 2, start = i; i < end && n < TASK_STAT_MIN_FIELDS; i++) {
+    if (b[i] !== 0x20) continue;
+    if (n === FIELD_PROCESSOR) processor = intAt(what, `processor (field ${FIELD_PROCESSOR})`, b, start, i);
+    else if (n === FIELD_GUEST_TIME) guest = intAt(what, `guest_time (field ${FIELD_GUEST_TIME})`, b, start, i);
+    n++;
+    start = i + 1;
   }
-  return { processor: int(what, `processor (field ${FIELD_PROCESSOR})`, processor), guestTimeTicks: int(what, `guest_time (field ${FIELD_GUEST_TIME})`, guest) };
+  if (n < TASK_STAT_MIN_FIELDS) throw new ProcParseError(what, `expected at least ${TASK_STAT_MIN_FIELDS} fields, got ${n}`, text(b, 0, end));
+  return { processor, guestTimeTicks: guest };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ async function lookAtThreads(pid: number): Promise<Map<number, ThreadLook>> {
     const base = `/proc/${pid}/task/${t}`;
     try {
       const [comm, stat, schedstat, wchan] = await Promise.all([readFile(`${base}/comm`, 'utf8'), readFile(`${base}/stat`, 'utf8'), readFile(`${base}/schedstat`, 'utf8'), readFile(`${base}/wchan`, 'utf8').catch(() => '')]);
-      out.set(Number(t), { tid: Number(t), name: comm.trim(), state: parseTaskStat(stat).state, runNs: parseSchedstat(schedstat).runNs, wchan: wchan.trim() });
+      out.set(Number(t), { tid: Number(t), name: comm.trim(), state: parseTaskStat(stat).state, runNs: parseSchedstat(Buffer.from(schedstat)).runNs, wchan: wchan.trim() });
     } catch {
       // the thread ended while we looked
     }

@@ -167,7 +167,7 @@ function fileHost(files: Record<string, string>, state = { failing: false }): Ho
   };
   return {
     readFile: async (p) => read(p),
-    openFile: (p): OpenFile => (read(p), { read: () => read(p), close: () => undefined }),
+    openFile: (p): OpenFile => (read(p), { read: (into) => Buffer.from(read(p)).copy(into), close: () => undefined }),
     readdir: async (p) => [...new Set(Object.keys(files).filter((f) => f.startsWith(`${p}/`)).map((f) => f.slice(p.length + 1).split('/')[0]!))],
     exists: async (p) => p in files,
   } as HostView;

@@ -14,20 +14,28 @@ import {
 
 // Fixtures are verbatim copies from the build host; see test/fixtures/procfs/SOURCE.md.
 const fixture = (name: string): string => fs.readFileSync(new URL(`../fixtures/procfs/${name}`, import.meta.url), 'utf8');
+/** A file's bytes as the sampler reads them, for the parsers that take bytes. */
+const bytes = (text: string): Uint8Array => Buffer.from(text);
 
 describe('parseSchedstat', () => {
   it('reads the vCPU thread of a paused QEMU', () => {
-    expect(parseSchedstat(fixture('qemu-vcpu0.task-schedstat'))).toEqual({ runNs: 1342449, waitNs: 0, timeslices: 6 });
+    expect(parseSchedstat(bytes(fixture('qemu-vcpu0.task-schedstat')))).toEqual({ runNs: 1342449, waitNs: 0, timeslices: 6 });
   });
   it('reads a node main thread', () => {
-    expect(parseSchedstat(fixture('node-6909.task-schedstat'))).toEqual({ runNs: 124475374, waitNs: 186046, timeslices: 8 });
+    expect(parseSchedstat(bytes(fixture('node-6909.task-schedstat')))).toEqual({ runNs: 124475374, waitNs: 186046, timeslices: 8 });
   });
   it('rejects malformed input', () => {
-    expect(() => parseSchedstat('')).toThrow(ProcParseError);
-    expect(() => parseSchedstat('1 2')).toThrow(/expected 3 numbers, got 2/);
-    expect(() => parseSchedstat('1 2 3 4')).toThrow(/expected 3 numbers/);
-    expect(() => parseSchedstat('1 x 3')).toThrow(/wait time is not an integer/);
-    expect(() => parseSchedstat('99999999999999999999 0 1')).toThrow(/exact integer range/);
+    expect(() => parseSchedstat(bytes(''))).toThrow(ProcParseError);
+    expect(() => parseSchedstat(bytes('1 2'))).toThrow(/expected 3 numbers, got 2/);
+    expect(() => parseSchedstat(bytes('1 2 3 4'))).toThrow(/expected 3 numbers/);
+    expect(() => parseSchedstat(bytes('1 x 3'))).toThrow(/wait time is not an integer/);
+    expect(() => parseSchedstat(bytes('99999999999999999999 0 1'))).toThrow(/exact integer range/);
+    expect(() => parseSchedstat(bytes('1 -2 3'))).not.toThrow(); // int()'s rules, sign included
+    expect(() => parseSchedstat(bytes('1 2\u00a0 3'))).toThrow(/wait time is not an integer: "2\u00a0"/);
+  });
+  it('reads only the bytes it is given (the buffer beyond holds an earlier, longer read)', () => {
+    const b = Buffer.from('7 8 9\n10 11 12\n');
+    expect(parseSchedstat(b, 6)).toEqual({ runNs: 7, waitNs: 8, timeslices: 9 });
   });
 });
 
@@ -75,29 +83,37 @@ describe('parseTaskStatCpu (the sampler\'s read)', () => {
   const stats = fs.readdirSync(new URL('../fixtures/procfs/', import.meta.url)).filter((f) => f.endsWith('.task-stat'));
   it.each(stats)('reads what parseTaskStat reads of %s', (name) => {
     const full = parseTaskStat(fixture(name));
-    expect(parseTaskStatCpu(fixture(name))).toEqual({ processor: full.processor, guestTimeTicks: full.guestTimeTicks });
+    expect(parseTaskStatCpu(bytes(fixture(name)))).toEqual({ processor: full.processor, guestTimeTicks: full.guestTimeTicks });
   });
   it('agrees with parseTaskStat on any comm and field values', () => {
-    const comm = fc.string({ maxLength: 15 }).filter((c) => !c.includes('\n'));
+    const comm = fc.string({ unit: 'binary', maxLength: 15 }).filter((c) => !c.includes('\n'));
     const num = fc.integer({ min: 0, max: 2 ** 40 });
     fc.assert(
       fc.property(comm, fc.array(num, { minLength: 49, maxLength: 49 }), (c, nums) => {
         const text = `42 (${c}) S ${nums.join(' ')}\n`;
         const full = parseTaskStat(text);
-        expect(parseTaskStatCpu(text)).toEqual({ processor: full.processor, guestTimeTicks: full.guestTimeTicks });
+        expect(parseTaskStatCpu(bytes(text))).toEqual({ processor: full.processor, guestTimeTicks: full.guestTimeTicks });
       }),
     );
   });
+  it('reads only the bytes it is given (the buffer beyond holds an earlier, longer read)', () => {
+    const text = fixture('qemu-vcpu0.task-stat');
+    const b = Buffer.from(`${text}(x) ${'5 '.repeat(60)}`);
+    const full = parseTaskStat(text);
+    expect(parseTaskStatCpu(b, Buffer.byteLength(text))).toEqual({ processor: full.processor, guestTimeTicks: full.guestTimeTicks });
+    expect(() => parseTaskStatCpu(b, 0)).toThrow(/no "\(comm\)" field/);
+    expect(() => parseTaskStatCpu(b, text.indexOf(')') + 20)).toThrow(/at least 44 fields/);
+  });
   it('rejects what parseTaskStat rejects in its fields', () => {
     const good = fixture('qemu-vcpu0.task-stat');
-    expect(() => parseTaskStatCpu('')).toThrow(/no "\(comm\)" field/);
-    expect(() => parseTaskStatCpu('12 (x) S 1 2 3')).toThrow(/at least 44 fields, got 6/);
+    expect(() => parseTaskStatCpu(bytes(''))).toThrow(/no "\(comm\)" field/);
+    expect(() => parseTaskStatCpu(bytes('12 (x) S 1 2 3'))).toThrow(/at least 44 fields, got 6/);
     const f = good.slice(good.lastIndexOf(')') + 2).split(' ');
     f[39 - 3] = 'x';
-    expect(() => parseTaskStatCpu(`${good.slice(0, good.lastIndexOf(')') + 2)}${f.join(' ')}`)).toThrow(/processor \(field 39\)/);
+    expect(() => parseTaskStatCpu(bytes(`${good.slice(0, good.lastIndexOf(')') + 2)}${f.join(' ')}`))).toThrow(/processor \(field 39\)/);
     f[39 - 3] = '1';
     f[43 - 3] = '-';
-    expect(() => parseTaskStatCpu(`${good.slice(0, good.lastIndexOf(')') + 2)}${f.join(' ')}`)).toThrow(/guest_time \(field 43\)/);
+    expect(() => parseTaskStatCpu(bytes(`${good.slice(0, good.lastIndexOf(')') + 2)}${f.join(' ')}`))).toThrow(/guest_time \(field 43\)/);
   });
 });
 

@@ -70,7 +70,15 @@ export class MockHostView implements HostView {
 
   openFile(path: string): OpenFile {
     if (this.readTask(path) === undefined) throw enoent(path);
-    return { read: () => this.readTask(path)!, close: () => undefined };
+    return {
+      read: (into) => {
+        const bytes = Buffer.from(this.readTask(path)!);
+        if (bytes.length >= into.length) throw new Error(`${path} is larger than ${into.length} bytes`);
+        into.set(bytes);
+        return bytes.length;
+      },
+      close: () => undefined,
+    };
   }
 
   async readFile(path: string): Promise<string> {

@@ -34,16 +34,15 @@ export class RealHostView implements HostView {
    */
   openFile(path: string): OpenFile {
     const fd = openSync(path, 'r');
-    const buf = Buffer.allocUnsafe(4096);
     return {
-      read: () => {
+      read: (into) => {
         let n = 0;
-        for (let got; (got = readSync(fd, buf, n, buf.length - n, n)) > 0; ) {
+        for (let got; (got = readSync(fd, into, n, into.length - n, n)) > 0; ) {
           n += got;
-          if (n === buf.length) throw new Error(`${path} is larger than ${buf.length} bytes`);
-          if (got < buf.length - (n - got)) break;
+          if (n === into.length) throw new Error(`${path} is larger than ${into.length} bytes`);
+          if (got < into.length - (n - got)) break;
         }
-        return buf.toString('utf8', 0, n);
+        return n;
       },
       close: () => closeSync(fd),
     };
