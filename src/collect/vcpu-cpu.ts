@@ -4,7 +4,7 @@
 // wait %, guest %, timeslices and migrations per vCPU, the emulator threads together, and the whole
 // QEMU process (pidusage on a real host).
 import { VCPU_SAMPLES } from '../results/layout.js';
-import { VCPU_SAMPLES_HEADER, vcpuSampleLine } from '../results/records.js';
+import { VcpuSampleWriter, type VcpuCounters } from '../results/records.js';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { join } from 'node:path';
 import { parseSchedstat, parseTaskStatCpu } from '../formats/procfs.js';
@@ -16,13 +16,8 @@ const TICK_NS = 1e7; // USER_HZ = 100
 /** How a read fails for a thread that exited (unplugged vCPU, finished worker) between listing and reading. */
 const THREAD_GONE = new Set(['ENOENT', 'ESRCH']);
 
-interface Sample {
-  runNs: number;
-  waitNs: number;
-  slices: number;
-  guestNs: number;
-  cpu: number;
-}
+/** One thread read at one moment: what a row of vcpu-cpu.csv holds of it. */
+type Sample = VcpuCounters;
 
 /** A thread to read: "vcpuN" or "emulator", and its tid. */
 interface Target {
@@ -48,7 +43,7 @@ interface Window {
   cpus: Map<number, Moves>;
 }
 
-/** Samples go to vcpu-cpu.csv in batches of this many ticks (and at every step's end and at stop): one write a second at 10 Hz. */
+/** Rows go to vcpu-cpu.csv in batches of this many ticks (and at every step's end and at stop): one write a second at 10 Hz. */
 const TICKS_PER_WRITE = 10;
 
 export class VcpuCpuCollector implements Collector {
@@ -58,15 +53,14 @@ export class VcpuCpuCollector implements Collector {
   /** The first sample that failed for a reason other than a thread going away: it fails the step. */
   private failure: Error | undefined;
   private window: Window | undefined;
-  /** vcpu-cpu.csv, one line per thread and sample: held open, written as samples come. */
+  /** vcpu-cpu.csv, one row per thread and sample: held open, written a batch at a time. */
   private raw: WriteStream | undefined;
+  private rows: VcpuSampleWriter | undefined;
   private readonly files = new Map<number, { schedstat: OpenFile; stat: OpenFile }>();
-  /** CSV lines sampled since the last write, and the ticks so far. */
-  private pending = '';
   private ticks = 0;
   /** The threads to read, derived from the thread map it was made from (a new map replaces the old on hot-plug). */
   private targets: { from: ThreadMap; list: Target[] } | undefined;
-  private readonly scratch: Sample = { runNs: 0, waitNs: 0, slices: 0, guestNs: 0, cpu: 0 };
+  private readonly scratch: Sample = { runNs: 0, waitNs: 0, slices: 0, guestNs: 0, lastCpu: 0 };
   /** Where each file's bytes are read to (a thread's stat is about 300 bytes). */
   private readonly bytes = new Uint8Array(4096);
 
@@ -76,7 +70,8 @@ export class VcpuCpuCollector implements Collector {
     this.ctx = ctx;
     this.raw = createWriteStream(join(ctx.dir, VCPU_SAMPLES));
     this.raw.on('error', (e) => (this.failure ??= e));
-    this.raw.write(VCPU_SAMPLES_HEADER);
+    const raw = this.raw;
+    this.rows = new VcpuSampleWriter((bytes) => raw.write(bytes));
     this.stopTimer = ctx.clock.every(this.intervalMs, () => {
       try {
         this.tick();
@@ -96,7 +91,7 @@ export class VcpuCpuCollector implements Collector {
   async stepStart(): Promise<void> {
     this.check();
     const now = this.snapshot();
-    this.window = { start: now, cpus: new Map([...now.threads].map(([tid, s]) => [tid, { last: s.cpu, moves: 0 }])) };
+    this.window = { start: now, cpus: new Map([...now.threads].map(([tid, s]) => [tid, { last: s.lastCpu, moves: 0 }])) };
   }
 
   async stepEnd(step: string): Promise<void> {
@@ -115,7 +110,7 @@ export class VcpuCpuCollector implements Collector {
       if (first?.entity !== last.entity) continue; // appeared mid-step (hot-plug): no baseline for this window
       const entity = last.entity;
       const seen = w.cpus.get(tid);
-      const agg = per.get(entity) ?? { dtNs, run: 0, wait: 0, guest: 0, slices: 0, migrations: seen ? seen.moves + (seen.last !== last.cpu ? 1 : 0) : 0, lastCpu: last.cpu };
+      const agg = per.get(entity) ?? { dtNs, run: 0, wait: 0, guest: 0, slices: 0, migrations: seen ? seen.moves + (seen.last !== last.lastCpu ? 1 : 0) : 0, lastCpu: last.lastCpu };
       agg.run += last.runNs - first.runNs;
       agg.wait += last.waitNs - first.waitNs;
       agg.guest += last.guestNs - first.guestNs;
@@ -150,30 +145,31 @@ export class VcpuCpuCollector implements Collector {
     for (const tid of [...this.files.keys()]) this.close(tid);
     const raw = this.raw;
     this.raw = undefined;
+    this.rows = undefined;
     if (raw) await new Promise<void>((resolve) => raw.end(resolve));
     this.check();
   }
 
-  /** One sample of every thread, appended to the pending CSV lines; where each thread ran feeds the window's migrations. */
+  /** One sample of every thread, a row each for vcpu-cpu.csv; where each thread ran feeds the window's migrations. */
   private tick(): void {
-    const t = this.ctx.clock.now();
+    const rows = this.rows!;
+    rows.instant(this.ctx.clock.now() / 1000);
     const cpus = this.window?.cpus;
     this.read((entity, tid, s) => {
       const m = cpus?.get(tid);
-      if (!m) cpus?.set(tid, { last: s.cpu, moves: 0 });
-      else if (m.last !== s.cpu) {
+      if (!m) cpus?.set(tid, { last: s.lastCpu, moves: 0 });
+      else if (m.last !== s.lastCpu) {
         m.moves++;
-        m.last = s.cpu;
+        m.last = s.lastCpu;
       }
-      this.pending += vcpuSampleLine({ t: t / 1000, entity, tid, runNs: s.runNs, waitNs: s.waitNs, slices: s.slices, guestNs: s.guestNs, lastCpu: s.cpu });
+      rows.row(entity, tid, s);
     });
     if (++this.ticks % TICKS_PER_WRITE === 0) this.flush();
   }
 
-  /** The samples not yet in vcpu-cpu.csv, written now. */
+  /** The rows not yet in vcpu-cpu.csv, written now. */
   private flush(): void {
-    if (this.pending) this.raw?.write(this.pending);
-    this.pending = '';
+    this.rows?.flush();
   }
 
   /** Read every thread now. */
@@ -205,7 +201,7 @@ export class VcpuCpuCollector implements Collector {
         s.waitNs = sched.waitNs;
         s.slices = sched.timeslices;
         s.guestNs = st.guestTimeTicks * TICK_NS;
-        s.cpu = st.processor;
+        s.lastCpu = st.processor;
       } catch (e) {
         if (!THREAD_GONE.has((e as NodeJS.ErrnoException).code ?? '')) throw e; // a broken host, not a gone thread
         this.close(tid);

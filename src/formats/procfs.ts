@@ -68,19 +68,21 @@ export interface Schedstat {
  */
 export function parseSchedstat(b: Uint8Array, end = b.length): Schedstat {
   const what = 'schedstat';
-  const v = [0, 0, 0];
-  const names = ['run time', 'wait time', 'timeslices'];
+  let runNs = 0;
+  let waitNs = 0;
+  let timeslices = 0;
   let k = 0; // numbers seen
-  for (let i = 0; i < end; ) {
+  for (let i = 0; i < end; k++) {
     while (i < end && isSpace(b[i]!)) i++;
     if (i === end) break;
     const start = i;
     while (i < end && !isSpace(b[i]!)) i++;
-    if (k < 3) v[k] = intAt(what, names[k]!, b, start, i);
-    k++;
+    if (k === 0) runNs = intAt(what, 'run time', b, start, i);
+    else if (k === 1) waitNs = intAt(what, 'wait time', b, start, i);
+    else if (k === 2) timeslices = intAt(what, 'timeslices', b, start, i);
   }
   if (k !== 3) throw new ProcParseError(what, `expected 3 numbers, got ${k}`, text(b, 0, end));
-  return { runNs: v[0]!, waitNs: v[1]!, timeslices: v[2]! };
+  return { runNs, waitNs, timeslices };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -82,8 +82,85 @@ export type VcpuSample = z.output<typeof VcpuSampleSchema>;
 
 export const VCPU_SAMPLES_HEADER = 't,entity,tid,run_ns,wait_ns,timeslices,guest_ns,last_cpu\n';
 
-export function vcpuSampleLine(s: VcpuSample): string {
-  return `${s.t},${s.entity},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.lastCpu}\n`;
+/** A thread's counters in one row of vcpu-cpu.csv: the row less its instant and its thread. */
+export type VcpuCounters = Omit<VcpuSample, 't' | 'entity' | 'tid'>;
+
+/**
+ * vcpu-cpu.csv as a sampler writes it, ten rows a second per thread: the header, then rows put
+ * straight into bytes, each number's digits written where they go. No string is made per row: rows
+ * made as strings and held until the next write kept V8's young-generation collector busy
+ * (test/bench/sampler-overhead.mjs). The instant is formatted once for every thread read at it.
+ */
+export class VcpuSampleWriter {
+  private buf = Buffer.allocUnsafe(64 * 1024);
+  private n = 0;
+  /** The current instant's `t,` as bytes. */
+  private at: Uint8Array = new Uint8Array();
+
+  /** `out` takes each batch of bytes, its own to keep. */
+  constructor(private readonly out: (bytes: Buffer) => void) {
+    out(Buffer.from(VCPU_SAMPLES_HEADER));
+  }
+
+  /** The rows that follow are of instant `t` (s since the epoch). */
+  instant(t: number): void {
+    this.at = Buffer.from(`${t},`);
+  }
+
+  /** One thread's row at the current instant. */
+  row(entity: string, tid: number, c: Readonly<VcpuCounters>): void {
+    if (this.buf.length - this.n < 256 + entity.length + this.at.length) {
+      const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+      this.buf.copy(bigger, 0, 0, this.n);
+      this.buf = bigger;
+    }
+    const b = this.buf;
+    b.set(this.at, this.n);
+    let n = this.n + this.at.length;
+    for (let i = 0; i < entity.length; i++) b[n++] = entity.charCodeAt(i);
+    b[n++] = 0x2c;
+    n = digits(b, n, tid);
+    b[n++] = 0x2c;
+    n = digits(b, n, c.runNs);
+    b[n++] = 0x2c;
+    n = digits(b, n, c.waitNs);
+    b[n++] = 0x2c;
+    n = digits(b, n, c.slices);
+    b[n++] = 0x2c;
+    n = digits(b, n, c.guestNs);
+    b[n++] = 0x2c;
+    n = digits(b, n, c.lastCpu);
+    b[n++] = 0x0a;
+    this.n = n;
+  }
+
+  /** Hand the rows so far to `out`. */
+  flush(): void {
+    if (this.n === 0) return;
+    this.out(Buffer.from(this.buf.subarray(0, this.n)));
+    this.n = 0;
+  }
+}
+
+/**
+ * An integer's decimal digits into `b` at `n`, as String(v) writes them; returns where they end.
+ * Exact for every safe integer (v / 10 rounds, but never across a whole number below 2^53); a value
+ * that is not one is written by String(), which the reader then rejects as it would any.
+ */
+function digits(b: Buffer, n: number, v: number): number {
+  if (!Number.isSafeInteger(v)) return n + b.write(String(v), n, 'latin1');
+  if (v < 0) {
+    b[n++] = 0x2d;
+    v = -v;
+  }
+  let len = 1;
+  for (let x = v; x >= 10; x = Math.floor(x / 10)) len++;
+  for (let i = n + len - 1; i >= n; i--) {
+    const q = Math.floor(v / 10);
+    b[i] = 0x30 + (v - q * 10);
+    v = q;
+  }
+  return n + len;
 }
 
 /**

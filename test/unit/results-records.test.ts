@@ -1,8 +1,9 @@
-// A repetition's records: the writers write them (stepLine, qmpLine, guestLine, vcpuSampleLine) and
+// A repetition's records: the writers write them (stepLine, qmpLine, guestLine, VcpuSampleWriter) and
 // report/load reads them back (stepRecords, qmpRecords, guestCommands, parseVcpuSamples), each
 // through one schema; what is not such a record is left out, never cast.
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { guestCommands, guestLine, parseVcpuSamples, qmpLine, qmpRecords, stepLine, stepRecords, VCPU_SAMPLES_HEADER, vcpuSampleLine, type VcpuSample } from '../../src/results/records.js';
+import { guestCommands, guestLine, parseVcpuSamples, qmpLine, qmpRecords, stepLine, stepRecords, VCPU_SAMPLES_HEADER, VcpuSampleWriter, type VcpuSample } from '../../src/results/records.js';
 
 const lines = (text: string) => text.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 
@@ -31,15 +32,52 @@ describe('qmp.jsonl and guest.jsonl records', () => {
 
 describe('vcpu-cpu.csv', () => {
   const sample: VcpuSample = { t: 1796440000.1, entity: 'vcpu0', tid: 4242, runNs: 123456789, waitNs: 1000, slices: 17, guestNs: 100000000, lastCpu: 1 };
+  /** The file as the sampler writes it: the header, then each sample's row at its instant. */
+  const written = (samples: readonly VcpuSample[]) => {
+    const out: Buffer[] = [];
+    const w = new VcpuSampleWriter((b) => out.push(b));
+    for (const s of samples) {
+      w.instant(s.t);
+      w.row(s.entity, s.tid, s);
+    }
+    w.flush();
+    return Buffer.concat(out).toString('latin1');
+  };
+  const rowsOf = (samples: readonly VcpuSample[]) => written(samples).slice(VCPU_SAMPLES_HEADER.length);
 
   it('reads back what the sampler writes', () => {
-    const text = VCPU_SAMPLES_HEADER + vcpuSampleLine(sample) + vcpuSampleLine({ ...sample, entity: 'emulator', tid: 4243 });
-    expect(parseVcpuSamples(text)).toEqual([sample, { ...sample, entity: 'emulator', tid: 4243 }]);
+    expect(parseVcpuSamples(written([sample, { ...sample, entity: 'emulator', tid: 4243 }]))).toEqual([sample, { ...sample, entity: 'emulator', tid: 4243 }]);
+  });
+
+  it('writes each number as String() does, for any sample, and reads it back', () => {
+    const int = fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER });
+    const row = fc.record({
+      t: fc.double({ min: 0, max: 4e9, noNaN: true }),
+      entity: fc.oneof(fc.constant('emulator'), fc.nat(4095).map((i) => `vcpu${i}`)),
+      tid: fc.integer({ min: 1, max: 2 ** 22 }),
+      runNs: int,
+      waitNs: int,
+      slices: int,
+      guestNs: int,
+      lastCpu: fc.nat(8191),
+    });
+    fc.assert(
+      fc.property(fc.array(row, { maxLength: 20 }), (samples) => {
+        const text = written(samples);
+        expect(text).toBe(VCPU_SAMPLES_HEADER + samples.map((s) => `${s.t},${s.entity},${s.tid},${s.runNs},${s.waitNs},${s.slices},${s.guestNs},${s.lastCpu}\n`).join(''));
+        expect(parseVcpuSamples(text)).toEqual(samples.map((s) => ({ ...s, t: s.t === 0 ? 0 : s.t })));
+      }),
+    );
+  });
+
+  it('holds more rows than its first buffer between writes', () => {
+    const many = Array.from({ length: 2000 }, (_, i) => ({ ...sample, tid: 5000 + i, runNs: 2 ** 52 + i }));
+    expect(parseVcpuSamples(written(many))).toEqual(many);
   });
 
   it('leaves out a row cut short or not numbers, and reads nothing from a file that is not vcpu-cpu.csv', () => {
-    const text = `${VCPU_SAMPLES_HEADER}${vcpuSampleLine(sample)}1,vcpu1,12,abc,0,0,0,0\n2,vcpu1,12,5,0,0,0,1.5\n3,vcpu1,12,5,0\n4,vcpu1,,5,0,0,0,0\n`;
+    const text = `${written([sample])}1,vcpu1,12,abc,0,0,0,0\n2,vcpu1,12,5,0,0,0,1.5\n3,vcpu1,12,5,0\n4,vcpu1,,5,0,0,0,0\n`;
     expect(parseVcpuSamples(text)).toEqual([sample]);
-    expect(parseVcpuSamples(`t,x\n${vcpuSampleLine(sample)}`)).toEqual([]);
+    expect(parseVcpuSamples(`t,x\n${rowsOf([sample])}`)).toEqual([]);
   });
 });
