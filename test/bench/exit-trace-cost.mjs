@@ -18,6 +18,13 @@
 //   bpf            a BPF program on the tracepoint counting per thread and reason in a hash map
 //                  (test/bench/exit-count-bpf.c, compiled here with cc): the event built for perf,
 //                  then a map update instead of the histogram's; what a BPF counter would cost
+// and two layers that leave kvm_exit alone, to price the tracefs collector beside the same storm:
+//   sched          sched:sched_switch and sched:sched_wakeup recorded into an instance, unfiltered,
+//                  no reader: the kernel side of trace-cmd record -e sched:...
+//   tracefs        the same two events set up as kvmlab's tracefs collector sets them (its buffer,
+//                  no overwrite, trace_clock mono, and its filters for the VM's threads from
+//                  eventFilter in src/collect/tracefs-attribution.ts; no pinned-CPU terms, as nothing
+//                  is pinned here): the collector's in-kernel part, which records until its stop()
 // Each layer is added by a host: step just before its window and removed just after. Rounds repeat
 // the layers in a shuffled order; each layer's rate is compared with the "none" window of its round.
 // The cost a layer adds per exit is 1/rate − 1/rate(none), in µs of the host's time.
@@ -62,6 +69,15 @@ const hist = (trigger) => ({
 const BPF = join(work, 'exit-count-bpf');
 const BPF_OUT = '/tmp/kvmlab-bench-exit-count-bpf.out';
 const BPF_PID = '/tmp/kvmlab-bench-exit-count-bpf.pid';
+// The sched layers. QEMU's threads are listed when the layer is added, in the host that runs it.
+const SCHED = `${INST}/events/sched`;
+const QEMU_TIDS = "ls /proc/$(pgrep -f -- '-name kvmlab-exit-trace-cost' | head -n 1)/task";
+const sched = (setup) => ({
+  add: attach(`mkdir ${INST} && ${setup} && echo 1 > ${SCHED}/sched_switch/enable && echo 1 > ${SCHED}/sched_wakeup/enable`),
+  remove: `echo 0 > ${SCHED}/sched_switch/enable; echo 0 > ${SCHED}/sched_wakeup/enable; rmdir ${INST}`,
+});
+const TRACEFS_FILTERS = `sw=; wk=; for t in $(${QEMU_TIDS}); do sw="$sw prev_pid == $t || next_pid == $t ||"; wk="$wk pid == $t ||"; done; [ -n "$sw" ] && echo "\${sw% ||}" > ${SCHED}/sched_switch/filter && echo "$wk comm ~ \\"rcuc/*\\"" > ${SCHED}/sched_wakeup/filter`;
+const TRACEFS_SETUP = `echo 0 > ${INST}/tracing_on && echo 8192 > ${INST}/buffer_size_kb && echo 0 > ${INST}/options/overwrite && { echo mono > ${INST}/trace_clock || true; } && ${TRACEFS_FILTERS} && echo 1 > ${INST}/tracing_on`;
 const cc = spawnSync('cc', ['-O2', '-Wall', '-o', BPF, join(root, 'test/bench/exit-count-bpf.c')], { encoding: 'utf8' });
 const bpfLayer =
   cc.status === 0
@@ -79,6 +95,8 @@ const LAYERS = {
   'hist:pid': hist('hist:keys=common_pid,exit_reason:vals=hitcount:sort=common_pid:size=16384'),
   'kvm-exits': hist(EXIT_HIST_TRIGGER),
   bpf: bpfLayer,
+  sched: sched('true'),
+  tracefs: sched(TRACEFS_SETUP),
 };
 // a run cut short here leaves no counter running (in the nested host it goes with L1)
 process.on('exit', () => spawnSync('pkill', ['-TERM', '-f', BPF]));
@@ -94,8 +112,8 @@ const exp = [
   'requires: { arch: [x86_64], accel: kvm, root: true }',
   'guest: { arch: x86_64, cpu: "host,vendor=GenuineIntel,kvm-pv-unhalt=off,kvm-pv-ipi=off,kvm-pv-sched-yield=off", cpus: 2, memory: 512M }',
   'knobs: { disable_exits: [], expose_mwait: true }',
-  // the layers register kvm_exit probes: in the nested host it is held still from L1's boot
-  'nested: { tracepoints: [kvm:kvm_exit] }',
+  // the layers register probes on these: in the nested host they are held still from L1's boot
+  'nested: { tracepoints: [kvm:kvm_exit, sched:sched_switch, sched:sched_wakeup] }',
   'steps:',
   `  - { name: cleanup, host: [sh, -c, ${JSON.stringify(`rmdir ${INST} 2>/dev/null; true`)}] }`,
   '  - { name: park, offline: 1 }',
