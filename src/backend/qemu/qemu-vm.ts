@@ -77,7 +77,6 @@ export async function readTail(path: string, bytes = 8192): Promise<string> {
   }
 }
 
-/** The environment QEMU runs with: ours, less anything that would load or steer the shim by accident. */
 /** QMP's SHUTDOWN event: whether the guest asked for it, and why (guest-reset, guest-shutdown, …). */
 interface QmpShutdown {
   guest?: boolean;
@@ -99,6 +98,7 @@ export function exitText(r: { signal?: string; exitCode?: number; shortMessage?:
   return `QEMU exited with status ${r.exitCode}${why ? ` (${why})` : ''}`;
 }
 
+/** The environment QEMU runs with: ours, less anything that would load or steer the shim by accident. */
 function qemuEnv(extra: Record<string, string>): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) if (v !== undefined && !k.startsWith('KVMLAB_') && k !== 'LD_PRELOAD') env[k] = v;
