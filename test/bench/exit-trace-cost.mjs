@@ -34,13 +34,13 @@
 // kernel has no histogram triggers those layers are said and left out.
 // --smoke: one round of 1 s windows (numbers not meant to be read), so CI keeps this script working.
 // The last line is one JSON object: {on, rounds, window_s, none_exit_rate, layers: {NAME: {...}}}.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EXIT_HIST_TRIGGER } from '../../dist/collect/kvm-exits.js';
 import { whereMeasured } from '../../dist/report/summary.js';
-import { arg, shuffled, stats } from './measure.mjs';
+import { arg, marks, runKvmlab, shuffled, stats, stepOf, stepStdout } from './measure.mjs';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -131,15 +131,14 @@ writeFileSync(file, exp);
 const out = join(work, 'results');
 
 const t0 = Date.now();
+let results;
 try {
-  execFileSync(process.execPath, [join(root, 'dist/cli.js'), 'run', file, '--on', on, '--allow-host-commands', '--out', out, '--force', '-q'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  ({ results } = await runKvmlab(file, { on, out }));
 } catch (e) {
-  if (!existsSync(join(out, 'summary.json'))) {
-    console.error(`kvmlab run exited ${e.status} with no results`);
-    process.exit(1);
-  }
+  console.error(e.message);
+  process.exit(1);
 }
-const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+const { summary } = results;
 const variant = summary.variants[0];
 if (variant.status === 'skipped') {
   console.error(`not run here: ${variant.reason}`);
@@ -150,9 +149,9 @@ if (rep.status !== 'completed') {
   console.error(`the run did not complete: ${rep.status}: ${rep.reason ?? ''} (results in ${out})`);
   process.exit(1);
 }
-const steps = new Map(readFileSync(join(out, 'variants/default/rep-1/steps.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).map((s) => [s.step, s]));
-const stdout = (name) => String(steps.get(name)?.detail?.stdout ?? '');
-const mark = (name) => Object.fromEntries(stdout(name).trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));
+const repData = results.reps[0];
+const stdout = (name) => stepStdout(repData, name);
+const mark = (name) => marks(stdout(name));
 
 const rates = {}; // layer -> per round exits/s
 const notAttached = {};
@@ -161,7 +160,7 @@ order.forEach((layers, r) => {
     const id = `r${r + 1}-${l.replace(':', '-')}`;
     const said = stdout(`${id}-add`).trim().split('\n').at(-1) ?? '';
     if (said !== 'attached') {
-      notAttached[l] = said.replace(/^not attached: /, '') || `its host step said nothing (${steps.get(`${id}-add`)?.status})`;
+      notAttached[l] = said.replace(/^not attached: /, '') || `its host step said nothing (${stepOf(repData, `${id}-add`)?.error ?? 'no error recorded'})`;
       continue;
     }
     const [a, b] = [mark(`${id}-m0`), mark(`${id}-m1`)];

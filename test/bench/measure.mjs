@@ -1,6 +1,8 @@
 // What the benchmark scripts share: their --name value arguments, the median and spread, a seeded
-// shuffle, and a command's own CPU.
-import { spawnSync } from 'node:child_process';
+// shuffle, a command's own CPU, and a kvmlab run of an experiment they write, read back.
+import { execFileSync, spawnSync } from 'node:child_process';
+
+const root = new URL('../../', import.meta.url);
 
 /** The value after --name on the command line, or the fallback. */
 export function arg(name, fallback) {
@@ -52,3 +54,35 @@ export function timedBash(script, args = [], options = {}) {
   };
   return { status: r.status, wall, cpu: seconds(child[0]) + seconds(child[1]) };
 }
+
+/**
+ * `kvmlab run FILE --on ON --allow-host-commands --out OUT --force` through dist/'s CLI (`quiet`: with
+ * -q and its stdout dropped; `stderr`: inherited, or kept for the error), then its results read back
+ * by kvmlab's own reader (report/load.ts loadResults): the run's exit status and what it wrote. A run
+ * that failed keeps its results and is returned; one that left none throws, saying why.
+ */
+export async function runKvmlab(file, { on, out, quiet = true, stderr = 'inherit' }) {
+  let status = 0;
+  let said = '';
+  try {
+    execFileSync(process.execPath, [new URL('dist/cli.js', root).pathname, 'run', file, '--on', on, '--allow-host-commands', '--out', out, '--force', ...(quiet ? ['-q'] : [])], { stdio: ['ignore', quiet ? 'ignore' : 'inherit', stderr] });
+  } catch (e) {
+    status = e.status ?? 1;
+    said = String(e.stderr ?? '').trim();
+  }
+  const { loadResults } = await import(new URL('dist/report/load.js', root).href);
+  try {
+    return { status, results: await loadResults(out) };
+  } catch (e) {
+    throw new Error(`kvmlab run exited ${status} with no results (${e.message})${said ? `: ${said}` : ''}`);
+  }
+}
+
+/** A step's record by name in a repetition read back by runKvmlab (results.reps[i]). */
+export const stepOf = (rep, name) => rep.steps.find((s) => s.step === name);
+
+/** What a step's host: command printed. */
+export const stepStdout = (rep, name) => String(stepOf(rep, name)?.detail?.stdout ?? '');
+
+/** `name value` lines, as numbers by name: what the benches' mark steps print. */
+export const marks = (text) => Object.fromEntries(text.trim().split('\n').map((l) => l.split(' ')).map(([k, v]) => [k, Number(v)]));

@@ -22,14 +22,13 @@
 // those of every configuration measured), so "none" carries the same idle pin probes as the
 // configuration it is compared with, and the difference is the collector's own.
 // The last line is one JSON object: {on, accel, pairs, window_s, baseline, configs: {NAME: {...}}}.
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { COLLECTOR_NAMES } from '../../dist/experiment/schema.js';
 import { parseExperiment } from '../../dist/experiment/load.js';
 import { tracepointsToPin } from '../../dist/targets/nested-host.js';
-import { arg, shuffled, stats } from './measure.mjs';
+import { arg, marks, runKvmlab, shuffled, stats, stepStdout } from './measure.mjs';
 
 const args = process.argv.slice(2);
 const smoke = args.includes('--smoke');
@@ -37,7 +36,6 @@ const on = arg('on', 'local');
 const PAIRS = Number(arg('pairs', smoke ? 1 : 5));
 const WINDOW_S = Number(arg('window', smoke ? 1 : 8));
 const STORM = args.includes('--storm') || (on === 'nested' && !args.includes('--no-storm'));
-const root = new URL('../../', import.meta.url).pathname;
 const work = mkdtempSync(join(tmpdir(), 'kvmlab-bench-observer-'));
 
 const QEMU = "pgrep -f -- '-name kvmlab-observer-effect-' | head -n 1";
@@ -108,29 +106,24 @@ function experiment(name, windowS = WINDOW_S) {
 }
 
 function parseMark(text) {
-  const v = Object.fromEntries(text.trim().split('\n').map((l) => l.split(' ')).map(([k, x]) => [k, Number(x)]));
+  const v = marks(text);
   return { machineS: v.machine / v.hz, qemuS: v.qemu_ns / 1e9, exits: v.exits, t: v.uptime };
 }
 
 /** One kvmlab run of one configuration: its figures, or why it gave none. */
-function runOnce(name, pair, windowS = WINDOW_S) {
+async function runOnce(name, pair, windowS = WINDOW_S) {
   const file = join(work, `${name}.yaml`);
   writeFileSync(file, experiment(name, windowS));
-  const out = join(work, `${name}-${pair}`);
-  try {
-    execFileSync(process.execPath, [join(root, 'dist/cli.js'), 'run', file, '--on', on, '--allow-host-commands', '--out', out, '--force', '-q'], { stdio: ['ignore', 'ignore', 'pipe'] });
-  } catch (e) {
-    if (!existsSync(join(out, 'summary.json'))) throw new Error(`${name}: kvmlab run exited ${e.status} with no results: ${e.stderr}`);
-  }
-  const summary = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8'));
+  const { results } = await runKvmlab(file, { on, out: join(work, `${name}-${pair}`), stderr: 'pipe' }).catch((e) => {
+    throw new Error(`${name}: ${e.message}`);
+  });
+  const { summary } = results;
   const rep = summary.variants[0].repetitions[0];
   if (rep.status !== 'completed') throw new Error(`${name} (pair ${pair}): the run broke: ${rep.reason}`);
-  const steps = readFileSync(join(out, 'variants/default/rep-1/steps.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-  const mark = (s) => parseMark(steps.find((x) => x.step === s).detail.stdout);
+  const mark = (s) => parseMark(stepStdout(results.reps[0], s));
   const [m0, m1, m2] = ['m0', 'm1', 'm2'].map(mark);
   const [m3, m4] = STORM ? ['m3', 'm4'].map(mark) : [];
-  const rows = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
-  const loop = rows.find((r) => r[4] === 'guest.loop_rate');
+  const loop = results.rows.find((r) => r.metric === 'guest.loop_rate');
   // a collector's reason, with the run's own pids and instance names taken out, so pairs say it once
   const notAttached = Object.entries(rep.collectors).filter(([, s]) => !s.startsWith('collected')).map(([c, s]) => `${c}: ${s.replace(/ for pid \d+/g, '').replace(/kvmlab-\d+-[0-9a-f]+/g, 'kvmlab-…')}`);
   return {
@@ -138,7 +131,7 @@ function runOnce(name, pair, windowS = WINDOW_S) {
     notAttached,
     idleQemuPct: (100 * (m1.qemuS - m0.qemuS)) / (m1.t - m0.t),
     idleMachineCpus: (m1.machineS - m0.machineS) / (m1.t - m0.t),
-    loopRate: Number(loop[5]),
+    loopRate: loop.value,
     busyMachineCpus: (m2.machineS - m1.machineS) / (m2.t - m1.t),
     ...(STORM ? { stormExitRate: (m4.exits - m3.exits) / (m4.t - m3.t), stormMachineCpus: (m4.machineS - m3.machineS) / (m4.t - m3.t) } : {}),
   };
@@ -150,7 +143,7 @@ function runOnce(name, pair, windowS = WINDOW_S) {
 const notAttachable = {};
 for (const c of COLLECTOR_NAMES.filter((x) => chosen.includes(x) || chosen.includes('all'))) {
   try {
-    runOnce(c, 0, 1);
+    await runOnce(c, 0, 1);
   } catch (e) {
     notAttachable[c] = e.message.replace(/^.*the run broke: /, '').replace(/kvmlab-\d+-[0-9a-f]+/g, 'kvmlab-…');
     console.error(`${c}: not attached here: ${notAttachable[c]}`);
@@ -165,7 +158,7 @@ const results = {}; // name -> per pair figures
 const t0 = Date.now();
 for (let p = 1; p <= PAIRS; p++) {
   for (const name of shuffled(planned, p)) {
-    const r = runOnce(name, p);
+    const r = await runOnce(name, p);
     (results[name] ??= []).push(r);
     console.error(`pair ${p}/${PAIRS} ${name}: loop ${r.loopRate.toFixed(0)}/s, idle QEMU ${r.idleQemuPct.toFixed(2)} %, machine ${r.idleMachineCpus.toFixed(3)} / ${r.busyMachineCpus.toFixed(3)} CPUs${STORM ? `, storm ${r.stormExitRate.toFixed(0)} exits/s` : ''} (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   }

@@ -38,6 +38,7 @@ if (!fs.existsSync(dist)) {
 const { VcpuCpuCollector } = await import(dist.href);
 const { RealHostView } = await import(new URL('dist/backend/qemu/host-view.js', root).href);
 const { realClock } = await import(new URL('dist/backend/clock.js', root).href);
+const { parseSchedstat, parseTaskStat } = await import(new URL('dist/formats/procfs.js', root).href);
 
 const args = process.argv.slice(2);
 if (args.includes('-h') || args.includes('--help')) {
@@ -57,12 +58,11 @@ const pidstatBin = ['/usr/bin/pidstat', '/bin/pidstat'].find((p) => fs.existsSyn
 
 const TICK = 100; // USER_HZ
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const schedNs = (file) => Number(fs.readFileSync(file, 'utf8').trim().split(/\s+/)[0]);
-/** utime and stime (fields 14, 15), in ticks. */
+const schedNs = (file) => parseSchedstat(fs.readFileSync(file)).runNs;
+/** utime and stime, in ticks. */
 const statTicks = (file) => {
-  const t = fs.readFileSync(file, 'utf8');
-  const f = t.slice(t.lastIndexOf(')') + 2).split(' ');
-  return { user: Number(f[11]), kernel: Number(f[12]) };
+  const s = parseTaskStat(fs.readFileSync(file, 'utf8'));
+  return { user: s.utimeTicks, kernel: s.stimeTicks };
 };
 /** This process's CPU, in all and by thread kind: the main thread (the sampler's JS and its reads), libuv's pool, V8's helpers. */
 const selfCpu = () => {
@@ -163,7 +163,6 @@ if (pidstatBin) {
   pidstat = spawn(pidstatBin, ['-t', '-p', String(child.pid), String(pidstatInterval)], { stdio: ['ignore', out, 'ignore'], env: { ...process.env, LC_ALL: 'C' } });
   fs.closeSync(out);
 } else console.warn('pidstat not found (apt-get install sysstat): kvmlab only');
-
 
 console.log(`sampling ${tids.length} of ${allThreads} threads of pid ${child.pid} for ${durationS} s: kvmlab at ${hz} Hz, pidstat -t every ${pidstatInterval} s (${os.cpus().length} CPUs, node ${process.version})`);
 const t0 = Date.now();

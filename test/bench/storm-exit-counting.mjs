@@ -15,17 +15,15 @@
 // is charged to the vCPU thread for all three and is in none of these figures.
 // The last line is one JSON object:
 //   {"exits_kvm_stat":N,"exits_kvmlab":N,"lost":N,"kvmlab_cpu_s":X,"perf_kvm_stat_cpu_s":Y,"trace_cmd_cpu_s":Z}
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { arg } from './measure.mjs';
+import { arg, runKvmlab, stepStdout } from './measure.mjs';
 
 const args = process.argv.slice(2);
 const on = arg('on', 'nested');
 const work = mkdtempSync(join(tmpdir(), 'kvmlab-bench-storm-'));
 const out = arg('out', join(work, 'results'));
-const root = new URL('../../', import.meta.url).pathname;
 // 15 s: over 100 000 exits at the nested host's ~8 000 exits/s.
 const smoke = args.includes('--smoke');
 const WINDOW_S = smoke ? 2 : 15;
@@ -63,22 +61,17 @@ const file = join(work, 'storm-exit-counting.yaml');
 writeFileSync(file, exp);
 
 const t0 = Date.now();
-let status = 0;
+let ran;
 try {
-  execFileSync(process.execPath, [join(root, 'dist/cli.js'), 'run', file, '--on', on, '--allow-host-commands', '--out', out, '--force'], { stdio: ['ignore', 'inherit', 'inherit'] });
+  ran = await runKvmlab(file, { on, out, quiet: false });
 } catch (e) {
-  status = e.status ?? 1;
+  console.error(`${e.message}: the run did not finish (see above)`);
+  process.exit(1);
 }
+const { status, results } = ran;
 console.log(`kvmlab run --on ${on}: exit ${status} after ${((Date.now() - t0) / 1000).toFixed(0)} s; results in ${out}`);
-
-if (!existsSync(join(out, 'metrics.csv'))) {
-  console.error(`no metrics.csv in ${out}: the run did not finish (see above)`);
-  process.exit(status || 1);
-}
-const rows = readFileSync(join(out, 'metrics.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
-const sum = (metric, step = 'storm') => rows.filter((r) => r[2] === step && r[4] === metric).reduce((s, r) => s + Number(r[5]), 0);
-const steps = readFileSync(join(out, 'variants', 'default', 'rep-1', 'steps.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
-const stdoutOf = (name) => steps.find((s) => s.step === name)?.detail?.stdout ?? '';
+const sum = (metric, step = 'storm') => results.rows.filter((r) => r.step === step && r.metric === metric).reduce((s, r) => s + r.value, 0);
+const stdoutOf = (name) => stepStdout(results.reps[0], name);
 const ticks = (text, key) => {
   const m = new RegExp(`${key} (\\d+)\\n(\\d+)`).exec(text);
   return m ? Number(m[1]) / Number(m[2]) : NaN;
